@@ -1,0 +1,89 @@
+"""What every kernel records: dead letters, failures, escalations, the trace.
+
+Both kernels derive from :class:`KernelRecords`, so a dead letter or a
+failure looks the same whether it happened live or under simulation.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+
+from ._contract import Address, ChildFailed, DeadLetter, Envelope, Failure, TraceEvent
+
+__all__ = ["EmitSink", "KernelRecords"]
+
+EmitSink = Callable[[float, Address, object], None]
+"""Receives ``(time, actor address, event)`` for every ``ctx.emit``."""
+
+
+class KernelRecords:
+    """Dead letters, failures, escalations and the optional trace of a kernel.
+
+    Args:
+        trace: record structured :class:`TraceEvent` s (off by default:
+            with it off, recording costs one ``is None`` test).
+    """
+
+    def __init__(self, *, trace: bool = False) -> None:
+        self.trace: list[TraceEvent] | None = [] if trace else None
+        self.dead_letters: list[DeadLetter] = []
+        self.failures: list[Failure] = []
+        self.escalations: list[ChildFailed] = []
+        self._sinks: list[EmitSink] = []
+
+    def now(self) -> float:
+        """Kernel time; each kernel provides its clock."""
+        raise NotImplementedError
+
+    def add_sink(self, sink: EmitSink) -> None:
+        """Receive every ``ctx.emit`` as ``sink(time, address, event)``."""
+        self._sinks.append(sink)
+
+    def trace_lines(self) -> list[str]:
+        """The trace as stable text lines (empty when tracing is off)."""
+        return [event.as_line() for event in self.trace or ()]
+
+    def _dead(self, envelope: Envelope, reason: str, error: BaseException | None = None) -> None:
+        self.dead_letters.append(DeadLetter(
+            time=self.now(), envelope=envelope, reason=reason,
+            error=repr(error) if error is not None else None,
+        ))
+        if self.trace is not None:
+            self._record("dead_letter", envelope.recipient, envelope, reason)
+
+    def _record_failure(
+        self, address: str, envelope: Envelope | None, error: BaseException, action: str,
+        hook: str = "",
+    ) -> None:
+        self.failures.append(Failure(
+            time=self.now(),
+            actor=address,
+            message_type=type(envelope.body).__qualname__ if envelope is not None else hook,
+            message_id=envelope.message_id if envelope is not None else "",
+            error=repr(error),
+            traceback="".join(traceback.format_exception(error)),
+            action=action,
+        ))
+        if self.trace is not None:
+            self._record("failure", address, envelope, f"{action}: {error!r}")
+
+    def _emit(self, address: Address, event: object) -> None:
+        now = self.now()
+        for sink in self._sinks:
+            sink(now, address, event)
+        if self.trace is not None:
+            self._record("emit", address, detail=type(event).__qualname__)
+
+    def _record(
+        self, kind: str, actor: str, envelope: Envelope | None = None, detail: str = ""
+    ) -> None:
+        trace = self.trace
+        if trace is None:
+            return
+        trace.append(TraceEvent(
+            time=float(self.now()), kind=kind, actor=actor,
+            message_type=type(envelope.body).__qualname__ if envelope is not None else "",
+            message_id=envelope.message_id if envelope is not None else "",
+            detail=detail,
+        ))

@@ -1,0 +1,717 @@
+"""The SimPy kernel: actor coroutines driven in virtual time.
+
+Design (measured, see ``bench/kernel.py``): there is no SimPy process per
+actor. A delivery is a triggered SimPy event with one callback; when it fires
+the kernel either appends the envelope to the actor's mailbox (the actor is
+busy) or runs the handler coroutine at once. A handler that suspends yields
+one of the ops in :mod:`._ops`; the kernel turns it into a SimPy event whose
+callback resumes the coroutine. Idle actors cost no events at all.
+
+Every event goes through ``Environment.schedule``, so the total order of
+deliveries is SimPy's ``(time, priority, sequence)``. With ``shuffle=True``
+the priority of each delivery is drawn from a seeded stream, which reorders
+same-time deliveries (and only those) reproducibly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+import simpy
+from simpy.events import Event
+
+from orderloom.runtime import (
+    Actor,
+    ActorFactory,
+    ActorNotFound,
+    Address,
+    AskTimeout,
+    ChildFailed,
+    DuplicateAddress,
+    KernelRecords,
+    Envelope,
+    ForeignAwaitable,
+    Message,
+    NotAMessage,
+    RestartPolicy,
+    TimerId,
+    UnhandledMessage,
+)
+
+from ._faults import LinkFaults
+from ._ops import AskOp, SleepOp
+
+__all__ = ["SimKernel"]
+
+# Cell states.
+_STARTING = 0  # on_start has not finished; deliveries queue
+_RUNNING = 1
+_RESTARTING = 2  # waiting out a restart backoff; deliveries queue
+_DOWN = 3  # taken down by a fault; deliveries are dead-lettered
+_STOPPED = 4
+
+_NORMAL = 1
+_URGENT = 0
+
+
+class _Scheduled(Event):
+    """A SimPy event triggered at creation, with a single kernel callback.
+
+    It mirrors what :class:`simpy.Timeout` does in its ``__init__`` but lets
+    the kernel choose the priority and skips the per-event closure.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        value: Any,
+        callback: Callable[[Any], None],
+        priority: int,
+        delay: float,
+    ) -> None:
+        self.env = env
+        self.callbacks = [callback]
+        self._value = value
+        self._ok = True
+        env.schedule(self, priority, delay)  # type: ignore[arg-type]
+
+
+class _PendingAsk:
+    __slots__ = ("cell", "coro", "timeout", "target", "message_type")
+
+    def __init__(
+        self, cell: _SimCell, coro: Coroutine[Any, Any, Any], timeout: float,
+        target: str, message_type: str,
+    ) -> None:
+        self.cell = cell
+        self.coro = coro
+        self.timeout = timeout
+        self.target = target
+        self.message_type = message_type
+
+
+class _SimCell:
+    """One actor's slot in the kernel; it is also the actor's ``ctx``."""
+
+    __slots__ = (
+        "_kernel", "_address", "actor", "factory", "restart", "parent", "mailbox",
+        "state", "coro", "current", "_rng", "_ids", "restarts", "timers", "children",
+        "stop_requested",
+    )
+
+    def __init__(
+        self, kernel: SimKernel, address: Address, actor: Actor, factory: ActorFactory,
+        restart: RestartPolicy, parent: Address | None,
+    ) -> None:
+        self._kernel = kernel
+        self._address = address
+        self.actor = actor
+        self.factory = factory
+        self.restart = restart
+        self.parent = parent
+        self.mailbox: deque[Envelope] | None = None  # created on first queueing
+        self.state = _STARTING
+        self.coro: Coroutine[Any, Any, Any] | None = None
+        self.current: Envelope | None = None
+        self._rng: random.Random | None = None
+        self._ids = 0
+        self.restarts: list[float] | None = None
+        self.timers: set[int] | None = None
+        self.children: list[Address] | None = None
+        self.stop_requested = False
+
+    # -- the Context protocol -------------------------------------------------
+
+    @property
+    def address(self) -> Address:
+        return self._address
+
+    @property
+    def envelope(self) -> Envelope | None:
+        return self.current
+
+    @property
+    def rng(self) -> random.Random:
+        # Created lazily: a Random holds 2.5 KB of state, more than an idle
+        # actor is allowed to cost.
+        rng = self._rng
+        if rng is None:
+            rng = self._rng = random.Random(f"{self._kernel.seed}/{self._address}")
+        return rng
+
+    def now(self) -> float:
+        return self._kernel.env.now
+
+    def new_id(self) -> str:
+        self._ids += 1
+        return f"{self._address}:{self._ids}"
+
+    def sleep(self, delay: float) -> SleepOp:
+        if delay < 0:
+            raise ValueError(f"actor {self._address}: sleep({delay!r}) needs a delay >= 0")
+        return SleepOp(delay)
+
+    async def send(
+        self, to: Address, message: Message, *, delay: float = 0.0,
+        correlation_id: str | None = None,
+    ) -> None:
+        kernel = self._kernel
+        kernel._post(kernel._envelope(self, to, message, correlation_id, None), delay)
+
+    async def ask(self, to: Address, message: Message, *, timeout: float) -> Any:
+        if not timeout > 0:
+            raise ValueError(f"actor {self._address}: ask timeout must be > 0, got {timeout!r}")
+        envelope = self._kernel._envelope(self, to, message, None, self._address)
+        return await AskOp(envelope, timeout)
+
+    def schedule(self, delay: float, message: Message) -> TimerId:
+        if delay < 0:
+            raise ValueError(f"actor {self._address}: schedule({delay!r}) needs a delay >= 0")
+        return self._kernel._set_timer(self, delay, message)
+
+    def cancel(self, timer: TimerId) -> bool:
+        timers = self.timers
+        if timers is None or timer not in timers:
+            return False
+        timers.discard(timer)
+        return True
+
+    def spawn(
+        self, factory: ActorFactory, name: str, *, restart: RestartPolicy | None = None
+    ) -> Address:
+        address = self._kernel.spawn(factory, name, restart=restart, parent=self._address)
+        if self.children is None:
+            self.children = []
+        self.children.append(address)
+        return address
+
+    def stop(self, address: Address | None = None) -> None:
+        self._kernel.stop(address if address is not None else self._address)
+
+    def emit(self, event: object) -> None:
+        self._kernel._emit(self._address, event)
+
+
+class SimKernel(KernelRecords):
+    """Runs actors in SimPy virtual time, deterministically from a seed.
+
+    Args:
+        seed: the run seed; per-actor ``ctx.rng`` streams and fault streams
+            derive from it.
+        shuffle: reorder same-time deliveries with a seeded stream.
+        trace: record every delivery, timer, restart and dead letter as
+            :class:`~orderloom.runtime.TraceEvent` in :attr:`trace`.
+        env: an existing SimPy environment to share (default: a new one).
+        default_restart: the restart policy of actors spawned without one.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        shuffle: bool = False,
+        trace: bool = False,
+        env: simpy.Environment | None = None,
+        default_restart: RestartPolicy | None = None,
+    ) -> None:
+        super().__init__(trace=trace)
+        self.env = env if env is not None else simpy.Environment(initial_time=0.0)
+        self.seed = seed
+        self.default_restart = default_restart or RestartPolicy()
+        self.delivered = 0
+        self._cells: dict[str, _SimCell] = {}
+        self._asks: dict[str, _PendingAsk] = {}
+        self._seq = 0
+        self._timer_seq = 0
+        self._shuffle = random.Random(f"{seed}/shuffle") if shuffle else None
+        self._links: list[tuple[str, str, LinkFaults, random.Random]] = []
+        self._link_cache: dict[tuple[str, str], tuple[LinkFaults, random.Random] | None] = {}
+
+    # -- public API -------------------------------------------------------------
+
+    def now(self) -> float:
+        """Current virtual time."""
+        return self.env.now
+
+    def run(self, until: float | None = None) -> None:
+        """Advance virtual time until ``until`` (or until nothing is scheduled)."""
+        self.env.run(until=until)
+
+    def spawn(
+        self,
+        factory: ActorFactory,
+        name: str,
+        *,
+        restart: RestartPolicy | None = None,
+        parent: Address | None = None,
+    ) -> Address:
+        """Create an actor at address ``name``; its ``on_start`` runs at once (virtual)."""
+        if name in self._cells:
+            raise DuplicateAddress(name)
+        actor = factory()
+        if not isinstance(actor, Actor):
+            raise TypeError(f"factory for {name!r} returned {type(actor).__qualname__}, not an Actor")
+        address = Address(name)
+        cell = _SimCell(self, address, actor, factory, restart or self.default_restart, parent)
+        actor.ctx = cell
+        self._cells[name] = cell
+        if self.trace is not None:
+            self._record("spawn", name, detail=type(actor).__qualname__)
+        _Scheduled(self.env, cell, self._on_start, _URGENT, 0)
+        return address
+
+    def tell(
+        self, to: Address | str, message: Message, *, delay: float = 0.0,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Send a message from outside the actor system; returns its message id."""
+        envelope = self._envelope(None, Address(to), message, correlation_id, None)
+        self._post(envelope, delay)
+        return envelope.message_id
+
+    def stop(self, address: Address | str) -> None:
+        """Stop an actor once its current turn is over (at once if idle)."""
+        cell = self._cells.get(address)
+        if cell is None:
+            raise ActorNotFound(address)
+        if cell.coro is not None or cell.current is not None:
+            cell.stop_requested = True
+        else:
+            self._finish_stop(cell, None)
+
+    def shutdown(self) -> None:
+        """Stop every actor, newest first (``on_stop`` runs; what is still
+        queued is dead-lettered), mirroring the live kernel's shutdown."""
+        for address in reversed(list(self._cells)):
+            cell = self._cells.get(address)
+            if cell is not None:
+                if cell.coro is not None:
+                    cell.coro.close()
+                    cell.coro = None
+                if cell.current is not None:
+                    self._dead(cell.current, "actor_stopped")
+                    cell.current = None
+                self._finish_stop(cell, None)
+
+    def is_running(self, address: Address | str) -> bool:
+        """True while an actor is registered and not down."""
+        cell = self._cells.get(address)
+        return cell is not None and cell.state != _DOWN
+
+    def actor(self, address: Address | str) -> Actor:
+        """The current instance at ``address`` (for tests and inspection)."""
+        cell = self._cells.get(address)
+        if cell is None:
+            raise ActorNotFound(address)
+        return cell.actor
+
+    def set_link_faults(self, sender: str, recipient: str, faults: LinkFaults) -> None:
+        """Apply ``faults`` to messages whose sender and recipient match the
+        glob patterns (``"gateway"``, ``"order/*"``; ``"-"`` is "from outside").
+        The first matching rule wins; each rule has its own seeded stream."""
+        rng = random.Random(f"{self.seed}/link/{sender}->{recipient}")
+        self._links.append((sender, recipient, faults, rng))
+        self._link_cache.clear()
+
+    def take_down(self, address: Address | str) -> None:
+        """Crash an actor now: its in-flight turn, mailbox and timers are lost
+        (dead-lettered as ``actor_down``) until :meth:`bring_up`."""
+        cell = self._cells.get(address)
+        if cell is None:
+            raise ActorNotFound(address)
+        if cell.state == _DOWN:
+            return
+        if cell.coro is not None:
+            cell.coro.close()
+            cell.coro = None
+        if cell.current is not None:
+            self._dead(cell.current, "actor_down")
+            cell.current = None
+        self._drain_mailbox(cell, "actor_down")
+        cell.timers = None
+        for mid in [m for m, p in self._asks.items() if p.cell is cell]:
+            del self._asks[mid]
+        cell.state = _DOWN
+        if self.trace is not None:
+            self._record("down", address)
+
+    def bring_up(self, address: Address | str) -> None:
+        """Restart a taken-down actor from a fresh instance (its state is lost)."""
+        cell = self._cells.get(address)
+        if cell is None:
+            raise ActorNotFound(address)
+        if cell.state != _DOWN:
+            return
+        if self.trace is not None:
+            self._record("up", address)
+        self._reincarnate(cell)
+
+    def schedule_outage(self, address: Address | str, start: float, duration: float) -> None:
+        """Take ``address`` down at virtual time ``start`` for ``duration``."""
+        if start < self.env.now or duration < 0:
+            raise ValueError(
+                f"outage of {address}: start {start} must be >= now ({self.env.now}) "
+                f"and duration {duration} >= 0"
+            )
+        delay = start - self.env.now
+        _Scheduled(self.env, address, lambda ev: self.take_down(ev._value), _URGENT, delay)
+        _Scheduled(self.env, address, lambda ev: self.bring_up(ev._value), _URGENT, delay + duration)
+
+    # -- envelopes and delivery -----------------------------------------------
+
+    def _envelope(
+        self, sender: _SimCell | None, to: Address, message: Message,
+        correlation_id: str | None, reply_to: Address | None,
+    ) -> Envelope:
+        if not isinstance(message, Message):
+            raise NotAMessage(sender._address if sender else "", to, message)
+        self._seq += 1
+        if sender is None:
+            return Envelope(f"m{self._seq}", None, correlation_id, None, to, self.env.now,
+                            message, reply_to)
+        cause = sender.current
+        if cause is None:
+            return Envelope(f"m{self._seq}", None, correlation_id, sender._address, to,
+                            self.env.now, message, reply_to)
+        return Envelope(
+            f"m{self._seq}", cause.message_id,
+            correlation_id if correlation_id is not None else cause.correlation_id,
+            sender._address, to, self.env.now, message, reply_to,
+        )
+
+    def _priority(self) -> int:
+        shuffle = self._shuffle
+        return _NORMAL if shuffle is None else shuffle.randrange(1, 1 << 30)
+
+    def _post(self, envelope: Envelope, delay: float) -> None:
+        if delay < 0:
+            raise ValueError(f"send to {envelope.recipient}: delay must be >= 0, got {delay!r}")
+        if self._links:
+            link = self._link_for(envelope.sender or "-", envelope.recipient)
+            if link is not None:
+                faults, rng = link
+                if faults.drop and rng.random() < faults.drop:
+                    if self.trace is not None:
+                        self._record("drop", envelope.recipient, envelope)
+                    self._dead(envelope, "dropped_by_fault")
+                    return
+                if faults.duplicate and rng.random() < faults.duplicate:
+                    if self.trace is not None:
+                        self._record("duplicate", envelope.recipient, envelope)
+                    _Scheduled(self.env, envelope, self._on_delivery, self._priority(),
+                               delay + self._jitter(faults, rng))
+                delay += self._jitter(faults, rng)
+        _Scheduled(self.env, envelope, self._on_delivery, self._priority(), delay)
+
+    @staticmethod
+    def _jitter(faults: LinkFaults, rng: random.Random) -> float:
+        extra = 0.0
+        if faults.delay and rng.random() < faults.delay:
+            extra += rng.uniform(faults.delay_min, faults.delay_max)
+        if faults.reorder:
+            extra += rng.uniform(0.0, faults.reorder)
+        return extra
+
+    def _link_for(self, sender: str, recipient: str) -> tuple[LinkFaults, random.Random] | None:
+        key = (sender, recipient)
+        try:
+            return self._link_cache[key]
+        except KeyError:
+            pass
+        found = None
+        for s_pat, r_pat, faults, rng in self._links:
+            if fnmatch.fnmatchcase(sender, s_pat) and fnmatch.fnmatchcase(recipient, r_pat):
+                found = (faults, rng)
+                break
+        self._link_cache[key] = found
+        return found
+
+    def _on_delivery(self, event: Event) -> None:
+        self._deliver(event._value)
+
+    def _deliver(self, envelope: Envelope) -> None:
+        cell = self._cells.get(envelope.recipient)
+        if cell is None:
+            self._undeliverable(envelope, "unknown_address")
+            return
+        state = cell.state
+        if state == _RUNNING and cell.current is None and not cell.mailbox:
+            if self.trace is not None:
+                self._record("deliver", cell._address, envelope)
+            self._run(cell, envelope)
+        elif state == _DOWN:
+            self._undeliverable(envelope, "actor_down")
+        else:
+            if self.trace is not None:
+                self._record("deliver", cell._address, envelope, "queued")
+            mailbox = cell.mailbox
+            if mailbox is None:
+                mailbox = cell.mailbox = deque()
+            mailbox.append(envelope)
+
+    def _undeliverable(self, envelope: Envelope, reason: str) -> None:
+        self._dead(envelope, reason)
+        # A crashed (down) actor cannot answer: its askers time out, as they
+        # would against a real dead service. A missing one is known at once.
+        if envelope.reply_to is not None and reason != "actor_down":
+            self._reply(envelope, None, ActorNotFound(envelope.recipient))
+
+    # -- turns -----------------------------------------------------------------
+
+    def _run(self, cell: _SimCell, envelope: Envelope) -> None:
+        """Handle ``envelope`` and then the queued mailbox, as long as turns
+        complete without suspending (a loop, not recursion)."""
+        while True:
+            self.delivered += 1
+            cell.current = envelope
+            message = envelope.body
+            actor = cell.actor
+            method = type(actor)._handlers.get(type(message)) or actor.handler_for(type(message))
+            if method is None:
+                self._unhandled(cell, envelope)
+            elif not self._drive(cell, method(actor, message), None, None):
+                return  # suspended; the resume callback continues the mailbox
+            if cell.state != _RUNNING:
+                return
+            mailbox = cell.mailbox
+            if not mailbox:
+                return
+            envelope = mailbox.popleft()
+
+    def _drive(
+        self, cell: _SimCell, coro: Coroutine[Any, Any, Any], value: Any,
+        error: BaseException | None,
+    ) -> bool:
+        """Run ``coro`` until it suspends (False) or its turn ends (True)."""
+        while True:
+            try:
+                if error is None:
+                    op = coro.send(value)
+                else:
+                    op = coro.throw(error)
+            except StopIteration as stop:
+                self._complete(cell, stop.value)
+                return True
+            except Exception as exc:  # the handler failed: supervision decides
+                self._failed(cell, exc)
+                return True
+            value = error = None
+            kind = type(op)
+            if kind is SleepOp:
+                cell.coro = coro
+                if self.trace is not None:
+                    self._record("timer", cell._address, cell.current, f"sleep {op.delay!r}")
+                _Scheduled(self.env, (cell, coro, None, None), self._on_resume,
+                           self._priority(), op.delay)
+                return False
+            if kind is AskOp:
+                envelope = op.envelope
+                if envelope.recipient not in self._cells:
+                    self._dead(envelope, "unknown_address")
+                    error = ActorNotFound(envelope.recipient)
+                    continue
+                cell.coro = coro
+                self._asks[envelope.message_id] = _PendingAsk(
+                    cell, coro, op.timeout, envelope.recipient, type(envelope.body).__qualname__
+                )
+                self._post(envelope, 0.0)
+                _Scheduled(self.env, envelope, self._on_ask_timeout, self._priority(), op.timeout)
+                return False
+            current = cell.current
+            error = ForeignAwaitable(
+                cell._address,
+                type(current.body).__qualname__ if current is not None else "on_start",
+                op,
+            )
+
+    def _on_resume(self, event: Event) -> None:
+        cell, coro, value, error = event._value
+        if cell.coro is not coro:
+            return  # the actor was taken down or restarted meanwhile
+        cell.coro = None
+        if self._drive(cell, coro, value, error):
+            self._after_turn(cell)
+
+    def _after_turn(self, cell: _SimCell) -> None:
+        if cell.state == _RUNNING and cell.mailbox:
+            self._run(cell, cell.mailbox.popleft())
+
+    def _complete(self, cell: _SimCell, result: Any) -> None:
+        envelope = cell.current
+        cell.current = None
+        cell.coro = None
+        if envelope is not None and envelope.reply_to is not None:
+            self._reply(envelope, result, None)
+        if cell.state == _STARTING:
+            cell.state = _RUNNING
+        if cell.stop_requested:
+            self._finish_stop(cell, None)
+
+    def _unhandled(self, cell: _SimCell, envelope: Envelope) -> None:
+        error = UnhandledMessage(cell._address, type(envelope.body).__qualname__, envelope.message_id)
+        self._record_failure(cell._address, envelope, error, "recorded")
+        self._dead(envelope, "unhandled", error)
+        cell.current = None
+        if envelope.reply_to is not None:
+            self._reply(envelope, None, error)
+
+    # -- asks ------------------------------------------------------------------
+
+    def _reply(self, request: Envelope, result: Any, error: BaseException | None) -> None:
+        pending = self._asks.pop(request.message_id, None)
+        if pending is None:
+            if request.reply_to is not None and error is None:
+                self._dead(request, "late_reply")
+            return
+        _Scheduled(self.env, (pending.cell, pending.coro, result, error), self._on_resume,
+                   self._priority(), 0)
+
+    def _on_ask_timeout(self, event: Event) -> None:
+        request: Envelope = event._value
+        pending = self._asks.pop(request.message_id, None)
+        if pending is None:
+            return  # already answered
+        error = AskTimeout(
+            pending.cell._address, pending.target, pending.message_type,
+            request.message_id, pending.timeout,
+        )
+        if self.trace is not None:
+            self._record("timer", pending.cell._address, request, "ask timeout")
+        _Scheduled(self.env, (pending.cell, pending.coro, None, error), self._on_resume,
+                   _URGENT, 0)
+
+    # -- timers ----------------------------------------------------------------
+
+    def _set_timer(self, cell: _SimCell, delay: float, message: Message) -> TimerId:
+        envelope = self._envelope(cell, cell._address, message, None, None)
+        self._timer_seq += 1
+        timer = TimerId(self._timer_seq)
+        if cell.timers is None:
+            cell.timers = set()
+        cell.timers.add(timer)
+        _Scheduled(self.env, (cell, timer, envelope), self._on_timer, self._priority(), delay)
+        return timer
+
+    def _on_timer(self, event: Event) -> None:
+        cell: _SimCell = event._value[0]
+        timer: int = event._value[1]
+        envelope: Envelope = event._value[2]
+        timers = cell.timers
+        if timers is None or timer not in timers or self._cells.get(cell._address) is not cell:
+            return  # cancelled, or the actor went down / stopped
+        timers.discard(timer)
+        if self.trace is not None:
+            self._record("timer", cell._address, envelope, "fired")
+        self._deliver(envelope)
+
+    # -- supervision -------------------------------------------------------------
+
+    def _on_start(self, event: Event) -> None:
+        cell: _SimCell = event._value
+        if cell.state != _STARTING or self._cells.get(cell._address) is not cell:
+            return
+        cell.current = None
+        if self._drive(cell, cell.actor.on_start(), None, None):
+            self._after_turn(cell)
+
+    def _failed(self, cell: _SimCell, error: Exception) -> None:
+        envelope = cell.current
+        cell.current = None
+        cell.coro = None
+        if envelope is not None and envelope.reply_to is not None \
+                and envelope.message_id in self._asks:
+            # pykka semantics: an asked handler's exception goes back to the
+            # asker, and the actor keeps its state and carries on.
+            self._record_failure(cell._address, envelope, error, "replied")
+            self._reply(envelope, None, error)
+            if cell.state == _STARTING:
+                cell.state = _RUNNING
+            if cell.stop_requested:
+                self._finish_stop(cell, None)
+            return
+        if envelope is not None:
+            self._dead(envelope, "handler_failed", error)
+        self._inline_hook(cell, cell.actor.on_failure(error, envelope.body if envelope else None),
+                          "on_failure")
+        policy = cell.restart
+        now = self.env.now
+        recent = [t for t in cell.restarts or () if now - t < policy.window]
+        if cell.stop_requested or len(recent) >= policy.max_restarts:
+            self._record_failure(cell._address, envelope, error, "stopped")
+            self._finish_stop(cell, error)
+            return
+        recent.append(now)
+        cell.restarts = recent
+        self._record_failure(cell._address, envelope, error, "restarted")
+        cell.state = _RESTARTING
+        _Scheduled(self.env, cell, self._on_restart, _URGENT, policy.delay(len(recent)))
+
+    def _on_restart(self, event: Event) -> None:
+        cell: _SimCell = event._value
+        if cell.state != _RESTARTING or self._cells.get(cell._address) is not cell:
+            return
+        if self.trace is not None:
+            self._record("restart", cell._address, detail=f"attempt {len(cell.restarts or ())}")
+        self._reincarnate(cell)
+
+    def _reincarnate(self, cell: _SimCell) -> None:
+        actor = cell.factory()
+        actor.ctx = cell
+        cell.actor = actor
+        cell.state = _STARTING
+        cell.current = None
+        if self._drive(cell, actor.on_start(), None, None):
+            self._after_turn(cell)
+
+    def _finish_stop(self, cell: _SimCell, error: BaseException | None) -> None:
+        if cell.state == _STOPPED:
+            return
+        cell.state = _STOPPED
+        self._cells.pop(cell._address, None)
+        cell.timers = None
+        cell.stop_requested = False
+        for child in cell.children or ():
+            child_cell = self._cells.get(child)
+            if child_cell is not None:
+                self.stop(child)
+        self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
+        self._drain_mailbox(cell, "actor_stopped")
+        if self.trace is not None:
+            self._record("stop", cell._address, detail="failed" if error else "")
+        if error is not None:
+            notice = ChildFailed(child=cell._address, error=repr(error))
+            if cell.parent is not None and cell.parent in self._cells:
+                self._post(self._envelope(None, cell.parent, notice, None, None), 0.0)
+            else:
+                self.escalations.append(notice)
+
+    def _inline_hook(self, cell: _SimCell, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run a hook that must not suspend (``on_failure``, ``on_stop``)."""
+        saved = cell.current
+        try:
+            op = coro.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:
+            self._record_failure(cell._address, None, exc, "recorded", hook=name)
+            return
+        finally:
+            cell.current = saved
+        coro.close()
+        self._record_failure(
+            cell._address, None, ForeignAwaitable(cell._address, name, op), "recorded", hook=name
+        )
+
+    def _drain_mailbox(self, cell: _SimCell, reason: str) -> None:
+        mailbox = cell.mailbox
+        cell.mailbox = None
+        for envelope in mailbox or ():
+            self._undeliverable(envelope, reason)
+
+    def cells(self) -> Iterable[str]:
+        """Addresses of the registered actors, in spawn order."""
+        return list(self._cells)

@@ -1,0 +1,431 @@
+"""The kernel contract: the same test bodies under the SimPy and live kernels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+from orderloom.runtime import (
+    Actor,
+    ActorNotFound,
+    Address,
+    AskTimeout,
+    ChildFailed,
+    Message,
+    NotAMessage,
+    RestartPolicy,
+    UnhandledMessage,
+    handler,
+)
+
+from .conftest import Kernel, Runner
+
+
+@attrs.frozen(kw_only=True)
+class Ping(Message):
+    n: int
+
+
+@attrs.frozen(kw_only=True)
+class Pong(Message):
+    n: int
+
+
+@attrs.frozen(kw_only=True)
+class Go(Message):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class Boom(Message):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class Note(Message):
+    text: str
+
+
+class Ponger(Actor):
+    """Answers Ping with Pong to the sender, and Ping asks with n + 1."""
+
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    @handler
+    async def on_ping(self, msg: Ping) -> int:
+        self.log.append(("ping", msg.n))
+        sender = self.ctx.envelope.sender if self.ctx.envelope else None
+        if sender is not None and self.ctx.envelope is not None and self.ctx.envelope.reply_to is None:
+            await self.ctx.send(sender, Pong(n=msg.n))
+        return msg.n + 1
+
+    @handler
+    async def on_boom(self, msg: Boom) -> None:
+        raise ValueError("boom")
+
+
+class Pinger(Actor):
+    def __init__(self, peer: str, log: list[Any], rounds: int = 3) -> None:
+        self.peer = Address(peer)
+        self.log = log
+        self.rounds = rounds
+
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        await self.ctx.send(self.peer, Ping(n=0))
+
+    @handler
+    async def on_pong(self, msg: Pong) -> None:
+        self.log.append(("pong", msg.n))
+        if msg.n + 1 < self.rounds:
+            await self.ctx.send(self.peer, Ping(n=msg.n + 1))
+
+
+def test_ping_pong(runner: Runner) -> None:
+    """Messages sent with ctx.send arrive in order and a conversation runs to its end."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Ponger(log), "ponger")
+        k.spawn(lambda: Pinger("ponger", log), "pinger")
+        k.tell("pinger", Go())
+
+    ran = runner.run(setup, until=5)
+    assert log == [("ping", 0), ("pong", 0), ("ping", 1), ("pong", 1), ("ping", 2), ("pong", 2)]
+    assert ran.dead_letters == []
+    assert ran.failures == []
+
+
+class Asker(Actor):
+    def __init__(self, target: str, log: list[Any], timeout: float = 5.0,
+                 request: Message | None = None) -> None:
+        self.target = Address(target)
+        self.log = log
+        self.timeout = timeout
+        self.request = request or Ping(n=41)
+
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        try:
+            reply = await self.ctx.ask(self.target, self.request, timeout=self.timeout)
+        except Exception as exc:  # the test records which error came back
+            self.log.append(("error", type(exc).__name__, exc))
+        else:
+            self.log.append(("reply", reply))
+
+
+def test_ask_returns_the_handlers_value(runner: Runner) -> None:
+    """ask() resumes the asker with the value the asked handler returned."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Ponger(log), "ponger")
+        k.spawn(lambda: Asker("ponger", log), "asker")
+        k.tell("asker", Go())
+
+    runner.run(setup, until=3)
+    assert log == [("ping", 41), ("reply", 42)]
+
+
+class Slow(Actor):
+    @handler
+    async def on_ping(self, msg: Ping) -> int:
+        await self.ctx.sleep(10.0)
+        return 0
+
+
+def test_ask_timeout_raises_typed_error(runner: Runner) -> None:
+    """An ask with no reply in time raises AskTimeout naming both actors."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(Slow, "slow")
+        k.spawn(lambda: Asker("slow", log, timeout=2.0), "asker")
+        k.tell("asker", Go())
+
+    ran = runner.run(setup, until=15)
+    assert [entry[:2] for entry in log] == [("error", "AskTimeout")]
+    error = log[0][2]
+    assert isinstance(error, AskTimeout) and isinstance(error, TimeoutError)
+    assert (error.asker, error.target, error.message_type) == ("asker", "slow", "Ping")
+    # The reply that came after the timeout is kept, not dropped.
+    assert [d.reason for d in ran.dead_letters] == ["late_reply"]
+
+
+def test_ask_carries_the_handlers_exception(runner: Runner) -> None:
+    """An exception raised by an asked handler is raised in the asker; the
+    asked actor keeps running without a restart."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Ponger(log), "ponger")
+        k.spawn(lambda: Asker("ponger", log, request=Boom()), "asker")
+        k.tell("asker", Go())
+        k.tell("ponger", Ping(n=5), delay=1.0)
+
+    ran = runner.run(setup, until=3)
+    assert [entry[:2] for entry in log] == [("error", "ValueError"), ("ping", 5)]
+    assert [f.action for f in ran.failures] == ["replied"]
+    assert ran.failures[0].actor == "ponger" and "boom" in ran.failures[0].traceback
+
+
+def test_ask_unknown_address_raises(runner: Runner) -> None:
+    """Asking an address with no actor raises ActorNotFound and dead-letters the request."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Asker("nobody", log), "asker")
+        k.tell("asker", Go())
+
+    ran = runner.run(setup, until=2)
+    assert [entry[:2] for entry in log] == [("error", "ActorNotFound")]
+    assert isinstance(log[0][2], ActorNotFound) and log[0][2].address == "nobody"
+    assert [d.reason for d in ran.dead_letters] == ["unknown_address"]
+
+
+@attrs.frozen(kw_only=True)
+class Tick(Message):
+    label: str
+
+
+class Timed(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    async def on_start(self) -> None:
+        self.ctx.schedule(1.0, Tick(label="a"))
+        doomed = self.ctx.schedule(2.0, Tick(label="cancelled"))
+        self.ctx.schedule(3.0, Tick(label="b"))
+        self.log.append(("cancel", self.ctx.cancel(doomed)))
+        self.log.append(("cancel-again", self.ctx.cancel(doomed)))
+
+    @handler
+    async def on_tick(self, msg: Tick) -> None:
+        self.log.append(("tick", msg.label))
+
+
+def test_timers_fire_and_cancel(runner: Runner) -> None:
+    """Scheduled messages arrive in time order; a cancelled timer never fires."""
+    log: list[Any] = []
+    runner.run(lambda k: k.spawn(lambda: Timed(log), "timed") and None, until=5)
+    assert log == [("cancel", True), ("cancel-again", False), ("tick", "a"), ("tick", "b")]
+
+
+class TurnBased(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    @handler
+    async def on_note(self, msg: Note) -> None:
+        self.log.append(("begin", msg.text))
+        await self.ctx.sleep(2.0)
+        self.log.append(("end", msg.text))
+
+
+def test_handlers_are_turn_based(runner: Runner) -> None:
+    """While a handler sleeps, the actor's next message waits for it to finish."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: TurnBased(log), "turns")
+        k.tell("turns", Note(text="first"))
+        k.tell("turns", Note(text="second"), delay=1.0)
+
+    runner.run(setup, until=8)
+    assert log == [("begin", "first"), ("end", "first"), ("begin", "second"), ("end", "second")]
+
+
+class Fragile(Actor):
+    """Crashes on Boom; counts its incarnations through the shared log."""
+
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+        self.seen = 0
+
+    async def on_start(self) -> None:
+        self.log.append(("start",))
+
+    async def on_failure(self, error: BaseException, message: Message | None) -> None:
+        self.log.append(("failure", type(message).__name__))
+
+    async def on_stop(self) -> None:
+        self.log.append(("stop",))
+
+    @handler
+    async def on_boom(self, msg: Boom) -> None:
+        raise RuntimeError("crash")
+
+    @handler
+    async def on_note(self, msg: Note) -> None:
+        self.seen += 1
+        self.log.append(("note", msg.text, self.seen))
+
+
+def test_restart_with_backoff_then_stop_and_escalate(runner: Runner) -> None:
+    """A crashing actor restarts fresh (state lost) up to its budget, then
+    stops; its failed messages are dead letters and the stop is escalated."""
+    log: list[Any] = []
+    policy = RestartPolicy(max_restarts=2, window=100.0, backoff=1.0, factor=2.0)
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Fragile(log), "fragile", restart=policy)
+        k.tell("fragile", Note(text="n1"))
+        k.tell("fragile", Boom(), delay=1.0)
+        k.tell("fragile", Note(text="n2"), delay=4.0)
+        k.tell("fragile", Boom(), delay=5.0)
+        k.tell("fragile", Boom(), delay=10.0)
+        k.tell("fragile", Note(text="late"), delay=12.0)
+
+    ran = runner.run(setup, until=14)
+    assert log == [
+        ("start",), ("note", "n1", 1),
+        ("failure", "Boom"), ("start",),  # restart 1 after 1 s
+        ("note", "n2", 1),  # a fresh instance: its counter restarted
+        ("failure", "Boom"), ("start",),  # restart 2 after 2 s
+        ("failure", "Boom"), ("stop",),  # budget spent: stopped
+    ]
+    assert [f.action for f in ran.failures] == ["restarted", "restarted", "stopped"]
+    assert [d.reason for d in ran.dead_letters] == [
+        "handler_failed", "handler_failed", "handler_failed", "unknown_address",
+    ]
+    assert [e.child for e in ran.escalations] == ["fragile"]
+
+
+class Parent(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    async def on_start(self) -> None:
+        self.ctx.spawn(lambda: Fragile(self.log), "parent/child",
+                       restart=RestartPolicy(max_restarts=0))
+
+    @handler
+    async def on_child_failed(self, msg: ChildFailed) -> None:
+        self.log.append(("child-failed", msg.child))
+
+
+def test_child_failure_escalates_to_parent(runner: Runner) -> None:
+    """A child that exhausts its restarts is reported to its parent with ChildFailed."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Parent(log), "parent")
+        k.tell("parent/child", Boom(), delay=1.0)
+
+    ran = runner.run(setup, until=3)
+    assert ("child-failed", "parent/child") in log
+    assert ran.escalations == []
+
+
+def test_dead_letters_for_unknown_and_stopped(runner: Runner) -> None:
+    """Messages to an unknown or stopped address are kept as dead letters."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Ponger(log), "ponger")
+        k.tell("ghost", Ping(n=1))
+        k.tell("ponger", Ping(n=2))
+        k.tell("ponger", Ping(n=3), delay=2.0)
+        stopper = Stopper("ponger")
+        k.spawn(lambda: stopper, "stopper")
+        k.tell("stopper", Go(), delay=1.0)
+
+    ran = runner.run(setup, until=4)
+    assert log == [("ping", 2)]
+    reasons = sorted((d.reason, d.envelope.recipient) for d in ran.dead_letters)
+    assert reasons == [("unknown_address", "ghost"), ("unknown_address", "ponger")]
+
+
+class Stopper(Actor):
+    def __init__(self, target: str) -> None:
+        self.target = Address(target)
+
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        self.ctx.stop(self.target)
+
+
+class Spawner(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        child = self.ctx.spawn(lambda: Ponger(self.log), "spawner/child")
+        await self.ctx.send(child, Ping(n=7))
+
+    @handler
+    async def on_pong(self, msg: Pong) -> None:
+        self.log.append(("pong", msg.n))
+
+    @handler
+    async def on_note(self, msg: Note) -> None:
+        self.ctx.stop()
+
+    async def on_stop(self) -> None:
+        self.log.append(("spawner-stopped",))
+
+
+def test_spawn_and_stop(runner: Runner) -> None:
+    """An actor can spawn a child and message it; stopping it stops the child too."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Spawner(log), "spawner")
+        k.tell("spawner", Go())
+        k.tell("spawner", Note(text="stop"), delay=1.0)
+        k.tell("spawner/child", Ping(n=8), delay=2.0)
+
+    ran = runner.run(setup, until=3)
+    assert log == [("ping", 7), ("pong", 7), ("spawner-stopped",)]
+    assert [(d.reason, d.envelope.recipient) for d in ran.dead_letters] == [
+        ("unknown_address", "spawner/child")
+    ]
+
+
+class Bad(Actor):
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        await self.ctx.send(Address("anyone"), "not a message")  # type: ignore[arg-type]
+
+
+def test_unhandled_message_and_non_message_are_typed_errors(runner: Runner) -> None:
+    """An unknown message type and a non-message send are recorded with typed
+    errors naming the actor and message; other actors keep running."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Ponger(log), "ponger")
+        k.spawn(Bad, "bad", restart=RestartPolicy(max_restarts=5, backoff=0.0))
+        k.tell("ponger", Go())
+        k.tell("bad", Go())
+        k.tell("ponger", Ping(n=1), delay=1.0)
+
+    ran = runner.run(setup, until=2)
+    assert log == [("ping", 1)]
+    by_actor = {f.actor: f for f in ran.failures}
+    assert by_actor["ponger"].action == "recorded"
+    assert "UnhandledMessage" in by_actor["ponger"].error and "Go" in by_actor["ponger"].error
+    assert "NotAMessage" in by_actor["bad"].error and "bad" in by_actor["bad"].error
+    assert {d.reason for d in ran.dead_letters} == {"unhandled", "handler_failed"}
+
+
+def test_tell_from_outside_rejects_non_messages(runner: Runner) -> None:
+    """Sending a non-message from outside raises NotAMessage at once."""
+
+    def setup(k: Kernel) -> None:
+        with pytest.raises(NotAMessage) as caught:
+            k.tell("x", {"not": "a message"})  # type: ignore[arg-type]
+        assert caught.value.recipient == "x" and caught.value.value_type == "dict"
+
+    runner.run(setup, until=0.1)
+
+
+def test_unhandled_error_type() -> None:
+    """UnhandledMessage is a LookupError carrying the actor and message ids."""
+    error = UnhandledMessage("a", "Ping", "m1")
+    assert isinstance(error, LookupError)
+    assert (error.actor, error.message_type, error.message_id) == ("a", "Ping", "m1")
