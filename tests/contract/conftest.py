@@ -1,4 +1,5 @@
-"""Runs one contract test body under each kernel (SimPy and live anyio)."""
+"""Runs one contract test body under each kernel: SimPy, and live anyio on
+the asyncio and trio backends."""
 
 from __future__ import annotations
 
@@ -67,10 +68,11 @@ class Runner:
                 await live.sleep(until)
             return live
 
-        return anyio.run(main)
+        backend = "trio" if self.kind == "live-trio" else "asyncio"
+        return anyio.run(main, backend=backend)
 
 
-@pytest.fixture(params=["sim", "live"])
+@pytest.fixture(params=["sim", "live", "live-trio"])
 def runner(request: pytest.FixtureRequest) -> Runner:
     """Each contract test runs once per kernel."""
     return Runner(request.param)
