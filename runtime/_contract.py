@@ -163,6 +163,11 @@ def _positive_or_zero(_: object, attribute: attrs.Attribute[Any], value: float) 
         raise ValueError(f"RestartPolicy.{attribute.name} must be >= 0, got {value!r}")
 
 
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"RestartPolicy.{attribute.name} must be > 0, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class RestartPolicy:
     """How a failing actor is restarted.
@@ -175,7 +180,7 @@ class RestartPolicy:
     """
 
     max_restarts: int = attrs.field(default=3, validator=_positive_or_zero)
-    window: float = attrs.field(default=60.0, validator=_positive_or_zero)
+    window: float = attrs.field(default=60.0, validator=_positive)
     backoff: float = attrs.field(default=0.1, validator=_positive_or_zero)
     factor: float = attrs.field(default=2.0, validator=_positive_or_zero)
     max_backoff: float = attrs.field(default=30.0, validator=_positive_or_zero)
@@ -248,7 +253,11 @@ class Actor:
     """
 
     ctx: Context
+    # Declared handlers (own and inherited), and a per-class cache of
+    # resolutions through message base classes. Kept apart so a subclass
+    # built later inherits declarations only, never another class's cache.
     _handlers: ClassVar[dict[type[Message], Handler]] = {}
+    _resolved: ClassVar[dict[type[Message], Handler | None]] = {}
     _pending_handlers: ClassVar[list[tuple[str, Handler, tuple[type[Message], ...]]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -266,20 +275,24 @@ class Actor:
                     )
                 table[t] = func
         cls._handlers = table
+        cls._resolved = dict(table)
 
     @classmethod
     def handler_for(cls, message_type: type[Message]) -> Handler | None:
         """The handler for a message class, looking through its bases."""
+        resolved = cls._resolved
+        try:
+            return resolved[message_type]
+        except KeyError:
+            pass
         table = cls._handlers
-        found = table.get(message_type)
-        if found is not None:
-            return found
-        for base in message_type.__mro__[1:]:
+        found = None
+        for base in message_type.__mro__:
             found = table.get(base)
             if found is not None:
-                table[message_type] = found  # cache the resolution
-                return found
-        return None
+                break
+        resolved[message_type] = found
+        return found
 
     async def on_start(self) -> None:
         """Called when the actor starts and after every restart."""

@@ -71,7 +71,10 @@ class KernelRecords:
     def _emit(self, address: Address, event: object) -> None:
         now = self.now()
         for sink in self._sinks:
-            sink(now, address, event)
+            try:
+                sink(now, address, event)
+            except Exception as exc:  # a metrics sink's bug is not the actor's failure
+                self._record_failure(address, None, exc, "recorded", hook="sink")
         if self.trace is not None:
             self._record("emit", address, detail=type(event).__qualname__)
 

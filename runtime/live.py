@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -101,6 +101,7 @@ class _LiveCell:
         self.restarts: list[float] = []
         self.timers: dict[int, anyio.CancelScope] = {}
         self.children: list[Address] = []
+        self.backoff: anyio.CancelScope | None = None  # set while waiting to restart
         seed = kernel.seed
         self._rng = random.Random(f"{seed}/{address}") if seed is not None else random.Random()
 
@@ -134,7 +135,11 @@ class _LiveCell:
         correlation_id: str | None = None,
     ) -> None:
         kernel = self._kernel
-        await kernel._post(kernel._envelope(self, to, message, correlation_id, None), delay)
+        envelope = kernel._envelope(self, to, message, correlation_id, None)
+        if delay:
+            kernel._post_later(envelope, delay)  # fire and forget, as in simulation
+        else:
+            await kernel._post(envelope)
 
     async def ask(self, to: Address, message: Message, *, timeout: float) -> Any:
         if not timeout > 0:
@@ -217,6 +222,11 @@ class LiveKernel(KernelRecords):
         self._t0 = 0.0
         self._tg: TaskGroup | None = None
         self._stack: AsyncExitStack | None = None
+        # Every task the kernel starts runs in a scope of its own, so shutdown
+        # can cancel the kernel's work without cancelling the caller's code.
+        self._scopes: set[anyio.CancelScope] = set()
+        self._tasks_done = anyio.Event()
+        self._closed = False
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -230,11 +240,12 @@ class LiveKernel(KernelRecords):
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        assert self._stack is not None and self._tg is not None, "kernel was not entered"
+        if self._stack is None:
+            raise KernelError("LiveKernel was not entered")
         if exc_type is None:
             await self.shutdown()
         else:
-            self._tg.cancel_scope.cancel()
+            self._cancel_tasks()
         return await self._stack.__aexit__(exc_type, exc, tb)
 
     def now(self) -> float:
@@ -249,15 +260,24 @@ class LiveKernel(KernelRecords):
         """Wait (real seconds) until no message is in flight; True if quiet."""
         with anyio.move_on_after(timeout):
             while self._inflight:
-                self._quiet = anyio.Event()
+                if self._quiet.is_set():
+                    self._quiet = anyio.Event()
                 await self._quiet.wait()
             return True
         return False
 
     async def shutdown(self, *, drain_timeout: float = 5.0) -> None:
-        """Graceful stop: drain in-flight messages (up to ``drain_timeout``
-        real seconds), stop every actor (``on_stop``), dead-letter what is
-        left, cancel timers."""
+        """Graceful stop, idempotent.
+
+        Drains in-flight messages (up to ``drain_timeout`` real seconds),
+        asks every actor to stop after its current turn, and after a second
+        ``drain_timeout`` cancels what is still running: the message being
+        handled and whatever is queued or delayed become ``actor_stopped`` or
+        ``cancelled`` dead letters, and every actor's ``on_stop`` runs.
+        """
+        if self._closed:
+            return
+        self._closed = True
         await self.drain(drain_timeout)
         for address in reversed(list(self._cells)):
             if address in self._cells:
@@ -265,8 +285,32 @@ class LiveKernel(KernelRecords):
         with anyio.move_on_after(drain_timeout):
             while self._cells:
                 await anyio.sleep(0.001)
-        assert self._tg is not None
-        self._tg.cancel_scope.cancel()
+        self._cancel_tasks()
+        with anyio.move_on_after(drain_timeout):
+            while self._scopes:
+                self._tasks_done = anyio.Event()
+                await self._tasks_done.wait()
+
+    def _cancel_tasks(self) -> None:
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    def _start_task(self, func: Callable[..., Awaitable[None]], *args: Any, name: str) -> None:
+        if self._tg is None:
+            raise KernelError("LiveKernel needs a running kernel: use 'async with LiveKernel()'")
+        scope = anyio.CancelScope()
+        self._scopes.add(scope)
+
+        async def run() -> None:
+            try:
+                with scope:
+                    await func(*args)
+            finally:
+                self._scopes.discard(scope)
+                if not self._scopes:
+                    self._tasks_done.set()
+
+        self._tg.start_soon(run, name=name)
 
     # -- public API -------------------------------------------------------------------
 
@@ -288,7 +332,7 @@ class LiveKernel(KernelRecords):
                          self.mailbox_size)
         self._cells[name] = cell
         self._record("spawn", name, detail=type(cell.actor).__qualname__)
-        self._tg.start_soon(self._actor_task, cell, name=f"actor {name}")
+        self._start_task(self._actor_task, cell, name=f"actor {name}")
         return address
 
     def tell(
@@ -298,7 +342,6 @@ class LiveKernel(KernelRecords):
         """Send from outside without waiting; a full mailbox is waited on in
         the background. Returns the message id."""
         envelope = self._envelope(None, Address(to), message, correlation_id, None)
-        assert self._tg is not None, "kernel was not entered"
         cell = self._cells.get(to)
         if delay == 0 and cell is not None:
             try:
@@ -308,7 +351,7 @@ class LiveKernel(KernelRecords):
             else:
                 self._inflight += 1
                 return envelope.message_id
-        self._tg.start_soon(self._post, envelope, delay)
+        self._post_later(envelope, delay)
         return envelope.message_id
 
     async def send(
@@ -316,15 +359,18 @@ class LiveKernel(KernelRecords):
     ) -> str:
         """Send from outside, waiting while the mailbox is full (back-pressure)."""
         envelope = self._envelope(None, Address(to), message, correlation_id, None)
-        await self._post(envelope, 0.0)
+        await self._post(envelope)
         return envelope.message_id
 
     def stop(self, address: Address | str) -> None:
-        """Stop an actor after its current turn (at once if idle)."""
+        """Stop an actor after its current turn (at once if idle; a pending
+        restart is abandoned)."""
         cell = self._cells.get(address)
         if cell is None:
             raise ActorNotFound(address)
         cell.stop_requested = True
+        if cell.backoff is not None:
+            cell.backoff.cancel()
         if not cell.busy:
             try:
                 cell.outbox.send_nowait(_WAKE)
@@ -361,12 +407,19 @@ class LiveKernel(KernelRecords):
             to, self.now(), message, reply_to,
         )
 
-    async def _post(self, envelope: Envelope, delay: float) -> None:
+    def _post_later(self, envelope: Envelope, delay: float) -> None:
+        """Post from a background task (a delay, or a full mailbox to wait on).
+        Counted in flight at once, so drain() cannot miss it."""
         if delay < 0:
             raise ValueError(f"send to {envelope.recipient}: delay must be >= 0, got {delay!r}")
-        # Counted in flight from here until the receiving task has handled
-        # it (or it is dead-lettered): drain() waits for the count to be 0.
         self._inflight += 1
+        self._start_task(self._post, envelope, delay, True, name=f"post {envelope.message_id}")
+
+    async def _post(self, envelope: Envelope, delay: float = 0.0, counted: bool = False) -> None:
+        # In flight from here until the receiving task has handled it (or it
+        # is dead-lettered): drain() waits for the count to reach 0.
+        if not counted:
+            self._inflight += 1
         try:
             if delay:
                 await anyio.sleep(delay / self.speed)
@@ -383,7 +436,8 @@ class LiveKernel(KernelRecords):
                 self._undeliverable(envelope, "mailbox_full")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._undeliverable(envelope, "actor_stopped")
-        except BaseException:
+        except BaseException:  # cancelled (shutdown, an ask's timeout): keep the message
+            self._dead(envelope, "cancelled")
             self._settle()
             raise
 
@@ -394,7 +448,9 @@ class LiveKernel(KernelRecords):
 
     def _undeliverable(self, envelope: Envelope, reason: str) -> None:
         self._dead(envelope, reason)
-        if envelope.reply_to is not None:
+        # Only a missing or stopped actor is known to the asker at once; a
+        # full mailbox looks like a slow service: the asker times out.
+        if envelope.reply_to is not None and reason in ("unknown_address", "actor_stopped"):
             self._reply(envelope, None, ActorNotFound(envelope.recipient))
         self._settle()
 
@@ -403,7 +459,7 @@ class LiveKernel(KernelRecords):
         self._asks[envelope.message_id] = reply
         try:
             with anyio.fail_after(timeout / self.speed):
-                await self._post(envelope, 0.0)
+                await self._post(envelope)
                 await reply.event.wait()
         except TimeoutError as exc:
             raise AskTimeout(
@@ -432,8 +488,8 @@ class LiveKernel(KernelRecords):
         timer = TimerId(self._timer_seq)
         scope = anyio.CancelScope()
         cell.timers[timer] = scope
-        assert self._tg is not None
-        self._tg.start_soon(self._timer_task, cell, timer, scope, envelope, delay)
+        self._start_task(self._timer_task, cell, timer, scope, envelope, delay,
+                         name=f"timer {timer}")
         return timer
 
     async def _timer_task(
@@ -443,93 +499,126 @@ class LiveKernel(KernelRecords):
         with scope:
             await anyio.sleep(delay / self.speed)
         if cell.timers.pop(timer, None) is None or self._cells.get(cell.address) is not cell:
-            return  # cancelled, or the actor stopped
+            return  # cancelled, or the actor stopped or restarted
         self._record("timer", cell.address, envelope, "fired")
-        await self._post(envelope, 0.0)
+        await self._post(envelope)
 
     # -- the actor task ---------------------------------------------------------------
 
     async def _actor_task(self, cell: _LiveCell) -> None:
-        await self._start(cell)
-        while not cell.stop_requested and cell.state != _STOPPED:
+        try:
+            await self._actor_loop(cell)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._finish_stop(cell)
+
+    async def _actor_loop(self, cell: _LiveCell) -> None:
+        """Start, handle messages one at a time, restart on failure: a loop,
+        so a thousand restarts do not nest a thousand frames."""
+        starting = True
+        while True:
+            if starting:
+                starting = False
+                cell.busy = True
+                try:
+                    await cell.actor.on_start()
+                except Exception as exc:
+                    if not await self._supervise(cell, None, exc):
+                        return
+                    starting = True
+                    continue
+                finally:
+                    cell.busy = False
+                cell.state = _RUNNING
+            if cell.stop_requested:
+                return
             item = await cell.inbox.receive()
             if isinstance(item, _Wake):
                 continue
             cell.busy = True
             try:
-                await self._handle(cell, item)
+                error = await self._handle(cell, item)
+                if error is not None:
+                    if not await self._supervise(cell, item, error):
+                        return
+                    starting = True
             finally:
                 cell.busy = False
                 self._settle()
-        await self._finish_stop(cell)
 
-    async def _start(self, cell: _LiveCell) -> None:
-        cell.busy = True
-        try:
-            await cell.actor.on_start()
-        except Exception as exc:
-            await self._failed(cell, None, exc)
-        else:
-            cell.state = _RUNNING
-        finally:
-            cell.busy = False
-
-    async def _handle(self, cell: _LiveCell, envelope: Envelope) -> None:
+    async def _handle(self, cell: _LiveCell, envelope: Envelope) -> Exception | None:
+        """One turn; returns the exception supervision must act on, if any."""
         self.delivered += 1
         self._record("deliver", cell.address, envelope)
         actor = cell.actor
         message = envelope.body
         method = actor.handler_for(type(message))
+        if method is None:
+            error = UnhandledMessage(cell.address, type(message).__qualname__,
+                                     envelope.message_id)
+            self._record_failure(cell.address, envelope, error, "recorded")
+            self._dead(envelope, "unhandled", error)
+            if envelope.reply_to is not None:
+                self._reply(envelope, None, error)
+            return None
+        # ``current`` stays set if the turn is cancelled (shutdown): then
+        # _finish_stop dead-letters the message instead of losing it.
         cell.current = envelope
         try:
-            if method is None:
-                error = UnhandledMessage(cell.address, type(message).__qualname__,
-                                         envelope.message_id)
-                self._record_failure(cell.address, envelope, error, "recorded")
-                self._dead(envelope, "unhandled", error)
-                if envelope.reply_to is not None:
-                    self._reply(envelope, None, error)
-                return
-            try:
-                result = await method(actor, message)
-            except Exception as exc:
-                await self._failed(cell, envelope, exc)
-            else:
-                if envelope.reply_to is not None:
-                    self._reply(envelope, result, None)
-        finally:
+            result = await method(actor, message)
+        except Exception as exc:
             cell.current = None
+            if envelope.reply_to is not None and envelope.message_id in self._asks:
+                # pykka semantics: the exception goes back to the asker and
+                # the actor carries on with its state.
+                self._record_failure(cell.address, envelope, exc, "replied")
+                self._reply(envelope, None, exc)
+                return None
+            return exc
+        cell.current = None
+        if envelope.reply_to is not None:
+            self._reply(envelope, result, None)
+        return None
 
-    async def _failed(self, cell: _LiveCell, envelope: Envelope | None, error: Exception) -> None:
-        if envelope is not None and envelope.reply_to is not None \
-                and envelope.message_id in self._asks:
-            self._record_failure(cell.address, envelope, error, "replied")
-            self._reply(envelope, None, error)
-            if cell.state == _STARTING:
-                cell.state = _RUNNING
-            return
+    async def _supervise(
+        self, cell: _LiveCell, envelope: Envelope | None, error: Exception
+    ) -> bool:
+        """Record a failure and restart the actor; False means stop it instead."""
         if envelope is not None:
             self._dead(envelope, "handler_failed", error)
-        await self._inline_hook(cell, cell.actor.on_failure(error, envelope.body if envelope else None),
-                                "on_failure")
+        await self._inline_hook(
+            cell, cell.actor.on_failure(error, envelope.body if envelope else None), "on_failure")
         policy = cell.restart
         now = self.now()
         recent = [t for t in cell.restarts if now - t < policy.window]
         if cell.stop_requested or len(recent) >= policy.max_restarts:
             self._record_failure(cell.address, envelope, error, "stopped")
             cell.failed_with = error
-            cell.stop_requested = True
-            return
+            return False
         recent.append(now)
         cell.restarts = recent
         self._record_failure(cell.address, envelope, error, "restarted")
         cell.state = _RESTARTING
-        await anyio.sleep(policy.delay(len(recent)) / self.speed)
+        for scope in cell.timers.values():  # the failed instance's timers die with it
+            scope.cancel()
+        cell.timers.clear()
+        with anyio.CancelScope() as backoff:
+            cell.backoff = backoff
+            await anyio.sleep(policy.delay(len(recent)) / self.speed)
+        cell.backoff = None
+        if _stopping(cell):  # stop() may have come during the backoff
+            return False
         self._record("restart", cell.address, detail=f"attempt {len(recent)}")
-        cell.actor = cell.factory()
-        cell.actor.ctx = cell
+        try:
+            actor = cell.factory()
+        except Exception as exc:  # e.g. its persisted state cannot be loaded
+            self._record_failure(cell.address, None, exc, "stopped", hook="factory")
+            cell.failed_with = exc
+            return False
+        actor.ctx = cell
+        cell.actor = actor
         cell.state = _STARTING
-        await self._start(cell)
+        return True
 
     async def _inline_hook(self, cell: _LiveCell, coro: Coroutine[Any, Any, Any], name: str) -> None:
         try:
@@ -539,14 +628,26 @@ class LiveKernel(KernelRecords):
             self._record_failure(cell.address, None, exc, "recorded", hook=name)
 
     async def _finish_stop(self, cell: _LiveCell) -> None:
+        if cell.state == _STOPPED:
+            return
         cell.state = _STOPPED
-        self._cells.pop(cell.address, None)
+        if self._cells.get(cell.address) is cell:
+            del self._cells[cell.address]
         for scope in cell.timers.values():
             scope.cancel()
         cell.timers.clear()
         for child in cell.children:
-            if child in self._cells:
+            child_cell = self._cells.get(child)
+            if child_cell is not None and child_cell.parent == cell.address:
                 self.stop(child)
+        parent = self._cells.get(cell.parent) if cell.parent is not None else None
+        if parent is not None and cell.address in parent.children:
+            parent.children.remove(cell.address)
+        if cell.current is not None:  # cancelled mid-turn by shutdown
+            self._dead(cell.current, "actor_stopped")
+            if cell.current.reply_to is not None:
+                self._reply(cell.current, None, ActorNotFound(cell.address))
+            cell.current = None
         await self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
         cell.outbox.close()
         while True:
@@ -555,16 +656,19 @@ class LiveKernel(KernelRecords):
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
             if isinstance(item, Envelope):
-                self._dead(item, "actor_stopped")
-                if item.reply_to is not None:
-                    self._reply(item, None, ActorNotFound(cell.address))
-                self._settle()
+                self._undeliverable(item, "actor_stopped")
         cell.inbox.close()
         error = cell.failed_with
         self._record("stop", cell.address, detail="failed" if error else "")
         if error is not None:
             notice = ChildFailed(child=cell.address, error=repr(error))
-            if cell.parent is not None and cell.parent in self._cells:
-                await self._post(self._envelope(None, cell.parent, notice, None, None), 0.0)
+            if cell.parent is not None and cell.parent in self._cells and not self._closed:
+                self._post_later(self._envelope(None, cell.parent, notice, None, None), 0.0)
             else:
                 self.escalations.append(notice)
+
+
+def _stopping(cell: _LiveCell) -> bool:
+    # A function, so the type checker does not carry a narrowing of the flag
+    # across the awaits in which another task may have set it.
+    return cell.stop_requested

@@ -99,8 +99,8 @@ class _SimCell:
 
     __slots__ = (
         "_kernel", "_address", "actor", "factory", "restart", "parent", "mailbox",
-        "state", "coro", "current", "_rng", "_ids", "restarts", "timers", "children",
-        "stop_requested",
+        "state", "coro", "current", "_rng", "restarts", "timers", "children",
+        "stop_requested", "incarnation",
     )
 
     def __init__(
@@ -118,7 +118,7 @@ class _SimCell:
         self.coro: Coroutine[Any, Any, Any] | None = None
         self.current: Envelope | None = None
         self._rng: random.Random | None = None
-        self._ids = 0
+        self.incarnation = 0  # bumped on every restart/crash: stale events compare it
         self.restarts: list[float] | None = None
         self.timers: set[int] | None = None
         self.children: list[Address] | None = None
@@ -147,8 +147,10 @@ class _SimCell:
         return self._kernel.env.now
 
     def new_id(self) -> str:
-        self._ids += 1
-        return f"{self._address}:{self._ids}"
+        # A kernel-wide counter: an address can be reused by a later actor.
+        kernel = self._kernel
+        kernel._id_seq += 1
+        return f"{self._address}:{kernel._id_seq}"
 
     def sleep(self, delay: float) -> SleepOp:
         if delay < 0:
@@ -226,6 +228,7 @@ class SimKernel(KernelRecords):
         self._cells: dict[str, _SimCell] = {}
         self._asks: dict[str, _PendingAsk] = {}
         self._seq = 0
+        self._id_seq = 0
         self._timer_seq = 0
         self._shuffle = random.Random(f"{seed}/shuffle") if shuffle else None
         self._links: list[tuple[str, str, LinkFaults, random.Random]] = []
@@ -278,7 +281,9 @@ class SimKernel(KernelRecords):
         cell = self._cells.get(address)
         if cell is None:
             raise ActorNotFound(address)
-        if cell.coro is not None or cell.current is not None:
+        if cell.coro is not None or cell.current is not None or cell.state == _STARTING:
+            # Mid-turn, or on_start not run yet: on_start and the turn finish
+            # first, then the actor stops (as in the live kernel).
             cell.stop_requested = True
         else:
             self._finish_stop(cell, None)
@@ -333,6 +338,7 @@ class SimKernel(KernelRecords):
             cell.current = None
         self._drain_mailbox(cell, "actor_down")
         cell.timers = None
+        cell.incarnation += 1
         for mid in [m for m, p in self._asks.items() if p.cell is cell]:
             del self._asks[mid]
         cell.state = _DOWN
@@ -358,8 +364,22 @@ class SimKernel(KernelRecords):
                 f"and duration {duration} >= 0"
             )
         delay = start - self.env.now
-        _Scheduled(self.env, address, lambda ev: self.take_down(ev._value), _URGENT, delay)
-        _Scheduled(self.env, address, lambda ev: self.bring_up(ev._value), _URGENT, delay + duration)
+        _Scheduled(self.env, address, self._outage_begins, _URGENT, delay)
+        _Scheduled(self.env, address, self._outage_ends, _URGENT, delay + duration)
+
+    def _outage_begins(self, event: Event) -> None:
+        address: str = event._value
+        if address in self._cells:
+            self.take_down(address)
+        elif self.trace is not None:
+            self._record("down", address, detail="skipped: no such actor")
+
+    def _outage_ends(self, event: Event) -> None:
+        address: str = event._value
+        if address in self._cells:
+            self.bring_up(address)
+        elif self.trace is not None:
+            self._record("up", address, detail="skipped: no such actor")
 
     # -- envelopes and delivery -----------------------------------------------
 
@@ -427,6 +447,8 @@ class SimKernel(KernelRecords):
             if fnmatch.fnmatchcase(sender, s_pat) and fnmatch.fnmatchcase(recipient, r_pat):
                 found = (faults, rng)
                 break
+        if len(self._link_cache) > 100_000:
+            self._link_cache.clear()  # bounded: many short-lived addresses in long runs
         self._link_cache[key] = found
         return found
 
@@ -470,7 +492,7 @@ class SimKernel(KernelRecords):
             cell.current = envelope
             message = envelope.body
             actor = cell.actor
-            method = type(actor)._handlers.get(type(message)) or actor.handler_for(type(message))
+            method = type(actor)._resolved.get(type(message)) or actor.handler_for(type(message))
             if method is None:
                 self._unhandled(cell, envelope)
             elif not self._drive(cell, method(actor, message), None, None):
@@ -648,18 +670,28 @@ class SimKernel(KernelRecords):
         cell.restarts = recent
         self._record_failure(cell._address, envelope, error, "restarted")
         cell.state = _RESTARTING
-        _Scheduled(self.env, cell, self._on_restart, _URGENT, policy.delay(len(recent)))
+        cell.timers = None  # the failed instance's timers die with it
+        cell.incarnation += 1
+        _Scheduled(self.env, (cell, cell.incarnation), self._on_restart, _URGENT,
+                   policy.delay(len(recent)))
 
     def _on_restart(self, event: Event) -> None:
-        cell: _SimCell = event._value
-        if cell.state != _RESTARTING or self._cells.get(cell._address) is not cell:
+        cell: _SimCell = event._value[0]
+        if (cell.state != _RESTARTING or event._value[1] != cell.incarnation
+                or self._cells.get(cell._address) is not cell):
             return
         if self.trace is not None:
             self._record("restart", cell._address, detail=f"attempt {len(cell.restarts or ())}")
         self._reincarnate(cell)
 
     def _reincarnate(self, cell: _SimCell) -> None:
-        actor = cell.factory()
+        cell.incarnation += 1
+        try:
+            actor = cell.factory()
+        except Exception as exc:  # e.g. its persisted state cannot be loaded
+            self._record_failure(cell._address, None, exc, "stopped", hook="factory")
+            self._finish_stop(cell, exc)
+            return
         actor.ctx = cell
         cell.actor = actor
         cell.state = _STARTING
@@ -670,15 +702,20 @@ class SimKernel(KernelRecords):
     def _finish_stop(self, cell: _SimCell, error: BaseException | None) -> None:
         if cell.state == _STOPPED:
             return
+        was_down = cell.state == _DOWN
         cell.state = _STOPPED
         self._cells.pop(cell._address, None)
         cell.timers = None
         cell.stop_requested = False
         for child in cell.children or ():
             child_cell = self._cells.get(child)
-            if child_cell is not None:
+            if child_cell is not None and child_cell.parent == cell._address:
                 self.stop(child)
-        self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
+        parent = self._cells.get(cell.parent) if cell.parent is not None else None
+        if parent is not None and parent.children:
+            parent.children.remove(cell._address)
+        if not was_down:  # a crashed instance gets no on_stop
+            self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
         self._drain_mailbox(cell, "actor_stopped")
         if self.trace is not None:
             self._record("stop", cell._address, detail="failed" if error else "")

@@ -429,3 +429,151 @@ def test_unhandled_error_type() -> None:
     error = UnhandledMessage("a", "Ping", "m1")
     assert isinstance(error, LookupError)
     assert (error.actor, error.message_type, error.message_id) == ("a", "Ping", "m1")
+
+
+class DelayedSender(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        await self.ctx.send(self.ctx.address, Note(text="later"), delay=3.0)
+        self.log.append(("sent",))
+
+    @handler
+    async def on_note(self, msg: Note) -> None:
+        self.log.append(("note", msg.text))
+
+    @handler
+    async def on_ping(self, msg: Ping) -> None:
+        self.log.append(("ping", msg.n))
+
+
+def test_delayed_send_does_not_block_the_sender(runner: Runner) -> None:
+    """send(delay=d) is fire and forget: the sender's next message is not held up."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: DelayedSender(log), "d")
+        k.tell("d", Go())
+        k.tell("d", Ping(n=1), delay=1.0)
+
+    runner.run(setup, until=5)
+    assert log == [("sent",), ("ping", 1), ("note", "later")]
+
+
+class Ticker(Actor):
+    """Re-arms a one-second tick from on_start; crashes on Boom."""
+
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    async def on_start(self) -> None:
+        self.ctx.schedule(1.0, Tick(label="t"))
+
+    @handler
+    async def on_tick(self, msg: Tick) -> None:
+        self.log.append("tick")
+        self.ctx.schedule(1.0, Tick(label="t"))
+
+    @handler
+    async def on_boom(self, msg: Boom) -> None:
+        raise RuntimeError("crash")
+
+
+def test_restart_cancels_the_failed_instances_timers(runner: Runner) -> None:
+    """After a restart only the new instance's timers run: the tick rate stays one a second."""
+    log: list[Any] = []
+    policy = RestartPolicy(max_restarts=5, backoff=0.5)
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Ticker(log), "ticker", restart=policy)
+        k.tell("ticker", Boom(), delay=2.5)
+        k.tell("ticker", Boom(), delay=4.5)
+
+    runner.run(setup, until=9.5)
+    # Ticks at 1, 2, then (restart at 3) 4, (restart at 5) 6, 7, 8, 9.
+    assert 6 <= len(log) <= 7
+
+
+def test_stop_during_restart_backoff_abandons_the_restart(runner: Runner) -> None:
+    """An actor stopped while waiting out its backoff is not restarted."""
+    log: list[Any] = []
+    policy = RestartPolicy(max_restarts=5, backoff=3.0)
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Fragile(log), "fragile", restart=policy)
+        k.tell("fragile", Boom(), delay=1.0)
+        k.spawn(lambda: Stopper("fragile"), "stopper")
+        k.tell("stopper", Go(), delay=2.0)
+
+    runner.run(setup, until=6)
+    assert log == [("start",), ("failure", "Boom"), ("stop",)]
+
+
+def test_stop_right_after_spawn_runs_on_start_then_on_stop(runner: Runner) -> None:
+    """Stopping an actor that has not started yet still pairs on_start with on_stop."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Fragile(log), "fragile")
+        k.stop("fragile")
+
+    runner.run(setup, until=1)
+    assert log == [("start",), ("stop",)]
+
+
+def test_factory_failure_on_restart_stops_the_actor_only(runner: Runner) -> None:
+    """A factory that raises when rebuilding an actor stops that actor, not the kernel."""
+    log: list[Any] = []
+    calls = {"n": 0}
+
+    def factory() -> Actor:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError("cannot load persisted state")
+        return Fragile(log)
+
+    def setup(k: Kernel) -> None:
+        k.spawn(factory, "fragile", restart=RestartPolicy(backoff=0.5))
+        k.spawn(lambda: Ponger(log), "ponger")
+        k.tell("fragile", Boom(), delay=1.0)
+        k.tell("ponger", Ping(n=1), delay=3.0)
+
+    ran = runner.run(setup, until=4)
+    assert ("ping", 1) in log
+    assert [(f.message_type, f.action) for f in ran.failures] == [
+        ("Boom", "restarted"), ("factory", "stopped"),
+    ]
+    assert [e.child for e in ran.escalations] == ["fragile"]
+
+
+class Emitter(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+        self.count = 0
+
+    @handler
+    async def on_note(self, msg: Note) -> None:
+        self.count += 1
+        self.ctx.emit(msg)
+        self.log.append(self.count)
+
+
+def test_a_failing_sink_is_not_the_actors_failure(runner: Runner) -> None:
+    """An emit sink that raises is recorded; the actor keeps its state and carries on."""
+    log: list[Any] = []
+
+    def broken_sink(time: float, address: str, event: object) -> None:
+        raise ValueError("metrics backend hiccup")
+
+    def setup(k: Kernel) -> None:
+        k.add_sink(broken_sink)  # type: ignore[attr-defined]
+        k.spawn(lambda: Emitter(log), "e")
+        k.tell("e", Note(text="a"))
+        k.tell("e", Note(text="b"), delay=1.0)
+
+    ran = runner.run(setup, until=2)
+    assert log == [1, 2]
+    assert [(f.message_type, f.action) for f in ran.failures] == [("sink", "recorded")] * 2
+    assert ran.dead_letters == []

@@ -124,3 +124,22 @@ async def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="mailbox_size"):
         LiveKernel(mailbox_size=0)
     await anyio.sleep(0)
+
+
+async def test_shutdown_with_a_stuck_handler_loses_nothing() -> None:
+    """Shutting down while a handler is stuck dead-letters it, the queue and
+    delayed messages, and still runs on_stop."""
+    log: list[Any] = []
+    async with LiveKernel(speed=100.0) as kernel:
+        kernel.spawn(lambda: SlowWorker(log, work=1e6), "worker")
+        for n in range(3):
+            kernel.tell("worker", Job(n=n))
+        kernel.tell("worker", Job(n=99), delay=1e6)
+        await kernel.sleep(1.0)
+        await kernel.shutdown(drain_timeout=0.2)
+        await kernel.shutdown()  # idempotent, and the caller's block goes on
+        log.append("after")
+    reasons = sorted((d.reason, d.envelope.body.n) for d in kernel.dead_letters)  # type: ignore[attr-defined]
+    assert reasons == [("actor_stopped", 0), ("actor_stopped", 1), ("actor_stopped", 2),
+                       ("cancelled", 99)]
+    assert log == ["stopped", "after"]

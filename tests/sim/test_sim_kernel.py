@@ -361,3 +361,84 @@ def test_trace_off_records_nothing() -> None:
     _demo(kernel)
     kernel.run()
     assert kernel.trace is None and kernel.trace_lines() == []
+
+
+def test_new_ids_stay_unique_when_an_address_is_reused() -> None:
+    """ctx.new_id() never repeats in a run, even for a re-spawned address."""
+    ids: list[str] = []
+
+    class IdMaker(Actor):
+        async def on_start(self) -> None:
+            ids.append(self.ctx.new_id())
+
+    kernel = SimKernel()
+    kernel.spawn(IdMaker, "order/1")
+    kernel.run()
+    kernel.stop("order/1")
+    kernel.spawn(IdMaker, "order/1")
+    kernel.run()
+    assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_outage_of_a_stopped_actor_is_skipped_not_fatal() -> None:
+    """A scheduled outage whose actor has stopped is traced as skipped; the run goes on."""
+    got: list[tuple[float, str]] = []
+    kernel = SimKernel(trace=True)
+    kernel.spawn(lambda: Sink(got), "gone")
+    kernel.spawn(lambda: Sink(got), "sink")
+    kernel.schedule_outage("gone", start=5.0, duration=2.0)
+    kernel.run(until=1.0)
+    kernel.stop("gone")
+    kernel.tell("sink", Ping(n=1), delay=9.0)
+    kernel.run()
+    assert [t for t, _ in got] == [10.0]
+    skipped = [e.detail for e in kernel.trace or () if e.kind in ("down", "up")]
+    assert skipped == ["skipped: no such actor"] * 2
+
+
+def test_an_outage_during_a_backoff_does_not_shorten_a_later_backoff() -> None:
+    """A restart scheduled before an outage does not fire into a later backoff."""
+    starts: list[float] = []
+
+    class Crashy(Actor):
+        async def on_start(self) -> None:
+            starts.append(self.ctx.now())
+
+        @handler
+        async def on_ping(self, msg: Ping) -> None:
+            raise RuntimeError("x")
+
+    kernel = SimKernel()
+    kernel.spawn(Crashy, "c", restart=RestartPolicy(max_restarts=5, window=1000.0,
+                                                    backoff=10.0, factor=2.0))
+    kernel.tell("c", Ping(n=1), delay=1.0)
+    kernel.schedule_outage("c", start=2.0, duration=1.0)
+    kernel.tell("c", Ping(n=2), delay=4.0)
+    kernel.run()
+    assert starts == [0.0, 3.0, 24.0]
+
+
+def test_handler_resolution_cache_is_per_class() -> None:
+    """A subclass defined after its parent resolved a message base uses its own handler."""
+
+    @attrs.frozen(kw_only=True)
+    class Base(Message):
+        pass
+
+    @attrs.frozen(kw_only=True)
+    class Derived(Base):
+        pass
+
+    class A(Actor):
+        @handler(Base)
+        async def on_base(self, msg: Base) -> str:
+            return "A"
+
+    assert A.handler_for(Derived) is A.on_base
+
+    class B(A):
+        @handler(Base)
+        async def on_base(self, msg: Base) -> str:
+            return "B"
+
+    assert B.handler_for(Derived) is B.on_base
