@@ -1,0 +1,504 @@
+"""``evolve(state, event) -> state``: how each event changes an order.
+
+Pure and total over the event types: every move of a dimension goes through
+:func:`check_transition`, so an event the tables forbid raises
+:class:`InvalidTransition` and an event that contradicts the state in another
+way (unknown ids, too few units) raises :class:`EventRejected`. Nothing is
+applied partially: the caller keeps the old state.
+
+Facts that are legal moves but break a business rule (a capture after a
+cancellation, a second capture of one authorization, a refund beyond what
+was captured) are recorded as told, because money really moved; the
+invariants in :mod:`orderloom.actors._invariants` flag them as wrong actions.
+
+Payment status and lifecycle progress are *derived* after every event
+(:func:`_settle`) from the money records and the line items, and each
+derived change is checked against its table like any other move.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import attrs
+
+from . import _messages as m
+from ._errors import EventRejected
+from ._order_state import (
+    IN_FLIGHT,
+    SHIPPED_STATES,
+    Authorization,
+    Capture,
+    FulfillmentOrder,
+    Handoff,
+    Hold,
+    LineItem,
+    Notification,
+    OrderState,
+    PaymentRequest,
+    Refund,
+    ReturnCase,
+    replace_by_id,
+)
+from ._states import (
+    AuthorizationStatus as AuthS,
+    FulfillmentStatus as FS,
+    HoldStatus,
+    Lifecycle as L,
+    LineItemQuantityState as Q,
+    NotificationKind,
+    Payment,
+    PaymentOperation as Op,
+    ReleaseBasis,
+    RequestStatus,
+    ShipmentStatus as SS,
+    check_transition,
+)
+
+__all__ = ["evolve"]
+
+
+def evolve(state: OrderState, event: m.Event) -> OrderState:
+    """Apply one event to an order, without deduplication (see ``apply`` for that).
+
+    Raises:
+        InvalidTransition: the event would move a dimension where its table forbids.
+        EventRejected: the event contradicts the state otherwise.
+    """
+    if event.order_id != state.order_id:
+        _reject(state, event, f"event is for order {event.order_id}")
+    if not state.placed and not isinstance(event, m.OrderPlaced):
+        _reject(state, event, "the order has not been placed yet")
+    new = _settle(_dispatch(state, event))
+    seqs = dict(new.source_seqs)
+    seqs[event.source] = max(seqs.get(event.source, 0), event.source_seq)
+    return attrs.evolve(
+        new,
+        version=state.version + 1,
+        seen_event_ids=new.seen_event_ids | {event.event_id},
+        source_seqs=tuple(sorted(seqs.items())),
+    )
+
+
+def _dispatch(s: OrderState, e: m.Event) -> OrderState:
+    match e:
+        case m.OrderPlaced():
+            return _placed(s, e)
+        case m.PaymentAuthorizationRequested():
+            return _requested(s, e, e.request_id, Op.AUTHORIZE, e.amount, None)
+        case m.PaymentCaptureRequested():
+            _authorization(s, e, e.authorization_id)
+            return _requested(s, e, e.request_id, Op.CAPTURE, e.amount, e.authorization_id)
+        case m.PaymentRefundRequested():
+            return _requested(s, e, e.request_id, Op.REFUND, e.amount, None)
+        case m.PaymentVoidRequested():
+            _authorization(s, e, e.authorization_id)
+            return _requested(s, e, e.request_id, Op.VOID, 0, e.authorization_id)
+        case m.PaymentAuthorized():
+            return _authorized(s, e)
+        case m.PaymentCaptured():
+            return _captured(s, e)
+        case m.PaymentRefunded():
+            s = _resolve(s, e, e.request_id, Op.REFUND, RequestStatus.SUCCEEDED)
+            refund = Refund(refund_id=e.refund_id, amount=e.amount, at_version=s.version + 1)
+            return attrs.evolve(s, refunds=(*s.refunds, refund))
+        case m.PaymentVoided():
+            s = _auth_status(s, e, e.authorization_id, AuthS.VOIDED)
+            return _resolve(s, e, e.request_id, Op.VOID, RequestStatus.SUCCEEDED)
+        case m.AuthorizationExpired():
+            return _auth_status(s, e, e.authorization_id, AuthS.EXPIRED)
+        case m.PaymentFailed():
+            s = _resolve(s, e, e.request_id, None, RequestStatus.FAILED)
+            failed = _request(s, e, e.request_id).operation is Op.AUTHORIZE
+            return attrs.evolve(s, failed_authorizations=s.failed_authorizations + int(failed))
+        case m.PaymentOutcomeUnknown():
+            return _resolve(s, e, e.request_id, None, RequestStatus.UNKNOWN)
+        case m.RiskAssessed():
+            if e.level is not s.risk:
+                check_transition(s.order_id, "risk", s.risk, e.level)
+            if e.recommendation is not s.risk_recommendation:
+                check_transition(s.order_id, "risk_recommendation", s.risk_recommendation,
+                                 e.recommendation)
+            return attrs.evolve(s, risk=e.level, risk_recommendation=e.recommendation)
+        case m.ShipmentApproved():
+            return attrs.evolve(s, ship_approved_by=e.approved_by)
+        case m.LineItemsCanceled():
+            for line in e.lines:
+                s = _move_units(s, e, line.line_id, line.quantity, Q.ORDERED, Q.CANCELED)
+            return s
+        case m.HoldOpened() | m.HoldHandedOff() | m.HoldReleased():
+            return _hold_event(s, e)
+        case m.CustomerNotified():
+            return _notified(s, e)
+        case m.OrderCanceled():
+            return _canceled(s, e)
+        case m.ReturnRequested() | m.ReturnReceived():
+            return _return_event(s, e)
+        case m.OrderClosed():
+            return _set_lifecycle(s, L.CLOSED)
+        case _:
+            return _fulfillment_event(s, e)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _reject(s: OrderState, e: m.Event, reason: str) -> NoReturn:
+    raise EventRejected(s.order_id, e.event_id, reason)
+
+
+def _set_lifecycle(s: OrderState, target: L) -> OrderState:
+    """Move lifecycle progress; while on hold, the held progress moves instead."""
+    if target is s.progress:
+        return s
+    if s.held_lifecycle is not None:
+        check_transition(s.order_id, "lifecycle", s.held_lifecycle, target)
+        return attrs.evolve(s, held_lifecycle=target)
+    check_transition(s.order_id, "lifecycle", s.lifecycle, target)
+    return attrs.evolve(s, lifecycle=target)
+
+
+def _move_units(
+    s: OrderState, e: m.Event, line_id: str, n: int, src: Q, dst: Q
+) -> OrderState:
+    line = s.line(line_id)
+    if line is None:
+        _reject(s, e, f"unknown line item {line_id}")
+    if n == 0:
+        return s
+    check_transition(s.order_id, f"line_item[{line_id}]", src, dst)
+    if line.count(src) < n:
+        _reject(s, e, f"line {line_id} has {line.count(src)} {src.value} units, needs {n}")
+    changes: dict[str, Any] = {src.value: line.count(src) - n, dst.value: line.count(dst) + n}
+    moved: LineItem = attrs.evolve(line, **changes)
+    return attrs.evolve(s, line_items=replace_by_id(s.line_items, "line_id", moved))
+
+
+def _authorization(s: OrderState, e: m.Event, authorization_id: str) -> Authorization:
+    auth = s.authorization(authorization_id)
+    if auth is None:
+        _reject(s, e, f"unknown authorization {authorization_id}")
+    return auth
+
+
+def _auth_status(s: OrderState, e: m.Event, authorization_id: str, to: AuthS) -> OrderState:
+    auth = _authorization(s, e, authorization_id)
+    check_transition(s.order_id, f"authorization[{authorization_id}]", auth.status, to)
+    new = attrs.evolve(auth, status=to)
+    return attrs.evolve(
+        s, authorizations=replace_by_id(s.authorizations, "authorization_id", new))
+
+
+def _request(s: OrderState, e: m.Event, request_id: str) -> PaymentRequest:
+    req = s.request(request_id)
+    if req is None:
+        _reject(s, e, f"unknown payment request {request_id}")
+    return req
+
+
+def _requested(
+    s: OrderState, e: m.Event, request_id: str, op: Op, amount: int, auth_id: str | None
+) -> OrderState:
+    if s.request(request_id) is not None:
+        _reject(s, e, f"payment request {request_id} already exists")
+    req = PaymentRequest(request_id=request_id, operation=op, amount=amount,
+                         authorization_id=auth_id, status=RequestStatus.PENDING,
+                         at_version=s.version + 1)
+    return attrs.evolve(s, payment_requests=(*s.payment_requests, req))
+
+
+def _resolve(
+    s: OrderState, e: m.Event, request_id: str | None, op: Op | None, to: RequestStatus
+) -> OrderState:
+    """Record the gateway's answer to one of our requests (None: nobody here asked)."""
+    if request_id is None:
+        return s
+    req = _request(s, e, request_id)
+    if op is not None and req.operation is not op:
+        _reject(s, e, f"request {request_id} was a {req.operation.value}, not a {op.value}")
+    if req.status is to:
+        return s
+    check_transition(s.order_id, f"payment_request[{request_id}]", req.status, to)
+    new = attrs.evolve(req, status=to)
+    return attrs.evolve(s, payment_requests=replace_by_id(s.payment_requests, "request_id", new))
+
+
+def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
+    if s.placed:
+        _reject(s, e, "the order was already placed")
+    lines = tuple(
+        LineItem(line_id=li.line_id, sku=li.sku, unit_price=li.unit_price,
+                 quantity=li.quantity, ordered=li.quantity)
+        for li in e.lines
+    )
+    return attrs.evolve(s, placed_at=e.occurred_at, customer_id=e.customer_id,
+                        currency=e.currency, line_items=lines)
+
+
+def _authorized(s: OrderState, e: m.PaymentAuthorized) -> OrderState:
+    if s.authorization(e.authorization_id) is not None:
+        _reject(s, e, f"authorization {e.authorization_id} already recorded")
+    s = _resolve(s, e, e.request_id, Op.AUTHORIZE, RequestStatus.SUCCEEDED)
+    auth = Authorization(authorization_id=e.authorization_id, amount=e.amount,
+                         status=AuthS.OPEN, at_version=s.version + 1)
+    return attrs.evolve(s, authorizations=(*s.authorizations, auth))
+
+
+def _captured(s: OrderState, e: m.PaymentCaptured) -> OrderState:
+    auth = _authorization(s, e, e.authorization_id)
+    if auth.status is not AuthS.CAPTURED:
+        s = _auth_status(s, e, e.authorization_id, AuthS.CAPTURED)
+    # A second capture of a captured authorization is recorded, not refused:
+    # the money moved. never_two_captures_per_authorization flags it.
+    s = _resolve(s, e, e.request_id, Op.CAPTURE, RequestStatus.SUCCEEDED)
+    capture = Capture(capture_id=e.capture_id, authorization_id=e.authorization_id,
+                      amount=e.amount, at_version=s.version + 1)
+    return attrs.evolve(s, captures=(*s.captures, capture))
+
+
+def _fo(s: OrderState, e: m.Event, fulfillment_order_id: str) -> FulfillmentOrder:
+    fo = s.fulfillment_order(fulfillment_order_id)
+    if fo is None:
+        _reject(s, e, f"unknown fulfillment order {fulfillment_order_id}")
+    return fo
+
+
+def _put_fo(s: OrderState, fo: FulfillmentOrder) -> OrderState:
+    return attrs.evolve(s, fulfillment_orders=replace_by_id(
+        s.fulfillment_orders, "fulfillment_order_id", fo))
+
+
+def _fo_status(s: OrderState, fo: FulfillmentOrder, to: FS) -> FulfillmentOrder:
+    if fo.status is not to:
+        check_transition(s.order_id, f"fulfillment[{fo.fulfillment_order_id}]", fo.status, to)
+    return attrs.evolve(fo, status=to)
+
+
+def _fo_shipment(s: OrderState, fo: FulfillmentOrder, to: SS) -> FulfillmentOrder:
+    check_transition(s.order_id, f"shipment[{fo.fulfillment_order_id}]", fo.shipment, to)
+    return attrs.evolve(fo, shipment=to)
+
+
+def _unassign(s: OrderState, e: m.Event, fo: FulfillmentOrder) -> OrderState:
+    """Put a fulfillment order's units back to ORDERED (rejected or canceled)."""
+    src = Q.PICKED if fo.picked else Q.ALLOCATED
+    for line in fo.lines:
+        s = _move_units(s, e, line.line_id, line.quantity, src, Q.ORDERED)
+    return s
+
+
+def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
+    match e:
+        case m.FulfillmentOrderCreated():
+            return _fo_created(s, e)
+        case m.FulfillmentSubmitted():
+            fo = _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.SUBMITTED)
+            release = (ReleaseBasis.PAYMENT_SECURED if s.payment_secured
+                       else ReleaseBasis.APPROVED if s.ship_approved_by is not None else None)
+            return _put_fo(s, attrs.evolve(fo, release=release))
+        case m.FulfillmentAccepted():
+            return _put_fo(s, _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.ACCEPTED))
+        case m.FulfillmentRejected() | m.FulfillmentCanceled():
+            to = FS.REJECTED if isinstance(e, m.FulfillmentRejected) else FS.CANCELED
+            fo = _fo(s, e, e.fulfillment_order_id)
+            s = _put_fo(s, _fo_status(s, fo, to))
+            return _unassign(s, e, fo)
+        case m.ItemsPicked():
+            fo = _fo(s, e, e.fulfillment_order_id)
+            if fo.picked:
+                _reject(s, e, f"fulfillment order {fo.fulfillment_order_id} already picked")
+            s = _put_fo(s, attrs.evolve(_fo_status(s, fo, FS.IN_PROGRESS), picked=True))
+            for line in fo.lines:
+                s = _move_units(s, e, line.line_id, line.quantity, Q.ALLOCATED, Q.PICKED)
+            return s
+        case m.LabelCreated():
+            fo = _fo(s, e, e.fulfillment_order_id)
+            if fo.status not in IN_FLIGHT:
+                _reject(s, e, f"no label for a fulfillment order that is {fo.status.value}")
+            fo = _fo_shipment(s, fo, SS.LABEL_CREATED)
+            return _put_fo(s, attrs.evolve(fo, carrier=e.carrier,
+                                           tracking_number=e.tracking_number))
+        case m.Shipped():
+            return _shipped(s, e)
+        case m.ShipmentDelayed():
+            return _put_fo(s, _fo_shipment(s, _fo(s, e, e.fulfillment_order_id), SS.DELAYED))
+        case m.Delivered():
+            return _put_fo(s, _fo_shipment(s, _fo(s, e, e.fulfillment_order_id), SS.DELIVERED))
+        case m.ShipmentReturned():
+            fo = _fo(s, e, e.fulfillment_order_id)
+            s = _put_fo(s, _fo_shipment(s, fo, SS.RETURNED))
+            for line in fo.shipped_lines:
+                s = _move_units(s, e, line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED)
+            return s
+        case _:
+            raise TypeError(f"evolve does not know event type {type(e).__qualname__}")
+
+
+def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> OrderState:
+    if s.fulfillment_order(e.fulfillment_order_id) is not None:
+        _reject(s, e, f"fulfillment order {e.fulfillment_order_id} already exists")
+    if s.progress in (L.CANCELED, L.CLOSED):
+        _reject(s, e, f"the order is {s.progress.value}")
+    for line in e.lines:
+        s = _move_units(s, e, line.line_id, line.quantity, Q.ORDERED, Q.ALLOCATED)
+    status = FS.SCHEDULED if e.fulfill_at is not None else FS.OPEN
+    if s.open_holds:
+        status = FS.ON_HOLD
+    fo = FulfillmentOrder(fulfillment_order_id=e.fulfillment_order_id,
+                          warehouse_id=e.warehouse_id, lines=e.lines, status=status,
+                          fulfill_at=e.fulfill_at)
+    return attrs.evolve(s, fulfillment_orders=(*s.fulfillment_orders, fo))
+
+
+def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
+    fo = _fo(s, e, e.fulfillment_order_id)
+    planned = {line.line_id: line.quantity for line in fo.lines}
+    shipping = {line.line_id: line.quantity for line in e.lines} if e.lines else planned
+    for line_id, n in shipping.items():
+        if n > planned.get(line_id, 0):
+            _reject(s, e, f"ships {n} of line {line_id}, fulfillment order has "
+                          f"{planned.get(line_id, 0)}")
+    complete = shipping == planned
+    updated = _fo_status(s, fo, FS.CLOSED if complete else FS.INCOMPLETE)
+    updated = _fo_shipment(s, updated, SS.SHIPPED)
+    shipped_lines = tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in shipping.items())
+    s = _put_fo(s, attrs.evolve(updated, shipped_lines=shipped_lines,
+                                tracking_number=e.tracking_number or fo.tracking_number))
+    src = Q.PICKED if fo.picked else Q.ALLOCATED
+    for line_id, n in planned.items():
+        sent = shipping.get(line_id, 0)
+        s = _move_units(s, e, line_id, sent, src, Q.SHIPPED)
+        s = _move_units(s, e, line_id, n - sent, src, Q.ORDERED)
+    return s
+
+
+def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldReleased) -> OrderState:
+    if isinstance(e, m.HoldOpened):
+        if s.hold(e.hold_id) is not None:
+            _reject(s, e, f"hold {e.hold_id} already exists")
+        if not s.open_holds:
+            check_transition(s.order_id, "lifecycle", s.lifecycle, L.ON_HOLD)
+            fos = tuple(_fo_status(s, fo, FS.ON_HOLD)
+                        if fo.status in (FS.OPEN, FS.SCHEDULED) else fo
+                        for fo in s.fulfillment_orders)
+            s = attrs.evolve(s, lifecycle=L.ON_HOLD, held_lifecycle=s.lifecycle,
+                             fulfillment_orders=fos)
+        opened = Hold(hold_id=e.hold_id, reason=e.reason, owner_team=e.owner_team,
+                      opened_at=e.occurred_at, deadline=e.deadline)
+        return attrs.evolve(s, holds=(*s.holds, opened))
+    hold = s.hold(e.hold_id)
+    if hold is None:
+        _reject(s, e, f"unknown hold {e.hold_id}")
+    if isinstance(e, m.HoldHandedOff):
+        if hold.status is not HoldStatus.OPEN:
+            _reject(s, e, f"hold {e.hold_id} is {hold.status.value}")
+        if hold.owner_team != e.from_team:
+            _reject(s, e, f"hold {e.hold_id} is owned by {hold.owner_team}, not {e.from_team}")
+        handoff = Handoff(from_team=e.from_team, to_team=e.to_team, at=e.occurred_at,
+                          by=e.by, note=e.note)
+        hold = attrs.evolve(hold, owner_team=e.to_team, handoffs=(*hold.handoffs, handoff))
+        return attrs.evolve(s, holds=replace_by_id(s.holds, "hold_id", hold))
+    check_transition(s.order_id, f"hold[{e.hold_id}]", hold.status, HoldStatus.RELEASED)
+    hold = attrs.evolve(hold, status=HoldStatus.RELEASED, released_at=e.occurred_at,
+                        released_by=e.released_by, resolution=e.resolution)
+    s = attrs.evolve(s, holds=replace_by_id(s.holds, "hold_id", hold))
+    if s.open_holds or s.held_lifecycle is None:
+        return s
+    check_transition(s.order_id, "lifecycle", L.ON_HOLD, s.held_lifecycle)
+    fos = tuple(_fo_status(s, fo, FS.OPEN) if fo.status is FS.ON_HOLD else fo
+                for fo in s.fulfillment_orders)
+    return attrs.evolve(s, lifecycle=s.held_lifecycle, held_lifecycle=None,
+                        fulfillment_orders=fos)
+
+
+def _notified(s: OrderState, e: m.CustomerNotified) -> OrderState:
+    existed = True
+    if e.kind in (NotificationKind.SHIPPED, NotificationKind.DELIVERED):
+        fo = s.fulfillment_order(e.fulfillment_order_id) if e.fulfillment_order_id else None
+        wanted = SHIPPED_STATES if e.kind is NotificationKind.SHIPPED else {SS.DELIVERED}
+        existed = fo is not None and fo.shipment in wanted
+    note = Notification(kind=e.kind, fulfillment_order_id=e.fulfillment_order_id,
+                        at=e.occurred_at, shipment_existed=existed)
+    return attrs.evolve(s, notifications=(*s.notifications, note))
+
+
+def _canceled(s: OrderState, e: m.OrderCanceled) -> OrderState:
+    s = _set_lifecycle(s, L.CANCELED)
+    for fo in s.fulfillment_orders:
+        if fo.status in (FS.OPEN, FS.SCHEDULED, FS.ON_HOLD):
+            s = _unassign(_put_fo(s, _fo_status(s, fo, FS.CANCELED)), e, fo)
+    for line in s.line_items:
+        s = _move_units(s, e, line.line_id, line.ordered, Q.ORDERED, Q.CANCELED)
+    return attrs.evolve(s, canceled_at_version=s.version + 1)
+
+
+def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> OrderState:
+    if isinstance(e, m.ReturnRequested):
+        if s.return_case(e.return_id) is not None:
+            _reject(s, e, f"return {e.return_id} already exists")
+        s = _set_lifecycle(s, L.RETURN_IN_PROGRESS)
+        for line in e.lines:
+            item = s.line(line.line_id)
+            pending = sum(r_line.quantity for r in s.returns if not r.received
+                          for r_line in r.lines if r_line.line_id == line.line_id)
+            if item is None or item.shipped - pending < line.quantity:
+                _reject(s, e, f"line {line.line_id} has not enough shipped units to return")
+        case = ReturnCase(return_id=e.return_id, lines=e.lines)
+        return attrs.evolve(s, returns=(*s.returns, case))
+    case_ = s.return_case(e.return_id)
+    if case_ is None:
+        _reject(s, e, f"unknown return {e.return_id}")
+    if case_.received:
+        _reject(s, e, f"return {e.return_id} already received")
+    for line in case_.lines:
+        s = _move_units(s, e, line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED)
+    s = attrs.evolve(s, returns=replace_by_id(
+        s.returns, "return_id", attrs.evolve(case_, received=True)))
+    if any(not r.received for r in s.returns):
+        return s
+    return _set_lifecycle(s, L.RETURNED)
+
+
+# -- derived dimensions ---------------------------------------------------------------
+
+
+def derive_payment(s: OrderState) -> Payment:
+    """The financial status the money records imply."""
+    if any(r.status is RequestStatus.UNKNOWN for r in s.payment_requests):
+        return Payment.UNKNOWN
+    captured, refunded = s.captured_amount, s.refunded_amount
+    if refunded > 0:
+        return Payment.REFUNDED if refunded >= captured else Payment.PARTIALLY_REFUNDED
+    if captured > 0:
+        return Payment.PAID if captured >= s.amount_due else Payment.PARTIALLY_PAID
+    if any(a.status is AuthS.OPEN for a in s.authorizations):
+        return Payment.AUTHORIZED
+    if s.authorizations:
+        last = s.authorizations[-1].status
+        return Payment.VOIDED if last is AuthS.VOIDED else Payment.EXPIRED
+    return Payment.FAILED if s.failed_authorizations else Payment.PENDING
+
+
+def _settle(s: OrderState) -> OrderState:
+    """Re-derive payment status and lifecycle progress, checking each move."""
+    payment = derive_payment(s)
+    if payment is not s.payment:
+        check_transition(s.order_id, "payment", s.payment, payment)
+        s = attrs.evolve(s, payment=payment)
+    progress = s.progress
+    secured = s.payment_secured or s.ship_approved_by is not None
+    if progress in (L.PLACED, L.AWAITING_PAYMENT) and secured:
+        s = _set_lifecycle(s, L.READY_FOR_FULFILLMENT)
+    elif progress is L.PLACED and (s.payment_requests or s.authorizations):
+        s = _set_lifecycle(s, L.AWAITING_PAYMENT)
+    elif progress is L.READY_FOR_FULFILLMENT and not secured and not any(
+        fo.status in IN_FLIGHT or fo.shipment is not SS.PENDING for fo in s.fulfillment_orders
+    ):
+        s = _set_lifecycle(s, L.AWAITING_PAYMENT)
+    if s.progress in (L.RETURN_IN_PROGRESS, L.RETURNED, L.CLOSED) or s.units_shipped == 0:
+        return s
+    if s.units_shipped < s.units_active:
+        return _set_lifecycle(s, L.PARTIALLY_FULFILLED)
+    finished = all(fo.shipment in (SS.DELIVERED, SS.RETURNED)
+                   for fo in s.fulfillment_orders if fo.shipment in SHIPPED_STATES)
+    return _set_lifecycle(s, L.DELIVERED if finished else L.FULFILLED)

@@ -1,0 +1,221 @@
+"""The safety net: named invariants over an order, defined once.
+
+The same checks run after every step of the property-based tests, in the
+simulator (to count wrong actions) and live (to raise an alarm). Each is a
+pure function of an :class:`OrderState`; two need more context:
+:func:`check_step` compares the state before and after one offered event
+(no regression on stale or duplicate events), and :func:`check_money_views`
+compares the order's money with other systems' views of it.
+
+The state records facts as told (see :mod:`._evolve`), including ones a
+correct coordinator never causes, so these checks can fail: that is the
+point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+
+import attrs
+
+from . import _messages as m
+from ._evolve import derive_payment
+from ._order import Outcome, OutcomeKind
+from ._order_state import IN_FLIGHT, SHIPPED_STATES, OrderState
+from ._states import FulfillmentStatus, NotificationKind, PaymentOperation, RequestStatus
+
+__all__ = [
+    "INVARIANTS",
+    "INVARIANTS_BY_NAME",
+    "Invariant",
+    "MoneyView",
+    "Violation",
+    "check_invariants",
+    "check_money_views",
+    "check_step",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Violation:
+    """One broken invariant on one order.
+
+    Attributes:
+        name: the invariant's name, e.g. ``"never_ship_unpaid"``.
+        order_id: the order.
+        detail: what exactly is wrong, with the ids involved.
+    """
+
+    name: str
+    order_id: str
+    detail: str
+
+
+@attrs.frozen(kw_only=True)
+class Invariant:
+    """A named check: yields one detail string per violation found."""
+
+    name: str
+    description: str
+    check: Callable[[OrderState], Iterator[str]]
+
+
+@attrs.frozen(kw_only=True)
+class MoneyView:
+    """Another system's totals for one order (gateway, finance ledger), minor units."""
+
+    captured: int
+    refunded: int
+
+
+_SENT = IN_FLIGHT | {FulfillmentStatus.CLOSED, FulfillmentStatus.INCOMPLETE}
+
+
+def _never_ship_unpaid(s: OrderState) -> Iterator[str]:
+    for fo in s.fulfillment_orders:
+        if (fo.status in _SENT or fo.shipment in SHIPPED_STATES) and fo.release is None:
+            yield (f"fulfillment order {fo.fulfillment_order_id} went to the warehouse "
+                   "with neither secured payment nor an approval")
+
+
+def _never_capture_after_cancel(s: OrderState) -> Iterator[str]:
+    if s.canceled_at_version is None:
+        return
+    for c in s.captures:
+        if c.at_version > s.canceled_at_version:
+            yield f"capture {c.capture_id} of {c.amount} recorded after cancellation"
+    for r in s.payment_requests:
+        if r.operation is PaymentOperation.CAPTURE and r.at_version > s.canceled_at_version:
+            yield f"capture request {r.request_id} sent after cancellation"
+
+
+def _never_refund_more_than_captured(s: OrderState) -> Iterator[str]:
+    if s.refunded_amount > s.captured_amount:
+        yield f"refunded {s.refunded_amount} but captured only {s.captured_amount}"
+    asked = sum(r.amount for r in s.unresolved_requests(PaymentOperation.REFUND))
+    if s.refunded_amount + asked > s.captured_amount:
+        yield (f"refunded {s.refunded_amount} with {asked} more requested, "
+               f"captured only {s.captured_amount}")
+
+
+def _never_two_captures_per_authorization(s: OrderState) -> Iterator[str]:
+    for auth in s.authorizations:
+        captures = [c.capture_id for c in s.captures
+                    if c.authorization_id == auth.authorization_id]
+        if len(captures) > 1:
+            yield f"authorization {auth.authorization_id} captured {len(captures)} times"
+        live = [r.request_id for r in s.payment_requests
+                if r.operation is PaymentOperation.CAPTURE
+                and r.authorization_id == auth.authorization_id
+                and r.status is not RequestStatus.FAILED]
+        if len(live) > 1:
+            yield f"authorization {auth.authorization_id} has capture requests {live}"
+
+
+def _never_notify_shipped_before_shipment(s: OrderState) -> Iterator[str]:
+    for note in s.notifications:
+        if note.kind in (NotificationKind.SHIPPED, NotificationKind.DELIVERED) \
+                and not note.shipment_existed:
+            yield (f"customer told {note.kind.value!r} about "
+                   f"{note.fulfillment_order_id} before it was")
+
+
+def _every_open_hold_has_owner_and_deadline(s: OrderState) -> Iterator[str]:
+    for hold in s.open_holds:
+        if not hold.owner_team.strip():
+            yield f"hold {hold.hold_id} has no owner team"
+        if not hold.deadline >= hold.opened_at:
+            yield f"hold {hold.hold_id} has deadline {hold.deadline} before {hold.opened_at}"
+
+
+def _money_conserved(s: OrderState) -> Iterator[str]:
+    for auth in s.authorizations:
+        taken = sum(c.amount for c in s.captures if c.authorization_id == auth.authorization_id)
+        if taken > auth.amount:
+            yield f"authorization {auth.authorization_id} of {auth.amount} captured {taken}"
+    for c in s.captures:
+        if s.authorization(c.authorization_id) is None:
+            yield f"capture {c.capture_id} names unknown authorization {c.authorization_id}"
+    implied = derive_payment(s)
+    if implied is not s.payment:
+        yield f"payment is {s.payment.value} but the money records say {implied.value}"
+
+
+def _units_conserved(s: OrderState) -> Iterator[str]:
+    for li in s.line_items:
+        buckets = (li.ordered, li.allocated, li.picked, li.shipped, li.canceled, li.returned)
+        if min(buckets) < 0 or sum(buckets) != li.quantity:
+            yield f"line {li.line_id} buckets {buckets} do not add up to {li.quantity}"
+
+
+INVARIANTS: tuple[Invariant, ...] = (
+    Invariant(name="never_ship_unpaid", check=_never_ship_unpaid,
+              description="goods leave only with secured payment or a person's approval"),
+    Invariant(name="never_capture_after_cancel", check=_never_capture_after_cancel,
+              description="no capture requested or recorded after the order was canceled"),
+    Invariant(name="never_refund_more_than_captured", check=_never_refund_more_than_captured,
+              description="refunds, done and requested, never exceed captures"),
+    Invariant(name="never_two_captures_per_authorization",
+              check=_never_two_captures_per_authorization,
+              description="one authorization is captured at most once"),
+    Invariant(name="never_notify_shipped_before_shipment",
+              check=_never_notify_shipped_before_shipment,
+              description="the customer hears 'shipped' only about a real shipment"),
+    Invariant(name="every_open_hold_has_owner_and_deadline",
+              check=_every_open_hold_has_owner_and_deadline,
+              description="every exception has an owner team and a deadline"),
+    Invariant(name="money_conserved", check=_money_conserved,
+              description="captures fit their authorizations; status matches the records"),
+    Invariant(name="units_conserved", check=_units_conserved,
+              description="each line's units are in exactly one bucket"),
+)
+"""Every state invariant, by name."""
+
+INVARIANTS_BY_NAME: Mapping[str, Invariant] = MappingProxyType(
+    {inv.name: inv for inv in INVARIANTS})
+
+
+def check_invariants(state: OrderState) -> tuple[Violation, ...]:
+    """Every state invariant's violations on ``state`` (empty when all hold)."""
+    return tuple(Violation(name=inv.name, order_id=state.order_id, detail=detail)
+                 for inv in INVARIANTS for detail in inv.check(state))
+
+
+def check_step(
+    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
+) -> tuple[Violation, ...]:
+    """``never_regress_on_stale_event`` for one ``apply`` step, plus the state invariants.
+
+    An event that was not applied (duplicate, stale, rejected) must leave the
+    state exactly as it was; an applied one must be newer than anything seen
+    from its source.
+    """
+    name = "never_regress_on_stale_event"
+    found: list[Violation] = []
+    if outcome.kind is not OutcomeKind.APPLIED and after != before:
+        found.append(Violation(name=name, order_id=before.order_id,
+                               detail=f"{outcome.kind.value} event {event.event_id} "
+                                      "changed the state"))
+    if outcome.kind is OutcomeKind.APPLIED and (
+        event.source_seq <= before.last_seq(event.source)
+        or event.event_id in before.seen_event_ids
+    ):
+        found.append(Violation(name=name, order_id=before.order_id,
+                               detail=f"event {event.event_id} from {event.source} "
+                                      f"#{event.source_seq} applied although not new"))
+    return (*found, *check_invariants(after))
+
+
+def check_money_views(
+    state: OrderState, views: Mapping[str, MoneyView]
+) -> tuple[Violation, ...]:
+    """``money_conserved`` across systems: each view must match the order's totals."""
+    return tuple(
+        Violation(name="money_conserved", order_id=state.order_id,
+                  detail=f"{system} sees captured {view.captured} / refunded "
+                         f"{view.refunded}, order has {state.captured_amount} / "
+                         f"{state.refunded_amount}")
+        for system, view in sorted(views.items())
+        if (view.captured, view.refunded) != (state.captured_amount, state.refunded_amount)
+    )

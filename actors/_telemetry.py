@@ -1,0 +1,155 @@
+"""Telemetry: what the actors ``ctx.emit`` for the health metrics.
+
+These events are the contract between the domain and every metrics
+consumer (the simulator's collector, the live coordinator's Prometheus
+exporter): the health metrics are computed from them, and only from them,
+so their definitions are identical live and simulated.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = [
+    "CaseDecided",
+    "CaseHandedOff",
+    "CaseOpened",
+    "CaseClosed",
+    "OrderFinished",
+    "OrderStageEntered",
+    "OrderStuck",
+    "SystemViewChanged",
+    "TeamLoad",
+    "Telemetry",
+    "WrongAction",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Telemetry:
+    """Base of telemetry events. Invariant: ``order_id`` names one order ("" for team-level)."""
+
+    order_id: str
+
+
+@attrs.frozen(kw_only=True)
+class OrderStageEntered(Telemetry):
+    """The coordinator's view of an order entered a lifecycle stage.
+
+    Invariant: ``stage`` is a :class:`~orderloom.actors.Lifecycle` value;
+    ``previous`` is the stage it left ("" for a new order).
+    """
+
+    stage: str
+    previous: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class OrderStuck(Telemetry):
+    """An order stayed in ``stage`` past the policy's deadline.
+
+    Invariants: ``age`` >= ``deadline`` > 0; ``reason`` is the open hold's
+    reason if the order is on hold, else ``"no_progress"``.
+    """
+
+    stage: str
+    reason: str
+    age: float
+    deadline: float
+
+
+@attrs.frozen(kw_only=True)
+class CaseOpened(Telemetry):
+    """An exception left the standard path: a case for a team.
+
+    Invariants: ``team`` is the owner; ``deadline`` is absolute kernel time.
+    """
+
+    case_id: str
+    reason: str
+    team: str
+    deadline: float
+    proposal: str
+
+
+@attrs.frozen(kw_only=True)
+class CaseHandedOff(Telemetry):
+    """A case moved from one team to another (A→B; A→B→A is a bounce)."""
+
+    case_id: str
+    reason: str
+    from_team: str
+    to_team: str
+
+
+@attrs.frozen(kw_only=True)
+class CaseDecided(Telemetry):
+    """A person decided a case.
+
+    Invariants: ``override`` is True exactly when ``decision`` differs from
+    automation's ``proposal``; ``erroneous`` marks a decision the simulated
+    reviewer got wrong (always False live: only the simulator knows).
+    """
+
+    case_id: str
+    reason: str
+    team: str
+    reviewer: str
+    proposal: str
+    decision: str
+    override: bool
+    erroneous: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class CaseClosed(Telemetry):
+    """A case left its team's queue (decided, withdrawn or escalated)."""
+
+    case_id: str
+    reason: str
+    team: str
+    outcome: str
+
+
+@attrs.frozen(kw_only=True)
+class SystemViewChanged(Telemetry):
+    """A downstream system (finance, crm, support, fulfillment) changed its
+    view of an order, or the coordinator did (``system="coordinator"``).
+
+    Invariant: ``status`` is a comparable summary string: two systems agree
+    on an order exactly when their latest statuses are equal.
+    """
+
+    system: str
+    status: str
+
+
+@attrs.frozen(kw_only=True)
+class WrongAction(Telemetry):
+    """An invariant was violated: a cascading mistake the source warns about.
+
+    Invariants: ``invariant`` is one of the named invariants; ``chain`` is the
+    causal chain of message ids that led to it, oldest first.
+    """
+
+    invariant: str
+    detail: str
+    chain: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class TeamLoad(Telemetry):
+    """A team's queue length and busy staff changed (``order_id`` is "")."""
+
+    team: str
+    queue_length: int
+    busy: int
+    staff: int
+
+
+@attrs.frozen(kw_only=True)
+class OrderFinished(Telemetry):
+    """An order reached a terminal state (closed, canceled, returned, ...)."""
+
+    final_state: str
+    placed_at: float
