@@ -443,6 +443,13 @@ class RiskAssessed(Event):
     level: Risk = attrs.field(validator=_instance(Risk))
     recommendation: RiskRecommendation = attrs.field(validator=_instance(RiskRecommendation))
     provider: str = attrs.field(validator=_text)
+    score: float | None = attrs.field(default=None)
+    """The provider's fraud score in [0, 1], when it gives one (policies threshold on it)."""
+
+    @score.validator
+    def _unit_score(self, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"score must lie in [0, 1], got {value!r}")
 
     @level.validator
     def _assessed(self, attribute: attrs.Attribute[Any], value: Risk) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import attrs
 
 __all__ = [
+    "ActionTaken",
     "CaseDecided",
     "CaseHandedOff",
-    "CaseOpened",
     "CaseClosed",
+    "CaseOpened",
+    "CommandRefused",
+    "EventIgnored",
     "OrderFinished",
     "OrderStageEntered",
     "OrderStuck",
@@ -153,3 +156,40 @@ class OrderFinished(Telemetry):
 
     final_state: str
     placed_at: float
+
+
+@attrs.frozen(kw_only=True)
+class CommandRefused(Telemetry):
+    """The order refused a command (a business rule or an illegal transition)."""
+
+    command_type: str
+    issued_by: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class EventIgnored(Telemetry):
+    """An event was not applied: ``outcome`` is duplicate, stale or rejected."""
+
+    event_type: str
+    event_id: str
+    source: str
+    outcome: str
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ActionTaken(Telemetry):
+    """The order accepted a command: the audit log of every decision.
+
+    Invariants: ``irreversible`` marks capture, refund, cancel and ship
+    (submit to a warehouse); ``on_exception_path`` is True when the order
+    had an open hold as the command was decided; ``approved_by`` is who
+    approved an irreversible command (None: no approval was needed).
+    """
+
+    command_type: str
+    issued_by: str
+    irreversible: bool
+    on_exception_path: bool
+    approved_by: str | None = None

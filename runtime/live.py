@@ -100,7 +100,7 @@ class _LiveCell:
         self.failed_with: BaseException | None = None
         self.restarts: list[float] = []
         self.timers: dict[int, anyio.CancelScope] = {}
-        self.children: list[Address] = []
+        self.children: dict[Address, None] = {}  # ordered set: O(1) removal
         self.backoff: anyio.CancelScope | None = None  # set while waiting to restart
         seed = kernel.seed
         self._rng = random.Random(f"{seed}/{address}") if seed is not None else random.Random()
@@ -164,7 +164,7 @@ class _LiveCell:
         self, factory: ActorFactory, name: str, *, restart: RestartPolicy | None = None
     ) -> Address:
         address = self._kernel.spawn(factory, name, restart=restart, parent=self._address)
-        self.children.append(address)
+        self.children[address] = None
         return address
 
     def stop(self, address: Address | None = None) -> None:
@@ -636,13 +636,13 @@ class LiveKernel(KernelRecords):
         for scope in cell.timers.values():
             scope.cancel()
         cell.timers.clear()
-        for child in cell.children:
+        for child in list(cell.children):
             child_cell = self._cells.get(child)
             if child_cell is not None and child_cell.parent == cell.address:
                 self.stop(child)
         parent = self._cells.get(cell.parent) if cell.parent is not None else None
-        if parent is not None and cell.address in parent.children:
-            parent.children.remove(cell.address)
+        if parent is not None:
+            parent.children.pop(cell.address, None)
         if cell.current is not None:  # cancelled mid-turn by shutdown
             self._dead(cell.current, "actor_stopped")
             if cell.current.reply_to is not None:

@@ -121,7 +121,7 @@ class _SimCell:
         self.incarnation = 0  # bumped on every restart/crash: stale events compare it
         self.restarts: list[float] | None = None
         self.timers: set[int] | None = None
-        self.children: list[Address] | None = None
+        self.children: dict[Address, None] | None = None  # ordered set: O(1) removal
         self.stop_requested = False
 
     # -- the Context protocol -------------------------------------------------
@@ -187,8 +187,8 @@ class _SimCell:
     ) -> Address:
         address = self._kernel.spawn(factory, name, restart=restart, parent=self._address)
         if self.children is None:
-            self.children = []
-        self.children.append(address)
+            self.children = {}
+        self.children[address] = None
         return address
 
     def stop(self, address: Address | None = None) -> None:
@@ -707,13 +707,13 @@ class SimKernel(KernelRecords):
         self._cells.pop(cell._address, None)
         cell.timers = None
         cell.stop_requested = False
-        for child in cell.children or ():
+        for child in list(cell.children or ()):
             child_cell = self._cells.get(child)
             if child_cell is not None and child_cell.parent == cell._address:
                 self.stop(child)
         parent = self._cells.get(cell.parent) if cell.parent is not None else None
         if parent is not None and parent.children:
-            parent.children.remove(cell._address)
+            parent.children.pop(cell._address, None)
         if not was_down:  # a crashed instance gets no on_stop
             self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
         self._drain_mailbox(cell, "actor_stopped")

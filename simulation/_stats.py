@@ -324,7 +324,9 @@ def welch_difference(a: Sequence[float], b: Sequence[float],
     se2 = va + vb
     if se2 == 0.0:
         return _difference(mean, 0.0, n, paired=False)
-    df = se2 * se2 / (va * va / (len(xs) - 1) + vb * vb / (len(ys) - 1))
+    # Welch–Satterthwaite, scaled by se2 so tiny variances cannot underflow.
+    ra, rb = va / se2, vb / se2
+    df = 1.0 / (ra * ra / (len(xs) - 1) + rb * rb / (len(ys) - 1))
     half = t_quantile(0.5 + confidence / 2.0, df) * math.sqrt(se2)
     return _difference(mean, half, n, paired=False)
 

@@ -1,0 +1,143 @@
+"""Downstream systems (finance, CRM, support): each keeps its own view of an order.
+
+The coordinator pushes :class:`~._protocol.SyncOrder` snapshots; a
+:class:`DownstreamSystem` applies one after a lag, unless the update is
+lost (``failure_rate``, or an outage window at arrival or at apply time), in
+which case its view stays stale until the next snapshot. A snapshot older
+than the view (a lower ``version``, delivered out of order) never overwrites
+it.
+
+:func:`project` is the one summary of a snapshot per system. Both sides of
+the mismatch metric use it: the system emits
+``SystemViewChanged(system, project(system, applied))`` and the coordinator
+``project(system, its own snapshot)``, so equal strings mean agreement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from orderloom.runtime import Actor, Message, handler
+
+from ._dist import Dist, Window
+from ._protocol import SyncOrder, SyncSnapshot
+from ._telemetry import SystemViewChanged
+
+__all__ = ["DownstreamConfig", "DownstreamSystem", "project"]
+
+
+def project(system: str, snapshot: SyncSnapshot) -> str:
+    """What ``system`` cares about in a snapshot, as a comparable string.
+
+    finance: captured and refunded amounts; crm: the customer-facing status;
+    support: lifecycle and payment; any other system: every field but the
+    order id and the version (bookkeeping, not a view).
+    """
+    s = snapshot
+    if system == "finance":
+        return f"captured={s.captured};refunded={s.refunded}"
+    if system == "crm":
+        return s.customer_status
+    if system == "support":
+        return f"{s.lifecycle};{s.payment}"
+    return (f"{s.lifecycle};{s.payment};captured={s.captured};refunded={s.refunded};"
+            f"shipped={s.shipped_units};{s.customer_status}")
+
+
+def _rate(_: object, a: attrs.Attribute[Any], v: float) -> None:
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{a.name}: expected a probability in [0, 1], got {v!r}")
+
+
+def _name(_: object, a: attrs.Attribute[Any], v: str) -> None:
+    if not v:
+        raise ValueError(f"{a.name}: expected a non-empty system name")
+
+
+@attrs.frozen(kw_only=True)
+class DownstreamConfig:
+    """A downstream system: its name, update lag, loss rate and outages.
+
+    Invariants: ``system`` non-empty; ``failure_rate`` in [0, 1].
+    """
+
+    system: str = attrs.field(validator=_name)
+    lag: Dist = Dist.fixed(0.0)
+    failure_rate: float = attrs.field(default=0.0, validator=_rate)
+    outages: tuple[Window, ...] = ()
+
+    def down_at(self, t: float) -> bool:
+        """Whether the system is in an outage at kernel time ``t``."""
+        return any(w.contains(t) for w in self.outages)
+
+
+@attrs.frozen(kw_only=True)
+class _Apply(Message):
+    """Timer: write ``snapshot`` to the view now (its lag elapsed)."""
+
+    snapshot: SyncSnapshot
+
+
+class DownstreamSystem(Actor):
+    """Finance, CRM or support: a lagging, lossy copy of each order's state.
+
+    Args:
+        config: the system.
+
+    Attributes:
+        received: snapshots received; ``applied``: written to the view;
+        ``lost``: lost to failures or outages; ``stale``: older than the view
+        (or equal) when their lag elapsed, and skipped.
+    """
+
+    def __init__(self, config: DownstreamConfig) -> None:
+        self.config = config
+        self._views: dict[str, SyncSnapshot] = {}
+        self._status: dict[str, str] = {}
+        self.received = 0
+        self.applied = 0
+        self.lost = 0
+        self.stale = 0
+
+    def view(self, order_id: str) -> SyncSnapshot | None:
+        """The snapshot this system holds for an order (None if it never got one)."""
+        return self._views.get(order_id)
+
+    def status(self, order_id: str) -> str | None:
+        """The projected view of an order, as last emitted."""
+        return self._status.get(order_id)
+
+    @handler
+    async def on_sync(self, msg: SyncOrder) -> None:
+        """Take a snapshot in; it is applied after the lag unless lost."""
+        self.received += 1
+        # Both draws always happen so one fault setting does not shift the
+        # random stream of the other.
+        lag = self.config.lag.sample(self.ctx.rng)
+        failed = self.ctx.rng.random() < self.config.failure_rate
+        if failed or self.config.down_at(self.ctx.now()):
+            self.lost += 1
+            return
+        self.ctx.schedule(lag, _Apply(snapshot=msg.snapshot))
+
+    @handler
+    async def on_apply(self, msg: _Apply) -> None:
+        """Write the snapshot unless the system is down or already holds a newer one."""
+        snapshot = msg.snapshot
+        if self.config.down_at(self.ctx.now()):
+            self.lost += 1
+            return
+        current = self._views.get(snapshot.order_id)
+        if current is not None and current.version >= snapshot.version:
+            self.stale += 1
+            return
+        self._views[snapshot.order_id] = snapshot
+        self.applied += 1
+        status = project(self.config.system, snapshot)
+        if self._status.get(snapshot.order_id) != status:
+            self._status[snapshot.order_id] = status
+            self.ctx.emit(SystemViewChanged(
+                order_id=snapshot.order_id, system=self.config.system, status=status,
+            ))

@@ -1,0 +1,543 @@
+"""The policy engine: what automation does next with one order, as the policy says.
+
+It reacts to trustworthy events (payment authorized or captured, risk
+assessed, warehouse assignment completed, shipment created, ...) and to the
+order's state, and proposes commands. It never acts on a hunch: a command is
+only proposed when the state it will be decided against allows it, and
+irreversible ones (capture, refund, cancel, ship) on an exception path wait
+for a person unless the policy waives that approval.
+
+One engine per order, run by the Order actor inside its own turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from orderloom.runtime import Address, Context, Message
+
+from . import _messages as m
+from ._order_state import OrderState
+from ._policy import (
+    AmbiguousPaymentAction,
+    CaptureMode,
+    FulfillmentTrigger,
+    HighRiskAction,
+    IrreversibleAction,
+    Policy,
+    ShortageAction,
+)
+from ._protocol import (
+    AddressChecked,
+    CaseAssigned,
+    CaseDecision,
+    CaseWithdrawn,
+    CheckAddress,
+    Escalate,
+    GatewayAuthorize,
+    GatewayCapture,
+    GatewayQuery,
+    GatewayRefund,
+    GatewayVoid,
+    Screened,
+    StockShortage,
+)
+from ._states import (
+    AuthorizationStatus,
+    FulfillmentStatus as FS,
+    HoldReason as R,
+    Lifecycle as L,
+    NotificationKind,
+    PaymentOperation as Op,
+    RequestStatus,
+    Risk,
+    ShipmentStatus,
+)
+from ._telemetry import CaseHandedOff, CaseOpened
+
+__all__ = ["Engine", "OrderSettings"]
+
+_DONE = frozenset({L.CLOSED, L.CANCELED, L.RETURNED})
+_GONE = frozenset({FS.REJECTED, FS.CANCELED})
+_LEVEL_SCORE = {Risk.NONE: 0.0, Risk.LOW: 0.2, Risk.MEDIUM: 0.5, Risk.HIGH: 0.9}
+
+
+@attrs.frozen(kw_only=True)
+class OrderSettings:
+    """What every Order actor of one coordinator shares.
+
+    Attributes:
+        policy: the automation policy.
+        warehouses: warehouse ids in order of preference.
+        downstream: downstream system addresses (also their names).
+        gateway_timeout: seconds before a gateway request's outcome is unknown.
+        resequence_timeout: seconds to wait for a gap in a source's sequence.
+        retire_after: seconds a finished order's actor lingers for late messages.
+    """
+
+    policy: Policy
+    warehouses: tuple[str, ...] = ("W1",)
+    downstream: tuple[str, ...] = ("finance", "crm", "support")
+    gateway: Address = Address("gateway")
+    automation: Address = Address("automation")
+    watchdog: Address = Address("watchdog")
+    address_service: Address | None = Address("address-service")
+    gateway_timeout: float = 30.0
+    resequence_timeout: float = 60.0
+    retire_after: float = 3600.0
+
+
+class Engine:
+    """Per-order automation memory and decisions."""
+
+    @attrs.frozen(kw_only=True)
+    class Timer(Message):
+        """A retry or reconciliation the engine scheduled for itself."""
+
+        kind: str
+        request_id: str = ""
+        attempt: int = 0
+
+    def __init__(self, settings: OrderSettings) -> None:
+        self.settings = settings
+        self.policy = settings.policy
+        self.actor_name = f"automation:{settings.policy.name}"
+        self.address_ok: bool | None = None if settings.address_service else True
+        self.screened_ok = False
+        self.duplicate_of: str | None = None
+        self.cases: dict[str, tuple[str, tuple[str, ...]]] = {}  # hold -> proposal, options
+        self.assigned: dict[str, str] = {}  # hold -> team that has it now
+        self.attempts: dict[str, int] = {}
+        self.capture_failures = 0
+        self.shortages: dict[str, StockShortage] = {}
+        self.backorders: set[str] = set()
+        self.tried: set[str] = set()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _stamp(self, ctx: Context, by: str | None = None) -> dict[str, Any]:
+        return {"order_id": ctx.address.removeprefix("order/"), "command_id": ctx.new_id(),
+                "issued_at": ctx.now(), "issued_by": by or self.actor_name}
+
+    def _approval(self, s: OrderState, action: IrreversibleAction) -> tuple[bool, str | None]:
+        """May automation take ``action`` now, and under whose approval?"""
+        if not s.open_holds:
+            return True, None
+        if self.policy.needs_approval(action):
+            return False, None
+        return True, self.actor_name
+
+    def _hold(self, s: OrderState, ctx: Context, reason: R, proposal: str,
+              options: tuple[str, ...] = ("release", "cancel"), note: str = "") -> m.Command | None:
+        if any(h.reason is reason for h in s.open_holds):
+            return None
+        route = self.policy.route(reason)
+        hold_id = ctx.new_id()
+        self.cases[hold_id] = (proposal, options)
+        return m.OpenHold(**self._stamp(ctx), hold_id=hold_id, reason=reason,
+                          owner_team=route.team, deadline=ctx.now() + route.deadline, note=note)
+
+    # -- inputs from other actors ----------------------------------------------------------
+
+    async def screened(self, s: OrderState, msg: Screened, ctx: Context) -> list[m.Command]:
+        self.screened_ok = True
+        self.duplicate_of = msg.duplicate_of
+        if msg.duplicate_of is not None:
+            hold = self._hold(s, ctx, R.DUPLICATE_ORDER, "cancel",
+                              note=f"same key as {msg.duplicate_of}")
+            return [hold] if hold else []
+        return self._progress(s, ctx)
+
+    async def address_checked(self, s: OrderState, msg: AddressChecked,
+                              ctx: Context) -> list[m.Command]:
+        self.address_ok = msg.ok or msg.corrected
+        if not self.address_ok:
+            hold = self._hold(s, ctx, R.INCORRECT_ADDRESS, "release",
+                              note="address failed validation")
+            return [hold] if hold else []
+        return self._progress(s, ctx)
+
+    async def decided(self, s: OrderState, msg: CaseDecision, ctx: Context) -> list[m.Command]:
+        hold = s.hold(msg.case_id)
+        self.assigned.pop(msg.case_id, None)
+        if hold is None or hold not in s.open_holds:
+            return []  # decided after the case was closed: nothing to do
+        who = msg.reviewer
+        if msg.decision == "reassign" and msg.handoff_to and msg.handoff_to != hold.owner_team:
+            return [m.HandOffHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
+                                  to_team=msg.handoff_to, note=msg.note)]
+        if msg.decision == "cancel":
+            return [m.CancelOrder(**self._stamp(ctx, who), approved_by=who,
+                                  reason=f"{hold.reason.value}: decided by {who}")]
+        cmds: list[m.Command] = [m.ReleaseHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
+                                               resolution=f"released by {who}")]
+        follow = await self._after_release(s, hold.reason, ctx)
+        return cmds + follow
+
+    async def _after_release(self, s: OrderState, reason: R, ctx: Context) -> list[m.Command]:
+        """What a person's "go on" means for each reason."""
+        if reason is R.PAYMENT_AMBIGUOUS:
+            for r in s.unresolved_requests():
+                await self._query(s, r.request_id, ctx)
+        elif reason is R.AWAITING_PAYMENT:
+            self.capture_failures = 0
+            return self._authorize(s, ctx)
+        elif reason in (R.INVENTORY_OUT_OF_STOCK, R.SPLIT_FULFILLMENT_DECISION):
+            return self._shortage(s, ctx, ShortageAction.SPLIT
+                                  if reason is R.SPLIT_FULFILLMENT_DECISION
+                                  else ShortageAction.BACKORDER)
+        elif reason in (R.POLICY_EXCEPTION, R.OTHER):
+            return self._redrive(s, ctx)
+        elif reason is R.INCORRECT_ADDRESS:
+            self.address_ok = True
+        elif reason is R.DUPLICATE_ORDER:
+            self.duplicate_of = None
+        return []
+
+    async def escalate(self, s: OrderState, msg: Escalate, ctx: Context) -> list[m.Command]:
+        if s.progress in _DONE:
+            return []
+        holds = s.open_holds
+        if holds:
+            hold = holds[0]
+            target = self.policy.route(hold.reason).escalate_to
+            if target and target != hold.owner_team:
+                return [m.HandOffHold(**self._stamp(ctx), hold_id=hold.hold_id, to_team=target,
+                                      note=f"escalated: stuck in {msg.stage}")]
+            return []
+        hold_cmd = self._hold(s, ctx, R.POLICY_EXCEPTION, "release",
+                              note=f"stuck in {msg.stage}")
+        return [hold_cmd] if hold_cmd else []
+
+    async def timer(self, s: OrderState, msg: Engine.Timer, ctx: Context) -> list[m.Command]:
+        request = s.request(msg.request_id) if msg.request_id else None
+        if msg.kind == "reauthorize":
+            return self._authorize(s, ctx)
+        if request is None or request.status is not RequestStatus.UNKNOWN:
+            return []
+        if msg.kind == "give_up":
+            hold = self._hold(s, ctx, R.PAYMENT_AMBIGUOUS, "release", ("release",),
+                              note=f"request {msg.request_id} still unknown after retries")
+            return [hold] if hold else []
+        if msg.kind == "query":
+            await self._query(s, msg.request_id, ctx)
+            self._schedule_check(ctx, "query", msg.request_id, msg.attempt + 1)
+            return []
+        await self._resend(s, msg.request_id, ctx)
+        self._schedule_check(ctx, "retry", msg.request_id, msg.attempt + 1)
+        return []
+
+    # -- reacting to the order's events ----------------------------------------------------
+
+    async def react(self, s: OrderState, applied: Sequence[m.Event], ctx: Context,
+                    progress: bool = True) -> list[m.Command]:
+        """Commands for the events just applied, then (with ``progress``) the
+        next standard-path steps the state now allows."""
+        cmds: list[m.Command] = []
+        for event in applied:
+            cmds += await self._on(s, event, ctx)
+        if progress and not cmds:
+            cmds += self._progress(s, ctx)
+        return cmds
+
+    async def _on(self, s: OrderState, e: m.Event, ctx: Context) -> list[m.Command]:
+        p = self.policy
+        match e:
+            case m.OrderPlaced():
+                cmds = self._authorize(s, ctx)
+                if self.settings.address_service is not None:
+                    correct = p.address_failure.value == "auto_correct"
+                    await ctx.send(self.settings.address_service,
+                                   CheckAddress(order_id=s.order_id, correct=correct))
+                if p.fulfillment_trigger is FulfillmentTrigger.ORDER_PLACED:
+                    cmds.insert(0, m.ApproveShipment(**self._stamp(ctx), approved_by=self.actor_name,
+                                                     reason="policy fulfils on order placed"))
+                return cmds
+            case m.RiskAssessed():
+                return self._risk(s, e, ctx)
+            case m.PaymentFailed():
+                return self._payment_failed(s, e, ctx)
+            case m.PaymentOutcomeUnknown():
+                return await self._ambiguous(s, e.request_id, ctx)
+            case m.FulfillmentRejected():
+                fo = s.fulfillment_order(e.fulfillment_order_id)
+                if fo is not None:
+                    self.tried.add(fo.warehouse_id)
+                if self._next_warehouse() is None:
+                    return self._shortage(s, ctx, p.stock_shortage)
+                return []
+            case m.Shipped():
+                return [m.NotifyCustomer(**self._stamp(ctx), kind=NotificationKind.SHIPPED,
+                                         fulfillment_order_id=e.fulfillment_order_id)]
+            case m.HoldOpened():
+                await self._assign_case(s, e.hold_id, e.owner_team, e.reason.value, ctx)
+            case m.HoldHandedOff():
+                hold = s.hold(e.hold_id)
+                reason = hold.reason.value if hold else "other"
+                ctx.emit(CaseHandedOff(order_id=s.order_id, case_id=e.hold_id, reason=reason,
+                                       from_team=e.from_team, to_team=e.to_team))
+                await self._assign_case(s, e.hold_id, e.to_team, reason, ctx)
+            case m.HoldReleased():
+                team = self.assigned.pop(e.hold_id, None)
+                if team is not None:
+                    await ctx.send(Address(f"team/{team}"),
+                                   CaseWithdrawn(order_id=s.order_id, case_id=e.hold_id))
+        return []
+
+    async def _assign_case(self, s: OrderState, hold_id: str, team: str, reason: str,
+                           ctx: Context) -> None:
+        hold = s.hold(hold_id)
+        if hold is None:
+            return
+        proposal, options = self.cases.get(hold_id, ("release", ("release", "cancel")))
+        history = tuple(h.from_team for h in hold.handoffs)
+        route = self.policy.route(hold.reason)
+        if not hold.handoffs:
+            ctx.emit(CaseOpened(order_id=s.order_id, case_id=hold_id, reason=reason, team=team,
+                                deadline=hold.deadline, proposal=proposal))
+        self.assigned[hold_id] = team
+        await ctx.send(Address(f"team/{team}"), CaseAssigned(
+            order_id=s.order_id, case_id=hold_id, reason=reason, team=team, proposal=proposal,
+            options=options, opened_at=hold.opened_at, deadline=hold.deadline, history=history,
+            escalate_to=route.escalate_to, notify=ctx.address))
+
+    def _risk(self, s: OrderState, e: m.RiskAssessed, ctx: Context) -> list[m.Command]:
+        fraud = self.policy.fraud
+        score = e.score if e.score is not None else _LEVEL_SCORE.get(e.level, 0.5)
+        if score >= fraud.cancel_above:
+            ok, who = self._approval(s, IrreversibleAction.CANCEL)
+            auto = (fraud.high_risk_action is HighRiskAction.AUTO_CANCEL
+                    and not self.policy.needs_approval(IrreversibleAction.CANCEL))
+            if auto and ok:
+                return [m.CancelOrder(**self._stamp(ctx), approved_by=who or self.actor_name,
+                                      reason=f"high fraud risk ({score:.2f})")]
+            hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, "cancel", note=f"score {score:.2f}")
+            return [hold] if hold else []
+        review = score >= fraud.review_above or (
+            not fraud.auto_release_low_risk and e.recommendation.value == "investigate")
+        if review:
+            hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, "release", note=f"score {score:.2f}")
+            return [hold] if hold else []
+        return []
+
+    def _payment_failed(self, s: OrderState, e: m.PaymentFailed,
+                        ctx: Context) -> list[m.Command]:
+        request = s.request(e.request_id)
+        if request is None:
+            return []
+        if request.operation is Op.AUTHORIZE:
+            if e.reason == "unknown_request":
+                return self._authorize(s, ctx)  # reconciliation: it never happened
+            if e.reason == "gateway_unavailable":
+                attempt = self.attempts.get("authorize", 0) + 1
+                self.attempts["authorize"] = attempt
+                if attempt <= self.policy.ambiguous_payment.retries:
+                    ctx.schedule(self.policy.ambiguous_payment.delay(attempt),
+                                 Engine.Timer(kind="reauthorize"))
+                    return []
+            hold = self._hold(s, ctx, R.AWAITING_PAYMENT, "cancel", note=e.reason)
+            return [hold] if hold else []
+        if request.operation is Op.CAPTURE:
+            self.capture_failures += 1
+            hold = self._hold(s, ctx, R.AWAITING_PAYMENT, "release", note=f"capture: {e.reason}")
+            return [hold] if hold else []
+        return []
+
+    async def _ambiguous(self, s: OrderState, request_id: str, ctx: Context) -> list[m.Command]:
+        action = self.policy.ambiguous_payment.action
+        if action is AmbiguousPaymentAction.HOLD:
+            hold = self._hold(s, ctx, R.PAYMENT_AMBIGUOUS, "release", ("release",),
+                              note=f"request {request_id}")
+            return [hold] if hold else []
+        kind = "retry" if action is AmbiguousPaymentAction.RETRY else "query"
+        self._schedule_check(ctx, kind, request_id, 1)
+        return []
+
+    def _schedule_check(self, ctx: Context, kind: str, request_id: str, attempt: int) -> None:
+        policy = self.policy.ambiguous_payment
+        if attempt > max(1, policy.retries):
+            # Out of retries: a person must look (the hold is opened on the next
+            # reaction; we cannot decide a command from here).
+            ctx.schedule(0.0, Engine.Timer(kind="give_up", request_id=request_id))
+            return
+        ctx.schedule(policy.delay(attempt), Engine.Timer(kind=kind, request_id=request_id,
+                                                         attempt=attempt))
+
+    async def _query(self, s: OrderState, request_id: str, ctx: Context) -> None:
+        await ctx.send(self.settings.gateway, GatewayQuery(
+            order_id=s.order_id, request_id=request_id, notify=ctx.address))
+
+    async def _resend(self, s: OrderState, request_id: str, ctx: Context) -> None:
+        r = s.request(request_id)
+        if r is None:
+            return
+        me, gw = ctx.address, self.settings.gateway
+        msg: Message
+        if r.operation is Op.AUTHORIZE:
+            msg = GatewayAuthorize(order_id=s.order_id, request_id=request_id, notify=me,
+                                   amount=r.amount, customer_id=s.customer_id or "")
+        elif r.operation is Op.CAPTURE and r.authorization_id:
+            msg = GatewayCapture(order_id=s.order_id, request_id=request_id, notify=me,
+                                 authorization_id=r.authorization_id, amount=r.amount)
+        elif r.operation is Op.VOID and r.authorization_id:
+            msg = GatewayVoid(order_id=s.order_id, request_id=request_id, notify=me,
+                              authorization_id=r.authorization_id)
+        else:
+            msg = GatewayRefund(order_id=s.order_id, request_id=request_id, notify=me,
+                                amount=r.amount)
+        await ctx.send(gw, msg)
+
+    # -- the standard path, from the state -----------------------------------------------
+
+    def _authorize(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        if s.progress in _DONE or s.unresolved_requests(Op.AUTHORIZE) or s.payment_secured:
+            return []
+        covered = s.open_authorized_amount + s.captured_amount - s.refunded_amount
+        due = s.amount_due - covered
+        if due <= 0:
+            return []
+        return [m.AuthorizePayment(**self._stamp(ctx), amount=due)]
+
+    def _progress(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        if not s.placed or s.progress in _DONE:
+            return []
+        cmds: list[m.Command] = []
+        cmds += self._capture(s, ctx)
+        if self._may_fulfil(s):
+            cmds += self._assign(s, ctx)
+            ok, who = self._approval(s, IrreversibleAction.SHIP)
+            if ok:
+                for fo in s.fulfillment_orders:
+                    if fo.status in (FS.OPEN, FS.SCHEDULED):
+                        cmds.append(m.SubmitFulfillment(**self._stamp(ctx), approved_by=who,
+                                                        fulfillment_order_id=fo.fulfillment_order_id))
+        if (s.progress is L.DELIVERED and not s.open_holds and not s.unresolved_requests()
+                and s.captured_amount - s.refunded_amount >= s.amount_due):
+            cmds.append(m.CloseOrder(**self._stamp(ctx)))
+        return cmds
+
+    def _capture(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        if self.capture_failures or s.payment.value == "unknown":
+            return []
+        if self.policy.capture is CaptureMode.ON_SHIPMENT and not any(
+                fo.shipment in (ShipmentStatus.SHIPPED, ShipmentStatus.DELAYED,
+                                ShipmentStatus.DELIVERED) for fo in s.fulfillment_orders):
+            return []
+        busy = {r.authorization_id for r in s.payment_requests
+                if r.operation in (Op.CAPTURE, Op.VOID) and r.status is not RequestStatus.FAILED}
+        ok, who = self._approval(s, IrreversibleAction.CAPTURE)
+        if not ok:
+            return []
+        return [m.CapturePayment(**self._stamp(ctx), approved_by=who,
+                                 authorization_id=a.authorization_id, amount=a.amount)
+                for a in s.authorizations
+                if a.status is AuthorizationStatus.OPEN and a.authorization_id not in busy]
+
+    def _may_fulfil(self, s: OrderState) -> bool:
+        if s.progress not in (L.PLACED, L.AWAITING_PAYMENT, L.READY_FOR_FULFILLMENT,
+                              L.PARTIALLY_FULFILLED):
+            return False
+        trigger = self.policy.fulfillment_trigger
+        if trigger is FulfillmentTrigger.ORDER_PLACED:
+            return s.ship_approved_by is not None
+        if not (self.screened_ok and self.address_ok and self.duplicate_of is None
+                and s.risk is not Risk.PENDING):
+            return False
+        if trigger is FulfillmentTrigger.PAYMENT_AUTHORIZED:
+            return s.payment_secured
+        return s.captured_amount - s.refunded_amount >= s.amount_due
+
+    def _unassigned(self, s: OrderState) -> dict[str, int]:
+        owed = {li.line_id: li.quantity - li.canceled for li in s.line_items}
+        for fo in s.fulfillment_orders:
+            if fo.status in _GONE:
+                continue
+            for lq in fo.lines:
+                owed[lq.line_id] = owed.get(lq.line_id, 0) - lq.quantity
+        return {k: v for k, v in owed.items() if v > 0}
+
+    def _next_warehouse(self) -> str | None:
+        for wh in self.settings.warehouses:
+            if wh not in self.tried:
+                return wh
+        return None
+
+    def _assign(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        if any(fo.status in (FS.OPEN, FS.SCHEDULED) for fo in s.fulfillment_orders):
+            return []
+        missing = self._unassigned(s)
+        wh = self._next_warehouse()
+        if not missing or wh is None:
+            return []
+        return [self._assignment(ctx, wh, missing)]
+
+    def _assignment(self, ctx: Context, wh: str, lines: dict[str, int],
+                    backorder: bool = False) -> m.Command:
+        fo_id = ctx.new_id()
+        if backorder:
+            self.backorders.add(fo_id)
+        return m.AssignWarehouse(
+            **self._stamp(ctx), fulfillment_order_id=fo_id, warehouse_id=wh,
+            lines=tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in sorted(lines.items())))
+
+    def _shortage(self, s: OrderState, ctx: Context, action: ShortageAction) -> list[m.Command]:
+        missing = self._unassigned(s)
+        if not missing:
+            return []
+        best: dict[str, int] = {}
+        best_wh = None
+        for info in self.shortages.values():
+            avail = {pl.line_id: min(pl.quantity, missing.get(pl.line_id, 0))
+                     for pl in info.available}
+            avail = {k: v for k, v in avail.items() if v > 0}
+            if sum(avail.values()) > sum(best.values()):
+                best, best_wh = avail, info.warehouse_id
+        first = self.settings.warehouses[0]
+        rest = {k: v - best.get(k, 0) for k, v in missing.items() if v - best.get(k, 0) > 0}
+        if action is ShortageAction.HOLD:
+            reason = R.SPLIT_FULFILLMENT_DECISION if best else R.INVENTORY_OUT_OF_STOCK
+            hold = self._hold(s, ctx, reason, "release", note="stock does not cover the order")
+            return [hold] if hold else []
+        self.shortages.clear()
+        if action is ShortageAction.BACKORDER or not best or best_wh is None:
+            if action is ShortageAction.CANCEL_LINE and not best:
+                hold = self._hold(s, ctx, R.INVENTORY_OUT_OF_STOCK, "cancel",
+                                  note="nothing in stock")
+                return [hold] if hold else []
+            return [self._assignment(ctx, first, missing, backorder=True)]
+        cmds: list[m.Command] = [self._assignment(ctx, best_wh, best)]
+        if rest and action is ShortageAction.SPLIT:
+            cmds.append(self._assignment(ctx, first, rest, backorder=True))
+        elif rest and action is ShortageAction.CANCEL_LINE:
+            cmds.insert(0, m.CancelLineItems(**self._stamp(ctx), lines=tuple(
+                m.LineQuantity(line_id=k, quantity=v) for k, v in sorted(rest.items()))))
+        return cmds
+
+    def _redrive(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        """After a stuck order's hold is released: pull work back from a silent
+        warehouse so the next one gets it."""
+        cmds: list[m.Command] = []
+        for fo in s.fulfillment_orders:
+            if fo.status in (FS.SUBMITTED, FS.ACCEPTED) and not fo.picked:
+                self.tried.add(fo.warehouse_id)
+                cmds.append(m.CancelFulfillment(**self._stamp(ctx),
+                                                fulfillment_order_id=fo.fulfillment_order_id,
+                                                reason="stuck at the warehouse"))
+        if len(self.tried) >= len(self.settings.warehouses):
+            self.tried.clear()
+        return cmds
+
+    def unsafe_shipments(self, s: OrderState, applied: Sequence[m.Event]) -> list[str]:
+        """Shipments that left on automation's own approval before payment was
+        secured: the policy's trade-off made concrete (a person's approval is
+        an explicit decision; a blanket policy approval is not)."""
+        found = []
+        for e in applied:
+            if isinstance(e, m.Shipped) and not s.payment_secured and (
+                    s.ship_approved_by or "").startswith("automation:"):
+                found.append(f"fulfillment order {e.fulfillment_order_id} shipped before "
+                             f"payment was secured (approved by {s.ship_approved_by})")
+        return found

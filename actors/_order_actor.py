@@ -1,0 +1,392 @@
+"""The Order actor: one per order, the single writer of its state.
+
+Everything that changes an order goes through here: commands are decided
+(``decide``) and their events applied; outside events (gateway webhooks,
+warehouse events) are resequenced per source, deduplicated and applied
+(``apply``); nothing illegal is applied and every refusal is recorded.
+After each change the actor
+
+1. performs the change's effects exactly once (the outbox: a decided
+   ``PaymentCaptureRequested`` becomes one ``GatewayCapture``, ...),
+2. checks the named invariants and emits a ``WrongAction`` per violation,
+3. emits telemetry (stage changes, the coordinator's view per downstream
+   system, stuck orders, the finish),
+4. runs the policy engine (:mod:`._engine`) for the next commands.
+
+The engine runs inside the order's own turn, so it always sees the state
+its commands will be decided against: no race between two automation
+decisions for one order. Cross-order policy (duplicate detection,
+escalation) lives in the Automation and Watchdog actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from orderloom.runtime import Actor, Address, DomainError, Message, handler
+
+from . import _messages as m
+from ._decide import COORDINATOR_SOURCE
+from ._downstream import project
+from ._engine import Engine, OrderSettings
+from ._invariants import check_step
+from ._order import OutcomeKind, apply, decide
+from ._order_state import OrderState
+from ._protocol import (
+    AddressChecked,
+    CaseDecision,
+    Escalate,
+    GatewayAuthorize,
+    GatewayCapture,
+    GatewayRefund,
+    GatewayVoid,
+    OrderUpdated,
+    PickLine,
+    RequestTimedOut,
+    Screened,
+    StockShortage,
+    StuckCheck,
+    StuckReport,
+    SyncOrder,
+    SyncSnapshot,
+    WarehouseCancel,
+    WarehouseSubmit,
+)
+from ._states import Lifecycle, RequestStatus
+from ._telemetry import (
+    ActionTaken,
+    CommandRefused,
+    EventIgnored,
+    OrderFinished,
+    OrderStageEntered,
+    OrderStuck,
+    SystemViewChanged,
+    WrongAction,
+)
+
+__all__ = ["OrderActor"]
+
+TERMINAL = frozenset({Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED})
+
+
+@attrs.frozen(kw_only=True)
+class _Resequence(Message):
+    """Timer: stop waiting for a gap in ``source``'s sequence."""
+
+    source: str
+
+
+@attrs.frozen(kw_only=True)
+class _SyncFlush(Message):
+    """Timer: batch mode sends the latest snapshot downstream."""
+
+
+@attrs.frozen(kw_only=True)
+class _Retire(Message):
+    """Timer: a finished, quiet order's actor can stop."""
+
+
+class OrderActor(Actor):
+    """The coordinator's record of one order, and its automation.
+
+    Args:
+        order_id: the order.
+        settings: policy, addresses and timeouts shared by all orders.
+    """
+
+    def __init__(self, order_id: str, settings: OrderSettings) -> None:
+        self.order_id = order_id
+        self.settings = settings
+        self.state = OrderState(order_id=order_id)
+        self.engine = Engine(settings)
+        self._pending: dict[str, dict[int, m.Event]] = {}  # source -> seq -> event
+        self._reported: set[str] = set()
+        self._views: dict[str, str] = {}
+        self._stage: Lifecycle | None = None
+        self._stage_seq = 0
+        self._sync_scheduled = False
+        self._finished = False
+
+    # -- inputs --------------------------------------------------------------------
+
+    @handler
+    async def on_command(self, command: m.Command) -> None:
+        """A command from a person, the engine, or another actor."""
+        await self._run((command,))
+
+    @handler
+    async def on_event(self, event: m.Event) -> None:
+        """An outside fact: resequenced per source, then applied."""
+        expected = self.state.last_seq(event.source) + 1
+        if event.source_seq > expected and event.event_id not in self.state.seen_event_ids:
+            # A gap: hold the event until the missing ones arrive (or give up
+            # waiting), so a reordered pair is applied in order, not dropped.
+            pending = self._pending.setdefault(event.source, {})
+            if not pending:
+                self.ctx.schedule(self.settings.resequence_timeout,
+                                  _Resequence(source=event.source))
+            pending[event.source_seq] = event
+            return
+        applied = self._offer((event,))
+        applied += self._drain_pending(event.source)
+        await self._after(applied)
+
+    @handler
+    async def on_resequence(self, msg: _Resequence) -> None:
+        """Waited long enough for a gap: apply what is held, in order."""
+        pending = self._pending.pop(msg.source, {})
+        applied = self._offer(tuple(pending[k] for k in sorted(pending)))
+        await self._after(applied)
+
+    @handler
+    async def on_timeout(self, msg: RequestTimedOut) -> None:
+        """A gateway request got no answer: its outcome is now unknown."""
+        request = self.state.request(msg.request_id)
+        if request is None or request.status is not RequestStatus.PENDING:
+            return
+        seq = self.state.last_seq(COORDINATOR_SOURCE) + 1
+        event = m.PaymentOutcomeUnknown(
+            order_id=self.order_id, event_id=f"{msg.request_id}:timeout",
+            source=COORDINATOR_SOURCE, source_seq=seq, occurred_at=self.ctx.now(),
+            request_id=msg.request_id)
+        await self._after(self._offer((event,)))
+
+    @handler
+    async def on_screened(self, msg: Screened) -> None:
+        """Automation's cross-order screening (duplicates) is in."""
+        await self._run(await self.engine.screened(self.state, msg, self.ctx))
+
+    @handler
+    async def on_address(self, msg: AddressChecked) -> None:
+        """The address service answered."""
+        await self._run(await self.engine.address_checked(self.state, msg, self.ctx))
+
+    @handler
+    async def on_shortage(self, msg: StockShortage) -> None:
+        """A warehouse said what it could cover of a rejected fulfillment order."""
+        self.engine.shortages[msg.fulfillment_order_id] = msg
+
+    @handler
+    async def on_decision(self, msg: CaseDecision) -> None:
+        """A person decided one of this order's cases."""
+        await self._run(await self.engine.decided(self.state, msg, self.ctx))
+
+    @handler
+    async def on_escalate(self, msg: Escalate) -> None:
+        """The watchdog escalates this stuck order."""
+        await self._run(await self.engine.escalate(self.state, msg, self.ctx))
+
+    @handler
+    async def on_engine_timer(self, msg: Engine.Timer) -> None:
+        """A retry or reconciliation the engine scheduled."""
+        await self._run(await self.engine.timer(self.state, msg, self.ctx))
+
+    @handler
+    async def on_stuck_check(self, msg: StuckCheck) -> None:
+        """Is the order still where it was a deadline ago?"""
+        if msg.version != self._stage_seq or self._finished:
+            return
+        now = self.ctx.now()
+        holds = self.state.open_holds
+        reason = holds[0].reason.value if holds else "no_progress"
+        age = now - msg.entered_at
+        deadline = self.settings.policy.stuck_deadlines.get(Lifecycle(msg.stage), 0.0)
+        self.ctx.emit(OrderStuck(order_id=self.order_id, stage=msg.stage, reason=reason,
+                                 age=age, deadline=deadline))
+        await self.ctx.send(self.settings.watchdog, StuckReport(
+            order_id=self.order_id, stage=msg.stage, reason=reason, age=age, deadline=deadline,
+            hold_id=holds[0].hold_id if holds else None,
+            team=holds[0].owner_team if holds else None))
+        self.ctx.schedule(deadline, msg)  # still stuck next time: surface it again
+
+    @handler
+    async def on_sync_flush(self, msg: _SyncFlush) -> None:
+        """Batch mode: send the latest snapshot downstream."""
+        self._sync_scheduled = False
+        await self._push_snapshot()
+
+    @handler
+    async def on_retire(self, msg: _Retire) -> None:
+        """Stop the actor once the order is finished and nothing is in flight."""
+        if not self.state.unresolved_requests() and not self._pending:
+            self.ctx.stop()
+
+    # -- the change pipeline ----------------------------------------------------------
+
+    async def _run(self, commands: Sequence[m.Command]) -> None:
+        """Decide commands (and the engine's follow-ups) and react to each change."""
+        queue = list(commands)
+        budget = 64  # an engine that keeps asking is a bug; cap it, and say so
+        while queue and budget:
+            budget -= 1
+            command = queue.pop(0)
+            try:
+                events = decide(self.state, command)
+            except DomainError as exc:
+                self.ctx.emit(CommandRefused(order_id=self.order_id,
+                                             command_type=type(command).__name__,
+                                             issued_by=command.issued_by, reason=str(exc)))
+                continue
+            irreversible = isinstance(command, m.IrreversibleCommand)
+            self.ctx.emit(ActionTaken(
+                order_id=self.order_id, command_type=type(command).__name__,
+                issued_by=command.issued_by, irreversible=irreversible,
+                on_exception_path=bool(self.state.open_holds),
+                approved_by=command.approved_by if isinstance(
+                    command, m.IrreversibleCommand) else None))
+            applied = self._offer(events)
+            # The engine's state-driven step runs only once the queue is empty,
+            # so it never proposes what a queued command is about to do.
+            queue += await self._react(applied, progress=not queue)
+        if queue:
+            self.ctx.emit(CommandRefused(order_id=self.order_id, command_type="*",
+                                         issued_by="engine", reason="command budget exhausted"))
+
+    async def _after(self, applied: Sequence[m.Event]) -> None:
+        await self._run(await self._react(applied))
+
+    def _offer(self, events: Sequence[m.Event]) -> list[m.Event]:
+        """Apply events one by one; record what was not applied and any violation."""
+        applied: list[m.Event] = []
+        for event in events:
+            before = self.state
+            after, outcome = apply(before, event)
+            if outcome.kind is OutcomeKind.APPLIED:
+                applied.append(event)
+            else:
+                self.ctx.emit(EventIgnored(
+                    order_id=self.order_id, event_type=type(event).__name__,
+                    event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
+                    reason=str(outcome.error) if outcome.error else ""))
+            for violation in check_step(before, event, outcome, after):
+                key = f"{violation.name}:{violation.detail}"
+                if key not in self._reported:
+                    self._reported.add(key)
+                    envelope = self.ctx.envelope
+                    chain = tuple(x for x in (envelope.causation_id, envelope.message_id)
+                                  if x) if envelope else ()
+                    self.ctx.emit(WrongAction(order_id=self.order_id, invariant=violation.name,
+                                              detail=violation.detail, chain=chain))
+            self.state = after
+        return applied
+
+    def _drain_pending(self, source: str) -> list[m.Event]:
+        pending = self._pending.get(source)
+        applied: list[m.Event] = []
+        while pending:
+            nxt = self.state.last_seq(source) + 1
+            event = pending.pop(nxt, None)
+            if event is None:
+                break
+            applied += self._offer((event,))
+        if pending is not None and not pending:
+            del self._pending[source]
+        return applied
+
+    async def _react(self, applied: Sequence[m.Event], progress: bool = True) -> list[m.Command]:
+        if not applied:
+            return []
+        for event in applied:
+            if event.source == COORDINATOR_SOURCE:
+                await self._effect(event)
+        wrong = self.engine.unsafe_shipments(self.state, applied)
+        for detail in wrong:
+            if detail not in self._reported:
+                self._reported.add(detail)
+                self.ctx.emit(WrongAction(order_id=self.order_id, invariant="never_ship_unpaid",
+                                          detail=detail))
+        await self._telemetry(applied)
+        if any(isinstance(e, m.OrderPlaced) for e in applied):
+            await self.ctx.send(self.settings.automation, OrderUpdated(
+                order_id=self.order_id, state=self.state, events=tuple(applied)))
+        if self._finished:
+            return []
+        return list(await self.engine.react(self.state, applied, self.ctx, progress=progress))
+
+    async def _effect(self, event: m.Event) -> None:
+        """The outbox: each decided event's message to the outside, exactly once."""
+        s, me = self.settings, self.ctx.address
+        match event:
+            case m.PaymentAuthorizationRequested():
+                await self.ctx.send(s.gateway, GatewayAuthorize(
+                    order_id=self.order_id, request_id=event.request_id, notify=me,
+                    amount=event.amount, customer_id=self.state.customer_id or ""))
+            case m.PaymentCaptureRequested():
+                await self.ctx.send(s.gateway, GatewayCapture(
+                    order_id=self.order_id, request_id=event.request_id, notify=me,
+                    authorization_id=event.authorization_id, amount=event.amount))
+            case m.PaymentVoidRequested():
+                await self.ctx.send(s.gateway, GatewayVoid(
+                    order_id=self.order_id, request_id=event.request_id, notify=me,
+                    authorization_id=event.authorization_id))
+            case m.PaymentRefundRequested():
+                await self.ctx.send(s.gateway, GatewayRefund(
+                    order_id=self.order_id, request_id=event.request_id, notify=me,
+                    amount=event.amount))
+            case m.FulfillmentSubmitted():
+                fo = self.state.fulfillment_order(event.fulfillment_order_id)
+                if fo is not None:
+                    lines = tuple(PickLine(line_id=lq.line_id, sku=self._sku(lq.line_id),
+                                           quantity=lq.quantity) for lq in fo.lines)
+                    await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseSubmit(
+                        order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
+                        lines=lines, notify=me,
+                        backorder=fo.fulfillment_order_id in self.engine.backorders))
+            case m.FulfillmentCanceled():
+                fo = self.state.fulfillment_order(event.fulfillment_order_id)
+                if fo is not None:
+                    await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseCancel(
+                        order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
+                        notify=me))
+            case _:
+                return
+        if isinstance(event, (m.PaymentAuthorizationRequested, m.PaymentCaptureRequested,
+                              m.PaymentVoidRequested, m.PaymentRefundRequested)):
+            self.ctx.schedule(s.gateway_timeout, RequestTimedOut(
+                order_id=self.order_id, request_id=event.request_id))
+
+    def _sku(self, line_id: str) -> str:
+        line = self.state.line(line_id)
+        return line.sku if line is not None else line_id
+
+    async def _telemetry(self, applied: Sequence[m.Event]) -> None:
+        state = self.state
+        stage = state.lifecycle
+        if stage is not self._stage:
+            previous = self._stage.value if self._stage is not None else ""
+            self._stage = stage
+            self._stage_seq += 1
+            self.ctx.emit(OrderStageEntered(order_id=self.order_id, stage=stage.value,
+                                            previous=previous))
+            deadline = self.settings.policy.stuck_deadlines.get(stage)
+            if deadline and stage not in TERMINAL and stage is not Lifecycle.DELIVERED:
+                self.ctx.schedule(deadline, StuckCheck(
+                    order_id=self.order_id, stage=stage.value, version=self._stage_seq,
+                    entered_at=self.ctx.now()))
+        if self.settings.policy.downstream_sync.mode.value == "push":
+            await self._push_snapshot()
+        elif not self._sync_scheduled:
+            self._sync_scheduled = True
+            interval = self.settings.policy.downstream_sync.batch_interval
+            now = self.ctx.now()
+            self.ctx.schedule((now // interval + 1) * interval - now, _SyncFlush())
+        snapshot = SyncSnapshot.of(state)
+        for system in self.settings.downstream:
+            status = project(system, snapshot)
+            if self._views.get(system) != status:
+                self._views[system] = status
+                self.ctx.emit(SystemViewChanged(order_id=self.order_id,
+                                                system=f"coordinator:{system}", status=status))
+        if stage in TERMINAL and not self._finished and not state.open_holds:
+            self._finished = True
+            self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=stage.value,
+                                        placed_at=state.placed_at or 0.0))
+            self.ctx.schedule(self.settings.retire_after, _Retire())
+
+    async def _push_snapshot(self) -> None:
+        snapshot = SyncSnapshot.of(self.state)
+        for system in self.settings.downstream:
+            await self.ctx.send(Address(system), SyncOrder(snapshot=snapshot))
+

@@ -1,0 +1,381 @@
+"""The messages between the coordinator and the systems around it.
+
+The order model (``_messages``) says what happened to an order; this module
+says how the coordinator talks to the outside: requests to the payment
+gateway and the warehouses, cases for support teams, snapshots for the
+downstream systems, stuck-order reports. Replies from the gateway and the
+warehouses are order events (``PaymentAuthorized``, ``Shipped``, ...) sent
+to the order's actor, carrying their own ``source`` and ``source_seq``.
+
+Addresses: ``order/<id>``, ``automation``, ``intake``, ``gateway``,
+``warehouse/<id>``, ``team/<name>``, ``finance``, ``crm``, ``support``,
+``notifications``, ``watchdog``, ``address-service``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from orderloom.runtime import Address, Message
+
+from ._messages import Event
+from ._order_state import OrderState
+
+__all__ = [
+    "AddressChecked",
+    "CaseAssigned",
+    "CaseDecision",
+    "CaseWithdrawn",
+    "CheckAddress",
+    "Decision",
+    "Escalate",
+    "GatewayAuthorize",
+    "GatewayCapture",
+    "GatewayQuery",
+    "GatewayRefund",
+    "GatewayRequest",
+    "GatewayVoid",
+    "OrderTruth",
+    "OrderUpdated",
+    "PickLine",
+    "RequestTimedOut",
+    "Screened",
+    "StockShortage",
+    "StuckCheck",
+    "StuckReport",
+    "SyncOrder",
+    "SyncSnapshot",
+    "WarehouseCancel",
+    "WarehouseSubmit",
+    "order_address",
+]
+
+
+def order_address(order_id: str) -> Address:
+    """The address of an order's actor."""
+    return Address(f"order/{order_id}")
+
+
+def _text(_: object, a: attrs.Attribute[Any], v: str) -> None:
+    if not (isinstance(v, str) and v):
+        raise ValueError(f"{a.name} must be a non-empty string, got {v!r}")
+
+
+def _positive_int(_: object, a: attrs.Attribute[Any], v: int) -> None:
+    if not (isinstance(v, int) and v > 0):
+        raise ValueError(f"{a.name} must be a positive integer, got {v!r}")
+
+
+# -- world truth (simulation only) -------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class OrderTruth:
+    """What the simulated world knows about an order and the coordinator does not.
+
+    Only simulated external actors (gateway risk model, address service,
+    reviewers) read it, through an oracle they are given; the coordinator
+    never sees it. Live, there is no oracle: real systems and people decide.
+
+    Invariants: ``risk_score`` in [0, 1].
+    """
+
+    fraudulent: bool = False
+    risk_score: float = 0.05
+    address_ok: bool = True
+    address_fixable: bool = True
+    duplicate_of: str | None = None
+    payment_declines: bool = False
+
+
+# -- gateway -----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class GatewayRequest(Message):
+    """A request to the payment gateway, idempotent by ``request_id``.
+
+    The gateway answers with order events (``PaymentAuthorized``,
+    ``PaymentFailed``, ...) sent to ``notify``. Re-sending the same
+    ``request_id`` never moves money twice: the gateway replays its outcome.
+    """
+
+    order_id: str = attrs.field(validator=_text)
+    request_id: str = attrs.field(validator=_text)
+    notify: Address
+
+
+@attrs.frozen(kw_only=True)
+class GatewayAuthorize(GatewayRequest):
+    """Authorize ``amount`` (minor units, > 0); a risk assessment comes with it."""
+
+    amount: int = attrs.field(validator=_positive_int)
+    customer_id: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class GatewayCapture(GatewayRequest):
+    """Capture ``amount`` of authorization ``authorization_id``."""
+
+    authorization_id: str = attrs.field(validator=_text)
+    amount: int = attrs.field(validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class GatewayVoid(GatewayRequest):
+    """Void an open authorization."""
+
+    authorization_id: str = attrs.field(validator=_text)
+
+
+@attrs.frozen(kw_only=True)
+class GatewayRefund(GatewayRequest):
+    """Refund ``amount`` of what was captured for the order."""
+
+    amount: int = attrs.field(validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class GatewayQuery(GatewayRequest):
+    """Reconciliation: replay the outcome of ``request_id`` (the request this
+    message names), or ``PaymentFailed(reason="unknown_request")`` if the
+    gateway never received it."""
+
+
+# -- warehouses ----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PickLine:
+    """One line of a fulfillment order as a warehouse sees it. Invariant: quantity > 0."""
+
+    line_id: str = attrs.field(validator=_text)
+    sku: str = attrs.field(validator=_text)
+    quantity: int = attrs.field(validator=_positive_int)
+
+
+@attrs.frozen(kw_only=True)
+class WarehouseSubmit(Message):
+    """Fulfil ``lines`` for an order; answers are order events sent to ``notify``.
+
+    With ``backorder`` the warehouse accepts what it cannot cover yet and
+    ships when stock is replenished; without it, a shortage is rejected
+    (``FulfillmentRejected``) after a :class:`StockShortage` to ``automation``.
+    """
+
+    order_id: str = attrs.field(validator=_text)
+    fulfillment_order_id: str = attrs.field(validator=_text)
+    lines: tuple[PickLine, ...]
+    notify: Address
+    backorder: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class WarehouseCancel(Message):
+    """Stop work on a fulfillment order if it has not shipped."""
+
+    order_id: str = attrs.field(validator=_text)
+    fulfillment_order_id: str = attrs.field(validator=_text)
+    notify: Address
+
+
+@attrs.frozen(kw_only=True)
+class StockShortage(Message):
+    """What a warehouse could cover of a fulfillment order it rejects."""
+
+    order_id: str
+    fulfillment_order_id: str
+    warehouse_id: str
+    available: tuple[PickLine, ...]
+
+
+# -- address service ---------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CheckAddress(Message):
+    """Validate the order's shipping address; ``correct`` asks for a fix too."""
+
+    order_id: str
+    correct: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class AddressChecked(Message):
+    """Outcome of :class:`CheckAddress`: ok, or corrected, or neither."""
+
+    order_id: str
+    ok: bool
+    corrected: bool = False
+
+
+# -- coordinator internals ---------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class OrderUpdated(Message):
+    """An order's actor applied events: the new state and what caused it."""
+
+    order_id: str
+    state: OrderState
+    events: tuple[Event, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Screened(Message):
+    """Automation screened a new order across orders (duplicate detection).
+
+    ``duplicate_of`` names the earlier order with the same key in the policy's
+    window, if any.
+    """
+
+    order_id: str
+    duplicate_of: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RequestTimedOut(Message):
+    """Timer: a gateway request got no answer in time (its outcome is unknown)."""
+
+    order_id: str
+    request_id: str
+
+
+@attrs.frozen(kw_only=True)
+class StuckCheck(Message):
+    """Timer: is the order still in ``stage`` since state ``version``?"""
+
+    order_id: str
+    stage: str
+    version: int
+    entered_at: float
+
+
+@attrs.frozen(kw_only=True)
+class StuckReport(Message):
+    """An order did not progress within its stage's deadline."""
+
+    order_id: str
+    stage: str
+    reason: str
+    age: float
+    deadline: float
+    hold_id: str | None = None
+    team: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Escalate(Message):
+    """The watchdog asks automation to escalate a stuck order."""
+
+    order_id: str
+    stage: str
+    reason: str
+    hold_id: str | None = None
+
+
+# -- support teams -----------------------------------------------------------------------
+
+Decision = str
+"""A reviewer's decision: ``"release"`` (go on with the standard path),
+``"cancel"`` (cancel the order), or ``"reassign"`` (hand to another team)."""
+
+
+@attrs.frozen(kw_only=True)
+class CaseAssigned(Message):
+    """A case (an open hold) for a team's queue.
+
+    Invariants: ``proposal`` is in ``options``; ``history`` lists the teams
+    that held the case before, oldest first.
+    """
+
+    order_id: str
+    case_id: str
+    reason: str
+    team: str
+    proposal: Decision
+    options: tuple[Decision, ...]
+    opened_at: float
+    deadline: float
+    history: tuple[str, ...] = ()
+    escalate_to: str | None = None
+    notify: Address = Address("automation")
+
+
+@attrs.frozen(kw_only=True)
+class CaseDecision(Message):
+    """A person decided a case. ``handoff_to`` is set for ``"reassign"``."""
+
+    order_id: str
+    case_id: str
+    team: str
+    reviewer: str
+    decision: Decision
+    proposal: Decision
+    handoff_to: str | None = None
+    note: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class CaseWithdrawn(Message):
+    """The case no longer needs a person (order canceled, hold released)."""
+
+    order_id: str
+    case_id: str
+
+
+# -- downstream systems ------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SyncSnapshot:
+    """What downstream systems are told about an order.
+
+    Invariant: ``version`` increases with every change of the coordinator's state.
+    """
+
+    order_id: str
+    version: int
+    lifecycle: str
+    payment: str
+    captured: int
+    refunded: int
+    shipped_units: int
+    customer_status: str
+
+    @staticmethod
+    def of(state: OrderState) -> SyncSnapshot:
+        """The snapshot of an order state."""
+        shipped = sum(li.shipped for li in state.line_items)
+        return SyncSnapshot(
+            order_id=state.order_id,
+            version=state.version,
+            lifecycle=state.lifecycle.value,
+            payment=state.payment.value,
+            captured=state.captured_amount,
+            refunded=state.refunded_amount,
+            shipped_units=shipped,
+            customer_status=_customer_status(state),
+        )
+
+
+def _customer_status(state: OrderState) -> str:
+    from ._states import Lifecycle as L
+
+    lifecycle = state.held_lifecycle if state.lifecycle is L.ON_HOLD and state.held_lifecycle \
+        else state.lifecycle
+    return {
+        L.PLACED: "confirmed", L.AWAITING_PAYMENT: "confirmed",
+        L.READY_FOR_FULFILLMENT: "processing", L.PARTIALLY_FULFILLED: "partially_shipped",
+        L.FULFILLED: "shipped", L.DELIVERED: "delivered", L.CLOSED: "completed",
+        L.CANCELED: "canceled", L.RETURN_IN_PROGRESS: "return_open", L.RETURNED: "returned",
+    }.get(lifecycle, "processing")
+
+
+@attrs.frozen(kw_only=True)
+class SyncOrder(Message):
+    """Coordinator → finance / CRM / support: the order's latest snapshot."""
+
+    snapshot: SyncSnapshot

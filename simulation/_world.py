@@ -1,0 +1,99 @@
+"""The simulated world: the coordinator's actors and the systems around it.
+
+:func:`build_world` spawns, on a kernel, everything an order meets: intake,
+automation, watchdog, the payment gateway, warehouses, support teams, the
+address service and the downstream systems. Simulated external actors see
+the world's truth about orders through an oracle; the coordinator never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from orderloom.actors._address import AddressService, AddressServiceConfig
+from orderloom.actors._automation import Automation, Intake, Watchdog
+from orderloom.actors._downstream import DownstreamConfig, DownstreamSystem
+from orderloom.actors._engine import OrderSettings
+from orderloom.actors._gateway import GatewayConfig, PaymentGateway
+from orderloom.actors._policy import Policy
+from orderloom.actors._protocol import OrderTruth
+from orderloom.actors._team import TeamConfig, SupportTeam
+from orderloom.actors._warehouse import Warehouse, WarehouseConfig
+from orderloom.runtime import Address
+
+from ._kernel import SimKernel
+
+__all__ = ["Oracle", "WorldConfig", "build_world"]
+
+Oracle = Callable[[str], OrderTruth]
+
+
+@attrs.frozen(kw_only=True)
+class WorldConfig:
+    """Everything that surrounds the coordinator, and its policy.
+
+    Invariant: every team a policy route (or escalation) names exists.
+    """
+
+    policy: Policy
+    gateway: GatewayConfig = GatewayConfig()
+    warehouses: tuple[WarehouseConfig, ...] = (WarehouseConfig(warehouse_id="W1"),)
+    teams: tuple[TeamConfig, ...] = ()
+    downstream: tuple[DownstreamConfig, ...] = (
+        DownstreamConfig(system="finance"), DownstreamConfig(system="crm"),
+        DownstreamConfig(system="support"),
+    )
+    address: AddressServiceConfig | None = AddressServiceConfig()
+    gateway_timeout: float = 30.0
+    resequence_timeout: float = 60.0
+    retire_after: float = 3600.0
+
+    def __attrs_post_init__(self) -> None:
+        names = {t.name for t in self.teams}
+        needed = set()
+        for route in self.policy.routing.values():
+            needed.add(route.team)
+            if route.escalate_to:
+                needed.add(route.escalate_to)
+        for team in self.teams:
+            needed.update(team.reassign_to)
+        missing = sorted(needed - names)
+        if missing:
+            raise ValueError(
+                f"teams: policy {self.policy.name!r} routes cases to {missing}, "
+                f"but only {sorted(names)} are staffed")
+        if not self.warehouses:
+            raise ValueError("warehouses: expected at least one warehouse")
+
+    def settings(self) -> OrderSettings:
+        """The settings every Order actor of this world shares."""
+        return OrderSettings(
+            policy=self.policy,
+            warehouses=tuple(w.warehouse_id for w in self.warehouses),
+            downstream=tuple(d.system for d in self.downstream),
+            address_service=Address("address-service") if self.address is not None else None,
+            gateway_timeout=self.gateway_timeout,
+            resequence_timeout=self.resequence_timeout,
+            retire_after=self.retire_after,
+        )
+
+
+def build_world(kernel: SimKernel, config: WorldConfig, oracle: Oracle | None = None) -> None:
+    """Spawn the coordinator and its surroundings on ``kernel``."""
+    settings = config.settings()
+    kernel.spawn(lambda: Intake(settings), "intake")
+    kernel.spawn(lambda: Automation(settings), "automation")
+    kernel.spawn(Watchdog, "watchdog")
+    kernel.spawn(lambda: PaymentGateway(config.gateway, oracle), "gateway")
+    for wh in config.warehouses:
+        kernel.spawn(lambda wh=wh: Warehouse(wh), f"warehouse/{wh.warehouse_id}")  # type: ignore[misc]
+    for team in config.teams:
+        kernel.spawn(lambda team=team: SupportTeam(team, oracle),  # type: ignore[misc]
+                     f"team/{team.name}")
+    for ds in config.downstream:
+        kernel.spawn(lambda ds=ds: DownstreamSystem(ds), ds.system)  # type: ignore[misc]
+    if config.address is not None:
+        address = config.address
+        kernel.spawn(lambda: AddressService(address, oracle), "address-service")
