@@ -36,6 +36,7 @@ from ._protocol import (
     CaseDecision,
     CaseWithdrawn,
     CheckAddress,
+    CustomerCancel,
     Escalate,
     GatewayAuthorize,
     GatewayCapture,
@@ -115,6 +116,7 @@ class Engine:
         self.shortages: dict[str, StockShortage] = {}
         self.backorders: set[str] = set()
         self.tried: set[str] = set()
+        self.cancel_requested: str | None = None
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -196,6 +198,37 @@ class Engine:
         elif reason is R.DUPLICATE_ORDER:
             self.duplicate_of = None
         return []
+
+    async def customer_cancel(self, s: OrderState, msg: CustomerCancel,
+                              ctx: Context) -> list[m.Command]:
+        """A customer's cancellation: cancel now if nothing is at a warehouse;
+        pull back work not yet picked first; after shipping, a person decides."""
+        if s.progress in _DONE:
+            return []
+        self.cancel_requested = msg.reason
+        shipped = any(fo.shipment is not ShipmentStatus.PENDING or fo.picked
+                      for fo in s.fulfillment_orders if fo.status not in _GONE)
+        if shipped:
+            hold = self._hold(s, ctx, R.POLICY_EXCEPTION, "release", ("release", "cancel"),
+                              note="customer asked to cancel after picking or shipping")
+            return [hold] if hold else []
+        pulls: list[m.Command] = [
+            m.CancelFulfillment(**self._stamp(ctx, "customer"),
+                                fulfillment_order_id=fo.fulfillment_order_id,
+                                reason="customer canceled")
+            for fo in s.fulfillment_orders if fo.status in (FS.OPEN, FS.SCHEDULED, FS.SUBMITTED,
+                                                            FS.ACCEPTED, FS.ON_HOLD)]
+        return pulls + self._customer_cancel_now(s, ctx)
+
+    def _customer_cancel_now(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        if self.cancel_requested is None or s.unresolved_requests():
+            return []  # a gateway request is out: cancel when it resolves
+        if any(fo.status in (FS.SUBMITTED, FS.ACCEPTED, FS.IN_PROGRESS)
+               for fo in s.fulfillment_orders):
+            return []  # wait for the warehouse to confirm the pull-back
+        reason, self.cancel_requested = self.cancel_requested, None
+        return [m.CancelOrder(**self._stamp(ctx, "customer"), approved_by="customer",
+                              reason=reason)]
 
     async def escalate(self, s: OrderState, msg: Escalate, ctx: Context) -> list[m.Command]:
         if s.progress in _DONE:
@@ -404,6 +437,8 @@ class Engine:
     def _progress(self, s: OrderState, ctx: Context) -> list[m.Command]:
         if not s.placed or s.progress in _DONE:
             return []
+        if self.cancel_requested is not None:
+            return self._customer_cancel_now(s, ctx)
         cmds: list[m.Command] = []
         cmds += self._capture(s, ctx)
         if self._may_fulfil(s):

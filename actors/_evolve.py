@@ -25,6 +25,7 @@ import attrs
 from . import _messages as m
 from ._errors import EventRejected
 from ._order_state import (
+    replace,
     IN_FLIGHT,
     SHIPPED_STATES,
     Authorization,
@@ -72,7 +73,7 @@ def evolve(state: OrderState, event: m.Event) -> OrderState:
     new = _settle(_dispatch(state, event))
     seqs = dict(new.source_seqs)
     seqs[event.source] = max(seqs.get(event.source, 0), event.source_seq)
-    return attrs.evolve(
+    return replace(
         new,
         version=state.version + 1,
         seen_event_ids=new.seen_event_ids | {event.event_id},
@@ -101,7 +102,7 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
         case m.PaymentRefunded():
             s = _resolve(s, e, e.request_id, Op.REFUND, RequestStatus.SUCCEEDED)
             refund = Refund(refund_id=e.refund_id, amount=e.amount, at_version=s.version + 1)
-            return attrs.evolve(s, refunds=(*s.refunds, refund))
+            return replace(s, refunds=(*s.refunds, refund))
         case m.PaymentVoided():
             s = _auth_status(s, e, e.authorization_id, AuthS.VOIDED)
             return _resolve(s, e, e.request_id, Op.VOID, RequestStatus.SUCCEEDED)
@@ -110,7 +111,7 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
         case m.PaymentFailed():
             s = _resolve(s, e, e.request_id, None, RequestStatus.FAILED)
             failed = _request(s, e, e.request_id).operation is Op.AUTHORIZE
-            return attrs.evolve(s, failed_authorizations=s.failed_authorizations + int(failed))
+            return replace(s, failed_authorizations=s.failed_authorizations + int(failed))
         case m.PaymentOutcomeUnknown():
             return _resolve(s, e, e.request_id, None, RequestStatus.UNKNOWN)
         case m.RiskAssessed():
@@ -119,9 +120,9 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
             if e.recommendation is not s.risk_recommendation:
                 check_transition(s.order_id, "risk_recommendation", s.risk_recommendation,
                                  e.recommendation)
-            return attrs.evolve(s, risk=e.level, risk_recommendation=e.recommendation)
+            return replace(s, risk=e.level, risk_recommendation=e.recommendation)
         case m.ShipmentApproved():
-            return attrs.evolve(s, ship_approved_by=e.approved_by)
+            return replace(s, ship_approved_by=e.approved_by)
         case m.LineItemsCanceled():
             for line in e.lines:
                 s = _move_units(s, e, line.line_id, line.quantity, Q.ORDERED, Q.CANCELED)
@@ -153,9 +154,9 @@ def _set_lifecycle(s: OrderState, target: L) -> OrderState:
         return s
     if s.held_lifecycle is not None:
         check_transition(s.order_id, "lifecycle", s.held_lifecycle, target)
-        return attrs.evolve(s, held_lifecycle=target)
+        return replace(s, held_lifecycle=target)
     check_transition(s.order_id, "lifecycle", s.lifecycle, target)
-    return attrs.evolve(s, lifecycle=target)
+    return replace(s, lifecycle=target)
 
 
 def _move_units(
@@ -170,8 +171,8 @@ def _move_units(
     if line.count(src) < n:
         _reject(s, e, f"line {line_id} has {line.count(src)} {src.value} units, needs {n}")
     changes: dict[str, Any] = {src.value: line.count(src) - n, dst.value: line.count(dst) + n}
-    moved: LineItem = attrs.evolve(line, **changes)
-    return attrs.evolve(s, line_items=replace_by_id(s.line_items, "line_id", moved))
+    moved: LineItem = replace(line, **changes)
+    return replace(s, line_items=replace_by_id(s.line_items, "line_id", moved))
 
 
 def _authorization(s: OrderState, e: m.Event, authorization_id: str) -> Authorization:
@@ -184,8 +185,8 @@ def _authorization(s: OrderState, e: m.Event, authorization_id: str) -> Authoriz
 def _auth_status(s: OrderState, e: m.Event, authorization_id: str, to: AuthS) -> OrderState:
     auth = _authorization(s, e, authorization_id)
     check_transition(s.order_id, f"authorization[{authorization_id}]", auth.status, to)
-    new = attrs.evolve(auth, status=to)
-    return attrs.evolve(
+    new = replace(auth, status=to)
+    return replace(
         s, authorizations=replace_by_id(s.authorizations, "authorization_id", new))
 
 
@@ -204,7 +205,7 @@ def _requested(
     req = PaymentRequest(request_id=request_id, operation=op, amount=amount,
                          authorization_id=auth_id, status=RequestStatus.PENDING,
                          at_version=s.version + 1)
-    return attrs.evolve(s, payment_requests=(*s.payment_requests, req))
+    return replace(s, payment_requests=(*s.payment_requests, req))
 
 
 def _resolve(
@@ -219,8 +220,8 @@ def _resolve(
     if req.status is to:
         return s
     check_transition(s.order_id, f"payment_request[{request_id}]", req.status, to)
-    new = attrs.evolve(req, status=to)
-    return attrs.evolve(s, payment_requests=replace_by_id(s.payment_requests, "request_id", new))
+    new = replace(req, status=to)
+    return replace(s, payment_requests=replace_by_id(s.payment_requests, "request_id", new))
 
 
 def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
@@ -231,7 +232,7 @@ def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
                  quantity=li.quantity, ordered=li.quantity)
         for li in e.lines
     )
-    return attrs.evolve(s, placed_at=e.occurred_at, customer_id=e.customer_id,
+    return replace(s, placed_at=e.occurred_at, customer_id=e.customer_id,
                         currency=e.currency, line_items=lines)
 
 
@@ -241,7 +242,7 @@ def _authorized(s: OrderState, e: m.PaymentAuthorized) -> OrderState:
     s = _resolve(s, e, e.request_id, Op.AUTHORIZE, RequestStatus.SUCCEEDED)
     auth = Authorization(authorization_id=e.authorization_id, amount=e.amount,
                          status=AuthS.OPEN, at_version=s.version + 1)
-    return attrs.evolve(s, authorizations=(*s.authorizations, auth))
+    return replace(s, authorizations=(*s.authorizations, auth))
 
 
 def _captured(s: OrderState, e: m.PaymentCaptured) -> OrderState:
@@ -253,7 +254,7 @@ def _captured(s: OrderState, e: m.PaymentCaptured) -> OrderState:
     s = _resolve(s, e, e.request_id, Op.CAPTURE, RequestStatus.SUCCEEDED)
     capture = Capture(capture_id=e.capture_id, authorization_id=e.authorization_id,
                       amount=e.amount, at_version=s.version + 1)
-    return attrs.evolve(s, captures=(*s.captures, capture))
+    return replace(s, captures=(*s.captures, capture))
 
 
 def _fo(s: OrderState, e: m.Event, fulfillment_order_id: str) -> FulfillmentOrder:
@@ -264,19 +265,19 @@ def _fo(s: OrderState, e: m.Event, fulfillment_order_id: str) -> FulfillmentOrde
 
 
 def _put_fo(s: OrderState, fo: FulfillmentOrder) -> OrderState:
-    return attrs.evolve(s, fulfillment_orders=replace_by_id(
+    return replace(s, fulfillment_orders=replace_by_id(
         s.fulfillment_orders, "fulfillment_order_id", fo))
 
 
 def _fo_status(s: OrderState, fo: FulfillmentOrder, to: FS) -> FulfillmentOrder:
     if fo.status is not to:
         check_transition(s.order_id, f"fulfillment[{fo.fulfillment_order_id}]", fo.status, to)
-    return attrs.evolve(fo, status=to)
+    return replace(fo, status=to)
 
 
 def _fo_shipment(s: OrderState, fo: FulfillmentOrder, to: SS) -> FulfillmentOrder:
     check_transition(s.order_id, f"shipment[{fo.fulfillment_order_id}]", fo.shipment, to)
-    return attrs.evolve(fo, shipment=to)
+    return replace(fo, shipment=to)
 
 
 def _unassign(s: OrderState, e: m.Event, fo: FulfillmentOrder) -> OrderState:
@@ -295,7 +296,7 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
             fo = _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.SUBMITTED)
             release = (ReleaseBasis.PAYMENT_SECURED if s.payment_secured
                        else ReleaseBasis.APPROVED if s.ship_approved_by is not None else None)
-            return _put_fo(s, attrs.evolve(fo, release=release))
+            return _put_fo(s, replace(fo, release=release))
         case m.FulfillmentAccepted():
             return _put_fo(s, _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.ACCEPTED))
         case m.FulfillmentRejected() | m.FulfillmentCanceled():
@@ -307,7 +308,7 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.picked:
                 _reject(s, e, f"fulfillment order {fo.fulfillment_order_id} already picked")
-            s = _put_fo(s, attrs.evolve(_fo_status(s, fo, FS.IN_PROGRESS), picked=True))
+            s = _put_fo(s, replace(_fo_status(s, fo, FS.IN_PROGRESS), picked=True))
             for line in fo.lines:
                 s = _move_units(s, e, line.line_id, line.quantity, Q.ALLOCATED, Q.PICKED)
             return s
@@ -316,7 +317,7 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
             if fo.status not in IN_FLIGHT:
                 _reject(s, e, f"no label for a fulfillment order that is {fo.status.value}")
             fo = _fo_shipment(s, fo, SS.LABEL_CREATED)
-            return _put_fo(s, attrs.evolve(fo, carrier=e.carrier,
+            return _put_fo(s, replace(fo, carrier=e.carrier,
                                            tracking_number=e.tracking_number))
         case m.Shipped():
             return _shipped(s, e)
@@ -347,7 +348,7 @@ def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> OrderState:
     fo = FulfillmentOrder(fulfillment_order_id=e.fulfillment_order_id,
                           warehouse_id=e.warehouse_id, lines=e.lines, status=status,
                           fulfill_at=e.fulfill_at)
-    return attrs.evolve(s, fulfillment_orders=(*s.fulfillment_orders, fo))
+    return replace(s, fulfillment_orders=(*s.fulfillment_orders, fo))
 
 
 def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
@@ -362,7 +363,7 @@ def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
     updated = _fo_status(s, fo, FS.CLOSED if complete else FS.INCOMPLETE)
     updated = _fo_shipment(s, updated, SS.SHIPPED)
     shipped_lines = tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in shipping.items())
-    s = _put_fo(s, attrs.evolve(updated, shipped_lines=shipped_lines,
+    s = _put_fo(s, replace(updated, shipped_lines=shipped_lines,
                                 tracking_number=e.tracking_number or fo.tracking_number))
     src = Q.PICKED if fo.picked else Q.ALLOCATED
     for line_id, n in planned.items():
@@ -381,11 +382,11 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
             fos = tuple(_fo_status(s, fo, FS.ON_HOLD)
                         if fo.status in (FS.OPEN, FS.SCHEDULED) else fo
                         for fo in s.fulfillment_orders)
-            s = attrs.evolve(s, lifecycle=L.ON_HOLD, held_lifecycle=s.lifecycle,
+            s = replace(s, lifecycle=L.ON_HOLD, held_lifecycle=s.lifecycle,
                              fulfillment_orders=fos)
         opened = Hold(hold_id=e.hold_id, reason=e.reason, owner_team=e.owner_team,
                       opened_at=e.occurred_at, deadline=e.deadline)
-        return attrs.evolve(s, holds=(*s.holds, opened))
+        return replace(s, holds=(*s.holds, opened))
     hold = s.hold(e.hold_id)
     if hold is None:
         _reject(s, e, f"unknown hold {e.hold_id}")
@@ -396,18 +397,18 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
             _reject(s, e, f"hold {e.hold_id} is owned by {hold.owner_team}, not {e.from_team}")
         handoff = Handoff(from_team=e.from_team, to_team=e.to_team, at=e.occurred_at,
                           by=e.by, note=e.note)
-        hold = attrs.evolve(hold, owner_team=e.to_team, handoffs=(*hold.handoffs, handoff))
-        return attrs.evolve(s, holds=replace_by_id(s.holds, "hold_id", hold))
+        hold = replace(hold, owner_team=e.to_team, handoffs=(*hold.handoffs, handoff))
+        return replace(s, holds=replace_by_id(s.holds, "hold_id", hold))
     check_transition(s.order_id, f"hold[{e.hold_id}]", hold.status, HoldStatus.RELEASED)
-    hold = attrs.evolve(hold, status=HoldStatus.RELEASED, released_at=e.occurred_at,
+    hold = replace(hold, status=HoldStatus.RELEASED, released_at=e.occurred_at,
                         released_by=e.released_by, resolution=e.resolution)
-    s = attrs.evolve(s, holds=replace_by_id(s.holds, "hold_id", hold))
+    s = replace(s, holds=replace_by_id(s.holds, "hold_id", hold))
     if s.open_holds or s.held_lifecycle is None:
         return s
     check_transition(s.order_id, "lifecycle", L.ON_HOLD, s.held_lifecycle)
     fos = tuple(_fo_status(s, fo, FS.OPEN) if fo.status is FS.ON_HOLD else fo
                 for fo in s.fulfillment_orders)
-    return attrs.evolve(s, lifecycle=s.held_lifecycle, held_lifecycle=None,
+    return replace(s, lifecycle=s.held_lifecycle, held_lifecycle=None,
                         fulfillment_orders=fos)
 
 
@@ -419,7 +420,7 @@ def _notified(s: OrderState, e: m.CustomerNotified) -> OrderState:
         existed = fo is not None and fo.shipment in wanted
     note = Notification(kind=e.kind, fulfillment_order_id=e.fulfillment_order_id,
                         at=e.occurred_at, shipment_existed=existed)
-    return attrs.evolve(s, notifications=(*s.notifications, note))
+    return replace(s, notifications=(*s.notifications, note))
 
 
 def _canceled(s: OrderState, e: m.OrderCanceled) -> OrderState:
@@ -429,7 +430,7 @@ def _canceled(s: OrderState, e: m.OrderCanceled) -> OrderState:
             s = _unassign(_put_fo(s, _fo_status(s, fo, FS.CANCELED)), e, fo)
     for line in s.line_items:
         s = _move_units(s, e, line.line_id, line.ordered, Q.ORDERED, Q.CANCELED)
-    return attrs.evolve(s, canceled_at_version=s.version + 1)
+    return replace(s, canceled_at_version=s.version + 1)
 
 
 def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> OrderState:
@@ -444,7 +445,7 @@ def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> Ord
             if item is None or item.shipped - pending < line.quantity:
                 _reject(s, e, f"line {line.line_id} has not enough shipped units to return")
         case = ReturnCase(return_id=e.return_id, lines=e.lines)
-        return attrs.evolve(s, returns=(*s.returns, case))
+        return replace(s, returns=(*s.returns, case))
     case_ = s.return_case(e.return_id)
     if case_ is None:
         _reject(s, e, f"unknown return {e.return_id}")
@@ -452,8 +453,8 @@ def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> Ord
         _reject(s, e, f"return {e.return_id} already received")
     for line in case_.lines:
         s = _move_units(s, e, line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED)
-    s = attrs.evolve(s, returns=replace_by_id(
-        s.returns, "return_id", attrs.evolve(case_, received=True)))
+    s = replace(s, returns=replace_by_id(
+        s.returns, "return_id", replace(case_, received=True)))
     if any(not r.received for r in s.returns):
         return s
     return _set_lifecycle(s, L.RETURNED)
@@ -484,7 +485,7 @@ def _settle(s: OrderState) -> OrderState:
     payment = derive_payment(s)
     if payment is not s.payment:
         check_transition(s.order_id, "payment", s.payment, payment)
-        s = attrs.evolve(s, payment=payment)
+        s = replace(s, payment=payment)
     progress = s.progress
     secured = s.payment_secured or s.ship_approved_by is not None
     if progress in (L.PLACED, L.AWAITING_PAYMENT) and secured:

@@ -37,6 +37,7 @@ from ._order_state import OrderState
 from ._protocol import (
     AddressChecked,
     CaseDecision,
+    CustomerCancel,
     Escalate,
     GatewayAuthorize,
     GatewayCapture,
@@ -105,7 +106,9 @@ class OrderActor(Actor):
         self._reported: set[str] = set()
         self._views: dict[str, str] = {}
         self._stage: Lifecycle | None = None
-        self._stage_seq = 0
+        self._stage_since = 0.0
+        self._stuck_due: float | None = None
+        self._dirty: set[str] = set()
         self._sync_scheduled = False
         self._finished = False
 
@@ -174,6 +177,11 @@ class OrderActor(Actor):
         await self._run(await self.engine.decided(self.state, msg, self.ctx))
 
     @handler
+    async def on_customer_cancel(self, msg: CustomerCancel) -> None:
+        """The customer wants the order canceled."""
+        await self._run(await self.engine.customer_cancel(self.state, msg, self.ctx))
+
+    @handler
     async def on_escalate(self, msg: Escalate) -> None:
         """The watchdog escalates this stuck order."""
         await self._run(await self.engine.escalate(self.state, msg, self.ctx))
@@ -186,20 +194,28 @@ class OrderActor(Actor):
     @handler
     async def on_stuck_check(self, msg: StuckCheck) -> None:
         """Is the order still where it was a deadline ago?"""
-        if msg.version != self._stage_seq or self._finished:
-            return
+        if msg.entered_at != self._stuck_due or self._finished or self._stage is None:
+            return  # superseded by an earlier check, or the order is done
+        self._stuck_due = None
         now = self.ctx.now()
+        deadline = self._deadline(self._stage)
+        if not deadline:
+            return
+        due = self._stage_since + deadline
+        if now < due:
+            self._arm_stuck_check(due)  # the stage changed since: check its own deadline
+            return
         holds = self.state.open_holds
         reason = holds[0].reason.value if holds else "no_progress"
-        age = now - msg.entered_at
-        deadline = self.settings.policy.stuck_deadlines.get(Lifecycle(msg.stage), 0.0)
-        self.ctx.emit(OrderStuck(order_id=self.order_id, stage=msg.stage, reason=reason,
+        stage = self._stage.value
+        age = now - self._stage_since
+        self.ctx.emit(OrderStuck(order_id=self.order_id, stage=stage, reason=reason,
                                  age=age, deadline=deadline))
         await self.ctx.send(self.settings.watchdog, StuckReport(
-            order_id=self.order_id, stage=msg.stage, reason=reason, age=age, deadline=deadline,
+            order_id=self.order_id, stage=stage, reason=reason, age=age, deadline=deadline,
             hold_id=holds[0].hold_id if holds else None,
             team=holds[0].owner_team if holds else None))
-        self.ctx.schedule(deadline, msg)  # still stuck next time: surface it again
+        self._arm_stuck_check(now + deadline)  # still stuck next time: surface it again
 
     @handler
     async def on_sync_flush(self, msg: _SyncFlush) -> None:
@@ -354,39 +370,55 @@ class OrderActor(Actor):
     async def _telemetry(self, applied: Sequence[m.Event]) -> None:
         state = self.state
         stage = state.lifecycle
+        now = self.ctx.now()
         if stage is not self._stage:
             previous = self._stage.value if self._stage is not None else ""
             self._stage = stage
-            self._stage_seq += 1
+            self._stage_since = now
             self.ctx.emit(OrderStageEntered(order_id=self.order_id, stage=stage.value,
                                             previous=previous))
-            deadline = self.settings.policy.stuck_deadlines.get(stage)
-            if deadline and stage not in TERMINAL and stage is not Lifecycle.DELIVERED:
-                self.ctx.schedule(deadline, StuckCheck(
-                    order_id=self.order_id, stage=stage.value, version=self._stage_seq,
-                    entered_at=self.ctx.now()))
-        if self.settings.policy.downstream_sync.mode.value == "push":
-            await self._push_snapshot()
-        elif not self._sync_scheduled:
-            self._sync_scheduled = True
-            interval = self.settings.policy.downstream_sync.batch_interval
-            now = self.ctx.now()
-            self.ctx.schedule((now // interval + 1) * interval - now, _SyncFlush())
+            deadline = self._deadline(stage)
+            if deadline and (self._stuck_due is None or now + deadline < self._stuck_due):
+                self._arm_stuck_check(now + deadline)
         snapshot = SyncSnapshot.of(state)
         for system in self.settings.downstream:
             status = project(system, snapshot)
             if self._views.get(system) != status:
                 self._views[system] = status
+                self._dirty.add(system)
                 self.ctx.emit(SystemViewChanged(order_id=self.order_id,
                                                 system=f"coordinator:{system}", status=status))
+        if self._dirty:
+            if self.settings.policy.downstream_sync.mode.value == "push":
+                await self._push_snapshot()
+            elif not self._sync_scheduled:
+                self._sync_scheduled = True
+                interval = self.settings.policy.downstream_sync.batch_interval
+                self.ctx.schedule((now // interval + 1) * interval - now, _SyncFlush())
         if stage in TERMINAL and not self._finished and not state.open_holds:
             self._finished = True
             self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=stage.value,
                                         placed_at=state.placed_at or 0.0))
             self.ctx.schedule(self.settings.retire_after, _Retire())
 
+    def _deadline(self, stage: Lifecycle) -> float:
+        if stage in TERMINAL or stage is Lifecycle.DELIVERED:
+            return 0.0
+        return self.settings.policy.stuck_deadlines.get(stage, 0.0)
+
+    def _arm_stuck_check(self, due: float) -> None:
+        """One pending stuck check per order (not one per stage): memory stays
+        flat however many stages an order goes through."""
+        self._stuck_due = due
+        self.ctx.schedule(due - self.ctx.now(), StuckCheck(
+            order_id=self.order_id, stage="", version=0, entered_at=due))
+
     async def _push_snapshot(self) -> None:
+        """Send the latest snapshot to the systems whose view of it changed."""
         snapshot = SyncSnapshot.of(self.state)
+        sync = SyncOrder(snapshot=snapshot)
         for system in self.settings.downstream:
-            await self.ctx.send(Address(system), SyncOrder(snapshot=snapshot))
+            if system in self._dirty:
+                await self.ctx.send(Address(system), sync)
+        self._dirty.clear()
 

@@ -9,7 +9,7 @@ scan tuples rather than keep dictionaries.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -189,6 +189,25 @@ class ReturnCase:
     return_id: str
     lines: tuple[LineQuantity, ...]
     received: bool = False
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def replace(inst: T, **changes: Any) -> T:
+    """``attrs.evolve`` for the state's frozen value classes, without the
+    per-call field introspection and ``__init__``: the fold of events runs it
+    on every event, and the state classes have no validators or converters
+    to re-run."""
+    cls = type(inst)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
+    new = object.__new__(cls)
+    set_ = object.__setattr__
+    for name in names:
+        set_(new, name, changes[name] if name in changes else getattr(inst, name))
+    return new
 
 
 def by_id(items: Iterable[T], key: str, value: str) -> T | None:

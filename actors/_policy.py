@@ -17,11 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import cattrs
-import yaml
 
-from orderloom.runtime import DomainError
-
+from ._documents import DocumentError, FieldError, make_converter, parse_yaml, structure_document
 from ._states import HoldReason, Lifecycle
 
 __all__ = [
@@ -48,28 +45,13 @@ __all__ = [
 ]
 
 
-class PolicyError(DomainError, ValueError):
-    """A policy document is invalid.
+class PolicyError(DocumentError):
+    """A policy document is invalid (``source``, ``problems`` as in DocumentError)."""
 
-    Attributes:
-        source: the file (or other origin) of the document.
-        problems: one ``"path: what was expected"`` line per problem.
-    """
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: invalid policy:\n  " + "\n  ".join(problems))
+    kind = "policy"
 
 
-class _FieldError(ValueError):
-    """Raised by validators so the loader can name the field that failed."""
-
-    def __init__(self, field: str, expected: str, got: object) -> None:
-        self.field = field
-        self.expected = expected
-        self.got = got
-        super().__init__(f"{field}: expected {expected}, got {got!r}")
+_FieldError = FieldError
 
 
 def _unit(_: object, a: attrs.Attribute[Any], v: float) -> None:
@@ -292,25 +274,7 @@ class Policy:
         return action in self.approval_required
 
 
-def _converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True)
-    converter.register_unstructure_hook(
-        frozenset, lambda s: sorted(v.value if isinstance(v, enum.Enum) else v for v in s)
-    )
-    return converter
-
-
-_CONVERTER = _converter()
-
-
-def _describe(exc: BaseException, _type: Any = None) -> str:
-    if isinstance(exc, _FieldError):
-        return f"{exc.field}: expected {exc.expected}, got {exc.got!r}"
-    if isinstance(exc, KeyError):
-        return "required field missing"
-    if isinstance(_type, type) and issubclass(_type, enum.Enum):
-        return f"expected one of {[m.value for m in _type]}"
-    return cattrs.v.format_exception(exc, _type)
+_CONVERTER = make_converter()
 
 
 def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
@@ -324,32 +288,12 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
         given = data.get(key)
         if isinstance(given, Mapping):
             data[key] = {**_CONVERTER.unstructure(defaults), **given}
-    try:
-        return _CONVERTER.structure(data, Policy)
-    except Exception as exc:  # cattrs groups every problem; we translate them all
-        lines = cattrs.transform_error(exc, path="$", format_exception=_describe)
-        raise PolicyError(source, [_tidy(line) for line in lines]) from exc
-
-
-def _tidy(line: str) -> str:
-    """Turn cattrs' ``"message @ $.a.b"`` into ``"a.b: message"``, folding the
-    field named by a validator into the path."""
-    message, _, path = line.rpartition(" @ ")
-    path = path.removeprefix("$").removeprefix(".").replace("['", ".").replace("']", "")
-    field, sep, rest = message.partition(": expected ")
-    if sep and " " not in field:
-        path = f"{path}.{field}" if path else field
-        message = "expected " + rest
-    return f"{path or '(top level)'}: {message}"
+    return structure_document(_CONVERTER, data, Policy, source, PolicyError)
 
 
 def parse_policy(text: str, source: str) -> Policy:
     """Parse a YAML policy document."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(source, [f"(document): not valid YAML: {exc}"]) from exc
-    return policy_from_dict(data or {}, source)
+    return policy_from_dict(parse_yaml(text, source, PolicyError) or {}, source)
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -29,6 +29,7 @@ __all__ = [
     "CaseDecision",
     "CaseWithdrawn",
     "CheckAddress",
+    "CustomerCancel",
     "Decision",
     "Escalate",
     "GatewayAuthorize",
@@ -236,6 +237,14 @@ class Screened(Message):
 
 
 @attrs.frozen(kw_only=True)
+class CustomerCancel(Message):
+    """The customer asks to cancel the order (it may already be in fulfillment)."""
+
+    order_id: str
+    reason: str = "customer request"
+
+
+@attrs.frozen(kw_only=True)
 class RequestTimedOut(Message):
     """Timer: a gateway request got no answer in time (its outcome is unknown)."""
 
@@ -362,16 +371,17 @@ class SyncSnapshot:
 
 
 def _customer_status(state: OrderState) -> str:
-    from ._states import Lifecycle as L
+    lifecycle = state.held_lifecycle if state.held_lifecycle is not None else state.lifecycle
+    return _CUSTOMER_STATUS.get(lifecycle.value, "processing")
 
-    lifecycle = state.held_lifecycle if state.lifecycle is L.ON_HOLD and state.held_lifecycle \
-        else state.lifecycle
-    return {
-        L.PLACED: "confirmed", L.AWAITING_PAYMENT: "confirmed",
-        L.READY_FOR_FULFILLMENT: "processing", L.PARTIALLY_FULFILLED: "partially_shipped",
-        L.FULFILLED: "shipped", L.DELIVERED: "delivered", L.CLOSED: "completed",
-        L.CANCELED: "canceled", L.RETURN_IN_PROGRESS: "return_open", L.RETURNED: "returned",
-    }.get(lifecycle, "processing")
+
+# What the customer sees for each lifecycle stage (a hold is not shown to them).
+_CUSTOMER_STATUS = {
+    "placed": "confirmed", "awaiting_payment": "confirmed",
+    "ready_for_fulfillment": "processing", "partially_fulfilled": "partially_shipped",
+    "fulfilled": "shipped", "delivered": "delivered", "closed": "completed",
+    "canceled": "canceled", "return_in_progress": "return_open", "returned": "returned",
+}
 
 
 @attrs.frozen(kw_only=True)

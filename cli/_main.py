@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
 
-from orderloom.simulation._demo import run_demo
+from orderloom.actors._documents import DocumentError
+
+from ._simulate import run_and_report, sweep_grid
+
+
+def _fail(error: DocumentError) -> None:
+    click.echo(str(error), err=True)
+    sys.exit(2)
 
 
 @click.group()
@@ -14,13 +28,172 @@ def main() -> None:
 
 
 @main.command()
+@click.argument("scenario")
+@click.option("--policy", help="Policy name (cautious, balanced, aggressive) or file; "
+              "default: the scenario's.")
+@click.option("--replications", "-n", type=click.IntRange(min=1),
+              help="Replications (default: the scenario's).")
+@click.option("--seed", type=int, help="Run seed (default: the scenario's).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Report folder (default: out/<scenario>-<policy>).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default=True, help="Worker processes.")
+@click.option("--horizon", help="Override the horizon (seconds or 2h, 1d, ...).")
+@click.option("--executor", type=click.Choice(["process", "dask"]), default="process",
+              show_default=True)
+@click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for --executor dask.")
+@click.option("--trace", is_flag=True,
+              help="Also record replication 0's full trace (trace.jsonl) for 'report trace'.")
+def simulate(scenario: str, policy: str | None, replications: int | None, seed: int | None,
+             out: Path | None, workers: int, horizon: str | None, executor: str,
+             scheduler: str | None, trace: bool) -> None:
+    """Run SCENARIO (a file or a name in scenarios/) and write its reports."""
+    command = "orderloom simulate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    try:
+        result = run_and_report(
+            scenario, policy=policy, replications=replications, seed=seed, out=out,
+            workers=workers, horizon=horizon, executor=executor, scheduler=scheduler,
+            trace=trace, command=command, echo=click.echo)
+    except DocumentError as exc:
+        _fail(exc)
+        return
+    for line in result:
+        click.echo(line)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+def validate(files: tuple[str, ...]) -> None:
+    """Check scenario or policy files without running them."""
+    from orderloom.actors._policy import load_policy
+    from orderloom.simulation._runner import world_for
+    from orderloom.simulation._scenario import load_scenario, resolve_scenario
+
+    import random
+
+    failed = False
+    for name in files:
+        try:
+            path = resolve_scenario(name)
+            text = path.read_text(encoding="utf-8")
+            if "fulfillment_trigger" in text and "catalog" not in text:
+                policy = load_policy(path)
+                click.echo(f"{path}: ok (policy {policy.name})")
+                continue
+            loaded = load_scenario(path)
+            try:
+                world_for(loaded, loaded.policy, random.Random(0))
+            except ValueError as exc:
+                raise DocumentError(str(path), [str(exc)]) from exc
+            click.echo(f"{path}: ok (scenario {loaded.name}, policy {loaded.policy.name}, "
+                       f"{len(loaded.faults)} scheduled faults)")
+        except DocumentError as exc:
+            click.echo(str(exc), err=True)
+            failed = True
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write compare.md and compare.html here.")
+def compare(reports: tuple[Path, ...], out: Path | None) -> None:
+    """Compare REPORTS (report.json files or run folders); the first is the baseline."""
+    from orderloom.simulation._compare import compare as build, to_html, to_markdown, to_terminal
+
+    if len(reports) < 2:
+        raise click.UsageError("compare needs at least two reports")
+    docs: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for path in reports:
+        file = path / "report.json" if path.is_dir() else path
+        try:
+            doc = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.BadParameter(f"{file}: not a readable report.json ({exc})") from exc
+        if not isinstance(doc, dict) or "metrics" not in doc:
+            raise click.BadParameter(f"{file}: not an orderloom report (no 'metrics')")
+        docs.append(doc)
+        labels.append(f"{doc.get('scenario', '?')}/{doc.get('policy', '?')}")
+    comparison = build(docs, labels)
+    click.echo(to_terminal(comparison))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "compare.md").write_text(to_markdown(comparison), encoding="utf-8")
+        (out / "compare.html").write_text(to_html(comparison), encoding="utf-8")
+        click.echo(f"wrote {out / 'compare.md'} and {out / 'compare.html'}")
+
+
+@main.group()
+def report() -> None:
+    """Look into a run's records."""
+
+
+@report.command("trace")
+@click.argument("order_id")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False,
+                                                                  path_type=Path),
+              help="A run folder written by 'simulate --trace'.")
+def trace(order_id: str, run_dir: Path) -> None:
+    """Show ORDER_ID's causal history: messages, decisions, holds, handoffs, overrides."""
+    path = run_dir / "trace.jsonl"
+    if not path.exists():
+        raise click.BadParameter(f"{path} does not exist: run 'orderloom simulate ... --trace'")
+    actor = f"order/{order_id}"
+    shown = 0
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            rec = json.loads(line)
+            if rec.get("order_id") == order_id or rec.get("actor") == actor:
+                click.echo(_trace_line(rec))
+                shown += 1
+    if not shown:
+        raise click.ClickException(f"no record of order {order_id} in {path}")
+
+
+def _trace_line(rec: dict[str, Any]) -> str:
+    t = float(rec.pop("t"))
+    kind = rec.pop("type")
+    rec.pop("order_id", None)
+    if kind == "kernel":
+        return (f"{t:>12.1f}  {rec['kind']:<11} {rec['actor']:<14} {rec['message']:<28} "
+                f"{rec['message_id']} {rec['detail']}").rstrip()
+    rec.pop("actor", None)
+    fields = " ".join(f"{k}={v}" for k, v in sorted(rec.items()))
+    return f"{t:>12.1f}  {kind:<11} {fields}"
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--param", "params", multiple=True, required=True,
+              help="NAME=V1,V2,... e.g. policy=cautious,aggressive or "
+                   "policy.fraud.review_above=0.5,0.7 (repeat for a grid).")
+@click.option("--replications", "-n", type=click.IntRange(min=1))
+@click.option("--seed", type=int)
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--horizon")
+def sweep(scenario: str, params: tuple[str, ...], replications: int | None, seed: int | None,
+          workers: int, out: Path | None, horizon: str | None) -> None:
+    """Run SCENARIO over a grid of parameter values; one report with a chart per metric."""
+    try:
+        for line in sweep_grid(scenario, params, replications=replications, seed=seed,
+                               workers=workers, out=out, horizon=horizon, echo=click.echo):
+            click.echo(line)
+    except DocumentError as exc:
+        _fail(exc)
+
+
+@main.command()
 @click.option("--seed", type=int, default=1, show_default=True, help="Run seed.")
 @click.option("--orders", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Orders the customers place.")
 @click.option("--no-outage", is_flag=True, help="Run without the gateway outage window.")
 @click.option("--no-check", is_flag=True, help="Skip the determinism self-check.")
 def demo(seed: int, orders: int, no_outage: bool, no_check: bool) -> None:
-    """Run a small checkout model on the SimPy kernel and print what happened."""
+    """Run the small kernel demo (a checkout model) and print what happened."""
+    from orderloom.simulation._demo import run_demo
+
     result = run_demo(seed=seed, orders=orders, outage=None if no_outage else (600.0, 900.0),
                       check=not no_check)
     for line in result.lines():

@@ -156,7 +156,8 @@ def _finite_values(where: str, name: str, values: Sequence[float]) -> tuple[floa
 def _mean_and_stdev(where: str, name: str, data: tuple[float, ...]) -> tuple[float, float]:
     """Mean and sample standard deviation (nan for a single value)."""
     try:
-        mean = statistics.fmean(data)
+        # fsum-based fmean can land one ulp outside [min, max]; clamp it back.
+        mean = min(max(statistics.fmean(data), min(data)), max(data))
         stdev = statistics.stdev(data) if len(data) > 1 else math.nan
     except OverflowError as exc:
         raise ValueError(f"{where}: {name} is too large in magnitude to summarize") from exc

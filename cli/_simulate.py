@@ -1,0 +1,178 @@
+"""The simulate and sweep commands: resolve inputs, run, write reports."""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import shlex
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import attrs
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from orderloom.actors._documents import DocumentError, make_converter
+from orderloom.actors._policy import (
+    Policy,
+    builtin_policies,
+    load_builtin_policy,
+    load_policy,
+    policy_from_dict,
+)
+from orderloom.simulation._report import write_report
+from orderloom.simulation._result import ReplicationResult, aggregate
+from orderloom.simulation._runner import run_replication, run_replications
+from orderloom.simulation._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario
+from orderloom.simulation._sweep import write_sweep
+
+Echo = Callable[[str], None]
+HEALTH = ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",
+          "state_mismatches", "wrong_actions")
+
+
+def _policy(name: str) -> Policy:
+    if name in builtin_policies():
+        return load_builtin_policy(name)
+    return load_policy(name)
+
+
+def _scenario(name: str, horizon: str | None) -> Scenario:
+    scenario = load_scenario(resolve_scenario(name))
+    if horizon is not None:
+        seconds = make_converter().structure(horizon, float)
+        try:
+            scenario = attrs.evolve(scenario, horizon=seconds,
+                                    warm_up=min(scenario.warm_up, seconds / 10))
+        except ValueError as exc:
+            raise ScenarioError("--horizon", [str(exc)]) from exc
+    return scenario
+
+
+def _versions() -> dict[str, str]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {"orderloom": version("orderloom"), "simpy": version("simpy"),
+            "python": platform.python_version()}
+
+
+def _run(scenario: Scenario, policy: Policy, n: int, seed: int, workers: int,
+         executor: str, scheduler: str | None, echo: Echo) -> list[ReplicationResult]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(f"{scenario.name} / {policy.name}", total=n)
+        return run_replications(scenario, n, policy=policy, seed=seed,
+                                workers=min(workers, n), executor=executor, scheduler=scheduler,
+                                progress=lambda _: bar.advance(task))
+
+
+def run_and_report(
+    name: str, *, policy: str | None, replications: int | None, seed: int | None,
+    out: Path | None, workers: int, horizon: str | None, executor: str,
+    scheduler: str | None, trace: bool, command: str, echo: Echo,
+) -> list[str]:
+    """Run a scenario's replications, write report.json/.md/.html; return a summary."""
+    scenario = _scenario(name, horizon)
+    chosen = _policy(policy) if policy else scenario.policy
+    n = replications or scenario.replications
+    run_seed = scenario.seed if seed is None else seed
+    out = out or Path("out") / f"{scenario.name}-{chosen.name}"
+    results = _run(scenario, chosen, n, run_seed, workers, executor, scheduler, echo)
+    reproduce = (f"orderloom simulate {shlex.quote(name)} --policy {shlex.quote(policy or chosen.name)}"
+                 f" --seed {run_seed} --replications {n}"
+                 + (f" --horizon {shlex.quote(horizon)}" if horizon else ""))
+    if trace:
+        run_replication(scenario, 0, policy=chosen, seed=run_seed,
+                        trace_to=str(out / "trace.jsonl"))
+    report = aggregate(results, header={
+        "scenario": scenario.name, "description": scenario.description,
+        "policy": chosen.name, "seed": run_seed, "replications": n,
+        "horizon": scenario.horizon, "warm_up": scenario.warm_up, "versions": _versions(),
+        "command": command, "reproduce": reproduce + " --trace",
+    })
+    paths = write_report(report, out)
+    lines = [f"{scenario.name} / {chosen.name}: {n} replications, seed {run_seed}"]
+    metrics = report["metrics"]
+    for key in ("orders.placed", "throughput", *HEALTH, "cycle_time.end_to_end.p95"):
+        entry = metrics.get(key)
+        if entry is not None:
+            lines.append(f"  {key:<28} {entry['mean']:>12.4g}   95% CI "
+                         f"[{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]")
+    wrong = metrics.get("wrong_actions", {}).get("mean", 0.0)
+    if wrong:
+        lines.append(f"  wrong actions happened; reproduce with: {reproduce} --trace")
+        for invariant, example in sorted(report["wrong_action_examples"].items()):
+            order = example.split(" ")[0]
+            lines.append(f"    {invariant}: e.g. order {example}; then: orderloom report trace "
+                         f"{order} --run {out}")
+    lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
+    return lines
+
+
+def _set(data: dict[str, Any], dotted: str, value: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            raise ScenarioError("--param", [f"{dotted}: {key!r} is not a section of the policy"])
+        node = child
+    if keys[-1] not in node:
+        raise ScenarioError("--param", [f"{dotted}: the policy has no field {keys[-1]!r}"])
+    node[keys[-1]] = value
+
+
+def _points(params: Sequence[str]) -> list[list[tuple[str, str]]]:
+    axes: list[list[tuple[str, str]]] = []
+    for param in params:
+        name, sep, values = param.partition("=")
+        if not sep or not values or not name:
+            raise ScenarioError("--param", [f"{param!r}: expected NAME=V1,V2,..."])
+        if name != "policy" and not name.startswith("policy."):
+            raise ScenarioError("--param", [f"{name}: expected 'policy' or 'policy.<field>'"])
+        axes.append([(name, v.strip()) for v in values.split(",") if v.strip()])
+    return [list(p) for p in itertools.product(*axes)]
+
+
+def sweep_grid(
+    name: str, params: Sequence[str], *, replications: int | None, seed: int | None,
+    workers: int, out: Path | None, horizon: str | None, echo: Echo,
+) -> list[str]:
+    """Run every point of a parameter grid and write one sweep report."""
+    scenario = _scenario(name, horizon)
+    n = replications or scenario.replications
+    run_seed = scenario.seed if seed is None else seed
+    out = out or Path("out") / f"sweep-{scenario.name}"
+    reports: list[tuple[str, dict[str, Any]]] = []
+    converter = make_converter()
+    for point in _points(params):
+        base = scenario.policy
+        for key, value in point:
+            if key == "policy":
+                base = _policy(value)
+        data = converter.unstructure(base)
+        for key, value in point:
+            if key != "policy":
+                _set(data, key.removeprefix("policy."), value)
+        try:
+            policy = policy_from_dict(data, "--param " + " ".join(f"{k}={v}" for k, v in point))
+        except DocumentError as exc:
+            raise ScenarioError("--param", exc.problems) from exc
+        label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
+        results = _run(scenario, policy, n, run_seed, workers, "process", None, echo)
+        report = aggregate(results, header={
+            "scenario": scenario.name, "policy": policy.name, "point": label, "seed": run_seed,
+            "replications": n, "horizon": scenario.horizon, "warm_up": scenario.warm_up,
+            "versions": _versions()})
+        write_report(report, out / label.replace("/", "_"))
+        reports.append((label, report))
+        echo(f"  {label}: done")
+    paths = write_sweep(reports, out)
+    return [f"sweep of {scenario.name}: {len(reports)} points x {n} replications",
+            "reports: " + ", ".join(str(p) for p in paths)]

@@ -1,0 +1,354 @@
+"""Comparing simulation reports metric by metric against a baseline.
+
+The first report is the baseline. For every other report and every metric,
+the difference is estimated with a 95% confidence interval:
+
+* **paired** (:func:`._stats.paired_difference`) when both reports ran the
+  same ``replication_seeds`` and hold as many values for the metric: under
+  common random numbers replication ``k`` of both faced the same world, so
+  pairing removes the shared noise;
+* **Welch** (:func:`._stats.welch_difference`) otherwise.
+
+Deltas are shown as *candidate minus baseline* (a positive delta means the
+candidate's number is larger); the verdict judges the candidate with
+:func:`._stats.verdict`, or is ``—`` for informational metrics (no better
+direction) and ``n/a`` when the difference cannot be computed (a
+non-finite value, or no replications).
+
+A metric one report lacks counts as zeros there, as ``aggregate`` does within
+a run: a breakdown key such as ``exception_rate.by_reason.fraud`` only appears
+when the reason occurred, so its absence means it occurred 0 times. Such
+cells are flagged (``imputed``) and the renderers say so.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ._result import metric_info
+from ._sections import format_ci, format_number, metric_estimate, ordered_sections
+from ._stats import Difference, paired_difference, verdict, welch_difference
+
+__all__ = [
+    "Comparison",
+    "ComparisonRow",
+    "Delta",
+    "Estimate",
+    "compare",
+    "to_html",
+    "to_markdown",
+    "to_terminal",
+]
+
+INFORMATIONAL = "—"
+NOT_COMPUTABLE = "n/a"
+
+
+@attrs.frozen(kw_only=True)
+class Estimate:
+    """One report's mean and 95% CI for a metric; None where unknown or non-finite.
+
+    Attributes:
+        mean: the mean over replications.
+        ci_low: lower bound of the interval.
+        ci_high: upper bound of the interval.
+        imputed: the report lacked the metric; it is counted as zeros.
+    """
+
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    imputed: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Delta:
+    """A candidate against the baseline for one metric: ``candidate - baseline``.
+
+    Attributes:
+        delta: the estimated difference; None if it cannot be computed.
+        ci_low: lower bound of its 95% CI (None if not computable).
+        ci_high: upper bound of its 95% CI.
+        paired: True for a paired (common random numbers) interval, False for Welch.
+        verdict: ``better`` / ``worse`` / ``no significant difference`` for the
+            candidate, ``—`` for informational metrics, ``n/a`` if not computable.
+    """
+
+    delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    paired: bool
+    verdict: str
+
+
+@attrs.frozen(kw_only=True)
+class ComparisonRow:
+    """One metric across all reports.
+
+    Attributes:
+        metric: the dotted metric name.
+        section: the report section it belongs to (health metrics first).
+        unit: its unit.
+        lower_is_better: its direction; None for informational metrics.
+        estimates: one per report, baseline first.
+        deltas: one per non-baseline report, in report order.
+    """
+
+    metric: str
+    section: str
+    unit: str
+    lower_is_better: bool | None
+    estimates: tuple[Estimate, ...]
+    deltas: tuple[Delta, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Comparison:
+    """Reports side by side against the first (the baseline).
+
+    Attributes:
+        labels: one per report, baseline first.
+        rows: one per metric, in report order (health metrics first).
+        warnings: things the reader should know (e.g. scenarios differ).
+    """
+
+    labels: tuple[str, ...]
+    rows: tuple[ComparisonRow, ...]
+    warnings: tuple[str, ...]
+
+
+def _values(report: Mapping[str, Any], metric: str) -> tuple[list[float] | None, bool]:
+    """(values, imputed): the metric's per-replication values, or zeros if absent.
+
+    None means the values are unusable (a non-finite or null entry, or none at all).
+    """
+    metrics = report.get("metrics")
+    entry = metrics.get(metric) if isinstance(metrics, Mapping) else None
+    if entry is None:
+        seeds = report.get("replication_seeds")
+        n = len(seeds) if isinstance(seeds, list) else 0
+        return ([0.0] * n if n else None), True
+    raw = entry.get("values") if isinstance(entry, Mapping) else None
+    if not isinstance(raw, list) or not raw:
+        return None, False
+    out: list[float] = []
+    for v in raw:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None, False
+        out.append(float(v))
+    return out, False
+
+
+def _estimate(report: Mapping[str, Any], metric: str) -> Estimate:
+    metrics = report.get("metrics")
+    entry = metrics.get(metric) if isinstance(metrics, Mapping) else None
+    if entry is None:
+        values, imputed = _values(report, metric)
+        zero = 0.0 if values is not None else None
+        return Estimate(mean=zero, ci_low=zero, ci_high=zero, imputed=imputed)
+    mean, low, high = metric_estimate(entry)
+    return Estimate(mean=mean, ci_low=low, ci_high=high)
+
+
+def _same_seeds(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    seeds_a, seeds_b = a.get("replication_seeds"), b.get("replication_seeds")
+    return isinstance(seeds_a, list) and bool(seeds_a) and seeds_a == seeds_b
+
+
+def _delta(base: Mapping[str, Any], cand: Mapping[str, Any], metric: str,
+           lower_is_better: bool | None) -> Delta:
+    a, _ = _values(base, metric)
+    b, _ = _values(cand, metric)
+    paired = _same_seeds(base, cand) and a is not None and b is not None and len(a) == len(b)
+    if a is None or b is None:
+        return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
+                     verdict=NOT_COMPUTABLE)
+    try:
+        diff: Difference = paired_difference(a, b) if paired else welch_difference(a, b)
+    except ValueError:  # overflow on absurd magnitudes: say so rather than guess
+        return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
+                     verdict=NOT_COMPUTABLE)
+    judged = INFORMATIONAL if lower_is_better is None else verdict(diff, lower_is_better)
+    # The statistics estimate baseline - candidate; readers expect candidate - baseline.
+    return Delta(delta=-diff.mean + 0.0, ci_low=-diff.ci_high, ci_high=-diff.ci_low,
+                 paired=paired, verdict=judged)
+
+
+def _direction(reports: Sequence[Mapping[str, Any]], metric: str) -> tuple[str, bool | None]:
+    """Unit and direction as the reports recorded them, else from the metric catalogue."""
+    for report in reports:
+        metrics = report.get("metrics")
+        entry = metrics.get(metric) if isinstance(metrics, Mapping) else None
+        if isinstance(entry, Mapping) and "lower_is_better" in entry:
+            lib = entry["lower_is_better"]
+            return str(entry.get("unit", "")), lib if isinstance(lib, bool) else None
+    info = metric_info(metric)
+    return info.unit, info.lower_is_better
+
+
+def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> Comparison:
+    """Compare each report with the first (the baseline), metric by metric.
+
+    Args:
+        reports: ``report.json`` documents (from ``aggregate`` or loaded), at
+            least one; the first is the baseline.
+        labels: a name per report, in the same order (e.g. the policy names).
+
+    Returns:
+        The :class:`Comparison`; a report whose scenario differs from the
+        baseline's is still compared, with a warning.
+
+    Raises:
+        ValueError: if there is no report, or labels and reports differ in number.
+    """
+    if not reports:
+        raise ValueError("compare: need at least one report (the baseline)")
+    if len(labels) != len(reports):
+        raise ValueError(f"compare: got {len(reports)} reports but {len(labels)} labels")
+    base = reports[0]
+    warnings: list[str] = []
+    for label, report in zip(labels[1:], reports[1:], strict=True):
+        if report.get("scenario") != base.get("scenario"):
+            warnings.append(
+                f"scenario differs: {labels[0]} ran {base.get('scenario')!r}, "
+                f"{label} ran {report.get('scenario')!r}; differences may reflect the "
+                f"scenario, not the policy")
+        if not _same_seeds(base, report):
+            warnings.append(f"{label} did not run the baseline's replication seeds: "
+                            f"unpaired (Welch) intervals, wider than paired ones")
+    names: set[str] = set()
+    for report in reports:
+        metrics = report.get("metrics")
+        if isinstance(metrics, Mapping):
+            names.update(str(k) for k in metrics)
+    rows = []
+    for section, metrics_in_section in ordered_sections(names):
+        for metric in metrics_in_section:
+            unit, lib = _direction(reports, metric)
+            rows.append(ComparisonRow(
+                metric=metric, section=section, unit=unit, lower_is_better=lib,
+                estimates=tuple(_estimate(r, metric) for r in reports),
+                deltas=tuple(_delta(base, r, metric, lib) for r in reports[1:])))
+    return Comparison(labels=tuple(labels), rows=tuple(rows), warnings=tuple(warnings))
+
+
+# -- rendering ---------------------------------------------------------------------
+
+
+def _estimate_text(e: Estimate) -> str:
+    text = f"{format_number(e.mean)} {format_ci(e.ci_low, e.ci_high)}"
+    return text + " (absent: 0)" if e.imputed else text
+
+
+def _delta_text(d: Delta) -> str:
+    sign = "+" if d.delta is not None and d.delta > 0 else ""
+    return f"{sign}{format_number(d.delta)} {format_ci(d.ci_low, d.ci_high)}"
+
+
+def _pairing(d: Delta) -> str:
+    return "paired" if d.paired else "Welch"
+
+
+def _columns(c: Comparison) -> list[str]:
+    cols = ["metric", "unit"] + [f"{label} mean [95% CI]" for label in c.labels]
+    for label in c.labels[1:]:
+        cols += [f"Δ {label} − {c.labels[0]} [95% CI]", "interval", f"{label} verdict"]
+    return cols
+
+
+def _cells(row: ComparisonRow) -> list[str]:
+    cells = [row.metric, row.unit] + [_estimate_text(e) for e in row.estimates]
+    for d in row.deltas:
+        cells += [_delta_text(d), _pairing(d), d.verdict]
+    return cells
+
+
+def _preamble(c: Comparison) -> list[str]:
+    lines = [f"Baseline: {c.labels[0]}; deltas are candidate − baseline."]
+    lines += [f"warning: {w}" for w in c.warnings]
+    return lines
+
+
+def to_markdown(comparison: Comparison) -> str:
+    """A Markdown table per section, with deltas, paired/Welch and verdicts."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["# Comparison", ""] + [f"> {cell(p)}" if p.startswith("warning") else cell(p)
+                                    for p in _preamble(comparison)]
+    cols = _columns(comparison)
+    section = None
+    for row in comparison.rows:
+        if row.section != section:
+            section = row.section
+            lines += ["", f"## {section}", "", "| " + " | ".join(cell(c) for c in cols) + " |",
+                      "|" + "---|" * len(cols)]
+        lines.append("| " + " | ".join(cell(c) for c in _cells(row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_terminal(comparison: Comparison) -> str:
+    """Plain aligned text (no colour codes): one block per section."""
+    cols = _columns(comparison)
+    table = [cols] + [_cells(r) for r in comparison.rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = _preamble(comparison)
+    section = None
+    for row in comparison.rows:
+        if row.section != section:
+            section = row.section
+            lines += ["", section.upper(), fmt(cols), fmt(["-" * w for w in widths])]
+        lines.append(fmt(_cells(row)))
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+td.better { background: #d4f0d4; color: #155724; }
+td.worse { background: #f6d3d3; color: #721c24; }
+p.warning { background: #fff3cd; padding: 0.4em 0.8em; }
+"""
+
+
+def to_html(comparison: Comparison) -> str:
+    """A self-contained page; better verdicts green, worse red."""
+    def e(text: str) -> str:
+        return html.escape(text, quote=True)
+
+    cols = _columns(comparison)
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           "<title>orderloom comparison</title>", f"<style>{_CSS}</style>", "</head>",
+           "<body>", "<h1>Comparison</h1>"]
+    for p in _preamble(comparison):
+        klass = ' class="warning"' if p.startswith("warning") else ""
+        out.append(f"<p{klass}>{e(p)}</p>")
+    section = None
+    for row in comparison.rows:
+        if row.section != section:
+            if section is not None:
+                out.append("</table>")
+            section = row.section
+            out += [f"<h2>{e(section)}</h2>", "<table>",
+                    "<tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
+        cells = _cells(row)
+        verdict_at = {len(cells) - 1 - 3 * k for k in range(len(row.deltas))}
+        tds = []
+        for i, text in enumerate(cells):
+            klass = f' class="{text}"' if i in verdict_at and text in ("better", "worse") else ""
+            tds.append(f"<td{klass}>{e(text)}</td>")
+        out.append("<tr>" + "".join(tds) + "</tr>")
+    if section is not None:
+        out.append("</table>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,80 @@
+"""Per-order, per-case and per-team state of the metrics collector.
+
+Plain slotted classes: the collector creates one per order in flight and
+touches them on every telemetry event, so they stay as small and cheap as
+Python allows. All of them are private to :mod:`._metrics`.
+"""
+
+from __future__ import annotations
+
+from ._streaming import StepAverage
+
+__all__ = ["Case", "Order", "Slot", "Team", "Views"]
+
+
+class Order:
+    """An order in flight: where it is since when, and what it has been through."""
+
+    __slots__ = ("cases", "counted", "entered", "placed", "shipped", "stage", "stuck",
+                 "stuck_now")
+
+    def __init__(self, *, counted: bool, placed: float, stage: str) -> None:
+        self.counted = counted
+        self.placed = placed
+        self.stage = stage
+        self.entered = placed
+        self.stuck_now = False
+        self.shipped = False
+        # (family, key) breakdowns it was already counted in; None: never stuck.
+        self.stuck: set[tuple[str, str]] | None = None
+        self.cases: list[str] = []
+
+
+class Case:
+    """An exception case: the teams it visited and the teams holding it now."""
+
+    __slots__ = ("arrivals", "breached", "counted", "deadline", "order_done", "teams")
+
+    def __init__(self, *, counted: bool, deadline: float, teams: list[str]) -> None:
+        self.counted = counted
+        self.deadline = deadline
+        self.teams = teams  # visited, in order
+        self.arrivals: dict[str, float] = {}  # team holding it -> when it arrived there
+        self.breached = False
+        self.order_done = False
+
+
+class Slot:
+    """One order's coordinator and downstream views for one system."""
+
+    __slots__ = ("coordinator", "downstream", "since")
+
+    def __init__(self) -> None:
+        self.coordinator: str | None = None
+        self.downstream: str | None = None
+        self.since: float | None = None  # start of the open disagreement, if any
+
+
+class Views:
+    """One order's views across systems (kept past the finish until all agree)."""
+
+    __slots__ = ("bad", "counted", "finished", "hit", "slots")
+
+    def __init__(self, *, counted: bool) -> None:
+        self.counted = counted
+        self.finished = False
+        self.slots: dict[str, Slot] = {}
+        self.bad = 0  # systems disagreeing now
+        self.hit: set[str] = set()  # systems it counted as mismatched for
+
+
+class Team:
+    """A team's load signals over the measurement window, and its counts."""
+
+    __slots__ = ("busy", "counts", "queue", "staff")
+
+    def __init__(self, warm_up: float) -> None:
+        self.queue = StepAverage(warm_up)
+        self.busy = StepAverage(warm_up)
+        self.staff = StepAverage(warm_up)
+        self.counts: dict[str, float] = {}

@@ -1,0 +1,238 @@
+"""Running replications: one world per replication, in parallel processes.
+
+Replication k of a run with seed S uses the seed ``replication_seed(S, k)``
+for everything random in its world: arrivals, order contents, data faults,
+swarm-drawn faults and every actor's stream. Two policies run with the same
+seed therefore face the same orders, outages and staffing in replication k
+(common random numbers), which is what makes paired comparisons sharp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from orderloom.actors._dist import Window
+from orderloom.actors._policy import Policy
+from orderloom.actors._telemetry import Telemetry
+
+from ._faults import LinkFaults
+from ._kernel import SimKernel
+from ._metrics import MetricsCollector
+from ._result import ReplicationResult
+from ._scenario import Scenario
+from ._workload import CaseSource, Storefront, Truths
+from ._world import WorldConfig, build_world
+
+__all__ = ["replication_seed", "run_replication", "run_replications", "world_for"]
+
+Progress = Callable[[ReplicationResult], None]
+
+
+def replication_seed(seed: int, replication: int) -> int:
+    """The seed of replication ``replication`` of a run seeded ``seed``."""
+    digest = hashlib.sha256(f"orderloom/{seed}/{replication}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@attrs.frozen(kw_only=True)
+class _Faults:
+    world: WorldConfig
+    links: tuple[tuple[str, str, LinkFaults], ...]
+    windows: tuple[tuple[float, float, str], ...]
+
+
+def world_for(scenario: Scenario, policy: Policy, rng: random.Random) -> _Faults:
+    """The world of one replication: the scenario's systems with its fault
+    schedule applied (and, in swarm mode, faults drawn from ``rng``)."""
+    gateway, warehouses = scenario.gateway, list(scenario.warehouses)
+    teams, downstream = list(scenario.teams), list(scenario.downstream)
+    links: list[tuple[str, str, LinkFaults]] = []
+    windows: list[tuple[float, float, str]] = []
+    horizon = scenario.horizon
+    for fault in scenario.faults:
+        end = min(fault.end, horizon * 10)
+        if fault.kind == "link":
+            assert fault.link is not None  # validated on load
+            links.append((fault.sender, fault.recipient, fault.link))
+            continue
+        window = Window(start=fault.start, end=end, mode=fault.mode, factor=fault.factor)
+        windows.append((fault.start, end, fault.label()))
+        if fault.kind == "gateway_outage":
+            gateway = attrs.evolve(gateway, outages=(*gateway.outages, window))
+        elif fault.kind == "warehouse_outage":
+            warehouses = [attrs.evolve(w, outages=(*w.outages, attrs.evolve(window, mode="down")))
+                          if w.warehouse_id == fault.target else w for w in warehouses]
+        elif fault.kind == "team_absence":
+            teams = [attrs.evolve(t, absences=(*t.absences, window))
+                     if t.name == fault.target else t for t in teams]
+        elif fault.kind == "downstream_outage":
+            downstream = [attrs.evolve(d, outages=(*d.outages, window))
+                          if d.system == fault.target else d for d in downstream]
+    swarm = scenario.swarm
+    if swarm.enabled:
+        links.append(("gateway", "order/*", LinkFaults(
+            duplicate=rng.uniform(0, swarm.webhook_duplicate),
+            drop=rng.uniform(0, swarm.webhook_drop),
+            reorder=rng.uniform(0, swarm.webhook_reorder))))
+        gateway = attrs.evolve(gateway, lost_response_rate=rng.uniform(0, swarm.lost_response))
+        if rng.random() < swarm.gateway_outage_probability and swarm.gateway_outage_hours > 0:
+            length = rng.uniform(0.25, 1.0) * swarm.gateway_outage_hours * 3600
+            start = rng.uniform(scenario.warm_up, max(scenario.warm_up, horizon - length))
+            mode = rng.choice(("down", "errors", "slow"))
+            gateway = attrs.evolve(gateway, outages=(*gateway.outages, Window(
+                start=start, end=start + length, mode=mode, factor=10.0)))
+            windows.append((start, start + length, f"swarm gateway {mode}"))
+        downstream = [attrs.evolve(d, failure_rate=max(d.failure_rate,
+                                                       rng.uniform(0, swarm.downstream_failure)))
+                      for d in downstream]
+    world = WorldConfig(
+        policy=policy, gateway=gateway, warehouses=tuple(warehouses), teams=tuple(teams),
+        downstream=tuple(downstream), address=scenario.address,
+        gateway_timeout=scenario.gateway_timeout, resequence_timeout=scenario.resequence_timeout,
+    )
+    return _Faults(world=world, links=tuple(links), windows=tuple(windows))
+
+
+def run_replication(
+    scenario: Scenario,
+    replication: int,
+    *,
+    policy: Policy | None = None,
+    seed: int | None = None,
+    trace_to: str | None = None,
+) -> ReplicationResult:
+    """Run one replication to the scenario's horizon and measure it.
+
+    Args:
+        scenario: the scenario.
+        replication: its index; with ``seed`` it fixes the world's randomness.
+        policy: overrides the scenario's policy.
+        seed: overrides the scenario's seed.
+        trace_to: write the kernel trace and all telemetry, as JSON lines, here.
+    """
+    started = time.perf_counter()
+    policy = policy or scenario.policy
+    rep_seed = replication_seed(scenario.seed if seed is None else seed, replication)
+    faults = world_for(scenario, policy, random.Random(f"{rep_seed}/faults"))
+    kernel = SimKernel(seed=rep_seed, trace=trace_to is not None)
+    teams = tuple(t.name for t in faults.world.teams)
+    collector = MetricsCollector(
+        warm_up=scenario.warm_up, horizon=scenario.horizon,
+        series_step=scenario.horizon / 200.0,
+        systems=tuple(d.system for d in faults.world.downstream), teams=teams,
+        mismatch_grace=scenario.mismatch_grace)
+    kernel.add_sink(collector.on_emit)
+    telemetry: list[tuple[float, str, object]] | None = [] if trace_to else None
+    if telemetry is not None:
+        kernel.add_sink(lambda t, a, e: telemetry.append((t, a, e)))
+    truths = Truths()
+    if scenario.demand.mode == "cases":
+        team = faults.world.teams[0]
+        from orderloom.actors._team import SupportTeam
+
+        kernel.spawn(lambda: SupportTeam(team, None), f"team/{team.name}")
+        kernel.spawn(lambda: CaseSource(team.name, scenario.demand.orders_per_day,
+                                        scenario.horizon), "cases")
+    else:
+        build_world(kernel, faults.world, truths)
+        kernel.spawn(lambda: Storefront(scenario, truths), "storefront")
+    for sender, recipient, link in faults.links:
+        kernel.set_link_faults(sender, recipient, link)
+    kernel.run(until=scenario.horizon)
+    metrics, series, examples = collector.finish(kernel.now())
+    metrics["dead_letters"] = float(len(kernel.dead_letters))
+    metrics["handler_failures"] = float(len(kernel.failures))
+    if trace_to is not None and telemetry is not None:
+        _write_trace(Path(trace_to), kernel, telemetry)
+    return ReplicationResult(
+        replication=replication, seed=rep_seed, metrics=metrics, series=series,
+        examples=examples, fault_windows=list(faults.windows),
+        wall_seconds=time.perf_counter() - started, messages=kernel.delivered)
+
+
+def _write_trace(path: Path, kernel: SimKernel, telemetry: list[tuple[float, str, object]]) -> None:
+    """Every kernel trace event and every telemetry event, time-ordered, one JSON per line."""
+    records: list[tuple[float, int, dict[str, Any]]] = []
+    for i, ev in enumerate(kernel.trace or ()):
+        records.append((ev.time, i, {"t": ev.time, "type": "kernel", "kind": ev.kind,
+                                     "actor": ev.actor, "message": ev.message_type,
+                                     "message_id": ev.message_id, "detail": ev.detail}))
+    offset = len(records)
+    for i, (t, address, event) in enumerate(telemetry):
+        body = attrs.asdict(event) if isinstance(event, Telemetry) else {"repr": repr(event)}
+        records.append((t, offset + i, {"t": t, "type": type(event).__name__,
+                                        "actor": address, **_plain(body)}))
+    records.sort(key=lambda r: (r[0], r[1]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for _, _, record in records:
+            out.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _plain(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in body.items()
+            if not (isinstance(v, float) and not math.isfinite(v))}
+
+
+def run_replications(
+    scenario: Scenario,
+    replications: int,
+    *,
+    policy: Policy | None = None,
+    seed: int | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+    executor: str = "process",
+    scheduler: str | None = None,
+) -> list[ReplicationResult]:
+    """Run replications 0..n-1, in ``workers`` processes (or on Dask)."""
+    indices = list(range(replications))
+    results: list[ReplicationResult] = []
+    if executor == "dask":
+        return _run_dask(scenario, indices, policy, seed, scheduler, progress)
+    if workers <= 1 or replications == 1:
+        for k in indices:
+            result = run_replication(scenario, k, policy=policy, seed=seed)
+            results.append(result)
+            if progress:
+                progress(result)
+        return results
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_replication, scenario, k, policy=policy, seed=seed)
+                   for k in indices]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            if progress:
+                progress(result)
+    return sorted(results, key=lambda r: r.replication)
+
+
+def _run_dask(scenario: Scenario, indices: Sequence[int], policy: Policy | None,
+              seed: int | None, scheduler: str | None,
+              progress: Progress | None) -> list[ReplicationResult]:
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError as exc:  # an optional dependency: say how to get it
+        raise RuntimeError("--executor dask needs Dask distributed: "
+                           "pip install 'orderloom[dask]'") from exc
+    results: list[ReplicationResult] = []
+    with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+        futures = [client.submit(run_replication, scenario, k, policy=policy, seed=seed,
+                                 pure=False) for k in indices]
+        for future in dask_completed(futures):  # type: ignore[no-untyped-call]
+            result = future.result()
+            results.append(result)
+            if progress:
+                progress(result)
+    return sorted(results, key=lambda r: r.replication)

@@ -1,0 +1,170 @@
+"""compare(): paired vs Welch intervals, verdicts, and the three renderings."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from orderloom.simulation._compare import (
+    Comparison,
+    ComparisonRow,
+    compare,
+    to_html,
+    to_markdown,
+    to_terminal,
+)
+from orderloom.simulation._report import sanitize
+from orderloom.simulation._result import ReplicationResult, aggregate
+from orderloom.simulation._sections import HEALTH_METRICS
+from orderloom.simulation._stats import paired_difference, welch_difference
+
+# Replication k of both policies faces the same world: a large shared
+# component (10, 20, ... 50) plus a small policy effect. Pairing cancels the
+# shared part; Welch sees only two wide, overlapping samples.
+WORLD = [10.0, 20.0, 30.0, 40.0, 50.0]
+CANDIDATE_STUCK = [9.0, 19.2, 28.9, 39.1, 48.8]  # ~1 lower in every replication
+
+
+def _report(metrics: Mapping[str, Sequence[float]], *, seeds: Sequence[int] | None = None,
+            scenario: str = "peak-day", policy: str = "p") -> dict[str, Any]:
+    n = len(next(iter(metrics.values())))
+    seeds = list(seeds) if seeds is not None else [100 + k for k in range(n)]
+    results = [ReplicationResult(replication=k, seed=seeds[k],
+                                 metrics={name: v[k] for name, v in metrics.items()})
+               for k in range(n)]
+    return aggregate(results, header={"scenario": scenario, "policy": policy})
+
+
+def _row(c: Comparison, metric: str) -> ComparisonRow:
+    return next(r for r in c.rows if r.metric == metric)
+
+
+def test_same_seeds_give_a_paired_interval() -> None:
+    """Reports that ran the same replication seeds are compared pairwise."""
+    c = compare([_report({"stuck_orders": WORLD}), _report({"stuck_orders": CANDIDATE_STUCK})],
+                ["cautious", "aggressive"])
+    d = _row(c, "stuck_orders").deltas[0]
+    expected = paired_difference(WORLD, CANDIDATE_STUCK)
+    assert d.paired
+    assert (d.delta, d.ci_low, d.ci_high) == pytest.approx(
+        (-expected.mean, -expected.ci_high, -expected.ci_low))
+    assert c.warnings == ()
+
+
+def test_different_seeds_or_counts_fall_back_to_welch() -> None:
+    """Other seeds, or a different number of replications, give a Welch interval."""
+    base = _report({"stuck_orders": WORLD})
+    other_seeds = _report({"stuck_orders": CANDIDATE_STUCK}, seeds=[1, 2, 3, 4, 5])
+    fewer = _report({"stuck_orders": CANDIDATE_STUCK[:4]})
+    c = compare([base, other_seeds, fewer], ["a", "b", "c"])
+    b, short = _row(c, "stuck_orders").deltas
+    assert not b.paired and not short.paired
+    expected = welch_difference(WORLD, CANDIDATE_STUCK)
+    assert (b.delta, b.ci_low, b.ci_high) == pytest.approx(
+        (-expected.mean, -expected.ci_high, -expected.ci_low))
+    assert any("Welch" in w for w in c.warnings)
+
+
+def test_paired_is_significant_where_welch_is_not() -> None:
+    """With correlated replications the paired CI excludes zero while Welch's does not."""
+    base = _report({"stuck_orders": WORLD})
+    paired = compare([base, _report({"stuck_orders": CANDIDATE_STUCK})], ["a", "b"])
+    unpaired = compare([base, _report({"stuck_orders": CANDIDATE_STUCK}, seeds=[9] * 5)],
+                       ["a", "b"])
+    p, w = _row(paired, "stuck_orders").deltas[0], _row(unpaired, "stuck_orders").deltas[0]
+    assert p.verdict == "better" and p.ci_high is not None and p.ci_high < 0
+    assert w.verdict == "no significant difference"
+    assert p.ci_low is not None and w.ci_low is not None and w.ci_high is not None
+    assert (p.ci_high - p.ci_low) < (w.ci_high - w.ci_low) / 10
+
+
+@pytest.mark.parametrize(("metric", "candidate", "expected"), [
+    ("stuck_orders", [v - 1 for v in WORLD], "better"),  # lower is better, went down
+    ("stuck_orders", [v + 1 for v in WORLD], "worse"),
+    ("throughput", [v + 1 for v in WORLD], "better"),  # higher is better, went up
+    ("throughput", [v - 1 for v in WORLD], "worse"),
+    ("throughput", [v + (-1) ** k for k, v in enumerate(WORLD)], "no significant difference"),
+    ("utilisation.fraud", [v + 1 for v in WORLD], "—"),  # no better direction: informational
+])
+def test_verdicts_in_both_directions(metric: str, candidate: list[float], expected: str) -> None:
+    """The verdict judges the candidate by the metric's direction, or is '—' if it has none."""
+    c = compare([_report({metric: WORLD}), _report({metric: candidate})], ["a", "b"])
+    assert _row(c, metric).deltas[0].verdict == expected
+
+
+def test_delta_is_candidate_minus_baseline() -> None:
+    """A candidate with higher values shows a positive delta."""
+    c = compare([_report({"throughput": WORLD}), _report({"throughput": [v + 2 for v in WORLD]})],
+                ["a", "b"])
+    assert _row(c, "throughput").deltas[0].delta == pytest.approx(2.0)
+
+
+def test_health_metrics_come_first_in_order() -> None:
+    """Rows start with the five health metrics in the mission's order."""
+    names = ["throughput", "zeta", *reversed(HEALTH_METRICS), "wrong_actions"]
+    metrics = {n: WORLD for n in names}
+    c = compare([_report(metrics), _report(metrics)], ["a", "b"])
+    assert [r.metric for r in c.rows][:6] == [*HEALTH_METRICS, "wrong_actions"]
+    assert c.rows[0].section == "Health metrics"
+
+
+def test_scenario_mismatch_is_allowed_with_a_warning() -> None:
+    """Different scenarios are still compared, and every rendering carries the warning."""
+    c = compare([_report({"stuck_orders": WORLD}),
+                 _report({"stuck_orders": WORLD}, scenario="baseline")], ["a", "b"])
+    assert any("scenario differs" in w for w in c.warnings)
+    for text in (to_markdown(c), to_terminal(c), to_html(c)):
+        assert "scenario differs" in text
+
+
+def test_metric_absent_from_one_report_counts_as_zero() -> None:
+    """A breakdown only one report recorded is compared against zeros and flagged."""
+    base = _report({"stuck_orders": WORLD, "exception_rate.by_reason.fraud": [0.1] * 5})
+    cand = _report({"stuck_orders": WORLD})
+    row = _row(compare([base, cand], ["a", "b"]), "exception_rate.by_reason.fraud")
+    assert row.estimates[1].imputed and row.estimates[1].mean == 0.0
+    assert row.deltas[0].delta == pytest.approx(-0.1) and row.deltas[0].verdict == "better"
+
+
+def test_non_finite_values_are_not_judged() -> None:
+    """A report whose values were sanitised to null (or are NaN) gets 'n/a', not a crash."""
+    base = _report({"stuck_orders": WORLD, "throughput": WORLD})
+    cand = sanitize(_report({"stuck_orders": WORLD, "throughput": WORLD}))
+    cand["metrics"]["stuck_orders"]["values"][2] = None
+    cand["metrics"]["stuck_orders"]["mean"] = None
+    cand["metrics"]["throughput"]["values"][0] = math.nan
+    c = compare([base, json.loads(json.dumps(cand))], ["a", "b"])
+    for metric in ("stuck_orders", "throughput"):
+        d = _row(c, metric).deltas[0]
+        assert (d.delta, d.verdict) == (None, "n/a")
+    assert _row(c, "stuck_orders").estimates[1].mean is None
+    assert "| stuck_orders |" in to_markdown(c)
+
+
+def test_renderings_show_deltas_pairing_and_verdicts() -> None:
+    """Markdown, terminal and HTML all carry the delta, pairing and verdict of each row."""
+    c = compare([_report({"stuck_orders": WORLD, "throughput": WORLD}),
+                 _report({"stuck_orders": CANDIDATE_STUCK, "throughput": [v - 1 for v in WORLD]})],
+                ["cautious", "aggressive"])
+    md, term, page = to_markdown(c), to_terminal(c), to_html(c)
+    for text in (md, term, page):
+        assert "paired" in text and "better" in text and "worse" in text
+        assert "Δ aggressive − cautious" in text
+    assert "| stuck_orders | orders | 30 [" in md
+    assert "\x1b[" not in term
+    term_rows = [ln for ln in term.splitlines() if ln.startswith(("stuck_orders", "throughput"))]
+    assert len({ln.index("paired") for ln in term_rows}) == 1  # columns aligned
+    assert '<td class="better">better</td>' in page and '<td class="worse">worse</td>' in page
+    assert "http://" not in page and "https://" not in page
+
+
+def test_compare_rejects_bad_arguments() -> None:
+    """No reports, or labels not matching reports, raise ValueError."""
+    with pytest.raises(ValueError, match="at least one"):
+        compare([], [])
+    with pytest.raises(ValueError, match="labels"):
+        compare([_report({"stuck_orders": WORLD})], ["a", "b"])
