@@ -186,6 +186,9 @@ class Engine:
                 await self._query(s, r.request_id, ctx)
         elif reason is R.AWAITING_PAYMENT:
             self.capture_failures = 0
+            for r in s.unresolved_requests():
+                if r.status is RequestStatus.UNKNOWN:
+                    await self._query(s, r.request_id, ctx)
             return self._authorize(s, ctx)
         elif reason in (R.INVENTORY_OUT_OF_STOCK, R.SPLIT_FULFILLMENT_DECISION):
             return self._shortage(s, ctx, ShortageAction.SPLIT
@@ -241,8 +244,10 @@ class Engine:
                 return [m.HandOffHold(**self._stamp(ctx), hold_id=hold.hold_id, to_team=target,
                                       note=f"escalated: stuck in {msg.stage}")]
             return []
-        hold_cmd = self._hold(s, ctx, R.POLICY_EXCEPTION, "release",
-                              note=f"stuck in {msg.stage}")
+        # Stuck before payment is a payments case; later, a policy exception.
+        reason = (R.AWAITING_PAYMENT if msg.stage in ("placed", "awaiting_payment")
+                  else R.POLICY_EXCEPTION)
+        hold_cmd = self._hold(s, ctx, reason, "release", note=f"stuck in {msg.stage}")
         return [hold_cmd] if hold_cmd else []
 
     async def timer(self, s: OrderState, msg: Engine.Timer, ctx: Context) -> list[m.Command]:

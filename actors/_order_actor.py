@@ -60,6 +60,7 @@ from ._telemetry import (
     ActionTaken,
     CommandRefused,
     EventIgnored,
+    GatewayTimedOut,
     OrderFinished,
     OrderStageEntered,
     OrderStuck,
@@ -149,6 +150,8 @@ class OrderActor(Actor):
         request = self.state.request(msg.request_id)
         if request is None or request.status is not RequestStatus.PENDING:
             return
+        self.ctx.emit(GatewayTimedOut(order_id=self.order_id, request_id=msg.request_id,
+                                      operation=request.operation.value))
         seq = self.state.last_seq(COORDINATOR_SOURCE) + 1
         event = m.PaymentOutcomeUnknown(
             order_id=self.order_id, event_id=f"{msg.request_id}:timeout",

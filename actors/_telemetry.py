@@ -18,6 +18,7 @@ __all__ = [
     "CaseOpened",
     "CommandRefused",
     "EventIgnored",
+    "GatewayTimedOut",
     "OrderFinished",
     "OrderStageEntered",
     "OrderStuck",
@@ -193,3 +194,11 @@ class ActionTaken(Telemetry):
     irreversible: bool
     on_exception_path: bool
     approved_by: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GatewayTimedOut(Telemetry):
+    """A gateway request got no answer in time: its outcome is unknown."""
+
+    request_id: str
+    operation: str

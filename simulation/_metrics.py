@@ -32,6 +32,8 @@ from collections.abc import Callable
 from typing import Any
 
 from orderloom.actors import (
+    ActionTaken,
+    GatewayTimedOut,
     CaseClosed,
     CaseDecided,
     CaseHandedOff,
@@ -52,6 +54,7 @@ from ._streaming import QuantileSketch
 __all__ = ["PAIR_SEPARATOR", "MetricsCollector"]
 
 PAIR_SEPARATOR = "~"
+_TERMINAL_STAGES = frozenset({"closed", "canceled", "returned", "delivered"})
 """Joins the two (sorted) team names of ``bounce_rate.by_pair.<A>-<B>``."""
 
 _COORDINATOR = "coordinator:"
@@ -118,8 +121,10 @@ class MetricsCollector:
             CaseHandedOff: self._handed_off, CaseDecided: self._decided,
             CaseClosed: self._closed, SystemViewChanged: self._view, TeamLoad: self._load,
             WrongAction: self._wrong, EventIgnored: self._ignored,
-            CommandRefused: self._refused,
+            CommandRefused: self._refused, ActionTaken: self._action,
+            GatewayTimedOut: self._timed_out,
         }
+        self._in_stage: dict[str, int] = {}
         for team in teams:
             self._team(team)
 
@@ -151,6 +156,7 @@ class MetricsCollector:
             if order is None and e.order_id not in self._views:
                 counted = t >= self.warm_up
                 self._orders[e.order_id] = Order(counted=counted, placed=t, stage=e.stage)
+                self._in_stage[e.stage] = self._in_stage.get(e.stage, 0) + 1
                 self._views[e.order_id] = Views(counted=counted)
                 if counted:
                     _bump(self._n, "orders.placed")
@@ -158,6 +164,8 @@ class MetricsCollector:
         if order is None:
             return
         self._unstick(order)
+        self._in_stage[order.stage] = self._in_stage.get(order.stage, 0) - 1
+        self._in_stage[e.stage] = self._in_stage.get(e.stage, 0) + 1
         if order.counted:
             self._sketch(f"cycle_time.{order.stage}").add(t - order.entered)
             if e.stage == "fulfilled" and not order.shipped:
@@ -197,6 +205,7 @@ class MetricsCollector:
         order = self._orders.pop(e.order_id, None)
         if order is None:
             return
+        self._in_stage[order.stage] = self._in_stage.get(order.stage, 0) - 1
         self._unstick(order)
         if order.counted:
             _bump(self._by.setdefault("orders_by_final_state", {}), e.final_state)
@@ -228,12 +237,18 @@ class MetricsCollector:
 
     def _opened(self, t: float, e: CaseOpened) -> None:
         order = self._orders.get(e.order_id)
-        if order is None or e.case_id in self._cases:
+        if e.case_id in self._cases:
             return
-        case = Case(counted=order.counted, deadline=e.deadline, teams=[e.team])
+        if order is None:
+            # A case with no order in flight (a review desk fed directly, or an
+            # order placed before the collector started): counted by its own time.
+            case = Case(counted=t >= self.warm_up, deadline=e.deadline, teams=[e.team])
+            case.order_done = True
+        else:
+            case = Case(counted=order.counted, deadline=e.deadline, teams=[e.team])
+            order.cases.append(e.case_id)
         case.arrivals[e.team] = t
         self._cases[e.case_id] = case
-        order.cases.append(e.case_id)
         if case.counted:
             _bump(self._n, "exceptions")
             _bump(self._by.setdefault("exception_rate.by_reason", {}), e.reason)
@@ -364,6 +379,21 @@ class MetricsCollector:
         if t >= self.warm_up:
             _bump(self._n, "commands_refused")
 
+    def _action(self, t: float, e: ActionTaken) -> None:
+        """Every accepted command by type; and irreversible actions taken on an
+        exception path on automation's own approval (no person decided)."""
+        if t < self.warm_up:
+            return
+        _bump(self._by.setdefault("actions", {}), e.command_type)
+        if e.irreversible and e.on_exception_path and (e.approved_by or "").startswith(
+                "automation:"):
+            _bump(self._n, "unreviewed_irreversible")
+
+    def _timed_out(self, t: float, e: GatewayTimedOut) -> None:
+        if t >= self.warm_up:
+            _bump(self._by.setdefault("gateway_timeouts", {}), e.operation)
+            _bump(self._n, "gateway_timeouts")
+
     # -- series ------------------------------------------------------------------------
 
     def _sample(self, until: float, *, inclusive: bool) -> None:
@@ -374,6 +404,10 @@ class MetricsCollector:
             self._series["state_mismatches"].append((t, float(self._mismatched_now)))
             for name, team in self._teams.items():
                 self._series[f"queue_length.{name}"].append((t, team.queue.value))
+            for stage, count in self._in_stage.items():
+                # Orders in each open stage: how work piles up and drains.
+                if stage not in _TERMINAL_STAGES:
+                    self._series.setdefault(f"in_stage.{stage}", []).append((t, float(count)))
             k += 1
             t = k * self.series_step
         # Past the horizon no point is due: park the trigger at infinity.
@@ -419,10 +453,10 @@ class MetricsCollector:
         hours = (now - self.warm_up) / 3600.0
         out: dict[str, float] = {
             name: n.get(name, 0.0) for name in (
-                "orders.placed", "throughput", "orders_closed", "stuck_orders", "exceptions", "handoffs",
-                "manual_overrides", "reviewer_errors", "state_mismatches",
+                "orders.placed", "throughput", "orders_closed", "stuck_orders", "exceptions",
+                "handoffs", "manual_overrides", "reviewer_errors", "state_mismatches",
                 "state_mismatches.total_duration", "wrong_actions", "sla_breaches",
-                "commands_refused")}
+                "commands_refused", "unreviewed_irreversible", "gateway_timeouts")}
         out["throughput.per_hour"] = _rate(n.get("throughput", 0.0), hours)
         out["stuck_orders.rate"] = _rate(n.get("stuck_orders", 0.0), placed)
         out["exception_rate"] = _rate(cases, placed)
@@ -450,6 +484,7 @@ class MetricsCollector:
             out[f"queue_length.{name}"] = team.queue.average(now)
             out[f"queue_length.{name}.max"] = team.queue.maximum(now)
             out[f"utilisation.{name}"] = _rate(team.busy.area(now), team.staff.area(now))
+            out[f"busy.{name}"] = team.busy.average(now)
             out[f"throughput_cases.{name}"] = team.counts.get("throughput_cases", 0.0)
         for name, (total, count) in self._team_time.items():
             out[f"time_in_team.{name}"] = total / count
