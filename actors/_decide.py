@@ -40,7 +40,7 @@ from ._states import (
     ShipmentStatus,
 )
 
-__all__ = ["COORDINATOR_SOURCE", "decide"]
+__all__ = ["COORDINATOR_SOURCE", "decide", "decide_probed"]
 
 COORDINATOR_SOURCE = "coordinator"
 """The ``source`` of every event ``decide`` emits."""
@@ -57,10 +57,24 @@ def decide(state: OrderState, command: m.Command) -> tuple[m.Event, ...]:
         CommandRejected: a business rule forbids the command now.
         InvalidTransition: the command would move a dimension illegally.
     """
+    return decide_probed(state, command)[0]
+
+
+def decide_probed(
+    state: OrderState, command: m.Command
+) -> tuple[tuple[m.Event, ...], tuple[OrderState, ...]]:
+    """:func:`decide`, plus the states its events lead to when evolved one
+    after another from ``state`` (the probe every decision runs anyway), so
+    the caller need not evolve them a second time.
+
+    Raises:
+        CommandRejected: a business rule forbids the command now.
+        InvalidTransition: the command would move a dimension illegally.
+    """
     if command.order_id != state.order_id:
         _refuse(state, command, f"command is for order {command.order_id}")
     if f"{command.command_id}:1" in state.seen_event_ids:
-        return ()
+        return (), ()
     if not state.placed and not isinstance(command, m.PlaceOrder):
         _refuse(state, command, "the order has not been placed yet")
     if isinstance(command, m.IrreversibleCommand) and state.open_holds \
@@ -70,12 +84,14 @@ def decide(state: OrderState, command: m.Command) -> tuple[m.Event, ...]:
     stamp = _Stamp(state, command)
     events = _decide(state, command, stamp)
     probe = state
+    probes: list[OrderState] = []
     for event in events:
         try:
             probe = evolve(probe, event)
         except EventRejected as exc:
             _refuse(state, command, exc.reason, cause=exc)
-    return events
+        probes.append(probe)
+    return events, tuple(probes)
 
 
 class _Stamp:

@@ -20,7 +20,7 @@ import attrs
 from orderloom.runtime import DomainError
 
 from . import _messages as m
-from ._decide import COORDINATOR_SOURCE, decide
+from ._decide import COORDINATOR_SOURCE, decide, decide_probed
 from ._errors import EventRejected, InvalidTransition
 from ._evolve import derive_payment, evolve
 from ._order_state import OrderState
@@ -30,7 +30,9 @@ __all__ = [
     "Outcome",
     "OutcomeKind",
     "apply",
+    "apply_probed",
     "decide",
+    "decide_probed",
     "derive_payment",
     "evolve",
     "fold",
@@ -88,19 +90,29 @@ def apply(state: OrderState, event: m.Event) -> tuple[OrderState, Outcome]:
         the outcome to record.
     """
 
-    def outcome(kind: OutcomeKind, error: DomainError | None = None) -> Outcome:
-        return Outcome(kind=kind, event_id=event.event_id, source=event.source,
-                       source_seq=event.source_seq, error=error)
+    return apply_probed(state, event, None)
 
+
+def apply_probed(
+    state: OrderState, event: m.Event, evolved: OrderState | None
+) -> tuple[OrderState, Outcome]:
+    """:func:`apply`, given ``evolved`` = ``evolve(state, event)`` if the
+    caller already has it (``decide_probed`` computed it); None to evolve here.
+    ``evolve`` is pure, so the result is the same either way."""
     if event.event_id in state.seen_event_ids or _already_recorded(state, event):
-        return state, outcome(OutcomeKind.DUPLICATE)
+        return state, Outcome(kind=OutcomeKind.DUPLICATE, event_id=event.event_id,
+                              source=event.source, source_seq=event.source_seq)
     if event.source_seq <= state.last_seq(event.source):
-        return state, outcome(OutcomeKind.STALE)
-    try:
-        new = evolve(state, event)
-    except (InvalidTransition, EventRejected) as exc:
-        return state, outcome(OutcomeKind.REJECTED, exc)
-    return new, outcome(OutcomeKind.APPLIED)
+        return state, Outcome(kind=OutcomeKind.STALE, event_id=event.event_id,
+                              source=event.source, source_seq=event.source_seq)
+    if evolved is None:
+        try:
+            evolved = evolve(state, event)
+        except (InvalidTransition, EventRejected) as exc:
+            return state, Outcome(kind=OutcomeKind.REJECTED, event_id=event.event_id,
+                                  source=event.source, source_seq=event.source_seq, error=exc)
+    return evolved, Outcome(kind=OutcomeKind.APPLIED, event_id=event.event_id,
+                            source=event.source, source_seq=event.source_seq)
 
 
 def fold(events: Iterable[m.Event], *, order_id: str | None = None) -> OrderState:

@@ -25,14 +25,14 @@ from collections.abc import Sequence
 
 import attrs
 
-from orderloom.runtime import Actor, Address, DomainError, Message, handler
+from orderloom.runtime import Actor, Address, DomainError, Message, TimerId, handler
 
 from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
 from ._downstream import project
 from ._engine import Engine, OrderSettings
 from ._invariants import check_step
-from ._order import OutcomeKind, apply, decide
+from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_state import OrderState
 from ._protocol import (
     AddressChecked,
@@ -106,6 +106,8 @@ class OrderActor(Actor):
         self._pending: dict[str, dict[int, m.Event]] = {}  # source -> seq -> event
         self._reported: set[str] = set()
         self._views: dict[str, str] = {}
+        self._view_key: tuple[object, ...] | None = None
+        self._timeouts: dict[str, TimerId] = {}  # request id -> its gateway timeout
         self._stage: Lifecycle | None = None
         self._stage_since = 0.0
         self._stuck_due: float | None = None
@@ -242,7 +244,7 @@ class OrderActor(Actor):
             budget -= 1
             command = queue.pop(0)
             try:
-                events = decide(self.state, command)
+                events, probes = decide_probed(self.state, command)
             except DomainError as exc:
                 self.ctx.emit(CommandRefused(order_id=self.order_id,
                                              command_type=type(command).__name__,
@@ -255,7 +257,7 @@ class OrderActor(Actor):
                 on_exception_path=bool(self.state.open_holds),
                 approved_by=command.approved_by if isinstance(
                     command, m.IrreversibleCommand) else None))
-            applied = self._offer(events)
+            applied = self._offer(events, probes)
             # The engine's state-driven step runs only once the queue is empty,
             # so it never proposes what a queued command is about to do.
             queue += await self._react(applied, progress=not queue)
@@ -266,12 +268,23 @@ class OrderActor(Actor):
     async def _after(self, applied: Sequence[m.Event]) -> None:
         await self._run(await self._react(applied))
 
-    def _offer(self, events: Sequence[m.Event]) -> list[m.Event]:
-        """Apply events one by one; record what was not applied and any violation."""
+    def _offer(
+        self, events: Sequence[m.Event], probes: Sequence[OrderState] = ()
+    ) -> list[m.Event]:
+        """Apply events one by one; record what was not applied and any violation.
+
+        ``probes``: the states ``decide_probed`` reached by evolving ``events``
+        in turn from the current state; each is reused while the chain of
+        applied states still matches the probe's (it always does unless an
+        event is not applied), instead of evolving the event again.
+        """
         applied: list[m.Event] = []
-        for event in events:
+        expected: OrderState | None = self.state if probes else None
+        for i, event in enumerate(events):
             before = self.state
-            after, outcome = apply(before, event)
+            probe = probes[i] if before is expected else None
+            after, outcome = apply_probed(before, event, probe)
+            expected = probe
             if outcome.kind is OutcomeKind.APPLIED:
                 applied.append(event)
             else:
@@ -310,6 +323,8 @@ class OrderActor(Actor):
         for event in applied:
             if event.source == COORDINATOR_SOURCE:
                 await self._effect(event)
+        if self._timeouts:
+            self._cancel_resolved_timeouts()
         wrong = self.engine.unsafe_shipments(self.state, applied)
         for detail in wrong:
             if detail not in self._reported:
@@ -363,8 +378,19 @@ class OrderActor(Actor):
                 return
         if isinstance(event, (m.PaymentAuthorizationRequested, m.PaymentCaptureRequested,
                               m.PaymentVoidRequested, m.PaymentRefundRequested)):
-            self.ctx.schedule(s.gateway_timeout, RequestTimedOut(
-                order_id=self.order_id, request_id=event.request_id))
+            self._timeouts[event.request_id] = self.ctx.schedule(
+                s.gateway_timeout, RequestTimedOut(order_id=self.order_id,
+                                                   request_id=event.request_id))
+
+    def _cancel_resolved_timeouts(self) -> None:
+        """Cancel the timeouts of requests the gateway answered: once a request
+        is no longer pending it never is again, so ``on_timeout`` would ignore
+        the timer; cancelling it spares the kernel a delivery per request."""
+        resolved = [rid for rid in self._timeouts
+                    if (r := self.state.request(rid)) is None
+                    or r.status is not RequestStatus.PENDING]
+        for rid in resolved:
+            self.ctx.cancel(self._timeouts.pop(rid))
 
     def _sku(self, line_id: str) -> str:
         line = self.state.line(line_id)
@@ -383,14 +409,22 @@ class OrderActor(Actor):
             deadline = self._deadline(stage)
             if deadline and (self._stuck_due is None or now + deadline < self._stuck_due):
                 self._arm_stuck_check(now + deadline)
-        snapshot = SyncSnapshot.of(state)
-        for system in self.settings.downstream:
-            status = project(system, snapshot)
-            if self._views.get(system) != status:
-                self._views[system] = status
-                self._dirty.add(system)
-                self.ctx.emit(SystemViewChanged(order_id=self.order_id,
-                                                system=f"coordinator:{system}", status=status))
+        # Every projection is a function of the snapshot's fields other than
+        # the order id and the version: while those are unchanged, no view can
+        # have changed, so the snapshot and projections are not rebuilt.
+        key = (state.lifecycle, state.held_lifecycle, state.payment, state.captured_amount,
+               state.refunded_amount, state.line_items)
+        if key != self._view_key:
+            self._view_key = key
+            snapshot = SyncSnapshot.of(state)
+            for system in self.settings.downstream:
+                status = project(system, snapshot)
+                if self._views.get(system) != status:
+                    self._views[system] = status
+                    self._dirty.add(system)
+                    self.ctx.emit(SystemViewChanged(order_id=self.order_id,
+                                                    system=f"coordinator:{system}",
+                                                    status=status))
         if self._dirty:
             if self.settings.policy.downstream_sync.mode.value == "push":
                 await self._push_snapshot()

@@ -8,7 +8,7 @@ scan tuples rather than keep dictionaries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import attrs
@@ -191,23 +191,58 @@ class ReturnCase:
     received: bool = False
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_REPLACERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
+
+
+def _make_replacer(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
+    """Straight-line copy code for one class: a loop with ``getattr`` per field
+    costs several times more, and the fold runs this on every event."""
+    if not hasattr(cls, "__slots__"):
+        return _replace_dict
+    names = [a.name for a in attrs.fields(cls) if a.init]
+    lines = ["def _replace(inst, changes):",
+             "    new = _new(cls)",
+             "    set_ = _set"]
+    for name in names:
+        lines.append(f"    set_(new, {name!r}, changes[{name!r}] if {name!r} in changes "
+                     f"else inst.{name})")
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), namespace)  # noqa: S102 - generated from the class's own fields
+    fn: Callable[[Any, dict[str, Any]], Any] = namespace["_replace"]
+    return fn
+
+
+def _replace_dict(inst: Any, changes: dict[str, Any]) -> Any:
+    """Copy of a dict-backed frozen instance (``OrderState``) with ``changes``."""
+    new = object.__new__(type(inst))
+    values = new.__dict__
+    values.update(inst.__dict__)
+    values.update(changes)
+    derive = getattr(new, "_derive", None)
+    if derive is not None:
+        derive(values, inst, changes)
+    return new
 
 
 def replace(inst: T, **changes: Any) -> T:
     """``attrs.evolve`` for the state's frozen value classes, without the
     per-call field introspection and ``__init__``: the fold of events runs it
     on every event, and the state classes have no validators or converters
-    to re-run."""
+    to re-run. Unknown field names raise ``TypeError`` as ``attrs.evolve`` does."""
     cls = type(inst)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(a.name for a in attrs.fields(cls))  # type: ignore[arg-type]
-    new = object.__new__(cls)
-    set_ = object.__setattr__
-    for name in names:
-        set_(new, name, changes[name] if name in changes else getattr(inst, name))
+    fn = _REPLACERS.get(cls)
+    if fn is None:
+        fn = _REPLACERS[cls] = _make_replacer(cls)
+        _NAMES[cls] = frozenset(a.name for a in attrs.fields(cls) if a.init)  # type: ignore[arg-type]
+    if not changes.keys() <= _NAMES[cls]:
+        unknown = sorted(changes.keys() - _NAMES[cls])
+        raise TypeError(f"{cls.__qualname__} has no fields {unknown}")
+    new: T = fn(inst, changes)
     return new
+
+
+_NAMES: dict[type, frozenset[str]] = {}
 
 
 def by_id(items: Iterable[T], key: str, value: str) -> T | None:
@@ -224,7 +259,10 @@ def replace_by_id(items: tuple[T, ...], key: str, new: T) -> tuple[T, ...]:
     return tuple(new if getattr(item, key) == wanted else item for item in items)
 
 
-@attrs.frozen(kw_only=True)
+# Not slotted, unlike the other value classes: a new state is built for every
+# event (several times within one ``evolve``), and copying an instance dict is
+# one C-level call where a slotted copy is one call per field. Still frozen.
+@attrs.frozen(kw_only=True, slots=False)
 class OrderState:
     """One order, dimension by dimension. Built only by folding events.
 
@@ -259,6 +297,58 @@ class OrderState:
     returns: tuple[ReturnCase, ...] = ()
     seen_event_ids: frozenset[str] = frozenset()
     source_seqs: tuple[tuple[str, int], ...] = ()
+
+    # Derived totals, computed once per state (at construction, or by
+    # ``replace`` when a field they depend on changes) rather than summed on
+    # every read: the fold, the invariants, the engine and the telemetry read
+    # them many times per event. They are not part of equality, hashing or
+    # the repr: they are functions of the fields above.
+    _amount_due: int = attrs.field(init=False, eq=False, repr=False)
+    _units_shipped: int = attrs.field(init=False, eq=False, repr=False)
+    _units_active: int = attrs.field(init=False, eq=False, repr=False)
+    _authorized_amount: int = attrs.field(init=False, eq=False, repr=False)
+    _open_authorized_amount: int = attrs.field(init=False, eq=False, repr=False)
+    _captured_amount: int = attrs.field(init=False, eq=False, repr=False)
+    _refunded_amount: int = attrs.field(init=False, eq=False, repr=False)
+    _open_holds: tuple[Hold, ...] = attrs.field(init=False, eq=False, repr=False)
+    _unresolved: tuple[PaymentRequest, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._derive(self.__dict__, None, {})
+
+    def _derive(self, values: dict[str, Any], old: OrderState | None,
+                changes: dict[str, Any]) -> None:
+        """Write the derived totals of a freshly built state into its
+        ``values`` (``old``: the state it was copied from by ``replace``, whose
+        totals, already in ``values``, still hold for every field not in
+        ``changes``)."""
+        fresh = old is None
+        if fresh or "line_items" in changes:
+            due = shipped = active = 0
+            for li in self.line_items:
+                due += (li.quantity - li.canceled - li.returned) * li.unit_price
+                shipped += li.shipped + li.returned
+                active += li.quantity - li.canceled
+            values["_amount_due"] = due
+            values["_units_shipped"] = shipped
+            values["_units_active"] = active
+        requests = fresh or "payment_requests" in changes
+        if requests:
+            values["_unresolved"] = tuple(r for r in self.payment_requests
+                                          if r.status in UNRESOLVED)
+        if requests or "authorizations" in changes:
+            voiding = {r.authorization_id for r in self._unresolved
+                       if r.operation is PaymentOperation.VOID}
+            values["_authorized_amount"] = sum(a.amount for a in self.authorizations)
+            values["_open_authorized_amount"] = sum(
+                a.amount for a in self.authorizations
+                if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding)
+        if fresh or "captures" in changes:
+            values["_captured_amount"] = sum(c.amount for c in self.captures)
+        if fresh or "refunds" in changes:
+            values["_refunded_amount"] = sum(r.amount for r in self.refunds)
+        if fresh or "holds" in changes:
+            values["_open_holds"] = tuple(h for h in self.holds if h.status is HoldStatus.OPEN)
 
     # -- lookups -------------------------------------------------------------
 
@@ -308,56 +398,53 @@ class OrderState:
     @property
     def open_holds(self) -> tuple[Hold, ...]:
         """Holds not yet released."""
-        return tuple(h for h in self.holds if h.status is HoldStatus.OPEN)
+        return self._open_holds
 
     @property
     def amount_due(self) -> int:
         """Price of the units neither canceled nor returned, in minor units."""
-        return sum((li.quantity - li.canceled - li.returned) * li.unit_price
-                   for li in self.line_items)
+        return self._amount_due
 
     @property
     def authorized_amount(self) -> int:
         """Total ever authorized."""
-        return sum(a.amount for a in self.authorizations)
+        return self._authorized_amount
 
     @property
     def open_authorized_amount(self) -> int:
         """Authorized, not captured, not voided or expired, and no void under way."""
-        voiding = {r.authorization_id for r in self.payment_requests
-                   if r.operation is PaymentOperation.VOID and r.status in UNRESOLVED}
-        return sum(a.amount for a in self.authorizations
-                   if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding)
+        return self._open_authorized_amount
 
     @property
     def captured_amount(self) -> int:
         """Total captured."""
-        return sum(c.amount for c in self.captures)
+        return self._captured_amount
 
     @property
     def refunded_amount(self) -> int:
         """Total refunded."""
-        return sum(r.amount for r in self.refunds)
+        return self._refunded_amount
 
     @property
     def payment_secured(self) -> bool:
         """Open authorizations plus net captures cover what is due."""
-        covered = self.open_authorized_amount + self.captured_amount - self.refunded_amount
-        return covered >= self.amount_due
+        covered = self._open_authorized_amount + self._captured_amount - self._refunded_amount
+        return covered >= self._amount_due
 
     def unresolved_requests(
         self, operation: PaymentOperation | None = None
     ) -> tuple[PaymentRequest, ...]:
         """Gateway requests still pending or of unknown outcome (optionally of one kind)."""
-        return tuple(r for r in self.payment_requests if r.status in UNRESOLVED
-                     and (operation is None or r.operation is operation))
+        if operation is None:
+            return self._unresolved
+        return tuple(r for r in self._unresolved if r.operation is operation)
 
     @property
     def units_shipped(self) -> int:
         """Units that left a warehouse (including those since returned)."""
-        return sum(li.shipped + li.returned for li in self.line_items)
+        return self._units_shipped
 
     @property
     def units_active(self) -> int:
         """Units not canceled."""
-        return sum(li.active for li in self.line_items)
+        return self._units_active

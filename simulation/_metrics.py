@@ -83,6 +83,8 @@ class MetricsCollector:
         teams: teams reported even if they never emit (more are added as seen).
         mismatch_grace: a disagreement must last longer than this to make an
             order count in ``state_mismatches`` (durations always count in full).
+        standalone_cases: count cases that belong to no order seen placed
+            (a review desk fed with cases directly, as in the M/M/c scenario).
 
     ``bounce_rate.by_pair.<A>-<B>`` (``A < B``): bounces between A and B, in
     either direction, per case opened, a bounce being a handoff to a team the
@@ -92,13 +94,14 @@ class MetricsCollector:
 
     def __init__(self, *, warm_up: float, horizon: float, series_step: float,
                  systems: tuple[str, ...] = (), teams: tuple[str, ...] = (),
-                 mismatch_grace: float = 0.0) -> None:
+                 mismatch_grace: float = 0.0, standalone_cases: bool = False) -> None:
         if series_step <= 0:
             raise ValueError(f"series_step: expected > 0, got {series_step!r}")
         if horizon < warm_up:
             raise ValueError(f"horizon: expected >= warm_up ({warm_up!r}), got {horizon!r}")
         self.warm_up, self.horizon, self.series_step = warm_up, horizon, series_step
         self.systems, self.mismatch_grace = systems, mismatch_grace
+        self.standalone_cases = standalone_cases
         self._orders: dict[str, Order] = {}
         self._cases: dict[str, Case] = {}
         self._views: dict[str, Views] = {}
@@ -240,8 +243,9 @@ class MetricsCollector:
         if e.case_id in self._cases:
             return
         if order is None:
-            # A case with no order in flight (a review desk fed directly, or an
-            # order placed before the collector started): counted by its own time.
+            if not self.standalone_cases:
+                return  # a case of an order we never saw placed
+            # A review desk fed directly with cases (no orders): counted by its own time.
             case = Case(counted=t >= self.warm_up, deadline=e.deadline, teams=[e.team])
             case.order_done = True
         else:

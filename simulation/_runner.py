@@ -130,7 +130,8 @@ def run_replication(
         warm_up=scenario.warm_up, horizon=scenario.horizon,
         series_step=scenario.horizon / 200.0,
         systems=tuple(d.system for d in faults.world.downstream), teams=teams,
-        mismatch_grace=scenario.mismatch_grace)
+        mismatch_grace=scenario.mismatch_grace,
+        standalone_cases=scenario.demand.mode == "cases")
     kernel.add_sink(collector.on_emit)
     telemetry: list[tuple[float, str, object]] | None = [] if trace_to else None
     if telemetry is not None:

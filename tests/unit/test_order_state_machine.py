@@ -444,6 +444,17 @@ class OrderMachine(RuleBasedStateMachine):
         assert check_invariants(self.state) == ()
 
     @invariant()
+    def derived_totals_match_a_fresh_computation(self) -> None:
+        """The totals ``replace`` carries over or recomputes equal those of a
+        state built from scratch with the same fields."""
+        fresh = attrs.evolve(self.state)
+        for name in ("amount_due", "units_shipped", "units_active", "authorized_amount",
+                     "open_authorized_amount", "captured_amount", "refunded_amount",
+                     "open_holds", "payment_secured"):
+            assert getattr(self.state, name) == getattr(fresh, name), name
+        assert self.state.unresolved_requests() == fresh.unresolved_requests()
+
+    @invariant()
     def on_hold_exactly_while_a_hold_is_open(self) -> None:
         on_hold = self.state.lifecycle is Lifecycle.ON_HOLD
         assert on_hold == bool(self.state.open_holds)
