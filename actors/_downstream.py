@@ -22,7 +22,7 @@ import attrs
 from orderloom.runtime import Actor, Message, handler
 
 from ._dist import Dist, Window
-from ._protocol import SyncOrder, SyncSnapshot
+from ._protocol import OrderRetired, SyncOrder, SyncSnapshot
 from ._telemetry import SystemViewChanged
 
 __all__ = ["DownstreamConfig", "DownstreamSystem", "project"]
@@ -121,6 +121,12 @@ class DownstreamSystem(Actor):
             self.lost += 1
             return
         self.ctx.schedule(lag, _Apply(snapshot=msg.snapshot))
+
+    @handler
+    async def on_retired(self, msg: OrderRetired) -> None:
+        """Forget a finished order's view."""
+        self._views.pop(msg.order_id, None)
+        self._status.pop(msg.order_id, None)
 
     @handler
     async def on_apply(self, msg: _Apply) -> None:

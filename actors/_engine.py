@@ -454,7 +454,11 @@ class Engine:
                     if fo.status in (FS.OPEN, FS.SCHEDULED):
                         cmds.append(m.SubmitFulfillment(**self._stamp(ctx), approved_by=who,
                                                         fulfillment_order_id=fo.fulfillment_order_id))
-        if (s.progress is L.DELIVERED and not s.open_holds and not s.unresolved_requests()
+        # The coordinator's work is over once every unit shipped and the money
+        # is in: close (delivery scans still update the shipment while the
+        # order's actor lingers; the carrier's clock is not the policy's).
+        if (s.progress in (L.FULFILLED, L.DELIVERED) and not s.open_holds
+                and not s.unresolved_requests()
                 and s.captured_amount - s.refunded_amount >= s.amount_due):
             cmds.append(m.CloseOrder(**self._stamp(ctx)))
         return cmds

@@ -30,8 +30,10 @@ from ._messages import (
     AuthorizationExpired, Event, PaymentAuthorized, PaymentCaptured, PaymentFailed,
     PaymentRefunded, PaymentVoided, RiskAssessed,
 )
+from ._telemetry import WrongAction
 from ._protocol import (
     GatewayAuthorize, GatewayCapture, GatewayQuery, GatewayRefund, GatewayRequest, GatewayVoid,
+    OrderRetired,
     OrderTruth,
 )
 from ._states import AuthorizationStatus, Risk, RiskRecommendation
@@ -157,6 +159,7 @@ class PaymentGateway(Actor):
         self._captured: dict[str, int] = {}
         self._refunded: dict[str, int] = {}
         self._risk: dict[str, float] = {}
+        self._keys: dict[str, list[str]] = {}  # order -> its request and authorization ids
 
     def money_view(self, order_id: str) -> MoneyView:
         """What the gateway's ledger says was captured and refunded for an order."""
@@ -201,12 +204,31 @@ class PaymentGateway(Actor):
             self.ctx.schedule(self._latency(window), _Complete(request=query))
 
     @handler
+    async def on_retired(self, msg: OrderRetired) -> None:
+        """Check the coordinator's money against the ledger, then forget the
+        order's ledger (bounded memory in long runs)."""
+        captured = self._captured.get(msg.order_id, 0)
+        refunded = self._refunded.get(msg.order_id, 0)
+        known = msg.order_id in self._keys  # a repeated notice finds nothing to check
+        if known and (captured, refunded) != (msg.captured, msg.refunded):
+            self.ctx.emit(WrongAction(
+                order_id=msg.order_id, invariant="money_conserved",
+                detail=f"gateway captured {captured} refunded {refunded}; the order "
+                       f"recorded captured {msg.captured} refunded {msg.refunded}"))
+        for key in self._keys.pop(msg.order_id, ()):
+            self._outcomes.pop(key, None)
+            self._auths.pop(key, None)
+        for table in (self._seq, self._ids, self._captured, self._refunded, self._risk):
+            table.pop(msg.order_id, None)
+
+    @handler
     async def on_complete(self, msg: _Complete) -> None:
         """Decide and record a request's outcome, then answer (unless the answer is lost)."""
         request = msg.request
         waiting = self._waiting.pop(request.request_id, [])
         events = self._process(request)
         self._outcomes[request.request_id] = events
+        self._keys.setdefault(request.order_id, []).append(request.request_id)
         lost = not isinstance(request, GatewayQuery) and self._chance(
             self.config.lost_response_rate)
         if not lost:
@@ -274,6 +296,7 @@ class PaymentGateway(Actor):
         auth_id = self._new_id("auth", order_id)
         self._auths[auth_id] = _Authorization(order_id=order_id, amount=request.amount,
                                               notify=request.notify)
+        self._keys.setdefault(order_id, []).append(auth_id)
         if self.config.authorization_expiry is not None:
             self.ctx.schedule(self.config.authorization_expiry, _Expire(authorization_id=auth_id))
         return risk, self._event(PaymentAuthorized, order_id, request_id=request.request_id,

@@ -43,6 +43,7 @@ from ._protocol import (
     GatewayCapture,
     GatewayRefund,
     GatewayVoid,
+    OrderRetired,
     OrderUpdated,
     PickLine,
     RequestTimedOut,
@@ -230,9 +231,20 @@ class OrderActor(Actor):
 
     @handler
     async def on_retire(self, msg: _Retire) -> None:
-        """Stop the actor once the order is finished and nothing is in flight."""
-        if not self.state.unresolved_requests() and not self._pending:
-            self.ctx.stop()
+        """Stop the actor once the order is finished and nothing is in flight,
+        telling the systems that hold details of it that they may forget them."""
+        if self.state.unresolved_requests() or self._pending:
+            self.ctx.schedule(self.settings.retire_after, _Retire())
+            return
+        fos = self.state.fulfillment_orders
+        notice = OrderRetired(order_id=self.order_id,
+                              fulfillment_order_ids=tuple(fo.fulfillment_order_id for fo in fos),
+                              captured=self.state.captured_amount,
+                              refunded=self.state.refunded_amount)
+        for address in (self.settings.gateway, *(Address(s) for s in self.settings.downstream),
+                        *sorted({Address(f"warehouse/{fo.warehouse_id}") for fo in fos})):
+            await self.ctx.send(address, notice)
+        self.ctx.stop()
 
     # -- the change pipeline ----------------------------------------------------------
 

@@ -38,6 +38,7 @@ __all__ = [
     "GatewayRefund",
     "GatewayRequest",
     "GatewayVoid",
+    "OrderRetired",
     "OrderTruth",
     "OrderUpdated",
     "PickLine",
@@ -242,6 +243,24 @@ class CustomerCancel(Message):
 
     order_id: str
     reason: str = "customer request"
+
+
+@attrs.frozen(kw_only=True)
+class OrderRetired(Message):
+    """The coordinator is done with an order: systems may forget its details.
+
+    Sent to the gateway, the warehouses it used and the downstream systems
+    when a finished order's actor stops, so a long simulation keeps no
+    per-order state for orders that are over (work still in transit for it,
+    e.g. a parcel's delivery scan, is dropped with it).
+    """
+
+    order_id: str
+    fulfillment_order_ids: tuple[str, ...] = ()
+    captured: int = 0
+    refunded: int = 0
+    """The coordinator's money totals, which the gateway checks against its
+    ledger before forgetting it (``money_conserved``)."""
 
 
 @attrs.frozen(kw_only=True)

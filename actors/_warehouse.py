@@ -30,7 +30,7 @@ from ._messages import (
     Delivered, Event, FulfillmentAccepted, FulfillmentCanceled, FulfillmentRejected, ItemsPicked,
     LabelCreated, LineQuantity, ShipmentDelayed, Shipped,
 )
-from ._protocol import PickLine, StockShortage, WarehouseCancel, WarehouseSubmit
+from ._protocol import OrderRetired, PickLine, StockShortage, WarehouseCancel, WarehouseSubmit
 
 __all__ = ["CarrierConfig", "Warehouse", "WarehouseConfig"]
 
@@ -237,6 +237,18 @@ class Warehouse(Actor):
         self._dispatch()
 
     @handler
+    async def on_retired(self, msg: OrderRetired) -> None:
+        """Forget a finished order's fulfillment orders (only those no longer
+        at a picker or waiting: work in progress is never dropped)."""
+        for key in msg.fulfillment_order_ids:
+            job = self._jobs.get(key)
+            if job is not None and job.stage not in _CANCELABLE:
+                if job.timer is not None:
+                    self.ctx.cancel(job.timer)
+                del self._jobs[key]
+        self._seq.pop(msg.order_id, None)
+
+    @handler
     async def on_replenish(self, msg: _Replenish) -> None:
         """Top free stock up to the configured levels and fill backorders."""
         for sku, level in self.config.replenish_to.items():
@@ -249,7 +261,9 @@ class Warehouse(Actor):
     @handler
     async def on_step(self, msg: _Step) -> None:
         """Move a fulfillment order to its next stage when a duration elapses."""
-        job = self._jobs[msg.key]
+        job = self._jobs.get(msg.key)
+        if job is None:
+            return  # the order was retired (its parcel's last scan is not reported)
         if job.stage is not msg.stage:
             return  # canceled meanwhile (its timer was cancelled; belt and braces)
         job.timer = None

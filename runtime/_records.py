@@ -28,6 +28,10 @@ class KernelRecords:
     def __init__(self, *, trace: bool = False) -> None:
         self.trace: list[TraceEvent] | None = [] if trace else None
         self.dead_letters: list[DeadLetter] = []
+        # Counts by reason are kept for every dead letter; the letters
+        # themselves up to ``keep_dead_letters`` (long runs stay bounded).
+        self.dead_letter_counts: dict[str, int] = {}
+        self.keep_dead_letters = 10_000
         self.failures: list[Failure] = []
         self.escalations: list[ChildFailed] = []
         self._sinks: list[EmitSink] = []
@@ -44,7 +48,17 @@ class KernelRecords:
         """The trace as stable text lines (empty when tracing is off)."""
         return [event.as_line() for event in self.trace or ()]
 
+    @property
+    def dead_letter_total(self) -> int:
+        """Every dead letter so far, including those past the kept ones."""
+        return sum(self.dead_letter_counts.values())
+
     def _dead(self, envelope: Envelope, reason: str, error: BaseException | None = None) -> None:
+        self.dead_letter_counts[reason] = self.dead_letter_counts.get(reason, 0) + 1
+        if len(self.dead_letters) >= self.keep_dead_letters:
+            if self.trace is not None:
+                self._record("dead_letter", envelope.recipient, envelope, reason)
+            return
         self.dead_letters.append(DeadLetter(
             time=self.now(), envelope=envelope, reason=reason,
             error=repr(error) if error is not None else None,

@@ -151,7 +151,9 @@ def run_replication(
         kernel.set_link_faults(sender, recipient, link)
     kernel.run(until=scenario.horizon)
     metrics, series, examples = collector.finish(kernel.now())
-    metrics["dead_letters"] = float(len(kernel.dead_letters))
+    metrics["dead_letters"] = float(kernel.dead_letter_total)
+    for reason, count in kernel.dead_letter_counts.items():
+        metrics[f"dead_letters.{reason}"] = float(count)
     metrics["handler_failures"] = float(len(kernel.failures))
     if trace_to is not None and telemetry is not None:
         _write_trace(Path(trace_to), kernel, telemetry)

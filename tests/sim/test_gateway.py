@@ -334,3 +334,29 @@ def test_config_rejects_nonsense() -> None:
         GatewayConfig(outages=(Window(start=0, end=1, mode="flaky"),))
     with pytest.raises(ValueError, match="risk thresholds"):
         GatewayConfig(risk_medium_from=0.7, risk_high_from=0.5)
+
+
+def test_retirement_checks_money_then_forgets_the_order() -> None:
+    """On OrderRetired the gateway flags a money mismatch with the order's totals
+    (money_conserved) and then drops the order's ledger."""
+    from orderloom.actors._protocol import OrderRetired
+    from orderloom.actors._telemetry import WrongAction
+
+    kernel, gateway, rec = _world()
+    emitted: list[object] = []
+    kernel.add_sink(lambda t, a, e: emitted.append(e))
+    _tell(kernel, (0.0, _auth()), (5.0, _capture("c1", "auth:o1:1", 1000)))
+    kernel.run()
+    kernel.tell("gateway", OrderRetired(order_id="o1", captured=1000))
+    kernel.tell("gateway", OrderRetired(order_id="o1", captured=400), delay=1.0)
+    kernel.run()
+    wrong = [e for e in emitted if isinstance(e, WrongAction)]
+    assert wrong == []  # first notice matched; the ledger is gone before the second
+    _tell(kernel, (0.0, _auth(rid="r2", order="o2")),
+          (5.0, _capture("c2", "auth:o2:1", 1000, order="o2")))
+    kernel.run()
+    kernel.tell("gateway", OrderRetired(order_id="o2", captured=400))
+    kernel.run()
+    (mismatch,) = [e for e in emitted if isinstance(e, WrongAction)]
+    assert mismatch.invariant == "money_conserved" and mismatch.order_id == "o2"
+    assert gateway.money_view("o2").captured == 0

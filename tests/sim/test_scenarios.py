@@ -126,3 +126,27 @@ def test_fraud_wave_cases_and_the_aggressive_trade_off() -> None:
 def test_cautious_makes_no_wrong_action_under_faults(name: str) -> None:
     """The cautious policy keeps wrong actions at zero whatever the faults."""
     assert metric(run(name, "cautious", horizon=12 * HOUR), "wrong_actions") == 0
+
+
+def test_swarm_draws_different_faults_per_replication() -> None:
+    """Swarm mode draws fault rates from each replication's seed: replications
+    differ in their faults, and the same replication repeats them exactly."""
+    import random
+
+    from orderloom.simulation._runner import replication_seed, world_for
+    from orderloom.simulation._scenario import Swarm
+
+    scenario = load_scenario(ROOT / "scenarios" / "baseline.yaml")
+    scenario = attrs.evolve(scenario, swarm=Swarm(enabled=True, gateway_outage_probability=1.0))
+    worlds = [world_for(scenario, scenario.policy,
+                        random.Random(f"{replication_seed(1, k)}/faults")) for k in range(3)]
+    rates = [w.world.gateway.lost_response_rate for w in worlds]
+    assert len(set(rates)) == 3 and all(0 <= r <= 0.05 for r in rates)
+    assert all(w.windows and "swarm gateway" in w.windows[0][2] for w in worlds)
+    assert all(w.links and w.links[0][:2] == ("gateway", "order/*") for w in worlds)
+    again = world_for(scenario, scenario.policy, random.Random(f"{replication_seed(1, 0)}/faults"))
+    assert again == worlds[0]
+    short = attrs.evolve(scenario, horizon=4 * HOUR, warm_up=HOUR)
+    result = run_replication(short, 0)
+    expected = world_for(short, short.policy, random.Random(f"{replication_seed(1, 0)}/faults"))
+    assert result.fault_windows == list(expected.windows)
