@@ -88,7 +88,7 @@ class OrderSettings:
     address_service: Address | None = Address("address-service")
     gateway_timeout: float = 30.0
     resequence_timeout: float = 60.0
-    retire_after: float = 3600.0
+    retire_after: float = 900.0
 
 
 class Engine:
@@ -116,7 +116,8 @@ class Engine:
         self.shortages: dict[str, StockShortage] = {}
         self.backorders: set[str] = set()
         self.tried: set[str] = set()
-        self.cancel_requested: str | None = None
+        self.cancel_requested: tuple[str, str] | None = None  # reason, by whom
+        self.risk_probes = 0
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -172,8 +173,8 @@ class Engine:
             return [m.HandOffHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
                                   to_team=msg.handoff_to, note=msg.note)]
         if msg.decision == "cancel":
-            return [m.CancelOrder(**self._stamp(ctx, who), approved_by=who,
-                                  reason=f"{hold.reason.value}: decided by {who}")]
+            return await self._request_cancel(s, ctx, f"{hold.reason.value}: decided by {who}",
+                                              who, hold_id=hold.hold_id)
         cmds: list[m.Command] = [m.ReleaseHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
                                                resolution=f"released by {who}")]
         follow = await self._after_release(s, hold.reason, ctx)
@@ -184,11 +185,13 @@ class Engine:
         if reason is R.PAYMENT_AMBIGUOUS:
             for r in s.unresolved_requests():
                 await self._query(s, r.request_id, ctx)
+                self._schedule_check(ctx, "query", r.request_id, 1)
         elif reason is R.AWAITING_PAYMENT:
             self.capture_failures = 0
             for r in s.unresolved_requests():
                 if r.status is RequestStatus.UNKNOWN:
                     await self._query(s, r.request_id, ctx)
+                    self._schedule_check(ctx, "query", r.request_id, 1)
             return self._authorize(s, ctx)
         elif reason in (R.INVENTORY_OUT_OF_STOCK, R.SPLIT_FULFILLMENT_DECISION):
             return self._shortage(s, ctx, ShortageAction.SPLIT
@@ -204,21 +207,34 @@ class Engine:
 
     async def customer_cancel(self, s: OrderState, msg: CustomerCancel,
                               ctx: Context) -> list[m.Command]:
-        """A customer's cancellation: cancel now if nothing is at a warehouse;
-        pull back work not yet picked first; after shipping, a person decides."""
+        """A customer's cancellation (see :meth:`_request_cancel`)."""
         if s.progress in _DONE:
             return []
-        self.cancel_requested = msg.reason
+        return await self._request_cancel(s, ctx, msg.reason, "customer")
+
+    async def _request_cancel(self, s: OrderState, ctx: Context, reason: str, by: str,
+                              hold_id: str | None = None) -> list[m.Command]:
+        """Cancel on a customer's or a person's word, safely: pull back work
+        not yet picked, let unknown gateway outcomes resolve, then cancel.
+        Once goods are picked or shipped it cannot be undone: a customer's
+        request becomes a case; a person's decision releases their hold."""
         shipped = any(fo.shipment is not ShipmentStatus.PENDING or fo.picked
                       for fo in s.fulfillment_orders if fo.status not in _GONE)
         if shipped:
+            if hold_id is not None:
+                return [m.ReleaseHold(**self._stamp(ctx, by), hold_id=hold_id,
+                                      resolution="cancel decided, but the goods already left")]
             hold = self._hold(s, ctx, R.POLICY_EXCEPTION, "release", ("release", "cancel"),
                               note="customer asked to cancel after picking or shipping")
             return [hold] if hold else []
+        self.cancel_requested = (reason, by)
+        for r in s.unresolved_requests():
+            if r.status is RequestStatus.UNKNOWN:
+                await self._query(s, r.request_id, ctx)
+                self._schedule_check(ctx, "query", r.request_id, 1)
         pulls: list[m.Command] = [
-            m.CancelFulfillment(**self._stamp(ctx, "customer"),
-                                fulfillment_order_id=fo.fulfillment_order_id,
-                                reason="customer canceled")
+            m.CancelFulfillment(**self._stamp(ctx, by),
+                                fulfillment_order_id=fo.fulfillment_order_id, reason=reason)
             for fo in s.fulfillment_orders if fo.status in (FS.OPEN, FS.SCHEDULED, FS.SUBMITTED,
                                                             FS.ACCEPTED, FS.ON_HOLD)]
         return pulls + self._customer_cancel_now(s, ctx)
@@ -229,9 +245,8 @@ class Engine:
         if any(fo.status in (FS.SUBMITTED, FS.ACCEPTED, FS.IN_PROGRESS)
                for fo in s.fulfillment_orders):
             return []  # wait for the warehouse to confirm the pull-back
-        reason, self.cancel_requested = self.cancel_requested, None
-        return [m.CancelOrder(**self._stamp(ctx, "customer"), approved_by="customer",
-                              reason=reason)]
+        (reason, by), self.cancel_requested = self.cancel_requested, None
+        return [m.CancelOrder(**self._stamp(ctx, by), approved_by=by, reason=reason)]
 
     async def escalate(self, s: OrderState, msg: Escalate, ctx: Context) -> list[m.Command]:
         if s.progress in _DONE:
@@ -243,6 +258,9 @@ class Engine:
             if target and target != hold.owner_team:
                 return [m.HandOffHold(**self._stamp(ctx), hold_id=hold.hold_id, to_team=target,
                                       note=f"escalated: stuck in {msg.stage}")]
+            # No one to escalate to: put it back in front of its owners (a team
+            # that still holds it ignores the copy).
+            await self._assign_case(s, hold.hold_id, hold.owner_team, hold.reason.value, ctx)
             return []
         # Stuck before payment is a payments case; later, a policy exception.
         reason = (R.AWAITING_PAYMENT if msg.stage in ("placed", "awaiting_payment")
@@ -254,6 +272,9 @@ class Engine:
         request = s.request(msg.request_id) if msg.request_id else None
         if msg.kind == "reauthorize":
             return self._authorize(s, ctx)
+        if msg.kind == "risk":
+            await self._probe_risk(s, ctx, msg.attempt)
+            return self._progress(s, ctx)
         if request is None or request.status is not RequestStatus.UNKNOWN:
             return []
         if msg.kind == "give_up":
@@ -278,8 +299,26 @@ class Engine:
         for event in applied:
             cmds += await self._on(s, event, ctx)
         if progress and not cmds:
+            await self._probe_risk(s, ctx)
             cmds += self._progress(s, ctx)
         return cmds
+
+    async def _probe_risk(self, s: OrderState, ctx: Context, attempt: int = 0) -> None:
+        """Payment is secured but no risk assessment arrived (lost, or dropped
+        as stale after a long reorder): ask the gateway to replay the
+        authorization, which carries the assessment again."""
+        if s.risk is not Risk.PENDING or not s.payment_secured or s.progress in _DONE:
+            return
+        if attempt == 0 and self.risk_probes:
+            return  # a probe is already under way
+        auths = [r for r in s.payment_requests if r.operation is Op.AUTHORIZE
+                 and r.status is RequestStatus.SUCCEEDED]
+        if not auths or attempt > self.policy.ambiguous_payment.retries:
+            return
+        self.risk_probes += 1
+        await self._query(s, auths[-1].request_id, ctx)
+        ctx.schedule(self.policy.ambiguous_payment.delay(attempt + 1),
+                     Engine.Timer(kind="risk", attempt=attempt + 1))
 
     async def _on(self, s: OrderState, e: m.Event, ctx: Context) -> list[m.Command]:
         p = self.policy

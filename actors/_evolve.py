@@ -323,6 +323,11 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
         case m.FulfillmentRejected() | m.FulfillmentCanceled():
             to = FS.REJECTED if isinstance(e, m.FulfillmentRejected) else FS.CANCELED
             fo = _fo(s, e, e.fulfillment_order_id)
+            if fo.status in (FS.REJECTED, FS.CANCELED):
+                # The warehouse confirming a cancel the coordinator already
+                # recorded: its units were released then; releasing them again
+                # would take another fulfillment order's allocation.
+                return s
             s = _put_fo(s, _fo_status(s, fo, to))
             return _unassign(s, e, fo)
         case m.ItemsPicked():

@@ -76,9 +76,10 @@ TERMINAL = frozenset({Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED})
 
 @attrs.frozen(kw_only=True)
 class _Resequence(Message):
-    """Timer: stop waiting for a gap in ``source``'s sequence."""
+    """Timer: stop waiting for the gap at ``gap`` in ``source``'s sequence."""
 
     source: str
+    gap: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -133,7 +134,7 @@ class OrderActor(Actor):
             pending = self._pending.setdefault(event.source, {})
             if not pending:
                 self.ctx.schedule(self.settings.resequence_timeout,
-                                  _Resequence(source=event.source))
+                                  _Resequence(source=event.source, gap=expected))
             pending[event.source_seq] = event
             return
         applied = self._offer((event,))
@@ -143,6 +144,8 @@ class OrderActor(Actor):
     @handler
     async def on_resequence(self, msg: _Resequence) -> None:
         """Waited long enough for a gap: apply what is held, in order."""
+        if self.state.last_seq(msg.source) + 1 != msg.gap or msg.source not in self._pending:
+            return  # that gap was filled; a newer one has its own timer
         pending = self._pending.pop(msg.source, {})
         applied = self._offer(tuple(pending[k] for k in sorted(pending)))
         await self._after(applied)
@@ -327,6 +330,9 @@ class OrderActor(Actor):
             applied += self._offer((event,))
         if pending is not None and not pending:
             del self._pending[source]
+        elif pending:  # a further gap: it gets its own wait
+            self.ctx.schedule(self.settings.resequence_timeout, _Resequence(
+                source=source, gap=self.state.last_seq(source) + 1))
         return applied
 
     async def _react(self, applied: Sequence[m.Event], progress: bool = True) -> list[m.Command]:

@@ -219,8 +219,10 @@ LIFECYCLE: Mapping[Lifecycle, frozenset[Lifecycle]] = _table({
         _L.ON_HOLD, _L.CANCELED,
     }),
     _L.PARTIALLY_FULFILLED: frozenset({_L.FULFILLED, _L.DELIVERED, _L.ON_HOLD}),
-    _L.FULFILLED: frozenset({_L.DELIVERED, _L.RETURN_IN_PROGRESS, _L.CLOSED}),
-    _L.DELIVERED: frozenset({_L.RETURN_IN_PROGRESS, _L.CLOSED}),
+    # A shipped order can still need a person: money not captured, a return
+    # disputed. It goes on hold and comes back where it was.
+    _L.FULFILLED: frozenset({_L.DELIVERED, _L.RETURN_IN_PROGRESS, _L.CLOSED, _L.ON_HOLD}),
+    _L.DELIVERED: frozenset({_L.RETURN_IN_PROGRESS, _L.CLOSED, _L.ON_HOLD}),
     # Leaving a hold returns to wherever the order progressed meanwhile:
     # warehouses and gateways keep reporting facts while a person decides.
     _L.ON_HOLD: frozenset({

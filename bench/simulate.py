@@ -9,7 +9,9 @@ Prints one ``name=value`` line per figure:
 - ``kernel_msgs_per_s``: messages the kernel delivered per second in that run.
 - ``peak_rss_mb`` and ``peak_rss_mb_per_10k_orders``: the run's peak resident
   memory, measured in a fresh process, and how it grows with orders (two
-  run sizes, the slope); ``projected_peak_rss_mb_1m_orders`` extrapolates it.
+  run sizes, the slope); ``projected_peak_rss_mb_1m_orders_day`` extrapolates
+  it to the arrival rate of a 1,000,000-order day (memory follows the orders
+  in flight, since finished orders are forgotten).
 - ``day_100k_orders_s``: seconds for a 100,000-order day (measured with
   ``--full``, otherwise projected from ``orders_per_s``).
 - ``speedup_2_workers_ratio``: wall time of 4 replications on 1 worker over
@@ -99,7 +101,12 @@ def main() -> None:
     print(f"peak_rss_mb={large['rss_mb']:.0f}")
     slope = (large["rss_mb"] - small["rss_mb"]) / max(1.0, large["orders"] - small["orders"])
     print(f"peak_rss_mb_per_10k_orders={slope * 10_000:.1f}")
-    print(f"projected_peak_rss_mb_1m_orders={small['rss_mb'] + slope * (1_000_000 - small['orders']):.0f}")
+    # Memory follows the orders in flight, i.e. the arrival rate (finished
+    # orders are forgotten): a 1M-order day has the in-flight load of this
+    # run's horizon at 1M/day.
+    at_1m_rate = 1_000_000 * args.hours / 24.0
+    print(f"projected_peak_rss_mb_1m_orders_day="
+          f"{small['rss_mb'] + slope * (at_1m_rate - small['orders']):.0f}")
     if args.full:
         day = child(24.0, 100_000.0)
         print(f"day_100k_orders_s={day['wall']:.1f}")

@@ -16,6 +16,7 @@ same-time deliveries (and only those) reproducibly.
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -180,6 +181,7 @@ class _SimCell:
         if timers is None or timer not in timers:
             return False
         timers.discard(timer)
+        self._kernel._timer_dropped()
         return True
 
     def spawn(
@@ -230,6 +232,7 @@ class SimKernel(KernelRecords):
         self._seq = 0
         self._id_seq = 0
         self._timer_seq = 0
+        self._dead_timers = 0  # cancelled timers still in SimPy's queue
         self._shuffle = random.Random(f"{seed}/shuffle") if shuffle else None
         self._links: list[tuple[str, str, LinkFaults, random.Random]] = []
         self._link_cache: dict[tuple[str, str], tuple[LinkFaults, random.Random] | None] = {}
@@ -618,14 +621,41 @@ class SimKernel(KernelRecords):
         _Scheduled(self.env, (cell, timer, envelope), self._on_timer, self._priority(), delay)
         return timer
 
+    def _timer_live(self, cell: _SimCell, timer: int) -> bool:
+        timers = cell.timers
+        return timers is not None and timer in timers and self._cells.get(cell._address) is cell
+
+    def _timer_dropped(self, count: int = 1) -> None:
+        """Count dead timers still queued; compact the queue when they dominate.
+
+        SimPy cannot unschedule an event, so a cancelled timer (say a parcel's
+        delivery scan three days out, dropped when its order retires) would
+        hold memory until its time comes. Every so often the kernel rebuilds
+        the queue without them: O(n) once per n/2 cancellations. It reads
+        SimPy's queue (``(time, priority, id, event)`` tuples) directly; the
+        order of the surviving events is unchanged, so runs stay identical.
+        """
+        self._dead_timers += count
+        queue = self.env._queue
+        if self._dead_timers > max(10_000, len(queue) // 2):
+            on_timer = self._on_timer
+            kept = [item for item in queue
+                    if not (item[3].callbacks == [on_timer]
+                            and not self._timer_live(item[3]._value[0], item[3]._value[1]))]
+            heapq.heapify(kept)
+            queue[:] = kept
+            self._dead_timers = 0
+
     def _on_timer(self, event: Event) -> None:
         cell: _SimCell = event._value[0]
         timer: int = event._value[1]
         envelope: Envelope = event._value[2]
-        timers = cell.timers
-        if timers is None or timer not in timers or self._cells.get(cell._address) is not cell:
+        if not self._timer_live(cell, timer):
+            self._dead_timers = max(0, self._dead_timers - 1)
             return  # cancelled, or the actor went down / stopped
-        timers.discard(timer)
+        timers = cell.timers
+        if timers is not None:
+            timers.discard(timer)
         if self.trace is not None:
             self._record("timer", cell._address, envelope, "fired")
         self._deliver(envelope)
@@ -705,6 +735,8 @@ class SimKernel(KernelRecords):
         was_down = cell.state == _DOWN
         cell.state = _STOPPED
         self._cells.pop(cell._address, None)
+        if cell.timers:
+            self._timer_dropped(len(cell.timers))
         cell.timers = None
         cell.stop_requested = False
         for child in list(cell.children or ()):

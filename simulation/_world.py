@@ -48,7 +48,7 @@ class WorldConfig:
     address: AddressServiceConfig | None = AddressServiceConfig()
     gateway_timeout: float = 30.0
     resequence_timeout: float = 60.0
-    retire_after: float = 3600.0
+    retire_after: float = 900.0
 
     def __attrs_post_init__(self) -> None:
         names = {t.name for t in self.teams}

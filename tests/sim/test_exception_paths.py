@@ -207,3 +207,45 @@ def test_reviewer_reassignment_bounces_between_teams() -> None:
                                          ("payments-ops", "customer-care"),
                                          ("customer-care", "payments-ops")]
     assert ran.state("o1").lifecycle is Lifecycle.ON_HOLD
+
+
+def test_risk_assessment_lost_to_reordering_is_fetched_again(
+        monkeypatch: "pytest.MonkeyPatch") -> None:
+    """A risk assessment delayed past the resequencing wait is dropped as stale;
+    the engine asks the gateway to replay it and the order ships."""
+    from orderloom.actors._messages import RiskAssessed
+    from orderloom.simulation import SimKernel
+
+    post = SimKernel._post
+
+    def late_risk(self: SimKernel, envelope: object, delay: float) -> None:
+        if isinstance(envelope.body, RiskAssessed) and envelope.sender == "gateway":  # type: ignore[attr-defined]
+            delay += 90.0  # longer than the 60 s the order waits for a gap
+        post(self, envelope, delay)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SimKernel, "_post", late_risk)
+    ran = run_world([OrderSpec(order_id="o1")], until=2 * 86400.0)
+    state = ran.state("o1")
+    assert state.lifecycle is Lifecycle.CLOSED and state.risk.value == "low"
+    assert ran.of(OrderStuck, "o1") == []
+
+
+def test_a_cancel_decision_waits_for_the_warehouse_to_give_the_work_back() -> None:
+    """A reviewer's cancel while a fulfillment order is at the warehouse pulls it
+    back first, then cancels: no hold is left without an owner."""
+    slow = tuple(attrs.evolve(w, pick=Dist.fixed(6 * 3600.0)) for w in warehouses(W1={"A": 5}))
+    ran = run_world([OrderSpec(order_id="o1")], warehouses=slow, until=2 * 86400.0,
+                    teams=teams(override_rate=1.0))
+    state = ran.state("o1")
+    decisions = [d.decision for d in ran.of(CaseDecided, "o1")]
+    assert decisions and decisions[0] == "cancel"
+    assert state.lifecycle is Lifecycle.CANCELED and not state.open_holds
+
+
+def test_an_unknown_capture_after_shipping_becomes_a_payments_case() -> None:
+    """A capture whose answer is lost after the goods shipped is reconciled or
+    handed to payments-ops: the order is not left unpaid and unseen."""
+    ran = run_world([OrderSpec(order_id="o1")], policy="balanced",
+                    gateway=GatewayConfig(lost_response_rate=1.0), until=3 * 86400.0)
+    state = ran.state("o1")
+    assert state.captured_amount == 1000 and state.lifecycle is Lifecycle.CLOSED

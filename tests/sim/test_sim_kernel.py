@@ -442,3 +442,47 @@ def test_handler_resolution_cache_is_per_class() -> None:
             return "B"
 
     assert B.handler_for(Derived) is B.on_base
+
+
+def test_cancelled_timers_do_not_hold_memory_until_due() -> None:
+    """Cancelled far-future timers are compacted out of the queue; live ones stay."""
+    fired: list[float] = []
+
+    class Planner(Actor):
+        @handler
+        async def on_ping(self, msg: Ping) -> None:
+            if msg.n == 0:
+                keep = self.ctx.schedule(86400.0 * 3, Ping(n=2))
+                del keep
+                for _ in range(30_000):
+                    self.ctx.cancel(self.ctx.schedule(86400.0 * 3, Ping(n=1)))
+            else:
+                fired.append(self.ctx.now())
+
+    kernel = SimKernel()
+    kernel.spawn(Planner, "p")
+    kernel.tell("p", Ping(n=0))
+    kernel.run(until=1.0)
+    assert len(kernel.env._queue) < 20_000
+    kernel.run()
+    assert fired == [86400.0 * 3]
+
+
+def test_stopped_actors_timers_are_compacted_too() -> None:
+    """Timers of stopped actors count as dead and leave the queue on compaction."""
+
+    class Sleeper(Actor):
+        async def on_start(self) -> None:
+            self.ctx.schedule(1e6, Ping(n=0))
+
+        @handler
+        async def on_ping(self, msg: Ping) -> None:
+            """Never reached: the actor stops first."""
+
+    kernel = SimKernel()
+    for n in range(25_000):
+        kernel.spawn(Sleeper, f"s{n}")
+    kernel.run(until=1.0)
+    for n in range(25_000):
+        kernel.stop(f"s{n}")
+    assert len(kernel.env._queue) < 20_000

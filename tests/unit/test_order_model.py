@@ -523,3 +523,34 @@ def test_hold_deadline_cannot_precede_opening() -> None:
     with pytest.raises(ValueError, match="deadline"):
         event(HoldOpened, "coordinator", 1, at=10.0, hold_id="H", reason=HoldReason.OTHER,
               owner_team="fraud", deadline=5.0)
+
+
+def test_warehouse_confirming_a_recorded_cancel_releases_nothing_twice() -> None:
+    """A FulfillmentCanceled for an already canceled fulfillment order leaves the
+    units allocated to the replacement fulfillment order alone."""
+    from orderloom.actors import (
+        AssignWarehouse, CancelFulfillment, FulfillmentCanceled, LineItemSpec, LineQuantity,
+        PlaceOrder, apply, handle,
+    )
+
+    def stamp(n: int) -> dict[str, object]:
+        return {"order_id": "o1", "command_id": f"c{n}", "issued_at": float(n),
+                "issued_by": "test"}
+
+    state = handle(__import__("orderloom.actors", fromlist=["OrderState"]).OrderState(
+        order_id="o1"), PlaceOrder(**stamp(1), customer_id="c", currency="EUR", lines=(
+            LineItemSpec(line_id="l1", sku="A", quantity=2, unit_price=100),)))[0]
+    lines = (LineQuantity(line_id="l1", quantity=2),)
+    state = handle(state, AssignWarehouse(**stamp(2), fulfillment_order_id="fo1",
+                                          warehouse_id="W1", lines=lines))[0]
+    state = handle(state, CancelFulfillment(**stamp(3), fulfillment_order_id="fo1",
+                                            reason="redrive"))[0]
+    state = handle(state, AssignWarehouse(**stamp(4), fulfillment_order_id="fo2",
+                                          warehouse_id="W2", lines=lines))[0]
+    assert state.line("l1").allocated == 2  # type: ignore[union-attr]
+    confirm = FulfillmentCanceled(order_id="o1", event_id="wh:1", source="warehouse/W1",
+                                  source_seq=1, occurred_at=5.0, fulfillment_order_id="fo1",
+                                  reason="canceled_on_request")
+    state, _ = apply(state, confirm)
+    line = state.line("l1")
+    assert line is not None and (line.ordered, line.allocated) == (0, 2)
