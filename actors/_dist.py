@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:  # the generator is always the caller's ctx.rng, never the global one
+    from random import Random
 
 __all__ = ["Dist", "Window"]
 
@@ -69,7 +71,7 @@ class Dist:
         """Exponential with the given mean."""
         return Dist(kind="exponential", mean=mean)
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: Random) -> float:
         """Draw one duration."""
         kind = self.kind
         if kind == "fixed":
