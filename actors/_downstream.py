@@ -32,7 +32,8 @@ def project(system: str, snapshot: SyncSnapshot) -> str:
     """What ``system`` cares about in a snapshot, as a comparable string.
 
     finance: captured and refunded amounts; crm: the customer-facing status;
-    support: lifecycle and payment; any other system: every field but the
+    support: lifecycle and payment; notifications: the messages the customer
+    was sent; any other system: every field but the
     order id and the version (bookkeeping, not a view).
     """
     s = snapshot
@@ -42,6 +43,8 @@ def project(system: str, snapshot: SyncSnapshot) -> str:
         return s.customer_status
     if system == "support":
         return f"{s.lifecycle};{s.payment}"
+    if system == "notifications":
+        return s.notified
     return (f"{s.lifecycle};{s.payment};captured={s.captured};refunded={s.refunded};"
             f"shipped={s.shipped_units};{s.customer_status}")
 

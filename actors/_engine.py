@@ -81,7 +81,7 @@ class OrderSettings:
 
     policy: Policy
     warehouses: tuple[str, ...] = ("W1",)
-    downstream: tuple[str, ...] = ("finance", "crm", "support")
+    downstream: tuple[str, ...] = ("finance", "crm", "support", "notifications")
     gateway: Address = Address("gateway")
     automation: Address = Address("automation")
     watchdog: Address = Address("watchdog")

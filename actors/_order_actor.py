@@ -431,7 +431,7 @@ class OrderActor(Actor):
         # the order id and the version: while those are unchanged, no view can
         # have changed, so the snapshot and projections are not rebuilt.
         key = (state.lifecycle, state.held_lifecycle, state.payment, state.captured_amount,
-               state.refunded_amount, state.line_items)
+               state.refunded_amount, state.line_items, len(state.notifications))
         if key != self._view_key:
             self._view_key = key
             snapshot = SyncSnapshot.of(state)

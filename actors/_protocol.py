@@ -372,11 +372,14 @@ class SyncSnapshot:
     refunded: int
     shipped_units: int
     customer_status: str
+    notified: str = ""
+    """The kinds of messages the customer was sent, in order (``shipped,...``)."""
 
     @staticmethod
     def of(state: OrderState) -> SyncSnapshot:
         """The snapshot of an order state."""
         shipped = sum(li.shipped for li in state.line_items)
+        notified = ",".join(n.kind.value for n in state.notifications)
         return SyncSnapshot(
             order_id=state.order_id,
             version=state.version,
@@ -386,6 +389,7 @@ class SyncSnapshot:
             refunded=state.refunded_amount,
             shipped_units=shipped,
             customer_status=_customer_status(state),
+            notified=notified,
         )
 
 

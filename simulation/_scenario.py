@@ -248,7 +248,7 @@ class Scenario:
     gateway: GatewayConfig = GatewayConfig()
     downstream: tuple[DownstreamConfig, ...] = (
         DownstreamConfig(system="finance"), DownstreamConfig(system="crm"),
-        DownstreamConfig(system="support"),
+        DownstreamConfig(system="support"), DownstreamConfig(system="notifications"),
     )
     address: AddressServiceConfig = AddressServiceConfig()
     faults: tuple[FaultSpec, ...] = ()

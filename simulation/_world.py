@@ -43,7 +43,7 @@ class WorldConfig:
     teams: tuple[TeamConfig, ...] = ()
     downstream: tuple[DownstreamConfig, ...] = (
         DownstreamConfig(system="finance"), DownstreamConfig(system="crm"),
-        DownstreamConfig(system="support"),
+        DownstreamConfig(system="support"), DownstreamConfig(system="notifications"),
     )
     address: AddressServiceConfig | None = AddressServiceConfig()
     gateway_timeout: float = 30.0

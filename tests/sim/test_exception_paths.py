@@ -249,3 +249,14 @@ def test_an_unknown_capture_after_shipping_becomes_a_payments_case() -> None:
                     gateway=GatewayConfig(lost_response_rate=1.0), until=3 * 86400.0)
     state = ran.state("o1")
     assert state.captured_amount == 1000 and state.lifecycle is Lifecycle.CLOSED
+
+
+def test_notifications_system_sees_what_the_customer_was_told() -> None:
+    """The notifications system's view follows the messages sent to the customer,
+    and agrees with the coordinator's view once synced."""
+    from orderloom.actors._telemetry import SystemViewChanged
+
+    ran = run_world([OrderSpec(order_id="o1")])
+    views = {(e.system, e.status) for e in ran.of(SystemViewChanged, "o1")}
+    assert ("coordinator:notifications", "shipped") in views
+    assert ("notifications", "shipped") in views
