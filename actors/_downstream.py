@@ -118,9 +118,10 @@ class DownstreamSystem(Actor):
         self.received += 1
         # Both draws always happen so one fault setting does not shift the
         # random stream of the other.
-        lag = self.config.lag.sample(self.ctx.rng)
-        failed = self.ctx.rng.random() < self.config.failure_rate
-        if failed or self.config.down_at(self.ctx.now()):
+        config, rng = self.config, self.ctx.rng
+        lag = config.lag.sample(rng)
+        failed = rng.random() < config.failure_rate
+        if failed or (config.outages and config.down_at(self.ctx.now())):
             self.lost += 1
             return
         self.ctx.schedule(lag, _Apply(snapshot=msg.snapshot))
@@ -135,7 +136,8 @@ class DownstreamSystem(Actor):
     async def on_apply(self, msg: _Apply) -> None:
         """Write the snapshot unless the system is down or already holds a newer one."""
         snapshot = msg.snapshot
-        if self.config.down_at(self.ctx.now()):
+        config = self.config
+        if config.outages and config.down_at(self.ctx.now()):
             self.lost += 1
             return
         current = self._views.get(snapshot.order_id)
@@ -144,7 +146,7 @@ class DownstreamSystem(Actor):
             return
         self._views[snapshot.order_id] = snapshot
         self.applied += 1
-        status = project(self.config.system, snapshot)
+        status = project(config.system, snapshot)
         if self._status.get(snapshot.order_id) != status:
             self._status[snapshot.order_id] = status
             self.ctx.emit(SystemViewChanged(

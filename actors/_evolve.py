@@ -18,6 +18,7 @@ derived change is checked against its table like any other move.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import attrs
@@ -39,6 +40,7 @@ from ._order_state import (
     PaymentRequest,
     Refund,
     ReturnCase,
+    by_id,
     replace_by_id,
 )
 from ._states import (
@@ -70,13 +72,21 @@ def evolve(state: OrderState, event: m.Event) -> OrderState:
         _reject(state, event, f"event is for order {event.order_id}")
     if not state.placed and not isinstance(event, m.OrderPlaced):
         _reject(state, event, "the order has not been placed yet")
-    new = _settle(_dispatch(state, event))
-    return replace(
-        new,
-        version=state.version + 1,
-        seen_event_ids=new.seen_event_ids | {event.event_id},
-        source_seqs=_advance(new.source_seqs, event.source, event.source_seq),
-    )
+    new = _dispatch(state, event)
+    # A state the dispatch built is this call's own until it is returned:
+    # the settling and the bookkeeping below fill it in (fields no derived
+    # total depends on) instead of copying it once per sub-step.
+    fresh = new is not state
+    new = _settle(new, fresh)
+    changes = {
+        "version": state.version + 1,
+        "seen_event_ids": new.seen_event_ids | {event.event_id},
+        "source_seqs": _advance(new.source_seqs, event.source, event.source_seq),
+    }
+    if new is state:
+        return replace(new, **changes)
+    new.__dict__.update(changes)
+    return new
 
 
 def _advance(
@@ -145,9 +155,9 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
         case m.ShipmentApproved():
             return replace(s, ship_approved_by=e.approved_by)
         case m.LineItemsCanceled():
-            for line in e.lines:
-                s = _move_units(s, e, line.line_id, line.quantity, Q.ORDERED, Q.CANCELED)
-            return s
+            lines = _moved_lines(s, e, ((line.line_id, line.quantity, Q.ORDERED, Q.CANCELED)
+                                        for line in e.lines))
+            return s if lines is s.line_items else replace(s, line_items=lines)
         case m.HoldOpened() | m.HoldHandedOff() | m.HoldReleased():
             return _hold_event(s, e)
         case m.CustomerNotified():
@@ -169,31 +179,53 @@ def _reject(s: OrderState, e: m.Event, reason: str) -> NoReturn:
     raise EventRejected(s.order_id, e.event_id, reason)
 
 
-def _set_lifecycle(s: OrderState, target: L) -> OrderState:
-    """Move lifecycle progress; while on hold, the held progress moves instead."""
+def _set_lifecycle(s: OrderState, target: L, fresh: bool = False) -> OrderState:
+    """Move lifecycle progress; while on hold, the held progress moves instead.
+
+    ``fresh``: ``s`` was built by the current ``evolve`` and not yet handed
+    out, so it is updated in place rather than copied.
+    """
     if target is s.progress:
         return s
+    field = "lifecycle"
     if s.held_lifecycle is not None:
         check_transition(s.order_id, "lifecycle", s.held_lifecycle, target)
-        return replace(s, held_lifecycle=target)
-    check_transition(s.order_id, "lifecycle", s.lifecycle, target)
-    return replace(s, lifecycle=target)
+        field = "held_lifecycle"
+    else:
+        check_transition(s.order_id, "lifecycle", s.lifecycle, target)
+    if fresh:
+        s.__dict__[field] = target
+        return s
+    return replace(s, **{field: target})
 
 
 def _move_units(
     s: OrderState, e: m.Event, line_id: str, n: int, src: Q, dst: Q
 ) -> OrderState:
-    line = s.line(line_id)
-    if line is None:
-        _reject(s, e, f"unknown line item {line_id}")
-    if n == 0:
-        return s
-    check_transition(s.order_id, f"line_item[{line_id}]", src, dst)
-    if line.count(src) < n:
-        _reject(s, e, f"line {line_id} has {line.count(src)} {src.value} units, needs {n}")
-    changes: dict[str, Any] = {src.value: line.count(src) - n, dst.value: line.count(dst) + n}
-    moved: LineItem = replace(line, **changes)
-    return replace(s, line_items=replace_by_id(s.line_items, "line_id", moved))
+    lines = _moved_lines(s, e, ((line_id, n, src, dst),))
+    return s if lines is s.line_items else replace(s, line_items=lines)
+
+
+def _moved_lines(
+    s: OrderState, e: m.Event, moves: Iterable[tuple[str, int, Q, Q]]
+) -> tuple[LineItem, ...]:
+    """``s``'s line items after each ``(line_id, n, src, dst)`` move in turn
+    (each checked as one ``_move_units`` would check it), so an event that
+    moves several lines builds one new state, not one per line."""
+    lines = s.line_items
+    for line_id, n, src, dst in moves:
+        line = by_id(lines, "line_id", line_id)
+        if line is None:
+            _reject(s, e, f"unknown line item {line_id}")
+        if n == 0:
+            continue
+        check_transition(s.order_id, f"line_item[{line_id}]", src, dst)
+        if line.count(src) < n:
+            _reject(s, e, f"line {line_id} has {line.count(src)} {src.value} units, needs {n}")
+        changes: dict[str, Any] = {src.value: line.count(src) - n, dst.value: line.count(dst) + n}
+        moved: LineItem = replace(line, **changes)
+        lines = replace_by_id(lines, "line_id", moved)
+    return lines
 
 
 def _authorization(s: OrderState, e: m.Event, authorization_id: str) -> Authorization:
@@ -290,6 +322,14 @@ def _put_fo(s: OrderState, fo: FulfillmentOrder) -> OrderState:
         s.fulfillment_orders, "fulfillment_order_id", fo))
 
 
+def _put_fo_moving(
+    s: OrderState, e: m.Event, fo: FulfillmentOrder, moves: Iterable[tuple[str, int, Q, Q]]
+) -> OrderState:
+    """``_put_fo`` then the line moves (checked in turn), as one new state."""
+    return replace(s, fulfillment_orders=replace_by_id(
+        s.fulfillment_orders, "fulfillment_order_id", fo), line_items=_moved_lines(s, e, moves))
+
+
 def _fo_status(s: OrderState, fo: FulfillmentOrder, to: FS) -> FulfillmentOrder:
     if fo.status is not to:
         check_transition(s.order_id, f"fulfillment[{fo.fulfillment_order_id}]", fo.status, to)
@@ -303,10 +343,13 @@ def _fo_shipment(s: OrderState, fo: FulfillmentOrder, to: SS) -> FulfillmentOrde
 
 def _unassign(s: OrderState, e: m.Event, fo: FulfillmentOrder) -> OrderState:
     """Put a fulfillment order's units back to ORDERED (rejected or canceled)."""
+    lines = _moved_lines(s, e, _unassign_moves(fo))
+    return s if lines is s.line_items else replace(s, line_items=lines)
+
+
+def _unassign_moves(fo: FulfillmentOrder) -> list[tuple[str, int, Q, Q]]:
     src = Q.PICKED if fo.picked else Q.ALLOCATED
-    for line in fo.lines:
-        s = _move_units(s, e, line.line_id, line.quantity, src, Q.ORDERED)
-    return s
+    return [(line.line_id, line.quantity, src, Q.ORDERED) for line in fo.lines]
 
 
 def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
@@ -328,16 +371,14 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
                 # recorded: its units were released then; releasing them again
                 # would take another fulfillment order's allocation.
                 return s
-            s = _put_fo(s, _fo_status(s, fo, to))
-            return _unassign(s, e, fo)
+            return _put_fo_moving(s, e, _fo_status(s, fo, to), _unassign_moves(fo))
         case m.ItemsPicked():
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.picked:
                 _reject(s, e, f"fulfillment order {fo.fulfillment_order_id} already picked")
-            s = _put_fo(s, replace(_fo_status(s, fo, FS.IN_PROGRESS), picked=True))
-            for line in fo.lines:
-                s = _move_units(s, e, line.line_id, line.quantity, Q.ALLOCATED, Q.PICKED)
-            return s
+            return _put_fo_moving(
+                s, e, replace(_fo_status(s, fo, FS.IN_PROGRESS), picked=True),
+                [(line.line_id, line.quantity, Q.ALLOCATED, Q.PICKED) for line in fo.lines])
         case m.LabelCreated():
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.status not in IN_FLIGHT:
@@ -353,10 +394,10 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
             return _put_fo(s, _fo_shipment(s, _fo(s, e, e.fulfillment_order_id), SS.DELIVERED))
         case m.ShipmentReturned():
             fo = _fo(s, e, e.fulfillment_order_id)
-            s = _put_fo(s, _fo_shipment(s, fo, SS.RETURNED))
-            for line in fo.shipped_lines:
-                s = _move_units(s, e, line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED)
-            return s
+            return _put_fo_moving(
+                s, e, _fo_shipment(s, fo, SS.RETURNED),
+                [(line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED)
+                 for line in fo.shipped_lines])
         case _:
             raise TypeError(f"evolve does not know event type {type(e).__qualname__}")
 
@@ -366,15 +407,15 @@ def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> OrderState:
         _reject(s, e, f"fulfillment order {e.fulfillment_order_id} already exists")
     if s.progress in (L.CANCELED, L.CLOSED):
         _reject(s, e, f"the order is {s.progress.value}")
-    for line in e.lines:
-        s = _move_units(s, e, line.line_id, line.quantity, Q.ORDERED, Q.ALLOCATED)
+    lines = _moved_lines(s, e, [(line.line_id, line.quantity, Q.ORDERED, Q.ALLOCATED)
+                                for line in e.lines])
     status = FS.SCHEDULED if e.fulfill_at is not None else FS.OPEN
     if s.open_holds:
         status = FS.ON_HOLD
     fo = FulfillmentOrder(fulfillment_order_id=e.fulfillment_order_id,
                           warehouse_id=e.warehouse_id, lines=e.lines, status=status,
                           fulfill_at=e.fulfill_at)
-    return replace(s, fulfillment_orders=(*s.fulfillment_orders, fo))
+    return replace(s, line_items=lines, fulfillment_orders=(*s.fulfillment_orders, fo))
 
 
 def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
@@ -389,14 +430,15 @@ def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
     updated = _fo_status(s, fo, FS.CLOSED if complete else FS.INCOMPLETE)
     updated = _fo_shipment(s, updated, SS.SHIPPED)
     shipped_lines = tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in shipping.items())
-    s = _put_fo(s, replace(updated, shipped_lines=shipped_lines,
-                                tracking_number=e.tracking_number or fo.tracking_number))
     src = Q.PICKED if fo.picked else Q.ALLOCATED
+    moves: list[tuple[str, int, Q, Q]] = []
     for line_id, n in planned.items():
         sent = shipping.get(line_id, 0)
-        s = _move_units(s, e, line_id, sent, src, Q.SHIPPED)
-        s = _move_units(s, e, line_id, n - sent, src, Q.ORDERED)
-    return s
+        moves.append((line_id, sent, src, Q.SHIPPED))
+        moves.append((line_id, n - sent, src, Q.ORDERED))
+    return _put_fo_moving(s, e, replace(updated, shipped_lines=shipped_lines,
+                                        tracking_number=e.tracking_number or fo.tracking_number),
+                          moves)
 
 
 def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldReleased) -> OrderState:
@@ -507,26 +549,37 @@ def derive_payment(s: OrderState) -> Payment:
     return Payment.FAILED if s.failed_authorizations else Payment.PENDING
 
 
-def _settle(s: OrderState) -> OrderState:
-    """Re-derive payment status and lifecycle progress, checking each move."""
+def _settle(s: OrderState, fresh: bool = False) -> OrderState:
+    """Re-derive payment status and lifecycle progress, checking each move.
+
+    ``fresh``: ``s`` was built by the current ``evolve`` and not yet handed
+    out; the derived moves are then written into it (payment and lifecycle
+    are fields no derived total depends on) instead of copying it per move.
+    """
     payment = derive_payment(s)
     if payment is not s.payment:
         check_transition(s.order_id, "payment", s.payment, payment)
-        s = replace(s, payment=payment)
+        if fresh:
+            s.__dict__["payment"] = payment
+        else:
+            s = replace(s, payment=payment)
+            fresh = True
     progress = s.progress
     secured = s.payment_secured or s.ship_approved_by is not None
+    before = s
     if progress in (L.PLACED, L.AWAITING_PAYMENT) and secured:
-        s = _set_lifecycle(s, L.READY_FOR_FULFILLMENT)
+        s = _set_lifecycle(s, L.READY_FOR_FULFILLMENT, fresh)
     elif progress is L.PLACED and (s.payment_requests or s.authorizations):
-        s = _set_lifecycle(s, L.AWAITING_PAYMENT)
+        s = _set_lifecycle(s, L.AWAITING_PAYMENT, fresh)
     elif progress is L.READY_FOR_FULFILLMENT and not secured and not any(
         fo.status in IN_FLIGHT or fo.shipment is not SS.PENDING for fo in s.fulfillment_orders
     ):
-        s = _set_lifecycle(s, L.AWAITING_PAYMENT)
+        s = _set_lifecycle(s, L.AWAITING_PAYMENT, fresh)
+    fresh = fresh or s is not before
     if s.progress in (L.RETURN_IN_PROGRESS, L.RETURNED, L.CLOSED) or s.units_shipped == 0:
         return s
     if s.units_shipped < s.units_active:
-        return _set_lifecycle(s, L.PARTIALLY_FULFILLED)
+        return _set_lifecycle(s, L.PARTIALLY_FULFILLED, fresh)
     finished = all(fo.shipment in (SS.DELIVERED, SS.RETURNED)
                    for fo in s.fulfillment_orders if fo.shipment in SHIPPED_STATES)
-    return _set_lifecycle(s, L.DELIVERED if finished else L.FULFILLED)
+    return _set_lifecycle(s, L.DELIVERED if finished else L.FULFILLED, fresh)

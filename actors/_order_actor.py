@@ -432,6 +432,7 @@ class OrderActor(Actor):
         # have changed, so the snapshot and projections are not rebuilt.
         key = (state.lifecycle, state.held_lifecycle, state.payment, state.captured_amount,
                state.refunded_amount, state.line_items, len(state.notifications))
+        snapshot: SyncSnapshot | None = None
         if key != self._view_key:
             self._view_key = key
             snapshot = SyncSnapshot.of(state)
@@ -445,7 +446,7 @@ class OrderActor(Actor):
                                                     status=status))
         if self._dirty:
             if self.settings.policy.downstream_sync.mode.value == "push":
-                await self._push_snapshot()
+                await self._push_snapshot(snapshot)
             elif not self._sync_scheduled:
                 self._sync_scheduled = True
                 interval = self.settings.policy.downstream_sync.batch_interval
@@ -468,9 +469,11 @@ class OrderActor(Actor):
         self.ctx.schedule(due - self.ctx.now(), StuckCheck(
             order_id=self.order_id, stage="", version=0, entered_at=due))
 
-    async def _push_snapshot(self) -> None:
-        """Send the latest snapshot to the systems whose view of it changed."""
-        snapshot = SyncSnapshot.of(self.state)
+    async def _push_snapshot(self, snapshot: SyncSnapshot | None = None) -> None:
+        """Send the latest snapshot to the systems whose view of it changed
+        (``snapshot``: the current state's, if the caller already built it)."""
+        if snapshot is None:
+            snapshot = SyncSnapshot.of(self.state)
         sync = SyncOrder(snapshot=snapshot)
         for system in self.settings.downstream:
             if system in self._dirty:
