@@ -13,15 +13,11 @@ import attrs
 
 from orderloom.runtime import Actor, handler
 
+from ._documents import probability
 from ._dist import Dist
 from ._protocol import AddressChecked, CheckAddress, OrderTruth
 
 __all__ = ["AddressService", "AddressServiceConfig"]
-
-
-def _rate(_: object, a: attrs.Attribute[Any], v: float) -> None:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{a.name}: expected a probability in [0, 1], got {v!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -32,7 +28,7 @@ class AddressServiceConfig:
     """
 
     latency: Dist = Dist.fixed(0.0)
-    correct_success_rate: float = attrs.field(default=1.0, validator=_rate)
+    correct_success_rate: float = attrs.field(default=1.0, validator=probability)
 
 
 class AddressService(Actor):

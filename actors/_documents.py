@@ -18,7 +18,14 @@ import yaml
 
 from orderloom.runtime import DomainError
 
-__all__ = ["DocumentError", "FieldError", "make_converter", "parse_yaml", "structure_document"]
+__all__ = [
+    "DocumentError",
+    "FieldError",
+    "make_converter",
+    "parse_yaml",
+    "probability",
+    "structure_document",
+]
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -49,6 +56,12 @@ class FieldError(ValueError):
         self.expected = expected
         self.got = got
         super().__init__(f"{field}: expected {expected}, got {got!r}")
+
+
+def probability(_: object, attribute: Any, value: float) -> None:
+    """attrs validator: a rate or share in [0, 1] (named in the error)."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name}: expected a probability in [0, 1], got {value!r}")
 
 
 def _number(value: Any, _: Any) -> float:

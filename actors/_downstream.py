@@ -21,6 +21,7 @@ import attrs
 
 from orderloom.runtime import Actor, Message, handler
 
+from ._documents import probability
 from ._dist import Dist, Window
 from ._protocol import OrderRetired, SyncOrder, SyncSnapshot
 from ._telemetry import SystemViewChanged
@@ -49,11 +50,6 @@ def project(system: str, snapshot: SyncSnapshot) -> str:
             f"shipped={s.shipped_units};{s.customer_status}")
 
 
-def _rate(_: object, a: attrs.Attribute[Any], v: float) -> None:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{a.name}: expected a probability in [0, 1], got {v!r}")
-
-
 def _name(_: object, a: attrs.Attribute[Any], v: str) -> None:
     if not v:
         raise ValueError(f"{a.name}: expected a non-empty system name")
@@ -68,7 +64,7 @@ class DownstreamConfig:
 
     system: str = attrs.field(validator=_name)
     lag: Dist = Dist.fixed(0.0)
-    failure_rate: float = attrs.field(default=0.0, validator=_rate)
+    failure_rate: float = attrs.field(default=0.0, validator=probability)
     outages: tuple[Window, ...] = ()
 
     def down_at(self, t: float) -> bool:

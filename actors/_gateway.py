@@ -24,6 +24,7 @@ import attrs
 
 from orderloom.runtime import Actor, Address, Message, handler
 
+from ._documents import probability
 from ._dist import Dist, Window
 from ._invariants import MoneyView
 from ._messages import (
@@ -43,11 +44,6 @@ __all__ = ["GatewayConfig", "PaymentGateway"]
 SOURCE = "gateway"
 _MODES = frozenset({"down", "errors", "slow"})
 E = TypeVar("E", bound=Event)
-
-
-def _rate(_: object, a: attrs.Attribute[Any], v: float) -> None:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{a.name}: expected a probability in [0, 1], got {v!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -76,8 +72,8 @@ class GatewayConfig:
     """
 
     latency: Dist = Dist.fixed(1.0)
-    decline_rate: float = attrs.field(default=0.0, validator=_rate)
-    lost_response_rate: float = attrs.field(default=0.0, validator=_rate)
+    decline_rate: float = attrs.field(default=0.0, validator=probability)
+    lost_response_rate: float = attrs.field(default=0.0, validator=probability)
     outages: tuple[Window, ...] = ()
     authorization_expiry: float | None = None
     risk_medium_from: float = 0.3

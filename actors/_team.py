@@ -34,6 +34,7 @@ import attrs
 
 from orderloom.runtime import Actor, Message, TimerId, handler
 
+from ._documents import probability
 from ._dist import Dist, Window
 from ._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, Decision, OrderTruth
 from ._telemetry import CaseClosed, CaseDecided, TeamLoad
@@ -43,11 +44,6 @@ __all__ = ["Shift", "SupportTeam", "TeamConfig", "right_decision"]
 DAY = 86400.0
 _ALL_DAYS = (0, 1, 2, 3, 4, 5, 6)
 _REASSIGN = "reassign"
-
-
-def _rate(_: object, a: attrs.Attribute[Any], v: float) -> None:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{a.name}: expected a probability in [0, 1], got {v!r}")
 
 
 def _days(_: object, a: attrs.Attribute[Any], v: tuple[int, ...]) -> None:
@@ -100,10 +96,10 @@ class TeamConfig:
     name: str
     review: Dist
     shifts: tuple[Shift, ...] = (Shift(0, 24, 1),)
-    override_rate: float = attrs.field(default=0.0, validator=_rate)
-    reassign_rate: float = attrs.field(default=0.0, validator=_rate)
+    override_rate: float = attrs.field(default=0.0, validator=probability)
+    reassign_rate: float = attrs.field(default=0.0, validator=probability)
     reassign_to: tuple[str, ...] = ()
-    error_rate: float = attrs.field(default=0.0, validator=_rate)
+    error_rate: float = attrs.field(default=0.0, validator=probability)
     absences: tuple[Window, ...] = ()
     track_staff: bool = False
 

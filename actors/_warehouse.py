@@ -25,6 +25,7 @@ import attrs
 
 from orderloom.runtime import Actor, Address, Message, TimerId, handler
 
+from ._documents import probability
 from ._dist import Dist, Window
 from ._messages import (
     Delivered, Event, FulfillmentAccepted, FulfillmentCanceled, FulfillmentRejected, ItemsPicked,
@@ -36,11 +37,6 @@ __all__ = ["CarrierConfig", "Warehouse", "WarehouseConfig"]
 
 AUTOMATION = Address("automation")
 E = TypeVar("E", bound=Event)
-
-
-def _rate(_: object, a: attrs.Attribute[Any], v: float) -> None:
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{a.name}: expected a probability in [0, 1], got {v!r}")
 
 
 def _levels(levels: Mapping[str, int]) -> dict[str, int]:
@@ -59,7 +55,7 @@ class CarrierConfig:
 
     name: str
     transit: Dist = Dist.fixed(86_400.0)
-    delay_rate: float = attrs.field(default=0.0, validator=_rate)
+    delay_rate: float = attrs.field(default=0.0, validator=probability)
     delay: Dist = Dist.fixed(86_400.0)
 
     def __attrs_post_init__(self) -> None:
@@ -97,10 +93,10 @@ class WarehouseConfig:
     pickers: int = 1
     pick: Dist = Dist.fixed(0.0)
     pack: Dist = Dist.fixed(0.0)
-    label_failure_rate: float = attrs.field(default=0.0, validator=_rate)
+    label_failure_rate: float = attrs.field(default=0.0, validator=probability)
     label_retry: Dist = Dist.fixed(60.0)
     carriers: tuple[CarrierConfig, ...] = (CarrierConfig(name="post"),)
-    reject_rate: float = attrs.field(default=0.0, validator=_rate)
+    reject_rate: float = attrs.field(default=0.0, validator=probability)
     outages: tuple[Window, ...] = ()
 
     def __attrs_post_init__(self) -> None:
