@@ -59,6 +59,10 @@ from ._states import (
 )
 from ._telemetry import CaseHandedOff, CaseOpened
 
+# The shared empty set the per-order fields start from (``frozenset()`` is
+# a new object each call).
+_NONE: frozenset[str] = frozenset()
+
 __all__ = ["Engine", "OrderSettings"]
 
 _DONE = frozenset({L.CLOSED, L.CANCELED, L.RETURNED})
@@ -102,6 +106,11 @@ class Engine:
         request_id: str = ""
         attempt: int = 0
 
+    # One per order in flight: no instance dictionary.
+    __slots__ = ("settings", "policy", "actor_name", "address_ok", "screened_ok", "duplicate_of",
+                 "cases", "assigned", "attempts", "capture_failures", "shortages", "backorders",
+                 "tried", "cancel_requested", "risk_probes")
+
     def __init__(self, settings: OrderSettings) -> None:
         self.settings = settings
         self.policy = settings.policy
@@ -114,8 +123,10 @@ class Engine:
         self.attempts: dict[str, int] = {}
         self.capture_failures = 0
         self.shortages: dict[str, StockShortage] = {}
-        self.backorders: set[str] = set()
-        self.tried: set[str] = set()
+        # Frozen and rebound on change: most orders never touch them, and an
+        # empty frozenset is shared where an empty set costs 216 bytes each.
+        self.backorders: frozenset[str] = _NONE
+        self.tried: frozenset[str] = _NONE
         self.cancel_requested: tuple[str, str] | None = None  # reason, by whom
         self.risk_probes = 0
 
@@ -342,7 +353,7 @@ class Engine:
             case m.FulfillmentRejected():
                 fo = s.fulfillment_order(e.fulfillment_order_id)
                 if fo is not None:
-                    self.tried.add(fo.warehouse_id)
+                    self.tried |= {fo.warehouse_id}
                 if self._next_warehouse() is None:
                     return self._shortage(s, ctx, p.stock_shortage)
                 return []
@@ -563,7 +574,7 @@ class Engine:
                     backorder: bool = False) -> m.Command:
         fo_id = ctx.new_id()
         if backorder:
-            self.backorders.add(fo_id)
+            self.backorders |= {fo_id}
         return m.AssignWarehouse(
             **self._stamp(ctx), fulfillment_order_id=fo_id, warehouse_id=wh,
             lines=tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in sorted(lines.items())))
@@ -607,12 +618,12 @@ class Engine:
         cmds: list[m.Command] = []
         for fo in s.fulfillment_orders:
             if fo.status in (FS.SUBMITTED, FS.ACCEPTED) and not fo.picked:
-                self.tried.add(fo.warehouse_id)
+                self.tried |= {fo.warehouse_id}
                 cmds.append(m.CancelFulfillment(**self._stamp(ctx),
                                                 fulfillment_order_id=fo.fulfillment_order_id,
                                                 reason="stuck at the warehouse"))
         if len(self.tried) >= len(self.settings.warehouses):
-            self.tried.clear()
+            self.tried = _NONE
         return cmds
 
     def unsafe_shipments(self, s: OrderState, applied: Sequence[m.Event]) -> list[str]:

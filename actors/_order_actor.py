@@ -31,7 +31,7 @@ from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
 from ._downstream import project
 from ._engine import Engine, OrderSettings
-from ._invariants import check_step
+from ._invariants import check_changes
 from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_state import OrderState
 from ._protocol import (
@@ -69,6 +69,10 @@ from ._telemetry import (
     WrongAction,
 )
 
+# The shared empty set the per-order fields start from (``frozenset()`` is
+# a new object each call).
+_NONE: frozenset[str] = frozenset()
+
 __all__ = ["OrderActor"]
 
 TERMINAL = frozenset({Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED})
@@ -100,20 +104,26 @@ class OrderActor(Actor):
         settings: policy, addresses and timeouts shared by all orders.
     """
 
+    # One per order in flight: no instance dictionary.
+    __slots__ = ("order_id", "settings", "state", "engine", "_pending", "_reported",
+                 "_views", "_view_key", "_timeouts", "_stage", "_stage_since", "_stuck_due",
+                 "_dirty", "_sync_scheduled", "_finished")
+
     def __init__(self, order_id: str, settings: OrderSettings) -> None:
         self.order_id = order_id
         self.settings = settings
         self.state = OrderState(order_id=order_id)
         self.engine = Engine(settings)
         self._pending: dict[str, dict[int, m.Event]] = {}  # source -> seq -> event
-        self._reported: set[str] = set()
+        # Frozen and rebound on change (rare): an empty frozenset is shared.
+        self._reported: frozenset[str] = _NONE
         self._views: dict[str, str] = {}
         self._view_key: tuple[object, ...] | None = None
         self._timeouts: dict[str, TimerId] = {}  # request id -> its gateway timeout
         self._stage: Lifecycle | None = None
         self._stage_since = 0.0
         self._stuck_due: float | None = None
-        self._dirty: set[str] = set()
+        self._dirty: frozenset[str] = _NONE
         self._sync_scheduled = False
         self._finished = False
 
@@ -307,10 +317,10 @@ class OrderActor(Actor):
                     order_id=self.order_id, event_type=type(event).__name__,
                     event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
                     reason=str(outcome.error) if outcome.error else ""))
-            for violation in check_step(before, event, outcome, after):
+            for violation in check_changes(before, event, outcome, after):
                 key = f"{violation.name}:{violation.detail}"
                 if key not in self._reported:
-                    self._reported.add(key)
+                    self._reported |= {key}
                     envelope = self.ctx.envelope
                     chain = tuple(x for x in (envelope.causation_id, envelope.message_id)
                                   if x) if envelope else ()
@@ -346,7 +356,7 @@ class OrderActor(Actor):
         wrong = self.engine.unsafe_shipments(self.state, applied)
         for detail in wrong:
             if detail not in self._reported:
-                self._reported.add(detail)
+                self._reported |= {detail}
                 self.ctx.emit(WrongAction(order_id=self.order_id, invariant="never_ship_unpaid",
                                           detail=detail))
         await self._telemetry(applied)
@@ -440,7 +450,7 @@ class OrderActor(Actor):
                 status = project(system, snapshot)
                 if self._views.get(system) != status:
                     self._views[system] = status
-                    self._dirty.add(system)
+                    self._dirty |= {system}
                     self.ctx.emit(SystemViewChanged(order_id=self.order_id,
                                                     system=f"coordinator:{system}",
                                                     status=status))
@@ -478,5 +488,5 @@ class OrderActor(Actor):
         for system in self.settings.downstream:
             if system in self._dirty:
                 await self.ctx.send(Address(system), sync)
-        self._dirty.clear()
+        self._dirty = _NONE
 

@@ -250,8 +250,13 @@ class Actor:
     Lifecycle hooks: :meth:`on_start` (after spawn and after each restart),
     :meth:`on_failure` (a handler raised; called on the failed instance),
     :meth:`on_stop` (the actor is stopping).
+
+    The base class keeps ``ctx`` in a slot and has no instance dictionary of
+    its own, so a subclass that declares ``__slots__`` is as small as its
+    fields; one that does not gets a ``__dict__`` as usual.
     """
 
+    __slots__ = ("ctx",)
     ctx: Context
     # Declared handlers (own and inherited), and a per-class cache of
     # resolutions through message base classes. Kept apart so a subclass

@@ -13,9 +13,9 @@ from orderloom.runtime import Actor, Address, KernelRecords, Message, RestartPol
 from orderloom.runtime.live import LiveKernel
 from orderloom.simulation import SimKernel
 
-# One kernel second = 10 real milliseconds: fast, yet wide enough that the
+# One kernel second = 20 real milliseconds: fast, yet wide enough that the
 # 1-second gaps the tests use are not blurred by event-loop jitter.
-LIVE_SPEED = 100.0
+LIVE_SPEED = 50.0
 
 
 class Kernel(Protocol):
