@@ -32,7 +32,6 @@ __all__ = [
     "MoneyView",
     "Violation",
     "check_invariants",
-    "check_changes",
     "check_money_views",
     "check_step",
 ]
@@ -55,17 +54,11 @@ class Violation:
 
 @attrs.frozen(kw_only=True)
 class Invariant:
-    """A named check: yields one detail string per violation found.
-
-    ``reads``: the :class:`OrderState` fields the check depends on (directly
-    or through a derived total); its result can only change when one of them
-    does. Empty means "every field".
-    """
+    """A named check: yields one detail string per violation found."""
 
     name: str
     description: str
     check: Callable[[OrderState], Iterator[str]]
-    reads: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -163,33 +156,24 @@ def _units_conserved(s: OrderState) -> Iterator[str]:
 
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant(name="never_ship_unpaid", check=_never_ship_unpaid,
-              description="goods leave only with secured payment or a person's approval",
-              reads=("fulfillment_orders",)),
+              description="goods leave only with secured payment or a person's approval"),
     Invariant(name="never_capture_after_cancel", check=_never_capture_after_cancel,
-              description="no capture requested or recorded after the order was canceled",
-              reads=("canceled_at_version", "captures", "payment_requests")),
+              description="no capture requested or recorded after the order was canceled"),
     Invariant(name="never_refund_more_than_captured", check=_never_refund_more_than_captured,
-              description="refunds, done and requested, never exceed captures",
-              reads=("refunds", "captures", "payment_requests")),
+              description="refunds, done and requested, never exceed captures"),
     Invariant(name="never_two_captures_per_authorization",
               check=_never_two_captures_per_authorization,
-              description="one authorization is captured at most once",
-              reads=("payment_requests", "captures", "authorizations")),
+              description="one authorization is captured at most once"),
     Invariant(name="never_notify_shipped_before_shipment",
               check=_never_notify_shipped_before_shipment,
-              description="the customer hears 'shipped' only about a real shipment",
-              reads=("notifications",)),
+              description="the customer hears 'shipped' only about a real shipment"),
     Invariant(name="every_open_hold_has_owner_and_deadline",
               check=_every_open_hold_has_owner_and_deadline,
-              description="every exception has an owner team and a deadline",
-              reads=("holds",)),
+              description="every exception has an owner team and a deadline"),
     Invariant(name="money_conserved", check=_money_conserved,
-              description="captures fit their authorizations; status matches the records",
-              reads=("authorizations", "captures", "refunds", "payment_requests", "payment",
-                     "line_items", "failed_authorizations")),
+              description="captures fit their authorizations; status matches the records"),
     Invariant(name="units_conserved", check=_units_conserved,
-              description="each line's units are in exactly one bucket",
-              reads=("line_items",)),
+              description="each line's units are in exactly one bucket"),
 )
 """Every state invariant, by name."""
 
@@ -212,36 +196,6 @@ def check_step(
     state exactly as it was; an applied one must be newer than anything seen
     from its source.
     """
-    return (*_step_violations(before, event, outcome, after), *check_invariants(after))
-
-
-def check_changes(
-    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
-) -> tuple[Violation, ...]:
-    """:func:`check_step` restricted to what this step can have changed.
-
-    A state invariant none of whose ``reads`` fields changed (they are the
-    same objects in ``before`` and ``after``: the fold copies only what an
-    event touches) has the same result as on ``before``, so it is skipped.
-    For a caller that checked every earlier state of the order, the union
-    of its results is the union of ``check_step``'s; the order actor runs
-    this on every event.
-    """
-    found = _step_violations(before, event, outcome, after)
-    if after is before:
-        return found
-    for inv in INVARIANTS:
-        reads = inv.reads
-        if reads and all(getattr(before, f) is getattr(after, f) for f in reads):
-            continue
-        found += tuple(Violation(name=inv.name, order_id=after.order_id, detail=detail)
-                       for detail in inv.check(after))
-    return found
-
-
-def _step_violations(
-    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
-) -> tuple[Violation, ...]:
     name = "never_regress_on_stale_event"
     found: list[Violation] = []
     if outcome.kind is not OutcomeKind.APPLIED and after != before:
@@ -255,7 +209,7 @@ def _step_violations(
         found.append(Violation(name=name, order_id=before.order_id,
                                detail=f"event {event.event_id} from {event.source} "
                                       f"#{event.source_seq} applied although not new"))
-    return tuple(found)
+    return (*found, *check_invariants(after))
 
 
 def check_money_views(
