@@ -28,6 +28,7 @@ Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -166,7 +167,7 @@ class MetricsCollector:
             return
         if order is None:
             return
-        self._unstick(order)
+        self._unstick(order, t)
         self._in_stage[order.stage] = self._in_stage.get(order.stage, 0) - 1
         self._in_stage[e.stage] = self._in_stage.get(e.stage, 0) + 1
         if order.counted:
@@ -189,7 +190,6 @@ class MetricsCollector:
             self._stuck_now += 1
         if not order.counted:
             return
-        self._stuck_age.add(e.age)
         if order.stuck is None:
             order.stuck = set()
             _bump(self._n, "stuck_orders")
@@ -199,17 +199,22 @@ class MetricsCollector:
                 order.stuck.add((family, key))
                 _bump(self._by.setdefault(family, {}), key)
 
-    def _unstick(self, order: Order) -> None:
+    def _unstick(self, order: Order, t: float) -> None:
+        """The order left its stage (or finished): a stuck spell ends, and
+        its age in the stage joins the distribution once, however many
+        times the watchdog surfaced it meanwhile."""
         if order.stuck_now:
             order.stuck_now = False
             self._stuck_now -= 1
+            if order.counted:
+                self._stuck_age.add(t - order.entered)
 
     def _finished(self, t: float, e: OrderFinished) -> None:
         order = self._orders.pop(e.order_id, None)
         if order is None:
             return
         self._in_stage[order.stage] = self._in_stage.get(order.stage, 0) - 1
-        self._unstick(order)
+        self._unstick(order, t)
         if order.counted:
             _bump(self._by.setdefault("orders_by_final_state", {}), e.final_state)
             if e.final_state == "closed":
@@ -278,7 +283,8 @@ class MetricsCollector:
         if case is None:
             return
         if case.counted:
-            _bump(self._n, "decisions")
+            if e.decision != "reassign":  # a handoff, not a decision on the proposal
+                _bump(self._n, "decisions")
             if e.override and e.decision != "reassign":
                 _bump(self._n, "manual_overrides")
                 _bump(self._by.setdefault("manual_overrides.by_reason", {}), e.reason)
@@ -480,10 +486,16 @@ class MetricsCollector:
         for name, sketch in self._cycle.items():
             for p, q in zip(_PS, sketch.quantiles(_PS), strict=True):
                 out[f"{name}.p{round(p * 100)}"] = q
-        if self._stuck_age.count:
-            p50, p95 = self._stuck_age.quantiles((0.5, 0.95))
+        ages = self._stuck_age
+        still = [now - o.entered for o in self._orders.values() if o.stuck_now and o.counted]
+        if still:  # still stuck at the end: their age so far, in the result only
+            ages = copy.deepcopy(ages)
+            for age in still:
+                ages.add(age)
+        if ages.count:
+            p50, p95 = ages.quantiles((0.5, 0.95))
             out["stuck_orders.age.p50"], out["stuck_orders.age.p95"] = p50, p95
-            out["stuck_orders.age.max"] = self._stuck_age.maximum()
+            out["stuck_orders.age.max"] = ages.maximum()
         for name, team in self._teams.items():
             out[f"queue_length.{name}"] = team.queue.average(now)
             out[f"queue_length.{name}.max"] = team.queue.maximum(now)

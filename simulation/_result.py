@@ -63,7 +63,8 @@ _FAMILIES: dict[str, MetricInfo] = {
     "stuck_orders.rate": MetricInfo(unit="share", lower_is_better=True,
                                     description="stuck orders per placed order"),
     "stuck_orders.age": MetricInfo(unit="s", lower_is_better=True,
-                                   description="age of stuck orders when surfaced"),
+                                   description="each stuck spell's time in its stage, once: "
+                                               "when the order moved on, or at the end"),
     "exception_rate": MetricInfo(unit="cases/order", lower_is_better=True,
                                  description="exception cases opened per placed order"),
     "bounce_rate": MetricInfo(unit="bounces/case", lower_is_better=True,
@@ -71,7 +72,8 @@ _FAMILIES: dict[str, MetricInfo] = {
     "manual_overrides": MetricInfo(unit="decisions", lower_is_better=True,
                                    description="human decisions departing from the proposal"),
     "manual_overrides.rate": MetricInfo(unit="share", lower_is_better=True,
-                                        description="overrides per human decision"),
+                                        description="overrides per human decision on a proposal "
+                                                    "(reassignments excluded)"),
     "state_mismatches": MetricInfo(unit="orders", lower_is_better=True,
                                    description="orders whose downstream view disagreed"),
     "state_mismatches.rate": MetricInfo(unit="share", lower_is_better=True,
