@@ -18,7 +18,7 @@ never received; the id is then closed so a late arrival cannot move money),
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -40,6 +40,10 @@ from ._protocol import (
 from ._states import AuthorizationStatus, Risk, RiskRecommendation
 
 __all__ = ["GatewayConfig", "PaymentGateway"]
+
+# The kinds of id the gateway numbers per order (``auth:<order>:<n>``...).
+_IdKind = Literal["auth", "cap", "ref"]
+_ID_KINDS: tuple[_IdKind, ...] = ("auth", "cap", "ref")
 
 SOURCE = "gateway"
 _MODES = frozenset({"down", "errors", "slow"})
@@ -140,13 +144,18 @@ class PaymentGateway(Actor):
         config: the behaviour model.
         oracle: the simulated world's truth about an order (risk score,
             forced declines); None draws a low risk score per order.
+        forget: called with an order's id when the gateway forgets the
+            order (on ``OrderRetired``), so the simulated world can drop its
+            truth about it too: memory follows the orders in flight.
     """
 
     def __init__(
-        self, config: GatewayConfig, oracle: Callable[[str], OrderTruth] | None = None
+        self, config: GatewayConfig, oracle: Callable[[str], OrderTruth] | None = None,
+        forget: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.oracle = oracle
+        self.forget = forget
         self._seq: dict[str, int] = {}
         self._ids: dict[str, int] = {}
         self._outcomes: dict[str, tuple[Event, ...]] = {}
@@ -214,8 +223,12 @@ class PaymentGateway(Actor):
         for key in self._keys.pop(msg.order_id, ()):
             self._outcomes.pop(key, None)
             self._auths.pop(key, None)
-        for table in (self._seq, self._ids, self._captured, self._refunded, self._risk):
+        for table in (self._seq, self._captured, self._refunded, self._risk):
             table.pop(msg.order_id, None)
+        for kind in _ID_KINDS:
+            self._ids.pop(f"{kind}:{msg.order_id}", None)
+        if self.forget is not None:
+            self.forget(msg.order_id)
 
     @handler
     async def on_complete(self, msg: _Complete) -> None:
@@ -352,7 +365,7 @@ class PaymentGateway(Actor):
         self._seq[order_id] = seq
         return seq
 
-    def _new_id(self, kind: str, order_id: str) -> str:
+    def _new_id(self, kind: _IdKind, order_id: str) -> str:
         key = f"{kind}:{order_id}"
         n = self._ids.get(key, 0) + 1
         self._ids[key] = n

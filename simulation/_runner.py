@@ -145,7 +145,7 @@ def run_replication(
         kernel.spawn(lambda: CaseSource(team.name, scenario.demand.orders_per_day,
                                         scenario.horizon), "cases")
     else:
-        build_world(kernel, faults.world, truths)
+        build_world(kernel, faults.world, truths, truths.forget)
         kernel.spawn(lambda: Storefront(scenario, truths), "storefront")
     for sender, recipient, link in faults.links:
         kernel.set_link_faults(sender, recipient, link)

@@ -40,6 +40,10 @@ class Truths:
         if truth != _DEFAULT_TRUTH:
             self._truths[order_id] = truth
 
+    def forget(self, order_id: str) -> None:
+        """Drop an order's truth (its order retired: nobody will ask again)."""
+        self._truths.pop(order_id, None)
+
     def __len__(self) -> int:
         return len(self._truths)
 

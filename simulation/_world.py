@@ -80,13 +80,17 @@ class WorldConfig:
         )
 
 
-def build_world(kernel: SimKernel, config: WorldConfig, oracle: Oracle | None = None) -> None:
-    """Spawn the coordinator and its surroundings on ``kernel``."""
+def build_world(
+    kernel: SimKernel, config: WorldConfig, oracle: Oracle | None = None,
+    forget: Callable[[str], None] | None = None,
+) -> None:
+    """Spawn the coordinator and its surroundings on ``kernel`` (``forget``:
+    called with an order's id once the world may drop its truth about it)."""
     settings = config.settings()
     kernel.spawn(lambda: Intake(settings), "intake")
     kernel.spawn(lambda: Automation(settings), "automation")
     kernel.spawn(Watchdog, "watchdog")
-    kernel.spawn(lambda: PaymentGateway(config.gateway, oracle), "gateway")
+    kernel.spawn(lambda: PaymentGateway(config.gateway, oracle, forget), "gateway")
     for wh in config.warehouses:
         kernel.spawn(lambda wh=wh: Warehouse(wh), f"warehouse/{wh.warehouse_id}")  # type: ignore[misc]
     for team in config.teams:
