@@ -1,16 +1,56 @@
-"""Duration distributions as data (for scenario files), sampled from ``ctx.rng``."""
+"""Duration distributions as data (for scenario files), sampled from ``ctx.rng``
+or from a :class:`KeyedRandom` stream."""
 
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import TYPE_CHECKING, Any
+from random import Random
+from typing import Any
 
 import attrs
 
-if TYPE_CHECKING:  # the generator is always the caller's ctx.rng, never the global one
-    from random import Random
+__all__ = ["Dist", "KeyedRandom", "Window"]
 
-__all__ = ["Dist", "Window"]
+
+class KeyedRandom(Random):
+    """Random draws addressed by a key instead of by their order.
+
+    ``at(key)`` positions the stream at the start of ``key``'s own sequence;
+    the draws that follow depend only on the seed, the key and how many
+    were drawn under that key since, never on what was drawn under other
+    keys before. A simulated service keys its draws by what it serves
+    (``"<order>/authorize/1"``), so under common random numbers an order
+    meets the same latencies, declines and pick times whatever another
+    policy made other orders ask for meanwhile.
+
+    It is a :class:`random.Random` whose :meth:`random` is a keyed hash
+    (BLAKE2b, 53 bits); every other method (``expovariate``, ``choice``,
+    ``lognormvariate``...) is built on it. One instance per actor: a
+    :class:`random.Random` carries its own 2.5 KB state, a key is a string.
+
+    Args:
+        seed: the stream's seed (e.g. drawn once from the actor's ``ctx.rng``).
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(0)
+        self._secret = (seed % 2**256).to_bytes(32, "big")
+        self._key = b""
+        self.drawn = 0
+
+    def at(self, key: str, drawn: int = 0) -> KeyedRandom:
+        """Continue ``key``'s sequence after its first ``drawn`` draws."""
+        self._key = key.encode() + b"#"
+        self.drawn = drawn
+        return self
+
+    def random(self) -> float:
+        """The next draw of the current key, uniform in [0, 1)."""
+        self.drawn += 1
+        digest = hashlib.blake2b(self._key + str(self.drawn).encode(), digest_size=8,
+                                 key=self._secret).digest()
+        return (int.from_bytes(digest, "big") >> 11) * 2.0**-53
 
 _KINDS = {
     "fixed": ("value",),

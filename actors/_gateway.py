@@ -18,6 +18,7 @@ never received; the id is then closed so a late arrival cannot move money),
 from __future__ import annotations
 
 from collections.abc import Callable
+from random import Random
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -25,7 +26,7 @@ import attrs
 from orderloom.runtime import Actor, Address, Message, handler
 
 from ._documents import probability
-from ._dist import Dist, Window
+from ._dist import Dist, KeyedRandom, Window
 from ._invariants import MoneyView
 from ._messages import (
     AuthorizationExpired, Event, PaymentAuthorized, PaymentCaptured, PaymentFailed,
@@ -44,6 +45,8 @@ __all__ = ["GatewayConfig", "PaymentGateway"]
 # The kinds of id the gateway numbers per order (``auth:<order>:<n>``...).
 _IdKind = Literal["auth", "cap", "ref"]
 _ID_KINDS: tuple[_IdKind, ...] = ("auth", "cap", "ref")
+_REQUEST_KINDS = ("GatewayAuthorize", "GatewayCapture", "GatewayVoid", "GatewayRefund",
+                  "GatewayQuery")
 
 SOURCE = "gateway"
 _MODES = frozenset({"down", "errors", "slow"})
@@ -102,9 +105,12 @@ class GatewayConfig:
 
 @attrs.frozen(kw_only=True)
 class _Complete(Message):
-    """Timer: the gateway finished processing ``request``."""
+    """Timer: the gateway finished processing ``request``; ``key`` and
+    ``drawn`` say where its random draws continue."""
 
     request: GatewayRequest
+    key: str = ""
+    drawn: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -165,6 +171,9 @@ class PaymentGateway(Actor):
         self._refunded: dict[str, int] = {}
         self._risk: dict[str, float] = {}
         self._keys: dict[str, list[str]] = {}  # order -> its request and authorization ids
+        self._tries: dict[str, int] = {}  # "<kind>:<order>" -> requests of that kind so far
+        self._replays = 0
+        self._keyed: KeyedRandom | None = None
 
     def money_view(self, order_id: str) -> MoneyView:
         """What the gateway's ledger says was captured and refunded for an order."""
@@ -192,7 +201,7 @@ class PaymentGateway(Actor):
             await self.ctx.send(request.notify, failed)
         else:
             self._waiting[rid] = []
-            self.ctx.schedule(self._latency(window), _Complete(request=request))
+            self._schedule_completion(request, window)
 
     @handler
     async def on_query(self, query: GatewayQuery) -> None:
@@ -206,7 +215,7 @@ class PaymentGateway(Actor):
             # Processed like a request so that the original, should it
             # arrive later, replays "unknown_request" instead of moving money.
             self._waiting[query.request_id] = []
-            self.ctx.schedule(self._latency(window), _Complete(request=query))
+            self._schedule_completion(query, window)
 
     @handler
     async def on_retired(self, msg: OrderRetired) -> None:
@@ -227,6 +236,8 @@ class PaymentGateway(Actor):
             table.pop(msg.order_id, None)
         for kind in _ID_KINDS:
             self._ids.pop(f"{kind}:{msg.order_id}", None)
+        for request_kind in _REQUEST_KINDS:
+            self._tries.pop(f"{request_kind}:{msg.order_id}", None)
         if self.forget is not None:
             self.forget(msg.order_id)
 
@@ -234,12 +245,13 @@ class PaymentGateway(Actor):
     async def on_complete(self, msg: _Complete) -> None:
         """Decide and record a request's outcome, then answer (unless the answer is lost)."""
         request = msg.request
+        rng = self._draws(msg.key, msg.drawn)
         waiting = self._waiting.pop(request.request_id, [])
-        events = self._process(request)
+        events = self._process(request, rng)
         self._outcomes[request.request_id] = events
         self._keys.setdefault(request.order_id, []).append(request.request_id)
         lost = not isinstance(request, GatewayQuery) and self._chance(
-            self.config.lost_response_rate)
+            self.config.lost_response_rate, rng)
         if not lost:
             await self._send(request.notify, events, replay=False)
         for notify in waiting:
@@ -260,11 +272,11 @@ class PaymentGateway(Actor):
                                   authorization_id=msg.authorization_id)
             await self.ctx.send(auth.notify, expired)
 
-    def _process(self, request: GatewayRequest) -> tuple[Event, ...]:
+    def _process(self, request: GatewayRequest, rng: Random) -> tuple[Event, ...]:
         order_id, rid = request.order_id, request.request_id
         match request:
             case GatewayAuthorize():
-                return self._authorize(request)
+                return self._authorize(request, rng)
             case GatewayCapture():
                 auth = self._open_authorization(request.authorization_id, order_id)
                 if isinstance(auth, str):
@@ -295,12 +307,12 @@ class PaymentGateway(Actor):
             case _:  # a GatewayQuery for a request this gateway never received
                 return (self._failed(request, "unknown_request"),)
 
-    def _authorize(self, request: GatewayAuthorize) -> tuple[Event, ...]:
+    def _authorize(self, request: GatewayAuthorize, rng: Random) -> tuple[Event, ...]:
         order_id = request.order_id
         truth = self.oracle(order_id) if self.oracle is not None else None
         risk = self._assess(order_id, truth)
         declined = truth is not None and truth.payment_declines
-        if declined or self._chance(self.config.decline_rate):
+        if declined or self._chance(self.config.decline_rate, rng):
             return risk, self._failed(request, "declined")
         auth_id = self._new_id("auth", order_id)
         self._auths[auth_id] = _Authorization(order_id=order_id, amount=request.amount,
@@ -316,7 +328,7 @@ class PaymentGateway(Actor):
         if score is None:
             # One score per order, so re-authorizations agree with each other.
             score = truth.risk_score if truth is not None else \
-                self.ctx.rng.uniform(0.0, self.config.risk_medium_from)
+                self._draws(f"{order_id}/risk").uniform(0.0, self.config.risk_medium_from)
             self._risk[order_id] = score
         cfg = self.config
         if score < cfg.risk_medium_from:
@@ -341,7 +353,10 @@ class PaymentGateway(Actor):
         """Answer a repeat of a known request id: replay now-ish, or when decided."""
         rid = request.request_id
         if rid in self._outcomes:
-            self.ctx.schedule(self._latency(window), _Replay(request_id=rid, notify=request.notify))
+            rng = self._draws(f"{rid}/replay/{self._replays}")
+            self._replays += 1
+            self.ctx.schedule(self._latency(window, rng),
+                              _Replay(request_id=rid, notify=request.notify))
         else:
             self._waiting[rid].append(request.notify)
 
@@ -375,11 +390,30 @@ class PaymentGateway(Actor):
         now = self.ctx.now()
         return next((w for w in self.config.outages if w.contains(now)), None)
 
-    def _latency(self, window: Window | None) -> float:
-        latency = self.config.latency.sample(self.ctx.rng)
+    def _schedule_completion(self, request: GatewayRequest, window: Window | None) -> None:
+        """Process ``request`` after its latency, drawn (like its outcome) from
+        its own keyed stream: the n-th request of a kind for an order."""
+        kind = type(request).__name__
+        counter = f"{kind}:{request.order_id}"
+        n = self._tries[counter] = self._tries.get(counter, 0) + 1
+        key = f"{request.order_id}/{kind}/{n}"
+        rng = self._draws(key)
+        latency = self._latency(window, rng)
+        self.ctx.schedule(latency, _Complete(request=request, key=key, drawn=rng.drawn))
+
+    def _draws(self, key: str, drawn: int = 0) -> KeyedRandom:
+        """The gateway's random stream, at ``key`` (its seed is the first and
+        only draw from ``ctx.rng``)."""
+        if self._keyed is None:
+            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
+        return self._keyed.at(key, drawn)
+
+    def _latency(self, window: Window | None, rng: Random) -> float:
+        latency = self.config.latency.sample(rng)
         return latency * window.factor if window is not None and window.mode == "slow" \
             else latency
 
-    def _chance(self, rate: float) -> bool:
+    @staticmethod
+    def _chance(rate: float, rng: Random) -> bool:
         # No draw for a zero rate: switching a fault off leaves other draws unchanged.
-        return rate > 0 and self.ctx.rng.random() < rate
+        return rate > 0 and rng.random() < rate

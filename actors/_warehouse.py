@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Mapping
+from random import Random
 from typing import Any, TypeVar
 
 import attrs
@@ -26,7 +27,7 @@ import attrs
 from orderloom.runtime import Actor, Address, Message, TimerId, handler
 
 from ._documents import probability
-from ._dist import Dist, Window
+from ._dist import Dist, KeyedRandom, Window
 from ._messages import (
     Delivered, Event, FulfillmentAccepted, FulfillmentCanceled, FulfillmentRejected, ItemsPicked,
     LabelCreated, LineQuantity, ShipmentDelayed, Shipped,
@@ -154,6 +155,8 @@ class _Job:
     reserved: bool = False
     timer: TimerId | None = None
     late_by: float | None = None  # drawn at shipping: the carrier will be this late
+    key: str = ""  # "<order>/<n>": the n-th fulfillment order of the order here
+    draws: int = 0  # draw groups taken so far (pick, pack, label, ship...)
 
 
 class Warehouse(Actor):
@@ -177,7 +180,9 @@ class Warehouse(Actor):
         self._backorders: list[str] = []
         self._busy = 0
         self._seq: dict[str, int] = {}
+        self._submits: dict[str, int] = {}  # order -> fulfillment orders received
         self._labels = 0
+        self._keyed: KeyedRandom | None = None
 
     def available(self, sku: str) -> int:
         """Free (unreserved) units of ``sku``."""
@@ -194,18 +199,20 @@ class Warehouse(Actor):
         key = msg.fulfillment_order_id
         if self._down() or key in self._jobs:
             return
+        n = self._submits[msg.order_id] = self._submits.get(msg.order_id, 0) + 1
+        job_key = f"{msg.order_id}/{n}"
         if self._covers(msg.lines):
-            self._jobs[key] = _Job(submit=msg, stage=_Stage.QUEUED)
+            self._jobs[key] = _Job(submit=msg, stage=_Stage.QUEUED, key=job_key)
             self._reserve(self._jobs[key])
             await self._tell(msg, FulfillmentAccepted)
             self._queue.append(key)
             self._dispatch()
         elif msg.backorder:
-            self._jobs[key] = _Job(submit=msg, stage=_Stage.BACKORDERED)
+            self._jobs[key] = _Job(submit=msg, stage=_Stage.BACKORDERED, key=job_key)
             self._backorders.append(key)
             await self._tell(msg, FulfillmentAccepted)
         else:
-            self._jobs[key] = _Job(submit=msg, stage=_Stage.REJECTED)
+            self._jobs[key] = _Job(submit=msg, stage=_Stage.REJECTED, key=job_key)
             await self.ctx.send(AUTOMATION, StockShortage(
                 order_id=msg.order_id, fulfillment_order_id=key,
                 warehouse_id=self.config.warehouse_id, available=self._coverable(msg.lines)))
@@ -243,6 +250,7 @@ class Warehouse(Actor):
                     self.ctx.cancel(job.timer)
                 del self._jobs[key]
         self._seq.pop(msg.order_id, None)
+        self._submits.pop(msg.order_id, None)
 
     @handler
     async def on_replenish(self, msg: _Replenish) -> None:
@@ -263,9 +271,9 @@ class Warehouse(Actor):
         if job.stage is not msg.stage:
             return  # canceled meanwhile (its timer was cancelled; belt and braces)
         job.timer = None
-        cfg, rng = self.config, self.ctx.rng
+        cfg, rng = self.config, self._draws(job)
         if msg.stage is _Stage.PICKING:
-            if self._chance(cfg.reject_rate):
+            if self._chance(cfg.reject_rate, rng):
                 self._release(job)
                 self._fill_backorders()
                 self._finish_at_picker(job, _Stage.REJECTED)
@@ -274,7 +282,7 @@ class Warehouse(Actor):
             await self._tell(job.submit, ItemsPicked)
             self._start(job, _Stage.PACKING, cfg.pack.sample(rng))
         elif msg.stage in (_Stage.PACKING, _Stage.LABELING):
-            if self._chance(cfg.label_failure_rate):
+            if self._chance(cfg.label_failure_rate, rng):
                 self._start(job, _Stage.LABELING, cfg.label_retry.sample(rng))
                 return
             await self._ship(job)
@@ -287,11 +295,11 @@ class Warehouse(Actor):
             await self._tell(job.submit, Delivered)
 
     async def _ship(self, job: _Job) -> None:
-        rng = self.ctx.rng
+        rng = self._draws(job)
         carrier = rng.choice(self.config.carriers)
         self._labels += 1
         tracking = f"{carrier.name}-{self.config.warehouse_id}-{self._labels:06d}"
-        if self._chance(carrier.delay_rate):
+        if self._chance(carrier.delay_rate, rng):
             job.late_by = carrier.delay.sample(rng)
         submit = job.submit
         await self._tell(submit, LabelCreated, carrier=carrier.name, tracking_number=tracking)
@@ -312,7 +320,7 @@ class Warehouse(Actor):
         while self._busy < self.config.pickers and self._queue:
             job = self._jobs[self._queue.popleft()]
             self._busy += 1
-            self._start(job, _Stage.PICKING, self.config.pick.sample(self.ctx.rng))
+            self._start(job, _Stage.PICKING, self.config.pick.sample(self._draws(job)))
 
     def _start(self, job: _Job, stage: _Stage, duration: float) -> None:
         job.stage = stage
@@ -375,6 +383,18 @@ class Warehouse(Actor):
         now = self.ctx.now()
         return any(w.contains(now) for w in self.config.outages)
 
-    def _chance(self, rate: float) -> bool:
+    def _draws(self, job: _Job) -> KeyedRandom:
+        """The job's next draw group, from the warehouse's keyed stream: a
+        fulfillment order's pick, pack, label and carrier draws depend on
+        the order and its place in them, not on what else the warehouse did
+        (common random numbers across policies). The seed is the first and
+        only draw from ``ctx.rng``."""
+        if self._keyed is None:
+            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
+        job.draws += 1
+        return self._keyed.at(f"{job.key}/{job.draws}")
+
+    @staticmethod
+    def _chance(rate: float, rng: Random) -> bool:
         # No draw for a zero rate: switching a fault off leaves other draws unchanged.
-        return rate > 0 and self.ctx.rng.random() < rate
+        return rate > 0 and rng.random() < rate

@@ -360,3 +360,27 @@ def test_retirement_checks_money_then_forgets_the_order() -> None:
     (mismatch,) = [e for e in emitted if isinstance(e, WrongAction)]
     assert mismatch.invariant == "money_conserved" and mismatch.order_id == "o2"
     assert gateway.money_view("o2").captured == 0
+
+
+def test_an_orders_latency_and_outcome_do_not_depend_on_other_orders() -> None:
+    """Common random numbers: an order's n-th request of a kind draws its latency,
+    decline and lost answer from its own keyed stream, so other orders' traffic
+    (another policy's extra queries and retries) changes nothing for it."""
+    cfg = GatewayConfig(latency=Dist.exponential(3.0), decline_rate=0.3,
+                        lost_response_rate=0.2)
+
+    def seen(others: int) -> list[tuple[float, str]]:
+        kernel, _, rec = _world(cfg, seed=11)
+        for i in range(others):
+            kernel.tell("gateway", _auth(f"x{i}", order=f"other{i}"))
+            kernel.tell("gateway", _query(f"q{i}", order=f"other{i}"))
+        for n in range(5):
+            kernel.tell("gateway", _auth(f"r{n}", order=f"o{n}"), delay=1.0)
+        kernel.run(until=1_000)
+        return [(round(t, 9), f"{e.order_id}:{type(e).__name__}") for t, e in rec.got
+                if not e.order_id.startswith("other")]
+
+    alone = seen(0)
+    assert len({name for _, name in alone}) > 3  # several orders, several outcomes
+    assert seen(4) == alone
+    assert seen(9) == alone

@@ -241,3 +241,31 @@ def test_config_rejects_nonsense() -> None:
         _config(label_failure_rate=1.0)
     with pytest.raises(ValueError, match="outages"):
         _config(outages=(Window(start=0, end=1, mode="slow"),))
+
+
+def test_an_orders_service_times_do_not_depend_on_other_orders() -> None:
+    """Common random numbers: o1's pick, pack, label and carrier draws are keyed by
+    the order, so the same seed gives o1 the same durations whether or not other
+    orders (another policy's extra work) were served first. (Enough pickers that
+    nobody queues: waiting for a picker is the other orders' real effect.)"""
+    cfg = _config(pickers=16, stock={"A": 50}, pick=Dist.exponential(60.0),
+                  pack=Dist.exponential(30.0), label_failure_rate=0.3,
+                  carriers=(CarrierConfig(name="dhl", transit=Dist.exponential(500.0),
+                                          delay_rate=0.5, delay=Dist.exponential(300.0)),
+                            CarrierConfig(name="ups", transit=Dist.exponential(900.0))))
+
+    def durations(others: int) -> list[tuple[float, str]]:
+        kernel, _, rec = _world(cfg, seed=3)
+        for i in range(others):
+            kernel.tell(WH, _submit(f"x{i}", ("A", 1), order=f"other{i}"))
+        kernel.tell(WH, _submit("F1", ("A", 2)), delay=1.0)
+        kernel.run(until=100_000)
+        trace = [(t, e) for t, e in rec.got if getattr(e, "fulfillment_order_id", "") == "F1"]
+        start = trace[0][0]
+        return [(round(t - start, 9), type(e).__name__ + getattr(e, "carrier", "") or "")
+                for t, e in trace]
+
+    alone = durations(0)
+    assert [name for _, name in alone][:2] == ["FulfillmentAccepted", "ItemsPicked"]
+    assert durations(3) == alone
+    assert durations(7) == alone
