@@ -22,7 +22,7 @@ import attrs
 from orderloom.runtime import Actor, Message, handler
 
 from ._documents import probability
-from ._dist import Dist, Window
+from ._dist import Dist, KeyedRandom, Window
 from ._protocol import OrderRetired, SyncOrder, SyncSnapshot
 from ._telemetry import SystemViewChanged
 
@@ -95,6 +95,8 @@ class DownstreamSystem(Actor):
         self.config = config
         self._views: dict[str, SyncSnapshot] = {}
         self._status: dict[str, str] = {}
+        self._syncs: dict[str, int] = {}  # order -> snapshots received (keys its draws)
+        self._keyed: KeyedRandom | None = None
         self.received = 0
         self.applied = 0
         self.lost = 0
@@ -113,8 +115,16 @@ class DownstreamSystem(Actor):
         """Take a snapshot in; it is applied after the lag unless lost."""
         self.received += 1
         # Both draws always happen so one fault setting does not shift the
-        # random stream of the other.
-        config, rng = self.config, self.ctx.rng
+        # random stream of the other. They are keyed by the order and the
+        # snapshot's place among its snapshots (common random numbers: other
+        # orders' traffic does not move them); the seed is the only draw
+        # from ctx.rng.
+        config = self.config
+        order_id = msg.snapshot.order_id
+        n = self._syncs[order_id] = self._syncs.get(order_id, 0) + 1
+        if self._keyed is None:
+            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
+        rng = self._keyed.at(f"{order_id}/{n}")
         lag = config.lag.sample(rng)
         failed = rng.random() < config.failure_rate
         if failed or (config.outages and config.down_at(self.ctx.now())):
@@ -127,6 +137,7 @@ class DownstreamSystem(Actor):
         """Forget a finished order's view."""
         self._views.pop(msg.order_id, None)
         self._status.pop(msg.order_id, None)
+        self._syncs.pop(msg.order_id, None)
 
     @handler
     async def on_apply(self, msg: _Apply) -> None:

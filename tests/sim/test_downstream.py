@@ -144,3 +144,24 @@ def test_bad_downstream_config_is_rejected() -> None:
         DownstreamConfig(system="")
     with pytest.raises(ValueError):
         DownstreamConfig(system="crm", failure_rate=-0.1)
+
+
+def test_an_orders_lags_and_losses_do_not_depend_on_other_orders() -> None:
+    """Common random numbers: the n-th snapshot of an order draws its lag and loss
+    from the order's own keyed stream, so other orders' syncs change nothing for it."""
+    config = DownstreamConfig(system="crm", failure_rate=0.3, lag=Dist.exponential(30.0))
+
+    def landed(others: int) -> list[tuple[float, str]]:
+        kernel, _, events = _world(config, seed=4)
+        for i in range(others):
+            kernel.tell("crm", SyncOrder(snapshot=_snap(1, order_id=f"other{i}")))
+        for v in range(1, 9):
+            kernel.tell("crm", SyncOrder(snapshot=_snap(v, customer_status=f"s{v}")),
+                        delay=100.0 * v)
+        kernel.run()
+        return [(round(t, 9), e.status) for t, e in events if e.order_id == "o1"]
+
+    alone = landed(0)
+    assert 2 < len(alone) < 8  # some lost, some applied
+    assert landed(5) == alone
+    assert landed(40) == alone

@@ -1,0 +1,69 @@
+"""Common random numbers: how much sharper a paired comparison is than an unpaired one.
+
+Runs ``cautious`` and ``balanced`` on the same scenario with the same seeds
+(10 replications of a day each, one worker) and prints, per metric, the
+width of the 95% confidence interval of the paired difference over the
+width of the unpaired (Welch) one, measured on the same runs:
+``paired_unpaired_ci_width_ratio.<metric>=...``. Below 1 means the common
+random numbers sharpen the comparison; 0 means both policies got exactly
+the same values in every replication.
+
+Usage: ``python bench/crn.py [SCENARIO] [--replications N]`` (default
+``baseline``, 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from orderloom.actors._policy import load_builtin_policy
+from orderloom.simulation._compare import compare
+from orderloom.simulation._result import aggregate
+from orderloom.simulation._runner import run_replications
+from orderloom.simulation._scenario import load_scenario
+from orderloom.simulation._stats import welch_difference
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("throughput", "cycle_time.end_to_end.p50", "cycle_time.end_to_end.p95",
+           "stuck_orders", "exceptions", "gateway_timeouts", "state_mismatches")
+
+
+def run(scenario_name: str, policy: str, replications: int) -> dict[str, Any]:
+    scenario = load_scenario(ROOT / "scenarios" / f"{scenario_name}.yaml")
+    scenario = attrs.evolve(scenario, horizon=24 * 3600.0, warm_up=3600.0)
+    results = run_replications(scenario, replications, policy=load_builtin_policy(policy),
+                               seed=5, workers=1)
+    return aggregate(results, header={"scenario": scenario_name, "policy": policy, "seed": 5})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("scenario", nargs="?", default="baseline")
+    parser.add_argument("--replications", type=int, default=10)
+    args = parser.parse_args()
+    a = run(args.scenario, "cautious", args.replications)
+    b = run(args.scenario, "balanced", args.replications)
+    rows = {row.metric: row for row in compare([a, b], ["cautious", "balanced"]).rows}
+    for metric in METRICS:
+        row = rows.get(metric)
+        if row is None or metric not in a["metrics"] or metric not in b["metrics"]:
+            continue
+        paired = row.deltas[0]
+        welch = welch_difference(a["metrics"][metric]["values"], b["metrics"][metric]["values"])
+        if not paired.paired or None in (paired.ci_low, paired.ci_high, welch.ci_low,
+                                          welch.ci_high):
+            continue
+        assert paired.ci_low is not None and paired.ci_high is not None
+        assert welch.ci_low is not None and welch.ci_high is not None
+        unpaired = welch.ci_high - welch.ci_low
+        if unpaired > 0:
+            ratio = (paired.ci_high - paired.ci_low) / unpaired
+            print(f"paired_unpaired_ci_width_ratio.{metric}={ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
