@@ -8,8 +8,8 @@ width of the unpaired (Welch) one, measured on the same runs:
 random numbers sharpen the comparison; 0 means both policies got exactly
 the same values in every replication.
 
-Usage: ``python bench/crn.py [SCENARIO] [--replications N]`` (default
-``baseline``, 10).
+Usage: ``python bench/crn.py [SCENARIO] [--replications N] [--hours H]``
+(default ``baseline``, 10 replications of 24 hours).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ METRICS = ("throughput", "cycle_time.end_to_end.p50", "cycle_time.end_to_end.p95
            "stuck_orders", "exceptions", "gateway_timeouts", "state_mismatches")
 
 
-def run(scenario_name: str, policy: str, replications: int) -> dict[str, Any]:
+def run(scenario_name: str, policy: str, replications: int, hours: float) -> dict[str, Any]:
     scenario = load_scenario(ROOT / "scenarios" / f"{scenario_name}.yaml")
-    scenario = attrs.evolve(scenario, horizon=24 * 3600.0, warm_up=3600.0)
+    scenario = attrs.evolve(scenario, horizon=hours * 3600.0, warm_up=3600.0)
     results = run_replications(scenario, replications, policy=load_builtin_policy(policy),
                                seed=5, workers=1)
     return aggregate(results, header={"scenario": scenario_name, "policy": policy, "seed": 5})
@@ -44,9 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("scenario", nargs="?", default="baseline")
     parser.add_argument("--replications", type=int, default=10)
+    parser.add_argument("--hours", type=float, default=24.0)
     args = parser.parse_args()
-    a = run(args.scenario, "cautious", args.replications)
-    b = run(args.scenario, "balanced", args.replications)
+    a = run(args.scenario, "cautious", args.replications, args.hours)
+    b = run(args.scenario, "balanced", args.replications, args.hours)
     rows = {row.metric: row for row in compare([a, b], ["cautious", "balanced"]).rows}
     for metric in METRICS:
         row = rows.get(metric)

@@ -30,7 +30,9 @@ with all faults, telemetry and metrics on:
 - ``speedup_2_workers_ratio``: wall time of 4 peak-day replications (12 h
   each) on 1 worker over the same on 2 workers, measured in the same run.
 
-Usage: ``python bench/simulate.py [--full] [--million]``.
+Usage: ``python bench/simulate.py [--full] [--million] [--hours H]``
+(``--hours`` shortens every run, for a smoke test; the figures are then
+only indicative).
 """
 
 from __future__ import annotations
@@ -84,15 +86,15 @@ def child(scenario: str, hours: float, per_day: float = 0.0) -> dict[str, float]
     return result
 
 
-def speedup() -> float:
-    """Wall time of 4 replications on 1 worker over 2 workers."""
+def speedup(hours: float) -> float:
+    """Wall time of 4 replications (``hours`` each) on 1 worker over 2 workers."""
     import attrs
 
     from orderloom.simulation._runner import run_replications
     from orderloom.simulation._scenario import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "peak-day.yaml")
-    scenario = attrs.evolve(scenario, horizon=12 * 3600.0, warm_up=0.0)
+    scenario = attrs.evolve(scenario, horizon=hours * 3600.0, warm_up=0.0)
     walls = []
     for workers in (1, 2):
         started = time.perf_counter()
@@ -107,9 +109,12 @@ def main() -> None:
                         help="also run a real 100,000-order day (a few minutes)")
     parser.add_argument("--million", action="store_true",
                         help="also run a real 1,000,000-order day (about half an hour)")
+    parser.add_argument("--hours", type=float, default=24.0,
+                        help="simulated hours per run (default: a day)")
     args = parser.parse_args()
+    hours = args.hours
 
-    peak = child("peak-day", 24.0)
+    peak = child("peak-day", hours)
     rate = peak["orders"] / peak["wall"]
     print(f"peak_day_orders_per_s={rate:.0f}")
     print(f"peak_day_finished_orders_per_s={peak['finished'] / peak['wall']:.0f}")
@@ -118,29 +123,29 @@ def main() -> None:
     print(f"msgs_per_order={peak['messages'] / peak['orders']:.1f}")
     print(f"peak_day_peak_rss_mb={peak['rss_mb']:.0f}")
 
-    scaled = child("baseline", 24.0, 20_000.0)
+    scaled = child("baseline", hours, 20_000.0)
     scaled_rate = scaled["orders"] / scaled["wall"]
     print(f"baseline_scaled_orders_per_s={scaled_rate:.0f}")
 
-    small = child("baseline", 24.0, 8_000.0)
-    large = child("baseline", 24.0, 16_000.0)
+    small = child("baseline", hours, 8_000.0)
+    large = child("baseline", hours, 16_000.0)
     slope = (large["rss_mb"] - small["rss_mb"]) / 8_000.0  # MB per order/day of rate
     print(f"peak_rss_mb_16k_orders_day={large['rss_mb']:.0f}")
     print(f"peak_rss_mb_per_1k_orders_day={slope * 1_000:.2f}")
     print(f"projected_peak_rss_mb_1m_orders_day="
           f"{large['rss_mb'] + slope * (1_000_000 - 16_000):.0f}")
     if args.full:
-        day = child("baseline", 24.0, 100_000.0)
+        day = child("baseline", hours, 100_000.0)
         print(f"day_100k_orders_s={day['wall']:.1f}")
         print(f"day_100k_peak_rss_mb={day['rss_mb']:.0f}")
     else:
         print(f"day_100k_orders_s={100_000 / scaled_rate:.1f}")
     if args.million:
-        day = child("baseline", 24.0, 1_000_000.0)
+        day = child("baseline", hours, 1_000_000.0)
         print(f"day_1m_orders={day['orders']:.0f}")
         print(f"day_1m_orders_s={day['wall']:.0f}")
         print(f"day_1m_peak_rss_mb={day['rss_mb']:.0f}")
-    print(f"speedup_2_workers_ratio={speedup():.2f}")
+    print(f"speedup_2_workers_ratio={speedup(hours / 2):.2f}")
 
 
 if __name__ == "__main__":

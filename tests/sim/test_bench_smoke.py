@@ -23,3 +23,33 @@ def test_kernel_bench_prints_every_figure() -> None:
         "live_kernel_msgs_per_s", "idle_actor_bytes",
     }
     assert all(float(v) > 0 for v in figures.values())
+
+
+def test_simulation_bench_prints_every_figure() -> None:
+    """bench/simulate.py (shortened to 2 simulated hours per run) prints its figures."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "simulate.py"), "--hours", "2"],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout
+    figures = dict(re.findall(r"^(\w+)=([\d.]+)$", out, flags=re.M))
+    assert set(figures) == {
+        "peak_day_orders_per_s", "peak_day_finished_orders_per_s", "orders_per_s_target_ratio",
+        "kernel_msgs_per_s", "msgs_per_order", "peak_day_peak_rss_mb",
+        "baseline_scaled_orders_per_s", "peak_rss_mb_16k_orders_day",
+        "peak_rss_mb_per_1k_orders_day", "projected_peak_rss_mb_1m_orders_day",
+        "day_100k_orders_s", "speedup_2_workers_ratio",
+    }
+    assert float(figures["peak_day_orders_per_s"]) > 0
+
+
+def test_crn_bench_prints_ratios() -> None:
+    """bench/crn.py prints paired/unpaired CI width ratios; the cycle-time median is
+    sharper paired even on a short run (the run is deterministic from its seed)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "crn.py"), "--replications", "3", "--hours", "6"],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout
+    figures = dict(re.findall(r"^paired_unpaired_ci_width_ratio\.([\w.]+)=([\d.]+)$", out,
+                              flags=re.M))
+    assert {"throughput", "cycle_time.end_to_end.p50"} <= set(figures)
+    assert float(figures["cycle_time.end_to_end.p50"]) < 0.5
