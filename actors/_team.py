@@ -20,6 +20,11 @@ two so that the configured rates are the marginal probabilities:
 3. Otherwise ``u < reassign_rate + override_rate``: an option other than
    automation's proposal (a manual override); else the proposal.
 
+``rng`` is the review's own stream, keyed by the order, the case's reason,
+its hops and how many such reviews the team did before (see
+:class:`~._dist.KeyedRandom`): a case's review time and decision do not
+depend on what other cases the team had (common random numbers).
+
 Days are ``floor(now / 86400)``, weekdays ``day % 7``.
 """
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from random import Random
 from typing import Any
 
 import attrs
@@ -35,7 +41,7 @@ import attrs
 from orderloom.runtime import Actor, Message, TimerId, handler
 
 from ._documents import probability
-from ._dist import Dist, Window
+from ._dist import Dist, KeyedRandom, Window
 from ._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, Decision, OrderTruth
 from ._telemetry import CaseClosed, CaseDecided, TeamLoad
 
@@ -182,6 +188,8 @@ class _Review:
     case: CaseAssigned
     slot: int
     timer: TimerId
+    key: str = ""  # where the review's draws continue (its keyed stream)
+    drawn: int = 0
 
 
 class SupportTeam(Actor):
@@ -204,6 +212,10 @@ class SupportTeam(Actor):
         self._queue: deque[CaseAssigned] = deque()
         self._held: set[str] = set()  # case ids queued or under review
         self._reviews: dict[str, _Review] = {}
+        # "<order>/<reason>/<hops>" -> reviews of such a case so far: the key
+        # of the review's draws (one small entry per reviewed case).
+        self._reviewed: dict[str, int] = {}
+        self._keyed: KeyedRandom | None = None
         self._wakeup: TimerId | None = None
         self._tick_token = ""
         self._last_load: tuple[int, int, int] | None = None
@@ -258,7 +270,7 @@ class SupportTeam(Actor):
         if review is None:  # withdrawn meanwhile, or a timer from before a restart
             return
         case = review.case
-        decision, handoff, erroneous = self._decide(case)
+        decision, handoff, erroneous = self._decide(case, self._draws(review.key, review.drawn))
         reviewer = f"{self.config.name}#{review.slot}"
         await self.ctx.send(case.notify, CaseDecision(
             order_id=case.order_id, case_id=case.case_id, team=self.config.name,
@@ -297,9 +309,12 @@ class SupportTeam(Actor):
             case = self._queue.popleft()
             busy = {r.slot for r in self._reviews.values()}
             slot = next(k for k in range(1, len(busy) + 2) if k not in busy)
-            delay = self.config.review.sample(self.ctx.rng)
+            key = self._review_key(case)
+            rng = self._draws(key)
+            delay = self.config.review.sample(rng)
             timer = self.ctx.schedule(delay, _ReviewDone(case_id=case.case_id))
-            self._reviews[case.case_id] = _Review(case=case, slot=slot, timer=timer)
+            self._reviews[case.case_id] = _Review(case=case, slot=slot, timer=timer, key=key,
+                                                  drawn=rng.drawn)
         if self._queue and self._wakeup is None:
             # Reviewers finishing will dispatch again; a wake-up is needed
             # only for cases that wait for more people to come on duty.
@@ -317,8 +332,23 @@ class SupportTeam(Actor):
         if at is not None:
             self.ctx.schedule(at - now, _StaffTick(token=self._tick_token))
 
-    def _decide(self, case: CaseAssigned) -> tuple[Decision, str | None, bool]:
-        cfg, rng = self.config, self.ctx.rng
+    def _review_key(self, case: CaseAssigned) -> str:
+        """The review's keyed stream: the n-th review here of this order's case
+        for this reason after this many hops. Under common random numbers the
+        same exception gets the same review time and decision draws whatever
+        else the team had to do (other policies send other cases)."""
+        base = f"{case.order_id}/{case.reason}/{len(case.history)}"
+        n = self._reviewed[base] = self._reviewed.get(base, 0) + 1
+        return f"{base}/{n}"
+
+    def _draws(self, key: str, drawn: int = 0) -> KeyedRandom:
+        """The team's random stream at ``key`` (its seed: the first draw from ``ctx.rng``)."""
+        if self._keyed is None:
+            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
+        return self._keyed.at(key, drawn)
+
+    def _decide(self, case: CaseAssigned, rng: Random) -> tuple[Decision, str | None, bool]:
+        cfg = self.config
         u = rng.random()
         if u < cfg.reassign_rate:
             back = case.history[-1] if case.history else None

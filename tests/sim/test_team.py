@@ -284,3 +284,26 @@ def test_bad_shift_is_rejected(args: tuple[Any, ...]) -> None:
     """Hours outside the day, empty shifts, negative staff and bad weekdays are refused."""
     with pytest.raises(ValueError):
         Shift(*args)
+
+
+def test_a_cases_review_time_and_decision_do_not_depend_on_other_cases() -> None:
+    """Common random numbers: a review draws its time and decision from a stream
+    keyed by the order, the reason and the hops, so cases another policy sends
+    meanwhile change neither (given a free reviewer: queueing is their real effect)."""
+    config = _config(shifts=(Shift(0, 24, 50),), review=Dist.exponential(600.0),
+                     override_rate=0.3, reassign_rate=0.2, reassign_to=("fraud",))
+
+    def reviewed(others: int) -> list[tuple[float, str, str | None]]:
+        kernel, _ = _world(config, seed=8)
+        for i in range(others):
+            kernel.tell("team/ops", _case(100 + i, reason="fraud_review"))
+        for i in range(6):
+            kernel.tell("team/ops", _case(i), delay=5.0)
+        kernel.run()
+        return [(round(t, 9), d.decision, d.handoff_to) for t, d in _decisions(kernel)
+                if int(d.order_id[1:]) < 100]
+
+    alone = reviewed(0)
+    assert len({d for _, d, _ in alone}) >= 2  # the draws do vary between cases
+    assert reviewed(5) == alone
+    assert reviewed(30) == alone
