@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from random import Random
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 
@@ -42,11 +42,10 @@ from ._states import AuthorizationStatus, Risk, RiskRecommendation
 
 __all__ = ["GatewayConfig", "PaymentGateway"]
 
-# The kinds of id the gateway numbers per order (``auth:<order>:<n>``...).
-_IdKind = Literal["auth", "cap", "ref"]
-_ID_KINDS: tuple[_IdKind, ...] = ("auth", "cap", "ref")
-_REQUEST_KINDS = ("GatewayAuthorize", "GatewayCapture", "GatewayVoid", "GatewayRefund",
-                  "GatewayQuery")
+# What the gateway counts per order: the ids it issues (``auth:<order>:<n>``...)
+# and the requests of each kind it received (they key the requests' draws).
+_COUNTED = ("auth", "cap", "ref", "GatewayAuthorize", "GatewayCapture", "GatewayVoid",
+            "GatewayRefund", "GatewayQuery")
 
 SOURCE = "gateway"
 _MODES = frozenset({"down", "errors", "slow"})
@@ -163,7 +162,7 @@ class PaymentGateway(Actor):
         self.oracle = oracle
         self.forget = forget
         self._seq: dict[str, int] = {}
-        self._ids: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # "<kind>:<order>" -> how many so far
         self._outcomes: dict[str, tuple[Event, ...]] = {}
         self._waiting: dict[str, list[Address]] = {}
         self._auths: dict[str, _Authorization] = {}
@@ -171,7 +170,6 @@ class PaymentGateway(Actor):
         self._refunded: dict[str, int] = {}
         self._risk: dict[str, float] = {}
         self._keys: dict[str, list[str]] = {}  # order -> its request and authorization ids
-        self._tries: dict[str, int] = {}  # "<kind>:<order>" -> requests of that kind so far
         self._replays = 0
         self._keyed: KeyedRandom | None = None
 
@@ -234,10 +232,8 @@ class PaymentGateway(Actor):
             self._auths.pop(key, None)
         for table in (self._seq, self._captured, self._refunded, self._risk):
             table.pop(msg.order_id, None)
-        for kind in _ID_KINDS:
-            self._ids.pop(f"{kind}:{msg.order_id}", None)
-        for request_kind in _REQUEST_KINDS:
-            self._tries.pop(f"{request_kind}:{msg.order_id}", None)
+        for kind in _COUNTED:
+            self._counts.pop(f"{kind}:{msg.order_id}", None)
         if self.forget is not None:
             self.forget(msg.order_id)
 
@@ -380,11 +376,14 @@ class PaymentGateway(Actor):
         self._seq[order_id] = seq
         return seq
 
-    def _new_id(self, kind: _IdKind, order_id: str) -> str:
+    def _count(self, kind: str, order_id: str) -> int:
+        """One more ``kind`` for ``order_id`` (kinds in ``_COUNTED``): how many now."""
         key = f"{kind}:{order_id}"
-        n = self._ids.get(key, 0) + 1
-        self._ids[key] = n
-        return f"{key}:{n}"
+        n = self._counts[key] = self._counts.get(key, 0) + 1
+        return n
+
+    def _new_id(self, kind: str, order_id: str) -> str:
+        return f"{kind}:{order_id}:{self._count(kind, order_id)}"
 
     def _window(self) -> Window | None:
         now = self.ctx.now()
@@ -394,9 +393,7 @@ class PaymentGateway(Actor):
         """Process ``request`` after its latency, drawn (like its outcome) from
         its own keyed stream: the n-th request of a kind for an order."""
         kind = type(request).__name__
-        counter = f"{kind}:{request.order_id}"
-        n = self._tries[counter] = self._tries.get(counter, 0) + 1
-        key = f"{request.order_id}/{kind}/{n}"
+        key = f"{request.order_id}/{kind}/{self._count(kind, request.order_id)}"
         rng = self._draws(key)
         latency = self._latency(window, rng)
         self.ctx.schedule(latency, _Complete(request=request, key=key, drawn=rng.drawn))
