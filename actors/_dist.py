@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from random import Random
 from typing import Any
 
@@ -30,17 +31,24 @@ class KeyedRandom(Random):
     :class:`random.Random` carries its own 2.5 KB state, a key is a string.
 
     Args:
-        seed: the stream's seed (e.g. drawn once from the actor's ``ctx.rng``).
+        seed: the stream's seed, or a function giving it, called at the first
+            ``at`` (an actor passes ``lambda: self.ctx.rng.getrandbits(64)``:
+            its context exists only once it runs, and that draw is then the
+            only one from ``ctx.rng``).
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int | Callable[[], int]) -> None:
         super().__init__(0)
-        self._secret = (seed % 2**256).to_bytes(32, "big")
+        self._seed = seed
+        self._secret = b""  # set at the first ``at``
         self._key = b""
         self.drawn = 0
 
     def at(self, key: str, drawn: int = 0) -> KeyedRandom:
         """Continue ``key``'s sequence after its first ``drawn`` draws."""
+        if not self._secret:
+            seed = self._seed if isinstance(self._seed, int) else self._seed()
+            self._secret = (seed % 2**256).to_bytes(32, "big")
         self._key = key.encode() + b"#"
         self.drawn = drawn
         return self

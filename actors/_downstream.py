@@ -96,7 +96,7 @@ class DownstreamSystem(Actor):
         self._views: dict[str, SyncSnapshot] = {}
         self._status: dict[str, str] = {}
         self._syncs: dict[str, int] = {}  # order -> snapshots received (keys its draws)
-        self._keyed: KeyedRandom | None = None
+        self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
         self.received = 0
         self.applied = 0
         self.lost = 0
@@ -122,8 +122,6 @@ class DownstreamSystem(Actor):
         config = self.config
         order_id = msg.snapshot.order_id
         n = self._syncs[order_id] = self._syncs.get(order_id, 0) + 1
-        if self._keyed is None:
-            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
         rng = self._keyed.at(f"{order_id}/{n}")
         lag = config.lag.sample(rng)
         failed = rng.random() < config.failure_rate

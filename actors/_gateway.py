@@ -171,7 +171,7 @@ class PaymentGateway(Actor):
         self._risk: dict[str, float] = {}
         self._keys: dict[str, list[str]] = {}  # order -> its request and authorization ids
         self._replays = 0
-        self._keyed: KeyedRandom | None = None
+        self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
 
     def money_view(self, order_id: str) -> MoneyView:
         """What the gateway's ledger says was captured and refunded for an order."""
@@ -241,7 +241,7 @@ class PaymentGateway(Actor):
     async def on_complete(self, msg: _Complete) -> None:
         """Decide and record a request's outcome, then answer (unless the answer is lost)."""
         request = msg.request
-        rng = self._draws(msg.key, msg.drawn)
+        rng = self._keyed.at(msg.key, msg.drawn)
         waiting = self._waiting.pop(request.request_id, [])
         events = self._process(request, rng)
         self._outcomes[request.request_id] = events
@@ -324,7 +324,7 @@ class PaymentGateway(Actor):
         if score is None:
             # One score per order, so re-authorizations agree with each other.
             score = truth.risk_score if truth is not None else \
-                self._draws(f"{order_id}/risk").uniform(0.0, self.config.risk_medium_from)
+                self._keyed.at(f"{order_id}/risk").uniform(0.0, self.config.risk_medium_from)
             self._risk[order_id] = score
         cfg = self.config
         if score < cfg.risk_medium_from:
@@ -349,7 +349,7 @@ class PaymentGateway(Actor):
         """Answer a repeat of a known request id: replay now-ish, or when decided."""
         rid = request.request_id
         if rid in self._outcomes:
-            rng = self._draws(f"{rid}/replay/{self._replays}")
+            rng = self._keyed.at(f"{rid}/replay/{self._replays}")
             self._replays += 1
             self.ctx.schedule(self._latency(window, rng),
                               _Replay(request_id=rid, notify=request.notify))
@@ -394,16 +394,9 @@ class PaymentGateway(Actor):
         its own keyed stream: the n-th request of a kind for an order."""
         kind = type(request).__name__
         key = f"{request.order_id}/{kind}/{self._count(kind, request.order_id)}"
-        rng = self._draws(key)
+        rng = self._keyed.at(key)
         latency = self._latency(window, rng)
         self.ctx.schedule(latency, _Complete(request=request, key=key, drawn=rng.drawn))
-
-    def _draws(self, key: str, drawn: int = 0) -> KeyedRandom:
-        """The gateway's random stream, at ``key`` (its seed is the first and
-        only draw from ``ctx.rng``)."""
-        if self._keyed is None:
-            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
-        return self._keyed.at(key, drawn)
 
     def _latency(self, window: Window | None, rng: Random) -> float:
         latency = self.config.latency.sample(rng)

@@ -215,7 +215,7 @@ class SupportTeam(Actor):
         # "<order>/<reason>/<hops>" -> reviews of such a case so far: the key
         # of the review's draws (one small entry per reviewed case).
         self._reviewed: dict[str, int] = {}
-        self._keyed: KeyedRandom | None = None
+        self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
         self._wakeup: TimerId | None = None
         self._tick_token = ""
         self._last_load: tuple[int, int, int] | None = None
@@ -270,7 +270,8 @@ class SupportTeam(Actor):
         if review is None:  # withdrawn meanwhile, or a timer from before a restart
             return
         case = review.case
-        decision, handoff, erroneous = self._decide(case, self._draws(review.key, review.drawn))
+        rng = self._keyed.at(review.key, review.drawn)
+        decision, handoff, erroneous = self._decide(case, rng)
         reviewer = f"{self.config.name}#{review.slot}"
         await self.ctx.send(case.notify, CaseDecision(
             order_id=case.order_id, case_id=case.case_id, team=self.config.name,
@@ -310,7 +311,7 @@ class SupportTeam(Actor):
             busy = {r.slot for r in self._reviews.values()}
             slot = next(k for k in range(1, len(busy) + 2) if k not in busy)
             key = self._review_key(case)
-            rng = self._draws(key)
+            rng = self._keyed.at(key)
             delay = self.config.review.sample(rng)
             timer = self.ctx.schedule(delay, _ReviewDone(case_id=case.case_id))
             self._reviews[case.case_id] = _Review(case=case, slot=slot, timer=timer, key=key,
@@ -340,12 +341,6 @@ class SupportTeam(Actor):
         base = f"{case.order_id}/{case.reason}/{len(case.history)}"
         n = self._reviewed[base] = self._reviewed.get(base, 0) + 1
         return f"{base}/{n}"
-
-    def _draws(self, key: str, drawn: int = 0) -> KeyedRandom:
-        """The team's random stream at ``key`` (its seed: the first draw from ``ctx.rng``)."""
-        if self._keyed is None:
-            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
-        return self._keyed.at(key, drawn)
 
     def _decide(self, case: CaseAssigned, rng: Random) -> tuple[Decision, str | None, bool]:
         cfg = self.config

@@ -182,7 +182,7 @@ class Warehouse(Actor):
         self._seq: dict[str, int] = {}
         self._submits: dict[str, int] = {}  # order -> fulfillment orders received
         self._labels = 0
-        self._keyed: KeyedRandom | None = None
+        self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
 
     def available(self, sku: str) -> int:
         """Free (unreserved) units of ``sku``."""
@@ -387,10 +387,7 @@ class Warehouse(Actor):
         """The job's next draw group, from the warehouse's keyed stream: a
         fulfillment order's pick, pack, label and carrier draws depend on
         the order and its place in them, not on what else the warehouse did
-        (common random numbers across policies). The seed is the first and
-        only draw from ``ctx.rng``."""
-        if self._keyed is None:
-            self._keyed = KeyedRandom(self.ctx.rng.getrandbits(64))
+        (common random numbers across policies)."""
         job.draws += 1
         return self._keyed.at(f"{job.key}/{job.draws}")
 

@@ -55,11 +55,9 @@ def main() -> None:
             continue
         paired = row.deltas[0]
         welch = welch_difference(a["metrics"][metric]["values"], b["metrics"][metric]["values"])
-        if not paired.paired or None in (paired.ci_low, paired.ci_high, welch.ci_low,
-                                          welch.ci_high):
+        if (not paired.paired or paired.ci_low is None or paired.ci_high is None
+                or welch.ci_low is None or welch.ci_high is None):
             continue
-        assert paired.ci_low is not None and paired.ci_high is not None
-        assert welch.ci_low is not None and welch.ci_high is not None
         unpaired = welch.ci_high - welch.ci_low
         if unpaired > 0:
             ratio = (paired.ci_high - paired.ci_low) / unpaired
