@@ -19,9 +19,11 @@ from ._invariants import (
     Invariant,
     MoneyView,
     Violation,
+    check_changed,
     check_invariants,
     check_money_views,
     check_step,
+    check_step_changed,
 )
 from ._messages import (
     ApproveShipment,
@@ -416,9 +418,11 @@ __all__ = [
     "allowed_next",
     "apply",
     "builtin_policies",
+    "check_changed",
     "check_invariants",
     "check_money_views",
     "check_step",
+    "check_step_changed",
     "check_transition",
     "decide",
     "derive_payment",

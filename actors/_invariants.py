@@ -14,7 +14,7 @@ point.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -32,8 +32,10 @@ __all__ = [
     "MoneyView",
     "Violation",
     "check_invariants",
+    "check_changed",
     "check_money_views",
     "check_step",
+    "check_step_changed",
 ]
 
 
@@ -54,11 +56,21 @@ class Violation:
 
 @attrs.frozen(kw_only=True)
 class Invariant:
-    """A named check: yields one detail string per violation found."""
+    """A named check: returns one detail string per violation found.
+
+    ``reads``: the :class:`OrderState` fields the check depends on (a
+    derived total counts as the fields it is derived from, see
+    :data:`~._order_state.DERIVED_FROM`). States are immutable and a field
+    an event does not touch keeps the very same object, so when none of
+    these fields changed between two states the check's verdict cannot have
+    either: :func:`check_changed` relies on that. A test records what each
+    check really reads and holds it to this list.
+    """
 
     name: str
     description: str
-    check: Callable[[OrderState], Iterator[str]]
+    check: Callable[[OrderState], list[str]]
+    reads: frozenset[str]
 
 
 @attrs.frozen(kw_only=True)
@@ -72,108 +84,145 @@ class MoneyView:
 _SENT = IN_FLIGHT | {FulfillmentStatus.CLOSED, FulfillmentStatus.INCOMPLETE}
 
 
-def _never_ship_unpaid(s: OrderState) -> Iterator[str]:
+# Each check returns its violations' details, most often none. They are
+# plain functions returning lists, not generators: the Order actor runs
+# several of them after every event, and a generator's set-up costs more
+# than the usual check itself.
+
+
+def _never_ship_unpaid(s: OrderState) -> list[str]:
+    found = []
     for fo in s.fulfillment_orders:
-        if (fo.status in _SENT or fo.shipment in SHIPPED_STATES) and fo.release is None:
-            yield (f"fulfillment order {fo.fulfillment_order_id} went to the warehouse "
-                   "with neither secured payment nor an approval")
+        if fo.release is None and (fo.status in _SENT or fo.shipment in SHIPPED_STATES):
+            found.append(f"fulfillment order {fo.fulfillment_order_id} went to the warehouse "
+                         "with neither secured payment nor an approval")
+    return found
 
 
-def _never_capture_after_cancel(s: OrderState) -> Iterator[str]:
-    if s.canceled_at_version is None:
-        return
+def _never_capture_after_cancel(s: OrderState) -> list[str]:
+    found: list[str] = []
+    canceled = s.canceled_at_version
+    if canceled is None:
+        return found
     for c in s.captures:
-        if c.at_version > s.canceled_at_version:
-            yield f"capture {c.capture_id} of {c.amount} recorded after cancellation"
+        if c.at_version > canceled:
+            found.append(f"capture {c.capture_id} of {c.amount} recorded after cancellation")
     for r in s.payment_requests:
-        if r.operation is PaymentOperation.CAPTURE and r.at_version > s.canceled_at_version:
-            yield f"capture request {r.request_id} sent after cancellation"
+        if r.operation is PaymentOperation.CAPTURE and r.at_version > canceled:
+            found.append(f"capture request {r.request_id} sent after cancellation")
+    return found
 
 
-def _never_refund_more_than_captured(s: OrderState) -> Iterator[str]:
-    if s.refunded_amount > s.captured_amount:
-        yield f"refunded {s.refunded_amount} but captured only {s.captured_amount}"
+def _never_refund_more_than_captured(s: OrderState) -> list[str]:
+    found = []
+    refunded, captured = s.refunded_amount, s.captured_amount
+    if refunded > captured:
+        found.append(f"refunded {refunded} but captured only {captured}")
     asked = 0
     for r in s.unresolved_requests():
         if r.operation is PaymentOperation.REFUND:
             asked += r.amount
-    if s.refunded_amount + asked > s.captured_amount:
-        yield (f"refunded {s.refunded_amount} with {asked} more requested, "
-               f"captured only {s.captured_amount}")
+    if refunded + asked > captured:
+        found.append(f"refunded {refunded} with {asked} more requested, "
+                     f"captured only {captured}")
+    return found
 
 
-def _never_two_captures_per_authorization(s: OrderState) -> Iterator[str]:
+def _never_two_captures_per_authorization(s: OrderState) -> list[str]:
+    found: list[str] = []
     requests = [r for r in s.payment_requests if r.operation is PaymentOperation.CAPTURE
                 and r.status is not RequestStatus.FAILED]
     if len(s.captures) < 2 and len(requests) < 2:
-        return  # nothing can be doubled (the usual case, checked without the loops)
+        return found  # nothing can be doubled (the usual case, checked without the loops)
     for auth in s.authorizations:
         captures = [c.capture_id for c in s.captures
                     if c.authorization_id == auth.authorization_id]
         if len(captures) > 1:
-            yield f"authorization {auth.authorization_id} captured {len(captures)} times"
+            found.append(f"authorization {auth.authorization_id} captured "
+                         f"{len(captures)} times")
         live = [r.request_id for r in requests
                 if r.authorization_id == auth.authorization_id]
         if len(live) > 1:
-            yield f"authorization {auth.authorization_id} has capture requests {live}"
+            found.append(f"authorization {auth.authorization_id} has capture requests {live}")
+    return found
 
 
-def _never_notify_shipped_before_shipment(s: OrderState) -> Iterator[str]:
-    for note in s.notifications:
-        if note.kind in (NotificationKind.SHIPPED, NotificationKind.DELIVERED) \
-                and not note.shipment_existed:
-            yield (f"customer told {note.kind.value!r} about "
-                   f"{note.fulfillment_order_id} before it was")
+_TOLD_SHIPPED = (NotificationKind.SHIPPED, NotificationKind.DELIVERED)
 
 
-def _every_open_hold_has_owner_and_deadline(s: OrderState) -> Iterator[str]:
+def _never_notify_shipped_before_shipment(s: OrderState) -> list[str]:
+    return [f"customer told {note.kind.value!r} about {note.fulfillment_order_id} before it was"
+            for note in s.notifications
+            if not note.shipment_existed and note.kind in _TOLD_SHIPPED]
+
+
+def _every_open_hold_has_owner_and_deadline(s: OrderState) -> list[str]:
+    found = []
     for hold in s.open_holds:
         if not hold.owner_team.strip():
-            yield f"hold {hold.hold_id} has no owner team"
+            found.append(f"hold {hold.hold_id} has no owner team")
         if not hold.deadline >= hold.opened_at:
-            yield f"hold {hold.hold_id} has deadline {hold.deadline} before {hold.opened_at}"
+            found.append(f"hold {hold.hold_id} has deadline {hold.deadline} "
+                         f"before {hold.opened_at}")
+    return found
 
 
-def _money_conserved(s: OrderState) -> Iterator[str]:
+def _money_conserved(s: OrderState) -> list[str]:
+    found = []
+    captures = s.captures
     for auth in s.authorizations:
-        taken = sum(c.amount for c in s.captures if c.authorization_id == auth.authorization_id)
+        taken = sum(c.amount for c in captures if c.authorization_id == auth.authorization_id)
         if taken > auth.amount:
-            yield f"authorization {auth.authorization_id} of {auth.amount} captured {taken}"
-    for c in s.captures:
+            found.append(f"authorization {auth.authorization_id} of {auth.amount} "
+                         f"captured {taken}")
+    for c in captures:
         if s.authorization(c.authorization_id) is None:
-            yield f"capture {c.capture_id} names unknown authorization {c.authorization_id}"
+            found.append(f"capture {c.capture_id} names unknown authorization "
+                         f"{c.authorization_id}")
     implied = derive_payment(s)
     if implied is not s.payment:
-        yield f"payment is {s.payment.value} but the money records say {implied.value}"
+        found.append(f"payment is {s.payment.value} but the money records say {implied.value}")
+    return found
 
 
-def _units_conserved(s: OrderState) -> Iterator[str]:
+def _units_conserved(s: OrderState) -> list[str]:
+    found = []
     for li in s.line_items:
         buckets = (li.ordered, li.allocated, li.picked, li.shipped, li.canceled, li.returned)
         if min(buckets) < 0 or sum(buckets) != li.quantity:
-            yield f"line {li.line_id} buckets {buckets} do not add up to {li.quantity}"
+            found.append(f"line {li.line_id} buckets {buckets} do not add up to {li.quantity}")
+    return found
 
 
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant(name="never_ship_unpaid", check=_never_ship_unpaid,
-              description="goods leave only with secured payment or a person's approval"),
+              description="goods leave only with secured payment or a person's approval",
+              reads=frozenset({"fulfillment_orders"})),
     Invariant(name="never_capture_after_cancel", check=_never_capture_after_cancel,
-              description="no capture requested or recorded after the order was canceled"),
+              description="no capture requested or recorded after the order was canceled",
+              reads=frozenset({"canceled_at_version", "captures", "payment_requests"})),
     Invariant(name="never_refund_more_than_captured", check=_never_refund_more_than_captured,
-              description="refunds, done and requested, never exceed captures"),
+              description="refunds, done and requested, never exceed captures",
+              reads=frozenset({"captures", "refunds", "payment_requests"})),
     Invariant(name="never_two_captures_per_authorization",
               check=_never_two_captures_per_authorization,
-              description="one authorization is captured at most once"),
+              description="one authorization is captured at most once",
+              reads=frozenset({"authorizations", "captures", "payment_requests"})),
     Invariant(name="never_notify_shipped_before_shipment",
               check=_never_notify_shipped_before_shipment,
-              description="the customer hears 'shipped' only about a real shipment"),
+              description="the customer hears 'shipped' only about a real shipment",
+              reads=frozenset({"notifications"})),
     Invariant(name="every_open_hold_has_owner_and_deadline",
               check=_every_open_hold_has_owner_and_deadline,
-              description="every exception has an owner team and a deadline"),
+              description="every exception has an owner team and a deadline",
+              reads=frozenset({"holds"})),
     Invariant(name="money_conserved", check=_money_conserved,
-              description="captures fit their authorizations; status matches the records"),
+              description="captures fit their authorizations; status matches the records",
+              reads=frozenset({"authorizations", "captures", "refunds", "payment_requests",
+                               "line_items", "failed_authorizations", "payment"})),
     Invariant(name="units_conserved", check=_units_conserved,
-              description="each line's units are in exactly one bucket"),
+              description="each line's units are in exactly one bucket",
+              reads=frozenset({"line_items"})),
 )
 """Every state invariant, by name."""
 
@@ -187,15 +236,43 @@ def check_invariants(state: OrderState) -> tuple[Violation, ...]:
                  for inv in INVARIANTS for detail in inv.check(state))
 
 
-def check_step(
-    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
-) -> tuple[Violation, ...]:
-    """``never_regress_on_stale_event`` for one ``apply`` step, plus the state invariants.
+# Every field some invariant reads, each with the invariants reading it as a
+# bit mask over INVARIANTS (bit i: INVARIANTS[i]).
+_READERS: tuple[tuple[str, int], ...] = tuple(
+    (f, sum(1 << i for i, inv in enumerate(INVARIANTS) if f in inv.reads))
+    for f in sorted({f for inv in INVARIANTS for f in inv.reads}))
+_BITS: tuple[tuple[int, Invariant], ...] = tuple((1 << i, inv) for i, inv in enumerate(INVARIANTS))
 
-    An event that was not applied (duplicate, stale, rejected) must leave the
-    state exactly as it was; an applied one must be newer than anything seen
-    from its source.
+
+def check_changed(before: OrderState, after: OrderState) -> tuple[Violation, ...]:
+    """The violations on ``after`` of the invariants whose fields changed since ``before``.
+
+    Every violation that ``after`` has and ``before`` had not is among them
+    (an invariant whose fields are the same objects gives the same verdict
+    on both states); a violation both have may be left out. The Order actor
+    checks each step with this, and reports each violation once: the usual
+    event touches two or three of the fields, so most checks are skipped.
     """
+    if after is before:
+        return ()
+    old, new = before.__dict__, after.__dict__
+    due = 0
+    for field, readers in _READERS:
+        if old[field] is not new[field]:
+            due |= readers
+    if not due:
+        return ()
+    found: list[Violation] = []
+    for bit, inv in _BITS:
+        if due & bit:
+            for detail in inv.check(after):
+                found.append(Violation(name=inv.name, order_id=after.order_id, detail=detail))
+    return tuple(found)
+
+
+def _regression(
+    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
+) -> list[Violation]:
     name = "never_regress_on_stale_event"
     found: list[Violation] = []
     if outcome.kind is not OutcomeKind.APPLIED and after != before:
@@ -209,7 +286,27 @@ def check_step(
         found.append(Violation(name=name, order_id=before.order_id,
                                detail=f"event {event.event_id} from {event.source} "
                                       f"#{event.source_seq} applied although not new"))
-    return (*found, *check_invariants(after))
+    return found
+
+
+def check_step(
+    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
+) -> tuple[Violation, ...]:
+    """``never_regress_on_stale_event`` for one ``apply`` step, plus the state invariants.
+
+    An event that was not applied (duplicate, stale, rejected) must leave the
+    state exactly as it was; an applied one must be newer than anything seen
+    from its source.
+    """
+    return (*_regression(before, event, outcome, after), *check_invariants(after))
+
+
+def check_step_changed(
+    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
+) -> tuple[Violation, ...]:
+    """:func:`check_step` with :func:`check_changed` for the state invariants:
+    every violation the step introduced, and perhaps some it kept."""
+    return (*_regression(before, event, outcome, after), *check_changed(before, after))
 
 
 def check_money_views(

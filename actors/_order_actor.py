@@ -31,7 +31,7 @@ from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
 from ._downstream import project
 from ._engine import Engine, OrderSettings
-from ._invariants import check_step
+from ._invariants import check_step_changed
 from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_state import OrderState
 from ._protocol import (
@@ -317,7 +317,7 @@ class OrderActor(Actor):
                     order_id=self.order_id, event_type=type(event).__name__,
                     event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
                     reason=str(outcome.error) if outcome.error else ""))
-            for violation in check_step(before, event, outcome, after):
+            for violation in check_step_changed(before, event, outcome, after):
                 key = f"{violation.name}:{violation.detail}"
                 if key not in self._reported:
                     self._reported |= {key}

@@ -8,7 +8,8 @@ scan tuples rather than keep dictionaries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
@@ -32,6 +33,7 @@ from ._states import (
 )
 
 __all__ = [
+    "DERIVED_FROM",
     "Authorization",
     "Capture",
     "FulfillmentOrder",
@@ -257,6 +259,21 @@ def replace_by_id(items: tuple[T, ...], key: str, new: T) -> tuple[T, ...]:
     """``items`` with the item sharing ``new``'s ``key`` replaced by ``new``."""
     wanted = getattr(new, key)
     return tuple(new if getattr(item, key) == wanted else item for item in items)
+
+
+DERIVED_FROM: Mapping[str, frozenset[str]] = MappingProxyType({
+    "_amount_due": frozenset({"line_items"}),
+    "_units_shipped": frozenset({"line_items"}),
+    "_units_active": frozenset({"line_items"}),
+    "_unresolved": frozenset({"payment_requests"}),
+    "_authorized_amount": frozenset({"authorizations", "payment_requests"}),
+    "_open_authorized_amount": frozenset({"authorizations", "payment_requests"}),
+    "_captured_amount": frozenset({"captures"}),
+    "_refunded_amount": frozenset({"refunds"}),
+    "_open_holds": frozenset({"holds"}),
+})
+"""For each derived total of :class:`OrderState`, the fields it is computed
+from (what ``OrderState._derive`` recomputes it on)."""
 
 
 # Not slotted, unlike the other value classes: a new state is built for every
