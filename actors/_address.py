@@ -14,7 +14,7 @@ import attrs
 from orderloom.runtime import Actor, handler
 
 from ._documents import probability
-from ._dist import Dist
+from ._dist import Dist, KeyedRandom
 from ._protocol import AddressChecked, CheckAddress, OrderTruth
 
 __all__ = ["AddressService", "AddressServiceConfig"]
@@ -36,7 +36,8 @@ class AddressService(Actor):
 
     ``ok`` is the truth's ``address_ok``; a bad address is ``corrected`` when
     the request asks for it, the truth says it is fixable, and a draw
-    succeeds with ``correct_success_rate``. ``ok`` stays False on a
+    succeeds with ``correct_success_rate``. The latency and that draw come
+    from a stream keyed by the order and the request's ``attempt``. ``ok`` stays False on a
     correction: it reports the address as given.
 
     Args:
@@ -53,18 +54,22 @@ class AddressService(Actor):
         self.config = config
         self.oracle = oracle
         self.unanswered = 0
+        self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
 
     @handler
     async def on_check(self, msg: CheckAddress) -> None:
         """Validate (and maybe correct) the address; answer after the latency."""
         envelope = self.ctx.envelope
         sender = envelope.sender if envelope is not None else None
-        latency = self.config.latency.sample(self.ctx.rng)
+        # Common random numbers: the draws are keyed by the order and the
+        # attempt, so what other orders asked before does not move them. The
+        # correction draw always happens, so the latency of a check does not
+        # depend on whether a fix was asked for.
+        rng = self._keyed.at(f"{msg.order_id}/{msg.attempt}")
+        latency = self.config.latency.sample(rng)
+        fixed = rng.random() < self.config.correct_success_rate
         truth = self.oracle(msg.order_id) if self.oracle is not None else OrderTruth()
-        corrected = (
-            not truth.address_ok and msg.correct and truth.address_fixable
-            and self.ctx.rng.random() < self.config.correct_success_rate
-        )
+        corrected = not truth.address_ok and msg.correct and truth.address_fixable and fixed
         if sender is None:
             self.unanswered += 1
             return

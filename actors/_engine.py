@@ -382,6 +382,7 @@ class Engine:
             return
         proposal, options = self.cases.get(hold_id, ("release", ("release", "cancel")))
         history = tuple(h.from_team for h in hold.handoffs)
+        visit = [h.hold_id for h in s.holds if h.reason is hold.reason].index(hold_id) + 1
         route = self.policy.route(hold.reason)
         if not hold.handoffs:
             ctx.emit(CaseOpened(order_id=s.order_id, case_id=hold_id, reason=reason, team=team,
@@ -390,7 +391,7 @@ class Engine:
         await ctx.send(Address(f"team/{team}"), CaseAssigned(
             order_id=s.order_id, case_id=hold_id, reason=reason, team=team, proposal=proposal,
             options=options, opened_at=hold.opened_at, deadline=hold.deadline, history=history,
-            escalate_to=route.escalate_to, notify=ctx.address))
+            escalate_to=route.escalate_to, notify=ctx.address, visit=visit))
 
     def _risk(self, s: OrderState, e: m.RiskAssessed, ctx: Context) -> list[m.Command]:
         fraud = self.policy.fraud

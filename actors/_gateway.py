@@ -45,7 +45,7 @@ __all__ = ["GatewayConfig", "PaymentGateway"]
 # What the gateway counts per order: the ids it issues (``auth:<order>:<n>``...)
 # and the requests of each kind it received (they key the requests' draws).
 _COUNTED = ("auth", "cap", "ref", "GatewayAuthorize", "GatewayCapture", "GatewayVoid",
-            "GatewayRefund", "GatewayQuery")
+            "GatewayRefund", "GatewayQuery", "replay")
 
 SOURCE = "gateway"
 _MODES = frozenset({"down", "errors", "slow"})
@@ -170,7 +170,6 @@ class PaymentGateway(Actor):
         self._refunded: dict[str, int] = {}
         self._risk: dict[str, float] = {}
         self._keys: dict[str, list[str]] = {}  # order -> its request and authorization ids
-        self._replays = 0
         self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
 
     def money_view(self, order_id: str) -> MoneyView:
@@ -349,8 +348,9 @@ class PaymentGateway(Actor):
         """Answer a repeat of a known request id: replay now-ish, or when decided."""
         rid = request.request_id
         if rid in self._outcomes:
-            rng = self._keyed.at(f"{rid}/replay/{self._replays}")
-            self._replays += 1
+            # Keyed by the order's own count of replays: other orders' do not move it.
+            n = self._count("replay", request.order_id)
+            rng = self._keyed.at(f"{request.order_id}/replay/{n}")
             self.ctx.schedule(self._latency(window, rng),
                               _Replay(request_id=rid, notify=request.notify))
         else:

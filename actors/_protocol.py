@@ -198,10 +198,16 @@ class StockShortage(Message):
 
 @attrs.frozen(kw_only=True)
 class CheckAddress(Message):
-    """Validate the order's shipping address; ``correct`` asks for a fix too."""
+    """Validate the order's shipping address; ``correct`` asks for a fix too.
+
+    ``attempt`` numbers the asker's checks of one order (1, 2, ...): a
+    simulated service draws the answer from the order's and the attempt's
+    own random stream, so a repeated check is a new draw.
+    """
 
     order_id: str
     correct: bool = False
+    attempt: int = attrs.field(default=1, validator=_positive_int)
 
 
 @attrs.frozen(kw_only=True)
@@ -316,7 +322,9 @@ class CaseAssigned(Message):
     """A case (an open hold) for a team's queue.
 
     Invariants: ``proposal`` is in ``options``; ``history`` lists the teams
-    that held the case before, oldest first.
+    that held the case before, oldest first; ``visit`` numbers the order's
+    cases of this ``reason`` (1 for its first such hold, 2 for the next...).
+    A simulated team keys a review's draws by order, reason, hops and visit.
     """
 
     order_id: str
@@ -330,6 +338,7 @@ class CaseAssigned(Message):
     history: tuple[str, ...] = ()
     escalate_to: str | None = None
     notify: Address = Address("automation")
+    visit: int = attrs.field(default=1, validator=_positive_int)
 
 
 @attrs.frozen(kw_only=True)

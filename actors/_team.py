@@ -212,9 +212,6 @@ class SupportTeam(Actor):
         self._queue: deque[CaseAssigned] = deque()
         self._held: set[str] = set()  # case ids queued or under review
         self._reviews: dict[str, _Review] = {}
-        # "<order>/<reason>/<hops>" -> reviews of such a case so far: the key
-        # of the review's draws (one small entry per reviewed case).
-        self._reviewed: dict[str, int] = {}
         self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
         self._wakeup: TimerId | None = None
         self._tick_token = ""
@@ -333,14 +330,14 @@ class SupportTeam(Actor):
         if at is not None:
             self.ctx.schedule(at - now, _StaffTick(token=self._tick_token))
 
-    def _review_key(self, case: CaseAssigned) -> str:
-        """The review's keyed stream: the n-th review here of this order's case
-        for this reason after this many hops. Under common random numbers the
-        same exception gets the same review time and decision draws whatever
-        else the team had to do (other policies send other cases)."""
-        base = f"{case.order_id}/{case.reason}/{len(case.history)}"
-        n = self._reviewed[base] = self._reviewed.get(base, 0) + 1
-        return f"{base}/{n}"
+    @staticmethod
+    def _review_key(case: CaseAssigned) -> str:
+        """The review's keyed stream: this order's ``visit``-th case for this
+        reason, after this many hops. Under common random numbers the same
+        exception gets the same review time and decision draws whatever else
+        the team had to do (other policies send other cases); and the team
+        keeps nothing per case once it is decided."""
+        return f"{case.order_id}/{case.reason}/{len(case.history)}/{case.visit}"
 
     def _decide(self, case: CaseAssigned, rng: Random) -> tuple[Decision, str | None, bool]:
         cfg = self.config

@@ -18,6 +18,7 @@ from orderloom.simulation import SimKernel
 class Check(Message):
     order_id: str
     correct: bool = False
+    attempt: int = 1
 
 
 class Client(Actor):
@@ -28,8 +29,8 @@ class Client(Actor):
 
     @handler
     async def on_check(self, msg: Check) -> None:
-        await self.ctx.send(Address("address-service"),
-                            CheckAddress(order_id=msg.order_id, correct=msg.correct))
+        await self.ctx.send(Address("address-service"), CheckAddress(
+            order_id=msg.order_id, correct=msg.correct, attempt=msg.attempt))
 
     @handler
     async def on_answer(self, msg: AddressChecked) -> None:
@@ -82,11 +83,30 @@ def test_outcomes(order_id: str, correct: bool, rate: float, expected: AddressCh
 def test_correction_success_rate() -> None:
     """Over 2000 fixable addresses the share corrected matches correct_success_rate."""
     n = 2000
-    got = _run([Check(order_id="fixable", correct=True)] * n,
+    got = _run([Check(order_id="fixable", correct=True, attempt=i + 1) for i in range(n)],
                AddressServiceConfig(correct_success_rate=0.7, latency=Dist.exponential(2.0)),
                seed=4)
     assert len(got) == n
     assert abs(sum(a.corrected for _, a in got) / n - 0.7) < 0.03
+
+
+def test_an_orders_answer_does_not_depend_on_other_orders() -> None:
+    """Common random numbers: an order's latency and correction are drawn from its
+    own keyed stream, so other orders checked before it change nothing for it;
+    its next attempt is a fresh draw."""
+    config = AddressServiceConfig(correct_success_rate=0.5, latency=Dist.exponential(2.0))
+    mine = [Check(order_id="fixable", correct=True, attempt=a) for a in range(1, 31)]
+
+    def answers(others: int) -> list[tuple[float, AddressChecked]]:
+        checks = [Check(order_id="hopeless", correct=True, attempt=i + 1)
+                  for i in range(others)]
+        return sorted((t, a) for t, a in _run(checks + mine, config, seed=3)
+                      if a.order_id == "fixable")
+
+    alone = answers(0)
+    assert 5 < sum(a.corrected for _, a in alone) < 25  # the attempts differ
+    assert answers(7) == alone
+    assert answers(50) == alone
 
 
 def test_without_an_oracle_every_address_is_ok() -> None:

@@ -364,8 +364,9 @@ def test_retirement_checks_money_then_forgets_the_order() -> None:
 
 def test_an_orders_latency_and_outcome_do_not_depend_on_other_orders() -> None:
     """Common random numbers: an order's n-th request of a kind draws its latency,
-    decline and lost answer from its own keyed stream, so other orders' traffic
-    (another policy's extra queries and retries) changes nothing for it."""
+    decline and lost answer from its own keyed stream, and its n-th replay its
+    latency, so other orders' traffic (another policy's extra queries and
+    retries) changes nothing for it."""
     cfg = GatewayConfig(latency=Dist.exponential(3.0), decline_rate=0.3,
                         lost_response_rate=0.2)
 
@@ -374,8 +375,10 @@ def test_an_orders_latency_and_outcome_do_not_depend_on_other_orders() -> None:
         for i in range(others):
             kernel.tell("gateway", _auth(f"x{i}", order=f"other{i}"))
             kernel.tell("gateway", _query(f"q{i}", order=f"other{i}"))
+            kernel.tell("gateway", _auth(f"x{i}", order=f"other{i}"), delay=50.0)  # a replay
         for n in range(5):
             kernel.tell("gateway", _auth(f"r{n}", order=f"o{n}"), delay=1.0)
+            kernel.tell("gateway", _auth(f"r{n}", order=f"o{n}"), delay=60.0)
         kernel.run(until=1_000)
         return [(round(t, 9), f"{e.order_id}:{type(e).__name__}") for t, e in rec.got
                 if not e.order_id.startswith("other")]

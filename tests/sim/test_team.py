@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 
 from orderloom.actors import CaseClosed, CaseDecided, TeamLoad
@@ -307,3 +308,18 @@ def test_a_cases_review_time_and_decision_do_not_depend_on_other_cases() -> None
     assert len({d for _, d, _ in alone}) >= 2  # the draws do vary between cases
     assert reviewed(5) == alone
     assert reviewed(30) == alone
+
+
+def test_an_orders_next_case_of_a_reason_is_a_fresh_draw() -> None:
+    """The order numbers its cases of one reason (``visit``): its second such case
+    draws anew, while the same visit of the same case draws the same."""
+    config = _config(shifts=(Shift(0, 24, 50),), review=Dist.exponential(600.0))
+    kernel, _ = _world(config, seed=8)
+    first = _case(1)
+    kernel.tell("team/ops", first)
+    kernel.tell("team/ops", attrs.evolve(first, case_id="c1-again", visit=1))
+    kernel.tell("team/ops", attrs.evolve(first, case_id="c1-next", visit=2))
+    kernel.run()
+    times = _times(kernel)
+    assert times["c1"] == times["c1-again"]
+    assert times["c1-next"] != times["c1"]
