@@ -40,25 +40,27 @@ class KeyedRandom(Random):
     def __init__(self, seed: int | Callable[[], int]) -> None:
         super().__init__(0)
         self._seed = seed
-        self._secret = b""  # set at the first ``at``
+        self._hasher: Any = None  # BLAKE2b keyed with the seed, set at the first ``at``
         self._key = b""
         self.drawn = 0
 
     def at(self, key: str, drawn: int = 0) -> KeyedRandom:
         """Continue ``key``'s sequence after its first ``drawn`` draws."""
-        if not self._secret:
+        if self._hasher is None:
             seed = self._seed if isinstance(self._seed, int) else self._seed()
-            self._secret = (seed % 2**256).to_bytes(32, "big")
+            self._hasher = hashlib.blake2b(digest_size=8, key=(seed % 2**256).to_bytes(32, "big"))
         self._key = key.encode() + b"#"
         self.drawn = drawn
         return self
 
     def random(self) -> float:
-        """The next draw of the current key, uniform in [0, 1)."""
-        self.drawn += 1
-        digest = hashlib.blake2b(self._key + str(self.drawn).encode(), digest_size=8,
-                                 key=self._secret).digest()
-        return (int.from_bytes(digest, "big") >> 11) * 2.0**-53
+        """The next draw of the current key, uniform in [0, 1): the keyed hash of
+        ``<key>#<n>``. Copying the keyed hasher spares hashing the key block on
+        every draw (the same digest as ``blake2b(data, key=...)``)."""
+        self.drawn = n = self.drawn + 1
+        h = self._hasher.copy()
+        h.update(b"%s%d" % (self._key, n))
+        return (int.from_bytes(h.digest(), "big") >> 11) * 2.0**-53
 
 _KINDS = {
     "fixed": ("value",),
