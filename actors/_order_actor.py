@@ -9,8 +9,9 @@ After each change the actor
 1. performs the change's effects exactly once (the outbox: a decided
    ``PaymentCaptureRequested`` becomes one ``GatewayCapture``, ...),
 2. checks the named invariants and emits a ``WrongAction`` per violation,
-3. emits telemetry (stage changes, the coordinator's view per downstream
-   system, stuck orders, the finish),
+3. emits telemetry (stage changes, stuck orders, the finish) and, once per
+   turn, the coordinator's view per downstream system and the snapshot
+   the systems whose view changed are sent,
 4. runs the policy engine (:mod:`._engine`) for the next commands.
 
 The engine runs inside the order's own turn, so it always sees the state
@@ -289,6 +290,7 @@ class OrderActor(Actor):
         if queue:
             self.ctx.emit(CommandRefused(order_id=self.order_id, command_type="*",
                                          issued_by="engine", reason="command budget exhausted"))
+        await self._publish()
 
     async def _after(self, applied: Sequence[m.Event]) -> None:
         await self._run(await self._react(applied))
@@ -437,6 +439,22 @@ class OrderActor(Actor):
             deadline = self._deadline(stage)
             if deadline and (self._stuck_due is None or now + deadline < self._stuck_due):
                 self._arm_stuck_check(now + deadline)
+        if stage in TERMINAL and not self._finished and not state.open_holds:
+            self._finished = True
+            await self._publish()  # the final views precede the finish
+            self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=stage.value,
+                                        placed_at=state.placed_at or 0.0))
+            self.ctx.schedule(self.settings.retire_after, _Retire())
+
+    async def _publish(self) -> None:
+        """Tell the downstream systems what changed for them, once per turn.
+
+        Called when a turn's changes are all in (and before the order's
+        finish is reported): states the order passed through within the turn
+        lasted no time, so no system is sent them and no view mismatch is
+        opened for them, as an outbox publishes once per transaction.
+        """
+        state = self.state
         # Every projection is a function of the snapshot's fields other than
         # the order id and the version: while those are unchanged, no view can
         # have changed, so the snapshot and projections are not rebuilt.
@@ -459,13 +477,9 @@ class OrderActor(Actor):
                 await self._push_snapshot(snapshot)
             elif not self._sync_scheduled:
                 self._sync_scheduled = True
+                now = self.ctx.now()
                 interval = self.settings.policy.downstream_sync.batch_interval
                 self.ctx.schedule((now // interval + 1) * interval - now, _SyncFlush())
-        if stage in TERMINAL and not self._finished and not state.open_holds:
-            self._finished = True
-            self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=stage.value,
-                                        placed_at=state.placed_at or 0.0))
-            self.ctx.schedule(self.settings.retire_after, _Retire())
 
     def _deadline(self, stage: Lifecycle) -> float:
         if stage in TERMINAL or stage is Lifecycle.DELIVERED:

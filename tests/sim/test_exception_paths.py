@@ -8,6 +8,7 @@ decision the policy requires.
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from orderloom.actors import Lifecycle
 from orderloom.actors._dist import Dist, Window
@@ -260,3 +261,32 @@ def test_notifications_system_sees_what_the_customer_was_told() -> None:
     views = {(e.system, e.status) for e in ran.of(SystemViewChanged, "o1")}
     assert ("coordinator:notifications", "shipped") in views
     assert ("notifications", "shipped") in views
+
+
+def test_the_coordinator_publishes_one_snapshot_per_system_per_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn that moves the order through several states (authorized, then
+    captured, assigned and submitted at once) sends each system one snapshot,
+    of where the turn ended, and changes the coordinator's view of it once."""
+    from orderloom.actors._downstream import DownstreamSystem
+    from orderloom.actors._protocol import SyncOrder
+    from orderloom.actors._telemetry import SystemViewChanged
+    from orderloom.runtime import handler
+
+    turns: dict[str, list[str]] = {}
+
+    class Recording(DownstreamSystem):
+        @handler(SyncOrder)
+        async def on_sync(self, msg: SyncOrder) -> None:
+            envelope = self.ctx.envelope
+            assert envelope is not None and envelope.causation_id is not None
+            turns.setdefault(self.config.system, []).append(envelope.causation_id)
+            await super().on_sync(msg)
+
+    monkeypatch.setattr("orderloom.simulation._world.DownstreamSystem", Recording)
+    ran = run_world([OrderSpec(order_id="o1"), OrderSpec(order_id="o2", at=5.0)])
+    for system in ("finance", "crm", "support", "notifications"):
+        changes = [e for e in ran.of(SystemViewChanged) if e.system == f"coordinator:{system}"]
+        assert len(turns[system]) == len(changes) > 0
+        assert len(set(turns[system])) == len(turns[system])  # one per turn
+    assert len(turns["support"]) >= 6  # several per order, all from different turns
