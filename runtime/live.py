@@ -666,6 +666,9 @@ class LiveKernel(KernelRecords):
                 self._post_later(self._envelope(None, cell.parent, notice, None, None), 0.0)
             else:
                 self.escalations.append(notice)
+        # Break the actor <-> cell cycle (the cell is its ``ctx``): a stopped
+        # actor is freed by reference counting at once.
+        del cell.actor.ctx
 
 
 def _stopping(cell: _LiveCell) -> bool:

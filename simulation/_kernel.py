@@ -758,6 +758,12 @@ class SimKernel(KernelRecords):
                 self._post(self._envelope(None, cell.parent, notice, None, None), 0.0)
             else:
                 self.escalations.append(notice)
+        if cell.coro is None:
+            # The actor and its cell refer to each other (the cell is its
+            # ``ctx``). Break the cycle, so a stopped actor (an order that
+            # retired, with its state) is freed by reference counting at
+            # once, not by a full run of the cyclic collector much later.
+            del cell.actor.ctx
 
     def _inline_hook(self, cell: _SimCell, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run a hook that must not suspend (``on_failure``, ``on_stop``)."""

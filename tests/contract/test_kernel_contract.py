@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import attrs
@@ -384,6 +386,38 @@ def test_spawn_and_stop(runner: Runner) -> None:
     assert [(d.reason, d.envelope.recipient) for d in ran.dead_letters] == [
         ("unknown_address", "spawner/child")
     ]
+
+
+class Quitter(Actor):
+    """Stops itself when told; the test keeps only a weak reference to it."""
+
+    def __init__(self, refs: list[Any]) -> None:
+        refs.append(weakref.ref(self))
+
+    @handler
+    async def on_note(self, msg: Note) -> None:
+        self.ctx.stop()
+
+
+def test_a_stopped_actor_is_freed_at_once(runner: Runner) -> None:
+    """Once stopped, an actor has no context and nothing of the kernel keeps
+    it: reference counting frees it without the cyclic collector (a
+    simulation retires millions of order actors)."""
+    refs: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Quitter(refs), "quitter")
+        k.tell("quitter", Note(text="stop"), delay=1.0)
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        runner.run(setup, until=2)
+        (ref,) = refs
+        assert ref() is None
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Bad(Actor):
