@@ -9,12 +9,14 @@ seed therefore face the same orders, outages and staffing in replication k
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,8 @@ def run_replication(
         kernel.spawn(lambda: Storefront(scenario, truths), "storefront")
     for sender, recipient, link in faults.links:
         kernel.set_link_faults(sender, recipient, link)
-    kernel.run(until=scenario.horizon)
+    with collector_tuned():
+        kernel.run(until=scenario.horizon)
     metrics, series, examples = collector.finish(kernel.now())
     metrics["dead_letters"] = float(kernel.dead_letter_total)
     for reason, count in kernel.dead_letter_counts.items():
@@ -161,6 +164,31 @@ def run_replication(
         replication=replication, seed=rep_seed, metrics=metrics, series=series,
         examples=examples, fault_windows=list(faults.windows),
         wall_seconds=time.perf_counter() - started, messages=kernel.delivered)
+
+
+@contextlib.contextmanager
+def collector_tuned() -> Iterator[None]:
+    """Python's cyclic garbage collector, tuned for the length of a run.
+
+    A run allocates millions of short-lived objects (messages, envelopes,
+    order states) that reference counting frees. With the default
+    thresholds the collector still runs every 700 net allocations, and
+    every tenth and hundredth run traverses the older generations, i.e.
+    every order in flight: 12% of a peak-day run went there. Here the
+    young generation is collected every 50,000 allocations, and what
+    existed before the run (modules, the scenario, the world) is frozen
+    out of collections. Reference cycles are rare in a run (the kernel
+    breaks the actor/context one when an actor stops), so little garbage
+    waits for the collector meanwhile. The previous settings come back on exit.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _write_trace(path: Path, kernel: SimKernel, telemetry: list[tuple[float, str, object]]) -> None:
