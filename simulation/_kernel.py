@@ -7,8 +7,9 @@ busy) or runs the handler coroutine at once. A handler that suspends yields
 one of the ops in :mod:`._ops`; the kernel turns it into a SimPy event whose
 callback resumes the coroutine. Idle actors cost no events at all.
 
-Every event goes through ``Environment.schedule``, so the total order of
-deliveries is SimPy's ``(time, priority, sequence)``. With ``shuffle=True``
+Every event is pushed on SimPy's queue as ``Environment.schedule`` would
+push it, so the total order of deliveries is SimPy's ``(time, priority,
+sequence)``; :meth:`SimKernel.run` pops it in that order. With ``shuffle=True``
 the priority of each delivery is drawn from a seeded stream, which reorders
 same-time deliveries (and only those) reproducibly.
 """
@@ -20,10 +21,12 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.events import Event
+from simpy.core import StopSimulation
+from simpy.events import URGENT, Event
 
 from orderloom.runtime import (
     Actor,
@@ -58,27 +61,37 @@ _STOPPED = 4
 _NORMAL = 1
 _URGENT = 0
 
+_new_envelope = tuple.__new__
+
 
 class _Scheduled(Event):
     """A SimPy event triggered at creation, with a single kernel callback.
 
-    It mirrors what :class:`simpy.Timeout` does in its ``__init__`` but lets
-    the kernel choose the priority and skips the per-event closure.
+    Made by :func:`_schedule`, never by calling the class.
     """
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        value: Any,
-        callback: Callable[[Any], None],
-        priority: int,
-        delay: float,
-    ) -> None:
-        self.env = env
-        self.callbacks = [callback]
-        self._value = value
-        self._ok = True
-        env.schedule(self, priority, delay)  # type: ignore[arg-type]
+
+def _schedule(
+    env: simpy.Environment, value: Any, callback: Callable[[Any], None], priority: int,
+    delay: float,
+) -> None:
+    """Put a :class:`_Scheduled` on ``env``'s queue, due in ``delay``.
+
+    It does what ``simpy.Timeout(env, delay, value)`` does, but lets the kernel
+    choose the priority, skips the per-event closure and costs one Python call
+    (a class with an ``__init__`` costs two here, ``env.schedule`` one more).
+    """
+    event = _new_scheduled(_Scheduled)
+    event.env = env
+    event.callbacks = [callback]
+    event._value = value
+    event._ok = True
+    # What ``env.schedule`` does (the priority is a plain int, not SimPy's
+    # EventPriority NewType).
+    heappush(env._queue, (env._now + delay, priority, next(env._eid), event))  # type: ignore[misc]
+
+
+_new_scheduled = object.__new__
 
 
 class _PendingAsk:
@@ -145,7 +158,7 @@ class _SimCell:
         return rng
 
     def now(self) -> float:
-        return self._kernel.env.now
+        return self._kernel.env._now  # not the ``now`` property: handlers call this often
 
     def new_id(self) -> str:
         # A kernel-wide counter: an address can be reused by a later actor.
@@ -234,6 +247,9 @@ class SimKernel(KernelRecords):
         self._timer_seq = 0
         self._dead_timers = 0  # cancelled timers still in SimPy's queue
         self._shuffle = random.Random(f"{seed}/shuffle") if shuffle else None
+        # Bound once, not per scheduled event (each binding is an allocation).
+        self._delivery_cb: Callable[[Event], None] = self._on_delivery
+        self._timer_cb: Callable[[Event], None] = self._on_timer
         self._links: list[tuple[str, str, LinkFaults, random.Random]] = []
         self._link_cache: dict[tuple[str, str], tuple[LinkFaults, random.Random] | None] = {}
 
@@ -244,8 +260,48 @@ class SimKernel(KernelRecords):
         return self.env.now
 
     def run(self, until: float | None = None) -> None:
-        """Advance virtual time until ``until`` (or until nothing is scheduled)."""
-        self.env.run(until=until)
+        """Advance virtual time until ``until`` (or until nothing is scheduled).
+
+        Same semantics as ``env.run(until)``, but the kernel's own events
+        (nearly all of them) are dispatched here without ``Environment.step``:
+        one call per event instead of three. Any other event (a SimPy process
+        sharing ``env``, the ``until`` stop event, a failed event) is left to
+        ``env.step`` itself. The order is SimPy's heap order either way.
+        """
+        env = self.env
+        if type(env) is not simpy.Environment:
+            env.run(until=until)  # a subclass may override step(), e.g. real time
+            return
+        stop: Event | None = None
+        if until is not None:
+            # As Environment.run does: an URGENT event at ``until`` that stops it.
+            at = until if isinstance(until, int) else float(until)
+            if at <= env._now:
+                raise ValueError(
+                    f"until ({at}) must be greater than the current simulation time"
+                )
+            stop = Event(env)
+            stop._ok = True
+            stop._value = None
+            env.schedule(stop, URGENT, at - env._now)
+            stop.callbacks.append(StopSimulation.callback)
+        queue = env._queue
+        step = env.step
+        try:
+            while queue:
+                if type(queue[0][3]) is _Scheduled:
+                    env._now, _, _, event = heappop(queue)
+                    callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+                    for callback in callbacks:
+                        callback(event)
+                else:
+                    step()
+        except StopSimulation:
+            return
+        if stop is not None:
+            raise RuntimeError(
+                f'No scheduled events left but "until" event was not triggered: {stop}'
+            )
 
     def spawn(
         self,
@@ -267,7 +323,7 @@ class SimKernel(KernelRecords):
         self._cells[name] = cell
         if self.trace is not None:
             self._record("spawn", name, detail=type(actor).__qualname__)
-        _Scheduled(self.env, cell, self._on_start, _URGENT, 0)
+        _schedule(self.env, cell, self._on_start, _URGENT, 0)
         return address
 
     def tell(
@@ -367,8 +423,8 @@ class SimKernel(KernelRecords):
                 f"and duration {duration} >= 0"
             )
         delay = start - self.env.now
-        _Scheduled(self.env, address, self._outage_begins, _URGENT, delay)
-        _Scheduled(self.env, address, self._outage_ends, _URGENT, delay + duration)
+        _schedule(self.env, address, self._outage_begins, _URGENT, delay)
+        _schedule(self.env, address, self._outage_ends, _URGENT, delay + duration)
 
     def _outage_begins(self, event: Event) -> None:
         address: str = event._value
@@ -392,19 +448,21 @@ class SimKernel(KernelRecords):
     ) -> Envelope:
         if not isinstance(message, Message):
             raise NotAMessage(sender._address if sender else "", to, message)
-        self._seq += 1
+        self._seq = seq = self._seq + 1
+        # ``tuple.__new__`` builds the NamedTuple without its Python-level
+        # ``__new__`` (one call less per message); every field is given.
         if sender is None:
-            return Envelope(f"m{self._seq}", None, correlation_id, None, to, self.env.now,
-                            message, reply_to)
+            return _new_envelope(Envelope, (f"m{seq}", None, correlation_id, None, to,
+                                            self.env._now, message, reply_to))
         cause = sender.current
         if cause is None:
-            return Envelope(f"m{self._seq}", None, correlation_id, sender._address, to,
-                            self.env.now, message, reply_to)
-        return Envelope(
-            f"m{self._seq}", cause.message_id,
+            return _new_envelope(Envelope, (f"m{seq}", None, correlation_id, sender._address,
+                                            to, self.env._now, message, reply_to))
+        return _new_envelope(Envelope, (
+            f"m{seq}", cause.message_id,
             correlation_id if correlation_id is not None else cause.correlation_id,
-            sender._address, to, self.env.now, message, reply_to,
-        )
+            sender._address, to, self.env._now, message, reply_to,
+        ))
 
     def _priority(self) -> int:
         shuffle = self._shuffle
@@ -425,10 +483,12 @@ class SimKernel(KernelRecords):
                 if faults.duplicate and rng.random() < faults.duplicate:
                     if self.trace is not None:
                         self._record("duplicate", envelope.recipient, envelope)
-                    _Scheduled(self.env, envelope, self._on_delivery, self._priority(),
-                               delay + self._jitter(faults, rng))
+                    _schedule(self.env, envelope, self._delivery_cb, self._priority(),
+                              delay + self._jitter(faults, rng))
                 delay += self._jitter(faults, rng)
-        _Scheduled(self.env, envelope, self._on_delivery, self._priority(), delay)
+        shuffle = self._shuffle  # self._priority(), inlined on this hot path
+        _schedule(self.env, envelope, self._delivery_cb,
+                  _NORMAL if shuffle is None else shuffle.randrange(1, 1 << 30), delay)
 
     @staticmethod
     def _jitter(faults: LinkFaults, rng: random.Random) -> float:
@@ -456,7 +516,14 @@ class SimKernel(KernelRecords):
         return found
 
     def _on_delivery(self, event: Event) -> None:
-        self._deliver(event._value)
+        envelope: Envelope = event._value
+        cell = self._cells.get(envelope.recipient)
+        # The common case of _deliver, inlined: an idle running actor, no trace.
+        if (cell is not None and cell.state == _RUNNING and cell.current is None
+                and not cell.mailbox and self.trace is None):
+            self._run(cell, envelope)
+        else:
+            self._deliver(envelope)
 
     def _deliver(self, envelope: Envelope) -> None:
         cell = self._cells.get(envelope.recipient)
@@ -519,7 +586,16 @@ class SimKernel(KernelRecords):
                 else:
                     op = coro.throw(error)
             except StopIteration as stop:
-                self._complete(cell, stop.value)
+                # The turn is complete (inlined: once per message).
+                envelope = cell.current
+                cell.current = None
+                cell.coro = None
+                if envelope is not None and envelope.reply_to is not None:
+                    self._reply(envelope, stop.value, None)
+                if cell.state == _STARTING:
+                    cell.state = _RUNNING
+                if cell.stop_requested:
+                    self._finish_stop(cell, None)
                 return True
             except Exception as exc:  # the handler failed: supervision decides
                 self._failed(cell, exc)
@@ -530,8 +606,8 @@ class SimKernel(KernelRecords):
                 cell.coro = coro
                 if self.trace is not None:
                     self._record("timer", cell._address, cell.current, f"sleep {op.delay!r}")
-                _Scheduled(self.env, (cell, coro, None, None), self._on_resume,
-                           self._priority(), op.delay)
+                _schedule(self.env, (cell, coro, None, None), self._on_resume,
+                          self._priority(), op.delay)
                 return False
             if kind is AskOp:
                 envelope = op.envelope
@@ -544,7 +620,7 @@ class SimKernel(KernelRecords):
                     cell, coro, op.timeout, envelope.recipient, type(envelope.body).__qualname__
                 )
                 self._post(envelope, 0.0)
-                _Scheduled(self.env, envelope, self._on_ask_timeout, self._priority(), op.timeout)
+                _schedule(self.env, envelope, self._on_ask_timeout, self._priority(), op.timeout)
                 return False
             current = cell.current
             error = ForeignAwaitable(
@@ -565,17 +641,6 @@ class SimKernel(KernelRecords):
         if cell.state == _RUNNING and cell.mailbox:
             self._run(cell, cell.mailbox.popleft())
 
-    def _complete(self, cell: _SimCell, result: Any) -> None:
-        envelope = cell.current
-        cell.current = None
-        cell.coro = None
-        if envelope is not None and envelope.reply_to is not None:
-            self._reply(envelope, result, None)
-        if cell.state == _STARTING:
-            cell.state = _RUNNING
-        if cell.stop_requested:
-            self._finish_stop(cell, None)
-
     def _unhandled(self, cell: _SimCell, envelope: Envelope) -> None:
         error = UnhandledMessage(cell._address, type(envelope.body).__qualname__, envelope.message_id)
         self._record_failure(cell._address, envelope, error, "recorded")
@@ -592,8 +657,8 @@ class SimKernel(KernelRecords):
             if request.reply_to is not None and error is None:
                 self._dead(request, "late_reply")
             return
-        _Scheduled(self.env, (pending.cell, pending.coro, result, error), self._on_resume,
-                   self._priority(), 0)
+        _schedule(self.env, (pending.cell, pending.coro, result, error), self._on_resume,
+                  self._priority(), 0)
 
     def _on_ask_timeout(self, event: Event) -> None:
         request: Envelope = event._value
@@ -606,8 +671,8 @@ class SimKernel(KernelRecords):
         )
         if self.trace is not None:
             self._record("timer", pending.cell._address, request, "ask timeout")
-        _Scheduled(self.env, (pending.cell, pending.coro, None, error), self._on_resume,
-                   _URGENT, 0)
+        _schedule(self.env, (pending.cell, pending.coro, None, error), self._on_resume,
+                  _URGENT, 0)
 
     # -- timers ----------------------------------------------------------------
 
@@ -618,7 +683,9 @@ class SimKernel(KernelRecords):
         if cell.timers is None:
             cell.timers = set()
         cell.timers.add(timer)
-        _Scheduled(self.env, (cell, timer, envelope), self._on_timer, self._priority(), delay)
+        shuffle = self._shuffle  # self._priority(), inlined on this hot path
+        _schedule(self.env, (cell, timer, envelope), self._timer_cb,
+                  _NORMAL if shuffle is None else shuffle.randrange(1, 1 << 30), delay)
         return timer
 
     def _timer_live(self, cell: _SimCell, timer: int) -> bool:
@@ -648,17 +715,21 @@ class SimKernel(KernelRecords):
             self._dead_timers = 0
 
     def _on_timer(self, event: Event) -> None:
-        cell: _SimCell = event._value[0]
-        timer: int = event._value[1]
-        envelope: Envelope = event._value[2]
-        if not self._timer_live(cell, timer):
+        cell: _SimCell
+        timer: int
+        envelope: Envelope
+        cell, timer, envelope = event._value
+        # _timer_live, inlined: a timer fires for about every other message.
+        timers = cell.timers
+        if timers is None or timer not in timers or self._cells.get(cell._address) is not cell:
             self._dead_timers = max(0, self._dead_timers - 1)
             return  # cancelled, or the actor went down / stopped
-        timers = cell.timers
-        if timers is not None:
-            timers.discard(timer)
+        timers.discard(timer)
         if self.trace is not None:
             self._record("timer", cell._address, envelope, "fired")
+        elif cell.state == _RUNNING and cell.current is None and not cell.mailbox:
+            self._run(cell, envelope)  # _deliver's common case (the cell is registered)
+            return
         self._deliver(envelope)
 
     # -- supervision -------------------------------------------------------------
@@ -703,8 +774,8 @@ class SimKernel(KernelRecords):
         cell.state = _RESTARTING
         cell.timers = None  # the failed instance's timers die with it
         cell.incarnation += 1
-        _Scheduled(self.env, (cell, cell.incarnation), self._on_restart, _URGENT,
-                   policy.delay(len(recent)))
+        _schedule(self.env, (cell, cell.incarnation), self._on_restart, _URGENT,
+                  policy.delay(len(recent)))
 
     def _on_restart(self, event: Event) -> None:
         cell: _SimCell = event._value[0]

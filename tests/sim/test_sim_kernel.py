@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable, Generator
 from typing import Any
 
 import attrs
 import pytest
+import simpy
 
 from orderloom.runtime import Actor, Address, Message, RestartPolicy, handler
 from orderloom.simulation import LinkFaults, SimKernel, check_determinism
@@ -486,3 +488,55 @@ def test_stopped_actors_timers_are_compacted_too() -> None:
     for n in range(25_000):
         kernel.stop(f"s{n}")
     assert len(kernel.env._queue) < 20_000
+
+
+def _shared_env_log(drive: Callable[[SimKernel], None]) -> list[tuple[float, str]]:
+    """Kernel actors and a plain SimPy process on one environment, driven by ``drive``."""
+    kernel = SimKernel(seed=3)
+    env = kernel.env
+    log: list[tuple[float, str]] = []
+
+    def ticker() -> Generator[simpy.Event, Any, None]:
+        for _ in range(6):
+            log.append((env.now, "tick"))
+            yield env.timeout(1.0)
+
+    class Logger(Actor):
+        @handler
+        async def on_pong(self, msg: Pong) -> None:
+            log.append((self.ctx.now(), f"pong {msg.n}"))
+            if msg.n < 8:
+                await self.ctx.send(Address("echo"), Ping(n=msg.n + 1), delay=0.25)
+
+    env.process(ticker())
+    kernel.spawn(Echo, "echo")
+    kernel.spawn(Logger, "logger")
+    kernel.tell("logger", Pong(n=0), delay=1.0)  # then pings and pongs at quarter seconds
+    drive(kernel)
+    return log
+
+
+def test_run_dispatches_like_simpys_own_loop() -> None:
+    """kernel.run orders kernel events and foreign SimPy events exactly as env.run does,
+    also when resumed several times and when ``until`` falls on an event's time."""
+    expected = _shared_env_log(lambda k: k.env.run())
+    assert _shared_env_log(lambda k: k.run()) == expected
+
+    def resumed(k: SimKernel) -> None:
+        for until in (1.0, 2.5, 3.0, 7.0):
+            k.run(until)
+        k.run()
+
+    assert _shared_env_log(resumed) == expected
+    kernel = SimKernel()
+    kernel.run(2.0)
+    assert kernel.now() == 2.0
+    with pytest.raises(ValueError, match="greater than the current"):
+        kernel.run(2.0)
+
+
+def test_run_raises_a_failed_simpy_event_like_env_run() -> None:
+    kernel = SimKernel()
+    kernel.env.event().fail(KeyError("boom"))
+    with pytest.raises(KeyError, match="boom"):
+        kernel.run(5.0)
