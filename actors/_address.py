@@ -36,9 +36,9 @@ class AddressService(Actor):
 
     ``ok`` is the truth's ``address_ok``; a bad address is ``corrected`` when
     the request asks for it, the truth says it is fixable, and a draw
-    succeeds with ``correct_success_rate``. The latency and that draw come
-    from a stream keyed by the order and the request's ``attempt``. ``ok`` stays False on a
-    correction: it reports the address as given.
+    succeeds with ``correct_success_rate``. ``ok`` stays False on a
+    correction: it reports the address as given. The latency and that draw
+    come from a stream keyed by the order and the request's ``attempt``.
 
     Args:
         config: the service.

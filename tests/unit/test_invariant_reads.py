@@ -161,3 +161,15 @@ def test_check_changed_skips_untouched_invariants() -> None:
     # An equal tuple that is a new object is a change: checked again.
     touched = replace(state, holds=tuple(list(state.holds)))
     assert [v.name for v in check_changed(state, touched)] == names
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=states, b=states)
+def test_each_derived_total_depends_only_on_its_declared_fields(a: OrderState,
+                                                                b: OrderState) -> None:
+    """The spy maps a derived total to DERIVED_FROM's fields: so a total must be a
+    function of those alone (a state taking only them from ``a`` has ``a``'s total)."""
+    init = [f.name for f in attrs.fields(OrderState) if f.init]
+    for total, sources in DERIVED_FROM.items():
+        mixed = OrderState(**{f: getattr(a if f in sources else b, f) for f in init})
+        assert getattr(mixed, total) == getattr(a, total), total
