@@ -13,6 +13,14 @@ with all faults, telemetry and metrics on:
   the 2,000/s target.
 - ``kernel_msgs_per_s`` and ``msgs_per_order``: messages the kernel
   delivered in that run, per second and per order.
+- ``bare_simpy_msgs_per_s``: a yardstick for the machine, measured in the
+  same run, just before and just after the peak-day replication (their
+  mean): bare SimPy processes playing ping-pong through ``simpy.Store``
+  (``bench/kernel.py``'s baseline). ``order_cost_bare_simpy_msgs`` is that
+  rate over ``peak_day_orders_per_s``: what one simulated order costs, in
+  bare SimPy messages. It moves far less than the raw rates on a shared,
+  noisy machine, so runs on different days compare; the 2,000/s target is
+  ``bare_simpy_msgs_per_s / 2000`` of them.
 - ``baseline_scaled_orders_per_s``: the same for ``baseline`` grown to 20,000
   orders/day with its pickers, stock, customers and reviewers scaled alike
   (the same business, larger; nearly every order completes).
@@ -77,6 +85,26 @@ print(json.dumps({"orders": r.metrics.get("orders.placed", 0.0), "finished": fin
 """
 
 
+_YARDSTICK = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from kernel import bare_simpy
+started = time.perf_counter()
+handled = bare_simpy(50, 4000)
+print(handled / (time.perf_counter() - started))
+"""
+
+
+def yardstick() -> float:
+    """Bare SimPy messages per second, in a fresh process (best of three)."""
+    rates = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _YARDSTICK, str(ROOT / "bench")],
+                             capture_output=True, text=True, check=True)
+        rates.append(float(out.stdout.strip().splitlines()[-1]))
+    return max(rates)
+
+
 def child(scenario: str, hours: float, per_day: float = 0.0) -> dict[str, float]:
     """One replication of ``scenario`` in a fresh process (``per_day``: scale
     the business to that many orders a day; 0 keeps the scenario as shipped)."""
@@ -115,13 +143,17 @@ def main() -> None:
     args = parser.parse_args()
     hours = args.hours
 
+    before = yardstick()
     peak = child("peak-day", hours)
+    bare = (before + yardstick()) / 2
     rate = peak["orders"] / peak["wall"]
     print(f"peak_day_orders_per_s={rate:.0f}")
     print(f"peak_day_finished_orders_per_s={peak['finished'] / peak['wall']:.0f}")
     print(f"orders_per_s_target_ratio={rate / 2000.0:.2f}")
     print(f"kernel_msgs_per_s={peak['messages'] / peak['wall']:.0f}")
     print(f"msgs_per_order={peak['messages'] / peak['orders']:.1f}")
+    print(f"bare_simpy_msgs_per_s={bare:.0f}")
+    print(f"order_cost_bare_simpy_msgs={bare / rate:.0f}")
     print(f"peak_day_peak_rss_mb={peak['rss_mb']:.0f}")
 
     scaled = child("baseline", hours, 20_000.0)

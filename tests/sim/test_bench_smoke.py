@@ -34,7 +34,8 @@ def test_simulation_bench_prints_every_figure() -> None:
     figures = dict(re.findall(r"^(\w+)=([\d.]+)$", out, flags=re.M))
     assert set(figures) == {
         "peak_day_orders_per_s", "peak_day_finished_orders_per_s", "orders_per_s_target_ratio",
-        "kernel_msgs_per_s", "msgs_per_order", "peak_day_peak_rss_mb",
+        "kernel_msgs_per_s", "msgs_per_order", "bare_simpy_msgs_per_s",
+        "order_cost_bare_simpy_msgs", "peak_day_peak_rss_mb",
         "baseline_scaled_orders_per_s", "peak_rss_mb_16k_orders_day",
         "peak_rss_mb_per_1k_orders_day", "projected_peak_rss_mb_1m_orders_day",
         "day_100k_orders_s", "speedup_2_workers_ratio",
