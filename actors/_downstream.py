@@ -74,9 +74,11 @@ class DownstreamConfig:
 
 @attrs.frozen(kw_only=True)
 class _Apply(Message):
-    """Timer: write ``snapshot`` to the view now (its lag elapsed)."""
+    """Timer: write ``snapshot`` to the view now (its lag elapsed); ``status``
+    is its projection for this system."""
 
     snapshot: SyncSnapshot
+    status: str
 
 
 class DownstreamSystem(Actor):
@@ -95,7 +97,8 @@ class DownstreamSystem(Actor):
         self.config = config
         self._views: dict[str, SyncSnapshot] = {}
         self._status: dict[str, str] = {}
-        self._syncs: dict[str, int] = {}  # order -> snapshots received (keys its draws)
+        # order -> view -> snapshots received with that view (keys their draws)
+        self._syncs: dict[str, dict[str, int]] = {}
         self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
         self.received = 0
         self.applied = 0
@@ -116,19 +119,23 @@ class DownstreamSystem(Actor):
         self.received += 1
         # Both draws always happen so one fault setting does not shift the
         # random stream of the other. They are keyed by the order and the
-        # snapshot's place among its snapshots (common random numbers: other
-        # orders' traffic does not move them); the seed is the only draw
-        # from ctx.rng.
+        # view the snapshot brings (and how many times it came): common
+        # random numbers, so other orders' traffic does not move them, and
+        # under another policy the same update of the same order (say, to
+        # "shipped") meets the same lag and loss even if the order's
+        # snapshots before it differed. The seed is the only draw from ctx.rng.
         config = self.config
         order_id = msg.snapshot.order_id
-        n = self._syncs[order_id] = self._syncs.get(order_id, 0) + 1
-        rng = self._keyed.at(f"{order_id}/{n}")
+        status = project(config.system, msg.snapshot)
+        seen = self._syncs.setdefault(order_id, {})
+        n = seen[status] = seen.get(status, 0) + 1
+        rng = self._keyed.at(f"{order_id}/{status}/{n}")
         lag = config.lag.sample(rng)
         failed = rng.random() < config.failure_rate
         if failed or (config.outages and config.down_at(self.ctx.now())):
             self.lost += 1
             return
-        self.ctx.schedule(lag, _Apply(snapshot=msg.snapshot))
+        self.ctx.schedule(lag, _Apply(snapshot=msg.snapshot, status=status))
 
     @handler
     async def on_retired(self, msg: OrderRetired) -> None:
@@ -151,7 +158,7 @@ class DownstreamSystem(Actor):
             return
         self._views[snapshot.order_id] = snapshot
         self.applied += 1
-        status = project(config.system, snapshot)
+        status = msg.status
         if self._status.get(snapshot.order_id) != status:
             self._status[snapshot.order_id] = status
             self.ctx.emit(SystemViewChanged(

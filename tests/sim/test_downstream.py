@@ -147,8 +147,9 @@ def test_bad_downstream_config_is_rejected() -> None:
 
 
 def test_an_orders_lags_and_losses_do_not_depend_on_other_orders() -> None:
-    """Common random numbers: the n-th snapshot of an order draws its lag and loss
-    from the order's own keyed stream, so other orders' syncs change nothing for it."""
+    """Common random numbers: an order's snapshot draws its lag and loss from a
+    stream keyed by the order and the view it brings, so other orders' syncs
+    change nothing for it."""
     config = DownstreamConfig(system="crm", failure_rate=0.3, lag=Dist.exponential(30.0))
 
     def landed(others: int) -> list[tuple[float, str]]:
@@ -165,3 +166,24 @@ def test_an_orders_lags_and_losses_do_not_depend_on_other_orders() -> None:
     assert 2 < len(alone) < 8  # some lost, some applied
     assert landed(5) == alone
     assert landed(40) == alone
+
+
+def test_the_same_update_meets_the_same_lag_whatever_came_before_it() -> None:
+    """Under another policy an order may pass through other states first; its
+    update to a given view still draws the same lag (keyed by the view)."""
+    config = DownstreamConfig(system="crm", lag=Dist.exponential(30.0))
+
+    def landed(statuses: list[str]) -> dict[str, float]:
+        kernel, _, events = _world(config, seed=2)
+        for v, status in enumerate(statuses, start=1):
+            kernel.tell("crm", SyncOrder(snapshot=_snap(v, customer_status=status)),
+                        delay=1000.0 * v)
+        kernel.run()
+        return {e.status: round(t - 1000.0 * (statuses.index(e.status) + 1), 6)
+                for t, e in events}
+
+    direct = landed(["confirmed", "shipped"])
+    detour = landed(["confirmed", "processing", "partially_shipped", "shipped"])
+    assert direct["shipped"] == detour["shipped"]
+    assert direct["confirmed"] == detour["confirmed"]
+    assert detour["processing"] != detour["shipped"]
