@@ -52,6 +52,7 @@ from ._states import (
     HoldReason as R,
     Lifecycle as L,
     NotificationKind,
+    Payment,
     PaymentOperation as Op,
     RequestStatus,
     Risk,
@@ -65,8 +66,11 @@ _NONE: frozenset[str] = frozenset()
 
 __all__ = ["Engine", "OrderSettings"]
 
-_DONE = frozenset({L.CLOSED, L.CANCELED, L.RETURNED})
-_GONE = frozenset({FS.REJECTED, FS.CANCELED})
+# Tuples, not frozensets: membership in a tuple of enum members is an
+# identity test, in a frozenset a call of the Python-level ``Enum.__hash__``
+# (the engine tests these on every reaction).
+_DONE = (L.CLOSED, L.CANCELED, L.RETURNED)
+_GONE = (FS.REJECTED, FS.CANCELED)
 _LEVEL_SCORE = {Risk.NONE: 0.0, Risk.LOW: 0.2, Risk.MEDIUM: 0.5, Risk.HIGH: 0.9}
 
 
@@ -491,7 +495,8 @@ class Engine:
         return [m.AuthorizePayment(**self._stamp(ctx), amount=due)]
 
     def _progress(self, s: OrderState, ctx: Context) -> list[m.Command]:
-        if not s.placed or s.progress in _DONE:
+        progress = s.progress
+        if not s.placed or progress in _DONE:
             return []
         if self.cancel_requested is not None:
             return self._customer_cancel_now(s, ctx)
@@ -508,14 +513,14 @@ class Engine:
         # The coordinator's work is over once every unit shipped and the money
         # is in: close (delivery scans still update the shipment while the
         # order's actor lingers; the carrier's clock is not the policy's).
-        if (s.progress in (L.FULFILLED, L.DELIVERED) and not s.open_holds
+        if (progress in (L.FULFILLED, L.DELIVERED) and not s.open_holds
                 and not s.unresolved_requests()
                 and s.captured_amount - s.refunded_amount >= s.amount_due):
             cmds.append(m.CloseOrder(**self._stamp(ctx)))
         return cmds
 
     def _capture(self, s: OrderState, ctx: Context) -> list[m.Command]:
-        if self.capture_failures or s.payment.value == "unknown":
+        if self.capture_failures or s.payment is Payment.UNKNOWN:
             return []
         if not any(a.status is AuthorizationStatus.OPEN for a in s.authorizations):
             return []  # nothing to capture (most calls): skip the checks below

@@ -131,18 +131,21 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
         case m.PaymentCaptured():
             return _captured(s, e)
         case m.PaymentRefunded():
-            s = _resolve(s, e, e.request_id, Op.REFUND, RequestStatus.SUCCEEDED)
+            requests = _resolved(s, e, e.request_id, Op.REFUND, RequestStatus.SUCCEEDED)
             refund = Refund(refund_id=e.refund_id, amount=e.amount, at_version=s.version + 1)
-            return replace(s, refunds=(*s.refunds, refund))
+            return replace(s, payment_requests=requests, refunds=(*s.refunds, refund))
         case m.PaymentVoided():
-            s = _auth_status(s, e, e.authorization_id, AuthS.VOIDED)
-            return _resolve(s, e, e.request_id, Op.VOID, RequestStatus.SUCCEEDED)
+            auths = _auth_statuses(s, e, e.authorization_id, AuthS.VOIDED)
+            requests = _resolved(s, e, e.request_id, Op.VOID, RequestStatus.SUCCEEDED)
+            return replace(s, authorizations=auths, payment_requests=requests)
         case m.AuthorizationExpired():
-            return _auth_status(s, e, e.authorization_id, AuthS.EXPIRED)
+            auths = _auth_statuses(s, e, e.authorization_id, AuthS.EXPIRED)
+            return replace(s, authorizations=auths)
         case m.PaymentFailed():
-            s = _resolve(s, e, e.request_id, None, RequestStatus.FAILED)
+            requests = _resolved(s, e, e.request_id, None, RequestStatus.FAILED)
             failed = _request(s, e, e.request_id).operation is Op.AUTHORIZE
-            return replace(s, failed_authorizations=s.failed_authorizations + int(failed))
+            return replace(s, payment_requests=requests,
+                           failed_authorizations=s.failed_authorizations + int(failed))
         case m.PaymentOutcomeUnknown():
             return _resolve(s, e, e.request_id, None, RequestStatus.UNKNOWN)
         case m.RiskAssessed():
@@ -220,11 +223,16 @@ def _moved_lines(
         if n == 0:
             continue
         check_transition(s.order_id, f"line_item[{line_id}]", src, dst)
-        if line.count(src) < n:
-            _reject(s, e, f"line {line_id} has {line.count(src)} {src.value} units, needs {n}")
-        changes: dict[str, Any] = {src.value: line.count(src) - n, dst.value: line.count(dst) + n}
+        # The buckets are the line's fields, named by the members' values;
+        # read each name once (``Enum.value`` is a Python-level property).
+        src_field, dst_field = src.value, dst.value
+        have: int = getattr(line, src_field)
+        if have < n:
+            _reject(s, e, f"line {line_id} has {have} {src_field} units, needs {n}")
+        changes: dict[str, Any] = {src_field: have - n,
+                                   dst_field: getattr(line, dst_field) + n}
         moved: LineItem = replace(line, **changes)
-        lines = replace_by_id(lines, "line_id", moved)
+        lines = tuple([moved if item.line_id == line_id else item for item in lines])
     return lines
 
 
@@ -235,12 +243,15 @@ def _authorization(s: OrderState, e: m.Event, authorization_id: str) -> Authoriz
     return auth
 
 
-def _auth_status(s: OrderState, e: m.Event, authorization_id: str, to: AuthS) -> OrderState:
+def _auth_statuses(
+    s: OrderState, e: m.Event, authorization_id: str, to: AuthS
+) -> tuple[Authorization, ...]:
+    """``s``'s authorizations with one moved to ``to`` (the caller builds the
+    state, so an event that also resolves a request copies the order once)."""
     auth = _authorization(s, e, authorization_id)
     check_transition(s.order_id, f"authorization[{authorization_id}]", auth.status, to)
     new = replace(auth, status=to)
-    return replace(
-        s, authorizations=replace_by_id(s.authorizations, "authorization_id", new))
+    return replace_by_id(s.authorizations, "authorization_id", new)
 
 
 def _request(s: OrderState, e: m.Event, request_id: str) -> PaymentRequest:
@@ -261,20 +272,30 @@ def _requested(
     return replace(s, payment_requests=(*s.payment_requests, req))
 
 
-def _resolve(
+def _resolved(
     s: OrderState, e: m.Event, request_id: str | None, op: Op | None, to: RequestStatus
-) -> OrderState:
-    """Record the gateway's answer to one of our requests (None: nobody here asked)."""
+) -> tuple[PaymentRequest, ...]:
+    """``s``'s payment requests with the gateway's answer to one of ours
+    recorded (None: nobody here asked). Every gateway answer also records
+    money or a failure, so the caller builds the new state once with both."""
     if request_id is None:
-        return s
+        return s.payment_requests
     req = _request(s, e, request_id)
     if op is not None and req.operation is not op:
         _reject(s, e, f"request {request_id} was a {req.operation.value}, not a {op.value}")
     if req.status is to:
-        return s
+        return s.payment_requests
     check_transition(s.order_id, f"payment_request[{request_id}]", req.status, to)
     new = replace(req, status=to)
-    return replace(s, payment_requests=replace_by_id(s.payment_requests, "request_id", new))
+    return replace_by_id(s.payment_requests, "request_id", new)
+
+
+def _resolve(
+    s: OrderState, e: m.Event, request_id: str | None, op: Op | None, to: RequestStatus
+) -> OrderState:
+    """Record the gateway's answer to one of our requests (None: nobody here asked)."""
+    requests = _resolved(s, e, request_id, op, to)
+    return s if requests is s.payment_requests else replace(s, payment_requests=requests)
 
 
 def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
@@ -292,22 +313,24 @@ def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
 def _authorized(s: OrderState, e: m.PaymentAuthorized) -> OrderState:
     if s.authorization(e.authorization_id) is not None:
         _reject(s, e, f"authorization {e.authorization_id} already recorded")
-    s = _resolve(s, e, e.request_id, Op.AUTHORIZE, RequestStatus.SUCCEEDED)
+    requests = _resolved(s, e, e.request_id, Op.AUTHORIZE, RequestStatus.SUCCEEDED)
     auth = Authorization(authorization_id=e.authorization_id, amount=e.amount,
                          status=AuthS.OPEN, at_version=s.version + 1)
-    return replace(s, authorizations=(*s.authorizations, auth))
+    return replace(s, payment_requests=requests, authorizations=(*s.authorizations, auth))
 
 
 def _captured(s: OrderState, e: m.PaymentCaptured) -> OrderState:
     auth = _authorization(s, e, e.authorization_id)
+    auths = s.authorizations
     if auth.status is not AuthS.CAPTURED:
-        s = _auth_status(s, e, e.authorization_id, AuthS.CAPTURED)
+        auths = _auth_statuses(s, e, e.authorization_id, AuthS.CAPTURED)
     # A second capture of a captured authorization is recorded, not refused:
     # the money moved. never_two_captures_per_authorization flags it.
-    s = _resolve(s, e, e.request_id, Op.CAPTURE, RequestStatus.SUCCEEDED)
+    requests = _resolved(s, e, e.request_id, Op.CAPTURE, RequestStatus.SUCCEEDED)
     capture = Capture(capture_id=e.capture_id, authorization_id=e.authorization_id,
                       amount=e.amount, at_version=s.version + 1)
-    return replace(s, captures=(*s.captures, capture))
+    return replace(s, authorizations=auths, payment_requests=requests,
+                   captures=(*s.captures, capture))
 
 
 def _fo(s: OrderState, e: m.Event, fulfillment_order_id: str) -> FulfillmentOrder:
@@ -330,15 +353,20 @@ def _put_fo_moving(
         s.fulfillment_orders, "fulfillment_order_id", fo), line_items=_moved_lines(s, e, moves))
 
 
-def _fo_status(s: OrderState, fo: FulfillmentOrder, to: FS) -> FulfillmentOrder:
+def _fo_status(s: OrderState, fo: FulfillmentOrder, to: FS, **changes: Any) -> FulfillmentOrder:
+    """``fo`` moved to status ``to``, with any other ``changes`` the same event
+    makes (one copy rather than one per field)."""
     if fo.status is not to:
         check_transition(s.order_id, f"fulfillment[{fo.fulfillment_order_id}]", fo.status, to)
-    return replace(fo, status=to)
+    return replace(fo, status=to, **changes)
 
 
-def _fo_shipment(s: OrderState, fo: FulfillmentOrder, to: SS) -> FulfillmentOrder:
+def _fo_shipment(
+    s: OrderState, fo: FulfillmentOrder, to: SS, **changes: Any
+) -> FulfillmentOrder:
+    """``fo``'s shipment moved to ``to``, with the event's other ``changes``."""
     check_transition(s.order_id, f"shipment[{fo.fulfillment_order_id}]", fo.shipment, to)
-    return replace(fo, shipment=to)
+    return replace(fo, shipment=to, **changes)
 
 
 def _unassign(s: OrderState, e: m.Event, fo: FulfillmentOrder) -> OrderState:
@@ -357,10 +385,10 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
         case m.FulfillmentOrderCreated():
             return _fo_created(s, e)
         case m.FulfillmentSubmitted():
-            fo = _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.SUBMITTED)
             release = (ReleaseBasis.PAYMENT_SECURED if s.payment_secured
                        else ReleaseBasis.APPROVED if s.ship_approved_by is not None else None)
-            return _put_fo(s, replace(fo, release=release))
+            return _put_fo(s, _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.SUBMITTED,
+                                         release=release))
         case m.FulfillmentAccepted():
             return _put_fo(s, _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.ACCEPTED))
         case m.FulfillmentRejected() | m.FulfillmentCanceled():
@@ -377,14 +405,13 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
             if fo.picked:
                 _reject(s, e, f"fulfillment order {fo.fulfillment_order_id} already picked")
             return _put_fo_moving(
-                s, e, replace(_fo_status(s, fo, FS.IN_PROGRESS), picked=True),
+                s, e, _fo_status(s, fo, FS.IN_PROGRESS, picked=True),
                 [(line.line_id, line.quantity, Q.ALLOCATED, Q.PICKED) for line in fo.lines])
         case m.LabelCreated():
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.status not in IN_FLIGHT:
                 _reject(s, e, f"no label for a fulfillment order that is {fo.status.value}")
-            fo = _fo_shipment(s, fo, SS.LABEL_CREATED)
-            return _put_fo(s, replace(fo, carrier=e.carrier,
+            return _put_fo(s, _fo_shipment(s, fo, SS.LABEL_CREATED, carrier=e.carrier,
                                            tracking_number=e.tracking_number))
         case m.Shipped():
             return _shipped(s, e)
@@ -428,17 +455,16 @@ def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
                           f"{planned.get(line_id, 0)}")
     complete = shipping == planned
     updated = _fo_status(s, fo, FS.CLOSED if complete else FS.INCOMPLETE)
-    updated = _fo_shipment(s, updated, SS.SHIPPED)
     shipped_lines = tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in shipping.items())
+    updated = _fo_shipment(s, updated, SS.SHIPPED, shipped_lines=shipped_lines,
+                           tracking_number=e.tracking_number or fo.tracking_number)
     src = Q.PICKED if fo.picked else Q.ALLOCATED
     moves: list[tuple[str, int, Q, Q]] = []
     for line_id, n in planned.items():
         sent = shipping.get(line_id, 0)
         moves.append((line_id, sent, src, Q.SHIPPED))
         moves.append((line_id, n - sent, src, Q.ORDERED))
-    return _put_fo_moving(s, e, replace(updated, shipped_lines=shipped_lines,
-                                        tracking_number=e.tracking_number or fo.tracking_number),
-                          moves)
+    return _put_fo_moving(s, e, updated, moves)
 
 
 def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldReleased) -> OrderState:
@@ -541,12 +567,14 @@ def derive_payment(s: OrderState) -> Payment:
         return Payment.REFUNDED if refunded >= captured else Payment.PARTIALLY_REFUNDED
     if captured > 0:
         return Payment.PAID if captured >= s.amount_due else Payment.PARTIALLY_PAID
-    if any(a.status is AuthS.OPEN for a in s.authorizations):
-        return Payment.AUTHORIZED
-    if s.authorizations:
-        last = s.authorizations[-1].status
-        return Payment.VOIDED if last is AuthS.VOIDED else Payment.EXPIRED
-    return Payment.FAILED if s.failed_authorizations else Payment.PENDING
+    authorizations = s.authorizations
+    if not authorizations:
+        return Payment.FAILED if s.failed_authorizations else Payment.PENDING
+    for a in authorizations:
+        if a.status is AuthS.OPEN:
+            return Payment.AUTHORIZED
+    last = authorizations[-1].status
+    return Payment.VOIDED if last is AuthS.VOIDED else Payment.EXPIRED
 
 
 def _settle(s: OrderState, fresh: bool = False) -> OrderState:
@@ -576,9 +604,10 @@ def _settle(s: OrderState, fresh: bool = False) -> OrderState:
     ):
         s = _set_lifecycle(s, L.AWAITING_PAYMENT, fresh)
     fresh = fresh or s is not before
-    if s.progress in (L.RETURN_IN_PROGRESS, L.RETURNED, L.CLOSED) or s.units_shipped == 0:
+    shipped = s.units_shipped
+    if shipped == 0 or s.progress in (L.RETURN_IN_PROGRESS, L.RETURNED, L.CLOSED):
         return s
-    if s.units_shipped < s.units_active:
+    if shipped < s.units_active:
         return _set_lifecycle(s, L.PARTIALLY_FULFILLED, fresh)
     finished = all(fo.shipment in (SS.DELIVERED, SS.RETURNED)
                    for fo in s.fulfillment_orders if fo.shipment in SHIPPED_STATES)

@@ -351,21 +351,27 @@ class OrderState:
             values["_units_active"] = active
         requests = fresh or "payment_requests" in changes
         if requests:
-            values["_unresolved"] = tuple(r for r in self.payment_requests
-                                          if r.status in UNRESOLVED)
+            # Identity tests, not ``in UNRESOLVED``: hashing an enum member
+            # is a Python-level call, and this runs on every payment event.
+            values["_unresolved"] = tuple(
+                r for r in self.payment_requests
+                if r.status is RequestStatus.PENDING or r.status is RequestStatus.UNKNOWN)
         if requests or "authorizations" in changes:
-            voiding = {r.authorization_id for r in self._unresolved
-                       if r.operation is PaymentOperation.VOID}
-            values["_authorized_amount"] = sum(a.amount for a in self.authorizations)
-            values["_open_authorized_amount"] = sum(
-                a.amount for a in self.authorizations
-                if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding)
+            voiding = [r.authorization_id for r in values["_unresolved"]
+                       if r.operation is PaymentOperation.VOID]
+            authorized = open_authorized = 0
+            for a in self.authorizations:
+                authorized += a.amount
+                if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding:
+                    open_authorized += a.amount
+            values["_authorized_amount"] = authorized
+            values["_open_authorized_amount"] = open_authorized
         if fresh or "captures" in changes:
-            values["_captured_amount"] = sum(c.amount for c in self.captures)
+            values["_captured_amount"] = sum([c.amount for c in self.captures])
         if fresh or "refunds" in changes:
-            values["_refunded_amount"] = sum(r.amount for r in self.refunds)
+            values["_refunded_amount"] = sum([r.amount for r in self.refunds])
         if fresh or "holds" in changes:
-            values["_open_holds"] = tuple(h for h in self.holds if h.status is HoldStatus.OPEN)
+            values["_open_holds"] = tuple([h for h in self.holds if h.status is HoldStatus.OPEN])
 
     # -- lookups -------------------------------------------------------------
 
