@@ -18,8 +18,9 @@ with all faults, telemetry and metrics on:
   mean): bare SimPy processes playing ping-pong through ``simpy.Store``
   (``bench/kernel.py``'s baseline). ``order_cost_bare_simpy_msgs`` is that
   rate over ``peak_day_orders_per_s``: what one simulated order costs, in
-  bare SimPy messages. It moves far less than the raw rates on a shared,
-  noisy machine, so runs on different days compare; the 2,000/s target is
+  bare SimPy messages. On a shared, noisy machine it moves less than the
+  raw rates (not nothing: the load can change during the run), so runs on
+  different days compare better; the 2,000/s target is
   ``bare_simpy_msgs_per_s / 2000`` of them.
 - ``baseline_scaled_orders_per_s``: the same for ``baseline`` grown to 20,000
   orders/day with its pickers, stock, customers and reviewers scaled alike
