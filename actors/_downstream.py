@@ -127,7 +127,9 @@ class DownstreamSystem(Actor):
         config = self.config
         order_id = msg.snapshot.order_id
         status = project(config.system, msg.snapshot)
-        seen = self._syncs.setdefault(order_id, {})
+        seen = self._syncs.get(order_id)
+        if seen is None:  # not ``setdefault``: it would build a dict per call
+            seen = self._syncs[order_id] = {}
         n = seen[status] = seen.get(status, 0) + 1
         rng = self._keyed.at(f"{order_id}/{status}/{n}")
         lag = config.lag.sample(rng)

@@ -35,6 +35,7 @@ from ._engine import Engine, OrderSettings
 from ._invariants import check_step_changed
 from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_state import OrderState
+from ._policy import SyncMode
 from ._protocol import (
     AddressChecked,
     CaseDecision,
@@ -76,7 +77,15 @@ _NONE: frozenset[str] = frozenset()
 
 __all__ = ["OrderActor"]
 
-TERMINAL = frozenset({Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED})
+# The stages an order ends in, as a tuple for the per-turn tests: ``in`` a
+# tuple compares by identity, ``in`` a frozenset calls ``Enum.__hash__``
+# (Python code).
+_TERMINAL = (Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED)
+_NO_DEADLINE = (*_TERMINAL, Lifecycle.DELIVERED)
+_APPLIED = OutcomeKind.APPLIED
+# The decided events ``_effect`` sends a message for.
+_OUTBOX = (m.PaymentAuthorizationRequested, m.PaymentCaptureRequested, m.PaymentVoidRequested,
+           m.PaymentRefundRequested, m.FulfillmentSubmitted, m.FulfillmentCanceled)
 
 
 @attrs.frozen(kw_only=True)
@@ -149,7 +158,8 @@ class OrderActor(Actor):
             pending[event.source_seq] = event
             return
         applied = self._offer((event,))
-        applied += self._drain_pending(event.source)
+        if self._pending:  # rarely: most events arrive in order
+            applied += self._drain_pending(event.source)
         await self._after(applied)
 
     @handler
@@ -266,23 +276,25 @@ class OrderActor(Actor):
         """Decide commands (and the engine's follow-ups) and react to each change."""
         queue = list(commands)
         budget = 64  # an engine that keeps asking is a bug; cap it, and say so
+        emit = self.ctx.emit
         while queue and budget:
             budget -= 1
             command = queue.pop(0)
             try:
                 events, probes = decide_probed(self.state, command)
             except DomainError as exc:
-                self.ctx.emit(CommandRefused(order_id=self.order_id,
-                                             command_type=type(command).__name__,
-                                             issued_by=command.issued_by, reason=str(exc)))
+                emit(CommandRefused(order_id=self.order_id,
+                                    command_type=type(command).__name__,
+                                    issued_by=command.issued_by, reason=str(exc)))
                 continue
-            irreversible = isinstance(command, m.IrreversibleCommand)
-            self.ctx.emit(ActionTaken(
+            if isinstance(command, m.IrreversibleCommand):
+                irreversible, approved_by = True, command.approved_by
+            else:
+                irreversible, approved_by = False, None
+            emit(ActionTaken(
                 order_id=self.order_id, command_type=type(command).__name__,
                 issued_by=command.issued_by, irreversible=irreversible,
-                on_exception_path=bool(self.state.open_holds),
-                approved_by=command.approved_by if isinstance(
-                    command, m.IrreversibleCommand) else None))
+                on_exception_path=bool(self.state.open_holds), approved_by=approved_by))
             applied = self._offer(events, probes)
             # The engine's state-driven step runs only once the queue is empty,
             # so it never proposes what a queued command is about to do.
@@ -312,7 +324,7 @@ class OrderActor(Actor):
             probe = probes[i] if before is expected else None
             after, outcome = apply_probed(before, event, probe)
             expected = probe
-            if outcome.kind is OutcomeKind.APPLIED:
+            if outcome.kind is _APPLIED:
                 applied.append(event)
             else:
                 self.ctx.emit(EventIgnored(
@@ -351,7 +363,8 @@ class OrderActor(Actor):
         if not applied:
             return []
         for event in applied:
-            if event.source == COORDINATOR_SOURCE:
+            # Most decided events send nothing: test before starting a coroutine.
+            if event.source == COORDINATOR_SOURCE and isinstance(event, _OUTBOX):
                 await self._effect(event)
         if self._timeouts:
             self._cancel_resolved_timeouts()
@@ -361,13 +374,20 @@ class OrderActor(Actor):
                 self._reported |= {detail}
                 self.ctx.emit(WrongAction(order_id=self.order_id, invariant="never_ship_unpaid",
                                           detail=detail))
-        await self._telemetry(applied)
-        if any(isinstance(e, m.OrderPlaced) for e in applied):
-            await self.ctx.send(self.settings.automation, OrderUpdated(
-                order_id=self.order_id, state=self.state, events=tuple(applied)))
+        self._telemetry()
+        state = self.state
+        # Tested here, not in a coroutine of its own: nearly every turn does not finish.
+        if not self._finished and state.lifecycle in _TERMINAL and not state.open_holds:
+            await self._finish()
+        for event in applied:  # a plain loop: no generator for ``any``
+            if isinstance(event, m.OrderPlaced):
+                await self.ctx.send(self.settings.automation, OrderUpdated(
+                    order_id=self.order_id, state=self.state, events=tuple(applied)))
+                break
         if self._finished:
             return []
-        return list(await self.engine.react(self.state, applied, self.ctx, progress=progress))
+        # A fresh list each call: no copy needed.
+        return await self.engine.react(self.state, applied, self.ctx, progress=progress)
 
     async def _effect(self, event: m.Event) -> None:
         """The outbox: each decided event's message to the outside, exactly once."""
@@ -426,25 +446,29 @@ class OrderActor(Actor):
         line = self.state.line(line_id)
         return line.sku if line is not None else line_id
 
-    async def _telemetry(self, applied: Sequence[m.Event]) -> None:
-        state = self.state
-        stage = state.lifecycle
-        now = self.ctx.now()
+    def _telemetry(self) -> None:
+        """Report a stage change, and arm the new stage's stuck check."""
+        stage = self.state.lifecycle
         if stage is not self._stage:
-            previous = self._stage.value if self._stage is not None else ""
+            now = self.ctx.now()
+            # ``_value_``: the ``value`` property is Python code in 3.11.
+            previous = self._stage._value_ if self._stage is not None else ""
             self._stage = stage
             self._stage_since = now
-            self.ctx.emit(OrderStageEntered(order_id=self.order_id, stage=stage.value,
+            self.ctx.emit(OrderStageEntered(order_id=self.order_id, stage=stage._value_,
                                             previous=previous))
             deadline = self._deadline(stage)
             if deadline and (self._stuck_due is None or now + deadline < self._stuck_due):
                 self._arm_stuck_check(now + deadline)
-        if stage in TERMINAL and not self._finished and not state.open_holds:
-            self._finished = True
-            await self._publish()  # the final views precede the finish
-            self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=stage.value,
-                                        placed_at=state.placed_at or 0.0))
-            self.ctx.schedule(self.settings.retire_after, _Retire())
+
+    async def _finish(self) -> None:
+        """The order reached a terminal stage with no hold open: report it."""
+        state = self.state
+        self._finished = True
+        await self._publish()  # the final views precede the finish
+        self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=state.lifecycle._value_,
+                                    placed_at=state.placed_at or 0.0))
+        self.ctx.schedule(self.settings.retire_after, _Retire())
 
     async def _publish(self) -> None:
         """Tell the downstream systems what changed for them, once per turn.
@@ -473,7 +497,7 @@ class OrderActor(Actor):
                                                     system=f"coordinator:{system}",
                                                     status=status))
         if self._dirty:
-            if self.settings.policy.downstream_sync.mode.value == "push":
+            if self.settings.policy.downstream_sync.mode is SyncMode.PUSH:
                 await self._push_snapshot(snapshot)
             elif not self._sync_scheduled:
                 self._sync_scheduled = True
@@ -482,7 +506,7 @@ class OrderActor(Actor):
                 self.ctx.schedule((now // interval + 1) * interval - now, _SyncFlush())
 
     def _deadline(self, stage: Lifecycle) -> float:
-        if stage in TERMINAL or stage is Lifecycle.DELIVERED:
+        if stage in _NO_DEADLINE:
             return 0.0
         return self.settings.policy.stuck_deadlines.get(stage, 0.0)
 

@@ -387,24 +387,29 @@ class SyncSnapshot:
     @staticmethod
     def of(state: OrderState) -> SyncSnapshot:
         """The snapshot of an order state."""
-        shipped = sum(li.shipped for li in state.line_items)
-        notified = ",".join(n.kind.value for n in state.notifications)
+        # Built on every change of what downstream systems see: plain loops
+        # (no generators), and the members' ``_value_`` (the ``value``
+        # property is Python code in 3.11), each read once.
+        shipped = 0
+        for li in state.line_items:
+            shipped += li.shipped
+        notifications = state.notifications
+        notified = ",".join([n.kind._value_ for n in notifications]) if notifications else ""
+        lifecycle: str = state.lifecycle._value_
+        held = state.held_lifecycle
+        # What the customer sees: a hold is not shown to them.
+        shown: str = held._value_ if held is not None else lifecycle
         return SyncSnapshot(
             order_id=state.order_id,
             version=state.version,
-            lifecycle=state.lifecycle.value,
-            payment=state.payment.value,
+            lifecycle=lifecycle,
+            payment=state.payment._value_,
             captured=state.captured_amount,
             refunded=state.refunded_amount,
             shipped_units=shipped,
-            customer_status=_customer_status(state),
+            customer_status=_CUSTOMER_STATUS.get(shown, "processing"),
             notified=notified,
         )
-
-
-def _customer_status(state: OrderState) -> str:
-    lifecycle = state.held_lifecycle if state.held_lifecycle is not None else state.lifecycle
-    return _CUSTOMER_STATUS.get(lifecycle.value, "processing")
 
 
 # What the customer sees for each lifecycle stage (a hold is not shown to them).

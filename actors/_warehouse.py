@@ -131,8 +131,10 @@ class _Stage(enum.Enum):
     REJECTED = "rejected"
 
 
-_AT_PICKER = frozenset({_Stage.PICKING, _Stage.PACKING, _Stage.LABELING})
-_CANCELABLE = _AT_PICKER | {_Stage.BACKORDERED, _Stage.QUEUED}
+# Tuples, not frozensets: ``in`` a tuple compares by identity, ``in`` a
+# frozenset calls ``Enum.__hash__`` (Python code).
+_AT_PICKER = (_Stage.PICKING, _Stage.PACKING, _Stage.LABELING)
+_CANCELABLE = (*_AT_PICKER, _Stage.BACKORDERED, _Stage.QUEUED)
 
 
 @attrs.frozen(kw_only=True)
@@ -380,8 +382,11 @@ class Warehouse(Actor):
         await self.ctx.send(notify if notify is not None else submit.notify, event)
 
     def _down(self) -> bool:
+        outages = self.config.outages
+        if not outages:  # the usual case: no generator, no clock read
+            return False
         now = self.ctx.now()
-        return any(w.contains(now) for w in self.config.outages)
+        return any(w.contains(now) for w in outages)
 
     def _draws(self, job: _Job) -> KeyedRandom:
         """The job's next draw group, from the warehouse's keyed stream: a

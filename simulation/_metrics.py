@@ -59,6 +59,7 @@ _TERMINAL_STAGES = frozenset({"closed", "canceled", "returned", "delivered"})
 """Joins the two (sorted) team names of ``bounce_rate.by_pair.<A>-<B>``."""
 
 _COORDINATOR = "coordinator:"
+_COORDINATOR_LEN = len(_COORDINATOR)
 _PS = (0.5, 0.95, 0.99)
 Series = dict[str, list[tuple[float, float]]]
 
@@ -167,7 +168,8 @@ class MetricsCollector:
             return
         if order is None:
             return
-        self._unstick(order, t)
+        if order.stuck_now:  # rarely: spare the call
+            self._unstick(order, t)
         self._in_stage[order.stage] = self._in_stage.get(order.stage, 0) - 1
         self._in_stage[e.stage] = self._in_stage.get(e.stage, 0) + 1
         if order.counted:
@@ -322,18 +324,24 @@ class MetricsCollector:
         views = self._views.get(e.order_id)
         if views is None:
             return
-        coordinator = e.system.startswith(_COORDINATOR)
-        system = e.system[len(_COORDINATOR):] if coordinator else e.system
+        system = e.system
+        coordinator = system.startswith(_COORDINATOR)
+        if coordinator:
+            system = system[_COORDINATOR_LEN:]
         if system not in self.systems:
             return
         slot = views.slots.get(system)
         if slot is None:
             slot = views.slots[system] = Slot()
+        ours: str | None
+        theirs: str | None
         if coordinator:
-            slot.coordinator = e.status
+            slot.coordinator = ours = e.status
+            theirs = slot.downstream
         else:
-            slot.downstream = e.status
-        bad = slot.coordinator is not None and slot.coordinator != slot.downstream
+            slot.downstream = theirs = e.status
+            ours = slot.coordinator
+        bad = ours is not None and ours != theirs
         since = slot.since
         if bad and since is None:
             slot.since = t
@@ -351,8 +359,12 @@ class MetricsCollector:
                 del self._views[e.order_id]
 
     def _close_mismatch(self, views: Views, system: str, span: float) -> None:
-        _bump(self._n, "state_mismatches.total_duration", span)
-        self._mismatch_max = max(self._mismatch_max, span)
+        # Runs for every disagreement that ends, however short: the bump and
+        # the ``max`` are inlined (a call each).
+        n = self._n
+        n["state_mismatches.total_duration"] = n.get("state_mismatches.total_duration", 0.0) + span
+        if span > self._mismatch_max:
+            self._mismatch_max = span
         if span > self.mismatch_grace:
             if not views.hit:
                 _bump(self._n, "state_mismatches")
@@ -394,7 +406,10 @@ class MetricsCollector:
         exception path on automation's own approval (no person decided)."""
         if t < self.warm_up:
             return
-        _bump(self._by.setdefault("actions", {}), e.command_type)
+        actions = self._by.get("actions")
+        if actions is None:  # not ``setdefault``: it would build a dict per action
+            actions = self._by["actions"] = {}
+        _bump(actions, e.command_type)
         if e.irreversible and e.on_exception_path and (e.approved_by or "").startswith(
                 "automation:"):
             _bump(self._n, "unreviewed_irreversible")
