@@ -7,7 +7,6 @@ latency. Without an oracle every address is valid.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-import attrs
-
 from . import _messages as m
 from ._errors import EventRejected
 from ._order_state import (

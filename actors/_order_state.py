@@ -56,7 +56,6 @@ SHIPPED_STATES = frozenset({
 IN_FLIGHT = frozenset({
     FulfillmentStatus.SUBMITTED, FulfillmentStatus.ACCEPTED, FulfillmentStatus.IN_PROGRESS,
 })
-UNRESOLVED = frozenset({RequestStatus.PENDING, RequestStatus.UNKNOWN})
 
 
 @attrs.frozen(kw_only=True)
@@ -351,7 +350,7 @@ class OrderState:
             values["_units_active"] = active
         requests = fresh or "payment_requests" in changes
         if requests:
-            # Identity tests, not ``in UNRESOLVED``: hashing an enum member
+            # Identity tests, not ``in`` a frozenset: hashing an enum member
             # is a Python-level call, and this runs on every payment event.
             values["_unresolved"] = tuple(
                 r for r in self.payment_requests
