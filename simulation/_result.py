@@ -153,7 +153,11 @@ def aggregate(
 
     Every metric gets its per-replication values (missing ones count as 0:
     a reason that never occurred in a replication occurred 0 times), mean
-    and 95% confidence interval.
+    and 95% confidence interval. Every metric is a count, rate, share or
+    duration, so it cannot be negative: the Student's t interval is cut at
+    0 (cutting an interval to the values the mean can take never makes it
+    miss the true mean more often), and a rare count reads ``[0, 0.76]``, not
+    ``[-0.36, 0.76]``.
     """
     ordered = sorted(results, key=lambda r: r.replication)
     names = sorted({name for r in ordered for name in r.metrics})
@@ -165,7 +169,7 @@ def aggregate(
         metrics[name] = {
             "values": values,
             "mean": s.mean,
-            "ci_low": s.ci_low if len(values) > 1 else s.mean,
+            "ci_low": max(s.ci_low, 0.0) if len(values) > 1 else s.mean,
             "ci_high": s.ci_high if len(values) > 1 else s.mean,
             "unit": info.unit,
             "lower_is_better": info.lower_is_better,

@@ -172,3 +172,20 @@ def test_format_number_is_stable() -> None:
     assert [format_number(v) for v in (3.0, -0.0, 0.123456789, 1e20, None, math.nan,
                                        math.inf)] == ["3", "0", "0.123457", "1e+20", "—", "—",
                                                       "inf"]
+
+
+def test_a_rare_count_gets_no_negative_bound() -> None:
+    """Metrics cannot be negative: a count seen once in five replications reads
+    [0, upper], with the same upper bound as the plain t interval."""
+    results = [ReplicationResult(replication=k, seed=k, metrics={"stuck_orders": float(k == 2)})
+               for k in range(5)]
+    entry = aggregate(results, header={"scenario": "s"})["metrics"]["stuck_orders"]
+    assert entry["mean"] == 0.2
+    assert entry["ci_low"] == 0.0
+    # t(0.975, 4) = 2.776; stdev = sqrt(0.2); half width = 2.776 * 0.4472 / sqrt(5)
+    assert math.isclose(entry["ci_high"], 0.2 + 2.7764451 * math.sqrt(0.2) / math.sqrt(5),
+                        rel_tol=1e-6)
+    spread = [ReplicationResult(replication=k, seed=k, metrics={"throughput": 10.0 + k})
+              for k in range(5)]
+    entry = aggregate(spread, header={"scenario": "s"})["metrics"]["throughput"]
+    assert entry["ci_low"] > 0.0 and entry["ci_low"] < entry["mean"]  # an interior bound stays
