@@ -20,6 +20,7 @@ from ._invariants import (
     MoneyView,
     Violation,
     check_changed,
+    check_decision,
     check_invariants,
     check_money_views,
     check_step,
@@ -112,6 +113,7 @@ from ._order_state import (
 )
 from ._states import (
     TRANSITIONS,
+    Approver,
     AuthorizationStatus,
     FulfillmentStatus,
     HoldReason,
@@ -250,6 +252,7 @@ __all__ = [
     "AmbiguousPaymentAction",
     "AmbiguousPaymentPolicy",
     "ApproveShipment",
+    "Approver",
     "AssignWarehouse",
     "Authorization",
     "AuthorizationExpired",
@@ -419,6 +422,7 @@ __all__ = [
     "apply",
     "builtin_policies",
     "check_changed",
+    "check_decision",
     "check_invariants",
     "check_money_views",
     "check_step",

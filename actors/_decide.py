@@ -303,12 +303,19 @@ def _ship(s: OrderState, c: m.ShipFulfillment, ev: _Stamp) -> tuple[m.Event, ...
 
 def _approve(s: OrderState, c: m.ApproveShipment, ev: _Stamp) -> tuple[m.Event, ...]:
     _require(s.progress in _OPEN_FOR_BUSINESS, s, c, f"the order is {s.progress.value}")
-    return (ev(m.ShipmentApproved, approved_by=c.approved_by, reason=c.reason),)
+    return (ev(m.ShipmentApproved, approved_by=c.approved_by, reason=c.reason,
+               approver=c.approver),)
 
 
 def _open_hold(s: OrderState, c: m.OpenHold, ev: _Stamp) -> tuple[m.Event, ...]:
     _require(c.deadline >= c.issued_at, s, c, "the deadline is in the past")
     _require(s.hold(c.hold_id) is None, s, c, f"hold {c.hold_id} already exists")
+    # One case per reason: a second hold for the same reason would put the
+    # same question to people twice, and releasing one would look like an
+    # answer to both.
+    same = next((h for h in s.open_holds if h.reason is c.reason), None)
+    _require(same is None, s, c,
+             f"hold {same.hold_id if same else ''} is already open for {c.reason.value}")
     return (ev(m.HoldOpened, hold_id=c.hold_id, reason=c.reason, owner_team=c.owner_team,
                deadline=c.deadline, note=c.note),)
 

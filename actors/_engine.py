@@ -47,6 +47,7 @@ from ._protocol import (
     StockShortage,
 )
 from ._states import (
+    Approver,
     AuthorizationStatus,
     FulfillmentStatus as FS,
     HoldReason as R,
@@ -131,7 +132,8 @@ class Engine:
         # empty frozenset is shared where an empty set costs 216 bytes each.
         self.backorders: frozenset[str] = _NONE
         self.tried: frozenset[str] = _NONE
-        self.cancel_requested: tuple[str, str] | None = None  # reason, by whom
+        # reason, by whom, and who that is
+        self.cancel_requested: tuple[str, str, Approver] | None = None
         self.risk_probes = 0
 
     # -- helpers ---------------------------------------------------------------------
@@ -140,13 +142,14 @@ class Engine:
         return {"order_id": ctx.address.removeprefix("order/"), "command_id": ctx.new_id(),
                 "issued_at": ctx.now(), "issued_by": by or self.actor_name}
 
-    def _approval(self, s: OrderState, action: IrreversibleAction) -> tuple[bool, str | None]:
-        """May automation take ``action`` now, and under whose approval?"""
+    def _approval(self, s: OrderState, action: IrreversibleAction) -> tuple[bool, dict[str, Any]]:
+        """May automation take ``action`` now, and under whose approval (the
+        command's ``approved_by`` and ``approver`` fields)?"""
         if not s.open_holds:
-            return True, None
+            return True, {}
         if self.policy.needs_approval(action):
-            return False, None
-        return True, self.actor_name
+            return False, {}
+        return True, {"approved_by": self.actor_name, "approver": Approver.AUTOMATION}
 
     def _hold(self, s: OrderState, ctx: Context, reason: R, proposal: str,
               options: tuple[str, ...] = ("release", "cancel"), note: str = "") -> m.Command | None:
@@ -184,12 +187,17 @@ class Engine:
         if hold is None or hold not in s.open_holds:
             return []  # decided after the case was closed: nothing to do
         who = msg.reviewer
+        if hold.reason is R.AWAITING_PAYMENT and msg.decision != "reassign":
+            # A person has looked at the failed payment, whatever they decided:
+            # automation may try to capture again (a cancel that cannot happen
+            # because the goods left must not leave the money uncollected).
+            self.capture_failures = 0
         if msg.decision == "reassign" and msg.handoff_to and msg.handoff_to != hold.owner_team:
             return [m.HandOffHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
                                   to_team=msg.handoff_to, note=msg.note)]
         if msg.decision == "cancel":
             return await self._request_cancel(s, ctx, f"{hold.reason.value}: decided by {who}",
-                                              who, hold_id=hold.hold_id)
+                                              who, Approver.PERSON, hold_id=hold.hold_id)
         cmds: list[m.Command] = [m.ReleaseHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
                                                resolution=f"released by {who}")]
         follow = await self._after_release(s, hold.reason, ctx)
@@ -225,10 +233,10 @@ class Engine:
         """A customer's cancellation (see :meth:`_request_cancel`)."""
         if s.progress in _DONE:
             return []
-        return await self._request_cancel(s, ctx, msg.reason, "customer")
+        return await self._request_cancel(s, ctx, msg.reason, "customer", Approver.CUSTOMER)
 
     async def _request_cancel(self, s: OrderState, ctx: Context, reason: str, by: str,
-                              hold_id: str | None = None) -> list[m.Command]:
+                              approver: Approver, hold_id: str | None = None) -> list[m.Command]:
         """Cancel on a customer's or a person's word, safely: pull back work
         not yet picked, let unknown gateway outcomes resolve, then cancel.
         Once goods are picked or shipped it cannot be undone: a customer's
@@ -242,7 +250,7 @@ class Engine:
             hold = self._hold(s, ctx, R.POLICY_EXCEPTION, "release", ("release", "cancel"),
                               note="customer asked to cancel after picking or shipping")
             return [hold] if hold else []
-        self.cancel_requested = (reason, by)
+        self.cancel_requested = (reason, by, approver)
         for r in s.unresolved_requests():
             if r.status is RequestStatus.UNKNOWN:
                 await self._query(s, r.request_id, ctx)
@@ -260,8 +268,18 @@ class Engine:
         if any(fo.status in (FS.SUBMITTED, FS.ACCEPTED, FS.IN_PROGRESS)
                for fo in s.fulfillment_orders):
             return []  # wait for the warehouse to confirm the pull-back
-        (reason, by), self.cancel_requested = self.cancel_requested, None
-        return [m.CancelOrder(**self._stamp(ctx, by), approved_by=by, reason=reason)]
+        reason, by, approver = self.cancel_requested
+        if approver is not Approver.PERSON and s.open_holds:
+            # A customer's wish is a request, not a review: while a case is
+            # open the cancel waits for it, unless the policy waives review.
+            ok, approval = self._approval(s, IrreversibleAction.CANCEL)
+            if not ok:
+                return []
+            by = approval["approved_by"]
+            approver = approval["approver"]
+        self.cancel_requested = None
+        return [m.CancelOrder(**self._stamp(ctx, by), approved_by=by, approver=approver,
+                              reason=reason)]
 
     async def escalate(self, s: OrderState, msg: Escalate, ctx: Context) -> list[m.Command]:
         if s.progress in _DONE:
@@ -312,11 +330,24 @@ class Engine:
         next standard-path steps the state now allows."""
         cmds: list[m.Command] = []
         for event in applied:
-            cmds += await self._on(s, event, ctx)
+            for cmd in await self._on(s, event, ctx):
+                # Events applied together (a gap filled, a batch released) are
+                # each seen against the same state: the first hold proposed for
+                # a reason stands for the others, so one reason opens one case.
+                if isinstance(cmd, m.OpenHold) and any(
+                        isinstance(c, m.OpenHold) and c.reason is cmd.reason for c in cmds):
+                    self.cases.pop(cmd.hold_id, None)
+                    continue
+                cmds.append(cmd)
         if progress and not cmds:
             await self._probe_risk(s, ctx)
             cmds += self._progress(s, ctx)
         return cmds
+
+    def refused(self, command: m.Command) -> None:
+        """``decide`` refused one of the engine's commands: forget what it kept for it."""
+        if isinstance(command, m.OpenHold):
+            self.cases.pop(command.hold_id, None)
 
     async def _probe_risk(self, s: OrderState, ctx: Context, attempt: int = 0) -> None:
         """Payment is secured but no risk assessment arrived (lost, or dropped
@@ -346,6 +377,7 @@ class Engine:
                                    CheckAddress(order_id=s.order_id, correct=correct))
                 if p.fulfillment_trigger is FulfillmentTrigger.ORDER_PLACED:
                     cmds.insert(0, m.ApproveShipment(**self._stamp(ctx), approved_by=self.actor_name,
+                                                     approver=Approver.AUTOMATION,
                                                      reason="policy fulfils on order placed"))
                 return cmds
             case m.RiskAssessed():
@@ -401,11 +433,13 @@ class Engine:
         fraud = self.policy.fraud
         score = e.score if e.score is not None else _LEVEL_SCORE.get(e.level, 0.5)
         if score >= fraud.cancel_above:
-            ok, who = self._approval(s, IrreversibleAction.CANCEL)
+            ok, approval = self._approval(s, IrreversibleAction.CANCEL)
             auto = (fraud.high_risk_action is HighRiskAction.AUTO_CANCEL
                     and not self.policy.needs_approval(IrreversibleAction.CANCEL))
             if auto and ok:
-                return [m.CancelOrder(**self._stamp(ctx), approved_by=who or self.actor_name,
+                approval = approval or {"approved_by": self.actor_name,
+                                        "approver": Approver.AUTOMATION}
+                return [m.CancelOrder(**self._stamp(ctx), **approval,
                                       reason=f"high fraud risk ({score:.2f})")]
             hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, "cancel", note=f"score {score:.2f}")
             return [hold] if hold else []
@@ -504,11 +538,11 @@ class Engine:
         cmds += self._capture(s, ctx)
         if self._may_fulfil(s):
             cmds += self._assign(s, ctx)
-            ok, who = self._approval(s, IrreversibleAction.SHIP)
+            ok, approval = self._approval(s, IrreversibleAction.SHIP)
             if ok:
                 for fo in s.fulfillment_orders:
                     if fo.status in (FS.OPEN, FS.SCHEDULED):
-                        cmds.append(m.SubmitFulfillment(**self._stamp(ctx), approved_by=who,
+                        cmds.append(m.SubmitFulfillment(**self._stamp(ctx), **approval,
                                                         fulfillment_order_id=fo.fulfillment_order_id))
         # The coordinator's work is over once every unit shipped and the money
         # is in: close (delivery scans still update the shipment while the
@@ -530,10 +564,10 @@ class Engine:
             return []
         busy = {r.authorization_id for r in s.payment_requests
                 if r.operation in (Op.CAPTURE, Op.VOID) and r.status is not RequestStatus.FAILED}
-        ok, who = self._approval(s, IrreversibleAction.CAPTURE)
+        ok, approval = self._approval(s, IrreversibleAction.CAPTURE)
         if not ok:
             return []
-        return [m.CapturePayment(**self._stamp(ctx), approved_by=who,
+        return [m.CapturePayment(**self._stamp(ctx), **approval,
                                  authorization_id=a.authorization_id, amount=a.amount)
                 for a in s.authorizations
                 if a.status is AuthorizationStatus.OPEN and a.authorization_id not in busy]
@@ -638,8 +672,8 @@ class Engine:
         an explicit decision; a blanket policy approval is not)."""
         found = []
         for e in applied:
-            if isinstance(e, m.Shipped) and not s.payment_secured and (
-                    s.ship_approved_by or "").startswith("automation:"):
+            if (isinstance(e, m.Shipped) and not s.payment_secured
+                    and s.ship_approver is Approver.AUTOMATION):
                 found.append(f"fulfillment order {e.fulfillment_order_id} shipped before "
                              f"payment was secured (approved by {s.ship_approved_by})")
         return found

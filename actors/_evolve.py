@@ -154,7 +154,7 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
                                  e.recommendation)
             return replace(s, risk=e.level, risk_recommendation=e.recommendation)
         case m.ShipmentApproved():
-            return replace(s, ship_approved_by=e.approved_by)
+            return replace(s, ship_approved_by=e.approved_by, ship_approver=e.approver)
         case m.LineItemsCanceled():
             lines = _moved_lines(s, e, ((line.line_id, line.quantity, Q.ORDERED, Q.CANCELED)
                                         for line in e.lines))

@@ -23,7 +23,13 @@ from . import _messages as m
 from ._evolve import derive_payment
 from ._order import Outcome, OutcomeKind
 from ._order_state import IN_FLIGHT, SHIPPED_STATES, OrderState
-from ._states import FulfillmentStatus, NotificationKind, PaymentOperation, RequestStatus
+from ._states import (
+    Approver,
+    FulfillmentStatus,
+    NotificationKind,
+    PaymentOperation,
+    RequestStatus,
+)
 
 __all__ = [
     "INVARIANTS",
@@ -33,6 +39,7 @@ __all__ = [
     "Violation",
     "check_invariants",
     "check_changed",
+    "check_decision",
     "check_money_views",
     "check_step",
     "check_step_changed",
@@ -307,6 +314,38 @@ def check_step_changed(
     """:func:`check_step` with :func:`check_changed` for the state invariants:
     every violation the step introduced, and perhaps some it kept."""
     return (*_regression(before, event, outcome, after), *check_changed(before, after))
+
+
+NO_IRREVERSIBLE_WHILE_HELD = "no_irreversible_while_held"
+"""No capture, refund, cancel or shipment while an exception hold is open,
+unless a person approved it: a decision invariant, checked on each accepted
+command against the state it was decided on (see :func:`check_decision`)."""
+
+
+def check_decision(state: OrderState, command: m.Command) -> tuple[Violation, ...]:
+    """``no_irreversible_while_held`` for one command ``decide`` accepted on ``state``.
+
+    An irreversible command (capture, refund, cancel, submit or ship) taken
+    while the order has an open hold must carry a person's approval: neither
+    automation's waiver nor a customer's request is a review. A shipment
+    approval before payment, by automation, while held, is one too.
+    """
+    holds = state.open_holds
+    if not holds:
+        return ()
+    if isinstance(command, m.IrreversibleCommand):
+        approver = command.approver
+    elif isinstance(command, m.ApproveShipment):
+        approver = command.approver
+    else:
+        return ()
+    if approver is Approver.PERSON:
+        return ()
+    who = f"{approver.value} ({command.approved_by})" if approver is not None else "no one"
+    return (Violation(
+        name=NO_IRREVERSIBLE_WHILE_HELD, order_id=state.order_id,
+        detail=f"{type(command).__name__} {command.command_id} approved by {who} while "
+               f"hold {holds[0].hold_id} ({holds[0].reason.value}) was open"),)
 
 
 def check_money_views(

@@ -27,7 +27,7 @@ import attrs
 
 from orderloom.runtime import Message
 
-from ._states import HoldReason, NotificationKind, Risk, RiskRecommendation
+from ._states import Approver, HoldReason, NotificationKind, Risk, RiskRecommendation
 
 __all__ = [
     "ApproveShipment", "AssignWarehouse", "AuthorizationExpired", "AuthorizePayment", "CancelFulfillment",
@@ -101,6 +101,10 @@ def _instance(kind: type | tuple[type, ...]) -> Any:
     return attrs.validators.instance_of(kind)
 
 
+def _optional_instance(kind: type) -> Any:
+    return attrs.validators.optional(attrs.validators.instance_of(kind))
+
+
 # -- value parts ------------------------------------------------------------------
 
 
@@ -139,10 +143,22 @@ class Command(Message):
 class IrreversibleCommand(Command):
     """A command whose effect cannot be undone; on an exception path it needs a person.
 
-    Invariant: ``approved_by`` is None or a non-empty name.
+    Invariants: ``approved_by`` is None or a non-empty name; ``approver``
+    says who that name is and is None exactly when ``approved_by`` is (a
+    named approval without one is a person's).
     """
 
     approved_by: str | None = attrs.field(default=None, validator=_optional_text)
+    approver: Approver | None = attrs.field(validator=_optional_instance(Approver))
+
+    @approver.default
+    def _named_is_a_person(self) -> Approver | None:
+        return None if self.approved_by is None else Approver.PERSON
+
+    def __attrs_post_init__(self) -> None:
+        if (self.approver is None) != (self.approved_by is None):
+            raise ValueError(f"{type(self).__name__}: approver {self.approver!r} and "
+                             f"approved_by {self.approved_by!r} must both be set or both None")
 
 
 @attrs.frozen(kw_only=True)
@@ -258,10 +274,14 @@ class ShipFulfillment(IrreversibleCommand):
 
 @attrs.frozen(kw_only=True)
 class ApproveShipment(Command):
-    """A person allows shipping before payment is secured. Invariant: approved_by non-empty."""
+    """Someone allows shipping before payment is secured.
+
+    Invariants: approved_by non-empty; ``approver`` says who (a person unless said).
+    """
 
     approved_by: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
+    approver: Approver = attrs.field(default=Approver.PERSON, validator=_instance(Approver))
 
 
 @attrs.frozen(kw_only=True)
@@ -558,10 +578,14 @@ class LineItemsCanceled(Event):
 
 @attrs.frozen(kw_only=True)
 class ShipmentApproved(Event):
-    """A person allowed shipping before payment is secured. Invariant: approved_by non-empty."""
+    """Someone allowed shipping before payment is secured.
+
+    Invariants: approved_by non-empty; ``approver`` says who (a person unless said).
+    """
 
     approved_by: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
+    approver: Approver = attrs.field(default=Approver.PERSON, validator=_instance(Approver))
 
 
 @attrs.frozen(kw_only=True)

@@ -32,7 +32,7 @@ from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
 from ._downstream import project
 from ._engine import Engine, OrderSettings
-from ._invariants import check_step_changed
+from ._invariants import check_decision, check_step_changed
 from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_state import OrderState
 from ._policy import SyncMode
@@ -117,7 +117,7 @@ class OrderActor(Actor):
     # One per order in flight: no instance dictionary.
     __slots__ = ("order_id", "settings", "state", "engine", "_pending", "_reported",
                  "_views", "_view_key", "_timeouts", "_stage", "_stage_since", "_stuck_due",
-                 "_dirty", "_sync_scheduled", "_finished")
+                 "_dirty", "_sync_timer", "_finished")
 
     def __init__(self, order_id: str, settings: OrderSettings) -> None:
         self.order_id = order_id
@@ -134,7 +134,7 @@ class OrderActor(Actor):
         self._stage_since = 0.0
         self._stuck_due: float | None = None
         self._dirty: frozenset[str] = _NONE
-        self._sync_scheduled = False
+        self._sync_timer: TimerId | None = None  # a batch flush is due
         self._finished = False
 
     # -- inputs --------------------------------------------------------------------
@@ -250,7 +250,7 @@ class OrderActor(Actor):
     @handler
     async def on_sync_flush(self, msg: _SyncFlush) -> None:
         """Batch mode: send the latest snapshot downstream."""
-        self._sync_scheduled = False
+        self._sync_timer = None
         await self._push_snapshot()
 
     @handler
@@ -260,6 +260,12 @@ class OrderActor(Actor):
         if self.state.unresolved_requests() or self._pending:
             self.ctx.schedule(self.settings.retire_after, _Retire())
             return
+        if self._sync_timer is not None:
+            # A batch flush is still due: the systems get the final state now,
+            # not never (the timer would find the actor gone).
+            self.ctx.cancel(self._sync_timer)
+            self._sync_timer = None
+            await self._push_snapshot()
         fos = self.state.fulfillment_orders
         notice = OrderRetired(order_id=self.order_id,
                               fulfillment_order_ids=tuple(fo.fulfillment_order_id for fo in fos),
@@ -283,18 +289,23 @@ class OrderActor(Actor):
             try:
                 events, probes = decide_probed(self.state, command)
             except DomainError as exc:
+                self.engine.refused(command)
                 emit(CommandRefused(order_id=self.order_id,
                                     command_type=type(command).__name__,
                                     issued_by=command.issued_by, reason=str(exc)))
                 continue
             if isinstance(command, m.IrreversibleCommand):
                 irreversible, approved_by = True, command.approved_by
+                approver = command.approver.value if command.approver else None
             else:
-                irreversible, approved_by = False, None
+                irreversible, approved_by, approver = False, None, None
             emit(ActionTaken(
                 order_id=self.order_id, command_type=type(command).__name__,
                 issued_by=command.issued_by, irreversible=irreversible,
-                on_exception_path=bool(self.state.open_holds), approved_by=approved_by))
+                on_exception_path=bool(self.state.open_holds), approved_by=approved_by,
+                approver=approver))
+            for violation in check_decision(self.state, command):
+                self._wrong(violation.name, violation.detail)
             applied = self._offer(events, probes)
             # The engine's state-driven step runs only once the queue is empty,
             # so it never proposes what a queued command is about to do.
@@ -332,16 +343,21 @@ class OrderActor(Actor):
                     event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
                     reason=str(outcome.error) if outcome.error else ""))
             for violation in check_step_changed(before, event, outcome, after):
-                key = f"{violation.name}:{violation.detail}"
-                if key not in self._reported:
-                    self._reported |= {key}
-                    envelope = self.ctx.envelope
-                    chain = tuple(x for x in (envelope.causation_id, envelope.message_id)
-                                  if x) if envelope else ()
-                    self.ctx.emit(WrongAction(order_id=self.order_id, invariant=violation.name,
-                                              detail=violation.detail, chain=chain))
+                self._wrong(violation.name, violation.detail)
             self.state = after
         return applied
+
+    def _wrong(self, invariant: str, detail: str) -> None:
+        """Report a broken invariant once per order, with the message that caused it."""
+        key = f"{invariant}:{detail}"
+        if key in self._reported:
+            return
+        self._reported |= {key}
+        envelope = self.ctx.envelope
+        chain = tuple(x for x in (envelope.causation_id, envelope.message_id)
+                      if x) if envelope else ()
+        self.ctx.emit(WrongAction(order_id=self.order_id, invariant=invariant,
+                                  detail=detail, chain=chain))
 
     def _drain_pending(self, source: str) -> list[m.Event]:
         pending = self._pending.get(source)
@@ -368,12 +384,8 @@ class OrderActor(Actor):
                 await self._effect(event)
         if self._timeouts:
             self._cancel_resolved_timeouts()
-        wrong = self.engine.unsafe_shipments(self.state, applied)
-        for detail in wrong:
-            if detail not in self._reported:
-                self._reported |= {detail}
-                self.ctx.emit(WrongAction(order_id=self.order_id, invariant="never_ship_unpaid",
-                                          detail=detail))
+        for detail in self.engine.unsafe_shipments(self.state, applied):
+            self._wrong("never_ship_unpaid", detail)
         self._telemetry()
         state = self.state
         # Tested here, not in a coroutine of its own: nearly every turn does not finish.
@@ -499,11 +511,11 @@ class OrderActor(Actor):
         if self._dirty:
             if self.settings.policy.downstream_sync.mode is SyncMode.PUSH:
                 await self._push_snapshot(snapshot)
-            elif not self._sync_scheduled:
-                self._sync_scheduled = True
+            elif self._sync_timer is None:
                 now = self.ctx.now()
                 interval = self.settings.policy.downstream_sync.batch_interval
-                self.ctx.schedule((now // interval + 1) * interval - now, _SyncFlush())
+                self._sync_timer = self.ctx.schedule((now // interval + 1) * interval - now,
+                                                     _SyncFlush())
 
     def _deadline(self, stage: Lifecycle) -> float:
         if stage in _NO_DEADLINE:

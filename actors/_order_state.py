@@ -16,6 +16,7 @@ import attrs
 
 from ._messages import LineQuantity
 from ._states import (
+    Approver,
     AuthorizationStatus,
     FulfillmentStatus,
     HoldReason,
@@ -308,6 +309,7 @@ class OrderState:
     payment_requests: tuple[PaymentRequest, ...] = ()
     failed_authorizations: int = 0
     ship_approved_by: str | None = None
+    ship_approver: Approver | None = None
     canceled_at_version: int | None = None
     notifications: tuple[Notification, ...] = ()
     returns: tuple[ReturnCase, ...] = ()

@@ -224,6 +224,9 @@ def _default_stuck() -> dict[Lifecycle, float]:
         Lifecycle.AWAITING_PAYMENT: 3600.0,
         Lifecycle.READY_FOR_FULFILLMENT: 14400.0,
         Lifecycle.PARTIALLY_FULFILLED: 86400.0,
+        # Shipped but not closed: the money is not in. Without a deadline such
+        # an order would sit silently until its authorization expired.
+        Lifecycle.FULFILLED: 14400.0,
         Lifecycle.ON_HOLD: 14400.0,
         Lifecycle.RETURN_IN_PROGRESS: 7 * 86400.0,
     }

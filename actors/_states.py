@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from ._errors import InvalidTransition
 
 __all__ = [
+    "Approver",
     "AuthorizationStatus",
     "FulfillmentStatus",
     "HoldReason",
@@ -136,6 +137,19 @@ class HoldReason(enum.Enum):
     PAYMENT_AMBIGUOUS = "payment_ambiguous"
     POLICY_EXCEPTION = "policy_exception"
     OTHER = "other"
+
+
+class Approver(enum.Enum):
+    """Who stands behind an approval: only a person's counts as a review.
+
+    ``AUTOMATION``: the policy waived review; ``PERSON``: someone decided a
+    case (or approved by name); ``CUSTOMER``: the customer asked for it (a
+    request, not a review).
+    """
+
+    AUTOMATION = "automation"
+    PERSON = "person"
+    CUSTOMER = "customer"
 
 
 class HoldStatus(enum.Enum):

@@ -186,7 +186,9 @@ class ActionTaken(Telemetry):
     Invariants: ``irreversible`` marks capture, refund, cancel and ship
     (submit to a warehouse); ``on_exception_path`` is True when the order
     had an open hold as the command was decided; ``approved_by`` is who
-    approved an irreversible command (None: no approval was needed).
+    approved an irreversible command (None: no approval was needed) and
+    ``approver`` what kind of approver that is (an ``Approver`` value:
+    ``automation``, ``person`` or ``customer``).
     """
 
     command_type: str
@@ -194,6 +196,7 @@ class ActionTaken(Telemetry):
     irreversible: bool
     on_exception_path: bool
     approved_by: str | None = None
+    approver: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -34,6 +34,7 @@ from typing import Any
 
 from orderloom.actors import (
     ActionTaken,
+    Approver,
     GatewayTimedOut,
     CaseClosed,
     CaseDecided,
@@ -410,8 +411,7 @@ class MetricsCollector:
         if actions is None:  # not ``setdefault``: it would build a dict per action
             actions = self._by["actions"] = {}
         _bump(actions, e.command_type)
-        if e.irreversible and e.on_exception_path and (e.approved_by or "").startswith(
-                "automation:"):
+        if e.irreversible and e.on_exception_path and e.approver != Approver.PERSON.value:
             _bump(self._n, "unreviewed_irreversible")
 
     def _timed_out(self, t: float, e: GatewayTimedOut) -> None:

@@ -112,6 +112,7 @@ def run_replication(
     policy: Policy | None = None,
     seed: int | None = None,
     trace_to: str | None = None,
+    observe: Callable[[SimKernel], None] | None = None,
 ) -> ReplicationResult:
     """Run one replication to the scenario's horizon and measure it.
 
@@ -121,6 +122,9 @@ def run_replication(
         policy: overrides the scenario's policy.
         seed: overrides the scenario's seed.
         trace_to: write the kernel trace and all telemetry, as JSON lines, here.
+        observe: called with the kernel once the world is built, before the
+            run (tests add sinks to it, and keep it to inspect the world at
+            the horizon).
     """
     started = time.perf_counter()
     policy = policy or scenario.policy
@@ -151,6 +155,8 @@ def run_replication(
         kernel.spawn(lambda: Storefront(scenario, truths), "storefront")
     for sender, recipient, link in faults.links:
         kernel.set_link_faults(sender, recipient, link)
+    if observe is not None:
+        observe(kernel)
     with collector_tuned():
         kernel.run(until=scenario.horizon)
     metrics, series, examples = collector.finish(kernel.now())

@@ -187,3 +187,26 @@ def test_the_same_update_meets_the_same_lag_whatever_came_before_it() -> None:
     assert direct["shipped"] == detour["shipped"]
     assert direct["confirmed"] == detour["confirmed"]
     assert detour["processing"] != detour["shipped"]
+
+
+def test_a_retiring_order_flushes_its_pending_batch_sync() -> None:
+    """Under a batch policy whose interval outlasts the order's stay, the order
+    sends its final snapshot before it retires: no system keeps a stale view."""
+    import attrs
+
+    from orderloom.actors._policy import DownstreamSyncPolicy, SyncMode, load_builtin_policy
+    from orderloom.runtime import ActorNotFound
+    from tests.sim.world import OrderSpec, run_world
+
+    policy = attrs.evolve(load_builtin_policy("aggressive"), downstream_sync=DownstreamSyncPolicy(
+        mode=SyncMode.BATCH, batch_interval=6 * 3600.0))
+    ran = run_world([OrderSpec(order_id="o1", at=60.0)], policy=policy, retire_after=600.0,
+                    until=86400.0)
+    with pytest.raises(ActorNotFound):  # the order retired
+        ran.kernel.actor("order/o1")
+    final: dict[str, str] = {}
+    for event in ran.of(SystemViewChanged, "o1"):
+        final[event.system] = event.status
+    systems = ("finance", "crm", "support", "notifications")
+    assert final["coordinator:finance"].startswith("captured=")
+    assert {s: final.get(s) for s in systems} == {s: final[f"coordinator:{s}"] for s in systems}

@@ -123,13 +123,15 @@ def test_high_risk_payment_goes_to_fraud_review() -> None:
 def test_aggressive_ships_a_fraudulent_order_before_the_risk_is_known() -> None:
     """Aggressive fulfils on order placed: with a slow gateway the fraudulent
     order ships unpaid and its auto-cancel comes too late; the simulator
-    records the wrong action."""
+    records the wrong actions (and the capture taken on automation's word
+    while the ambiguous payment's case was still open)."""
     ran = run_world([OrderSpec(order_id="o1", truth=OrderTruth(risk_score=0.97,
                                                                fraudulent=True))],
                     policy="aggressive", gateway=GatewayConfig(latency=Dist.fixed(600.0)))
     state = ran.state("o1")
     assert state.units_shipped == 1
-    assert [w.invariant for w in ran.of(WrongAction, "o1")] == ["never_ship_unpaid"]
+    assert [w.invariant for w in ran.of(WrongAction, "o1")] == [
+        "never_ship_unpaid", "no_irreversible_while_held"]
 
 
 def test_stuck_order_becomes_a_policy_exception_and_is_redriven() -> None:
@@ -290,3 +292,26 @@ def test_the_coordinator_publishes_one_snapshot_per_system_per_turn(
         assert len(turns[system]) == len(changes) > 0
         assert len(set(turns[system])) == len(turns[system])  # one per turn
     assert len(turns["support"]) >= 6  # several per order, all from different turns
+
+
+def test_events_released_together_open_one_case_per_reason() -> None:
+    """Two risky assessments held behind a gap and released together each call
+    for a fraud review: the order opens one case, not two."""
+    from orderloom.actors import RiskAssessed, Risk, RiskRecommendation
+
+    ran = run_world([OrderSpec(order_id="o1")], policy="balanced",
+                    gateway=GatewayConfig(latency=Dist.fixed(3600.0)), until=60.0)
+
+    def risk(seq: int, score: float, level: Risk) -> RiskAssessed:
+        return RiskAssessed(order_id="o1", event_id=f"risk-{seq}", source="risk-service",
+                            source_seq=seq, occurred_at=float(seq), level=level,
+                            recommendation=RiskRecommendation.INVESTIGATE, provider="test",
+                            score=score)
+
+    # 2 and 3 wait for the gap at 1; 1 releases all three in one turn.
+    ran.kernel.tell("order/o1", risk(2, 0.7, Risk.MEDIUM), delay=1.0)
+    ran.kernel.tell("order/o1", risk(3, 0.8, Risk.HIGH), delay=2.0)
+    ran.kernel.tell("order/o1", risk(1, 0.65, Risk.MEDIUM), delay=3.0)
+    ran.kernel.run(120.0)
+    assert ran.cases("o1") == [("high_risk_of_fraud", "fraud")]
+    assert [h.reason.value for h in ran.state("o1").open_holds] == ["high_risk_of_fraud"]

@@ -259,6 +259,23 @@ def test_facts_keep_arriving_while_on_hold_and_count_on_release() -> None:
         Lifecycle.READY_FOR_FULFILLMENT, None)
 
 
+def test_one_open_case_per_reason() -> None:
+    """A second hold for a reason that already has an open one is refused; after
+    the first is released, the reason may be raised again."""
+    o = placed()
+    o.do(OpenHold, hold_id="H1", reason=HoldReason.AWAITING_PAYMENT, owner_team="payments-ops",
+         deadline=10.0)
+    with pytest.raises(CommandRejected, match="H1 is already open for awaiting_payment"):
+        o.do(OpenHold, hold_id="H2", reason=HoldReason.AWAITING_PAYMENT,
+             owner_team="payments-ops", deadline=10.0)
+    o.do(OpenHold, hold_id="H3", reason=HoldReason.OTHER, owner_team="customer-care",
+         deadline=10.0)
+    o.do(ReleaseHold, hold_id="H1", resolution="paid")
+    o.do(OpenHold, hold_id="H4", reason=HoldReason.AWAITING_PAYMENT, owner_team="payments-ops",
+         deadline=20.0)
+    assert [h.hold_id for h in o.state.open_holds] == ["H3", "H4"]
+
+
 def test_releasing_a_released_hold_is_an_invalid_transition() -> None:
     """A second release of one hold is refused by the hold table and recorded, not applied."""
     o = placed()

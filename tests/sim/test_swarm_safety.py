@@ -1,0 +1,117 @@
+"""Safety and liveness under heavy link faults, over many seeds.
+
+Webhooks and warehouse events are dropped, duplicated, delayed and reordered
+on their way to the orders, the gateway loses answers and goes down for a
+while. A good policy (``cautious``, ``balanced``) must still take no wrong
+action, and no order may sit silently: each unfinished order is either within
+its stage's deadline or in an open hold that a team owns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+
+from orderloom.actors import Lifecycle, OrderStageEntered
+from orderloom.actors._dist import Window
+from orderloom.actors._order_actor import OrderActor
+from orderloom.actors._policy import load_builtin_policy
+from orderloom.simulation import SimKernel
+from orderloom.simulation._faults import LinkFaults
+from orderloom.simulation._runner import run_replication
+from orderloom.simulation._scenario import FaultSpec, Scenario, load_scenario, resolve_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+HOUR = 3600.0
+_DONE = (Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED, Lifecycle.DELIVERED)
+
+
+def _swarm(hours: float, orders_per_day: float) -> Scenario:
+    """webhook-chaos with every link into the orders lossy, a flat demand
+    profile (so a short run sees many orders) and a gateway outage that ends
+    well before the horizon."""
+    base = load_scenario(resolve_scenario("webhook-chaos", ROOT / "scenarios"))
+    lossy = LinkFaults(drop=0.05, duplicate=0.3, delay=0.1, delay_min=1.0, delay_max=300.0,
+                       reorder=120.0)
+    faults = (
+        FaultSpec(kind="link", sender="gateway", recipient="order/*", link=lossy),
+        FaultSpec(kind="link", sender="warehouse/*", recipient="order/*",
+                  link=attrs.evolve(lossy, duplicate=0.2, reorder=60.0)),
+        FaultSpec(kind="gateway_outage", start=0.25 * hours * HOUR, end=0.4 * hours * HOUR,
+                  mode="errors"),
+    )
+    demand = attrs.evolve(base.demand, orders_per_day=orders_per_day, profile=(1.0,) * 24)
+    gateway = attrs.evolve(base.gateway, lost_response_rate=0.02)
+    return attrs.evolve(base, horizon=hours * HOUR, warm_up=0.0, faults=faults, demand=demand,
+                        gateway=gateway)
+
+
+def _run(scenario: Scenario, policy: str, seed: int) -> tuple[dict[str, float], list[str]]:
+    """One replication: its metrics, and the orders sitting silently at the horizon."""
+    kernels: list[SimKernel] = []
+    entered: dict[str, float] = {}
+
+    def observe(kernel: SimKernel) -> None:
+        kernels.append(kernel)
+        kernel.add_sink(lambda t, _a, e: entered.__setitem__(e.order_id, t)
+                        if isinstance(e, OrderStageEntered) else None)
+
+    policy_ = load_builtin_policy(policy)
+    result = run_replication(attrs.evolve(scenario, seed=seed), 0, policy=policy_,
+                             observe=observe)
+    (kernel,) = kernels
+    now = kernel.now()
+    silent = []
+    for address in kernel.cells():
+        actor = kernel.actor(address) if kernel.is_running(address) else None
+        if not isinstance(actor, OrderActor):
+            continue
+        state = actor.state
+        if state.lifecycle in _DONE or not state.placed:
+            continue
+        if any(h.owner_team for h in state.open_holds):
+            continue
+        deadline = policy_.stuck_deadlines.get(state.lifecycle)
+        age = now - entered.get(state.order_id, 0.0)
+        if deadline is None or age > deadline:
+            silent.append(f"{state.order_id} in {state.lifecycle.value} for {age:.0f} s, "
+                          f"payment {state.payment.value}, no hold")
+    return result.metrics, silent
+
+
+@pytest.mark.parametrize("policy", ["cautious", "balanced"])
+def test_good_policies_take_no_wrong_action_under_link_faults(policy: str) -> None:
+    """Over 20 seeds of lossy, duplicating, reordering links: 0 wrong actions,
+    0 unreviewed irreversible actions, and no order sits silently."""
+    scenario = _swarm(hours=2.0, orders_per_day=6000.0)
+    placed = wrong = unreviewed = 0.0
+    silent: list[str] = []
+    for seed in range(1, 21):
+        metrics, quiet = _run(scenario, policy, seed)
+        placed += metrics["orders.placed"]
+        wrong += metrics.get("wrong_actions", 0.0)
+        unreviewed += metrics.get("unreviewed_irreversible", 0.0)
+        silent += [f"seed {seed}: {q}" for q in quiet]
+    assert placed > 8_000  # the faults met plenty of orders
+    assert (wrong, unreviewed) == (0, 0)
+    assert silent == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["cautious", "balanced"])
+def test_good_policies_take_no_wrong_action_over_whole_days(policy: str) -> None:
+    """The same over 30 seeds of a whole day each (stuck deadlines come into play)."""
+    scenario = _swarm(hours=24.0, orders_per_day=3000.0)
+    for seed in range(1, 31):
+        metrics, silent = _run(scenario, policy, seed)
+        assert metrics.get("wrong_actions", 0.0) == 0, seed
+        assert metrics.get("unreviewed_irreversible", 0.0) == 0, seed
+        assert silent == [], seed
+
+
+def test_aggressive_is_caught_acting_while_held() -> None:
+    """The aggressive policy waives review, and the new invariant sees it."""
+    metrics, _ = _run(_swarm(hours=2.0, orders_per_day=6000.0), "aggressive", 1)
+    assert metrics.get("wrong_actions.no_irreversible_while_held", 0.0) > 0
