@@ -12,6 +12,7 @@ One engine per order, run by the Order actor inside its own turn.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from ._protocol import (
     CaseWithdrawn,
     CheckAddress,
     CustomerCancel,
+    Decision,
     Escalate,
     GatewayAuthorize,
     GatewayCapture,
@@ -53,7 +55,9 @@ from ._states import (
     HoldReason as R,
     Lifecycle as L,
     NotificationKind,
+    TERMINAL_STAGES as _DONE,
     Payment,
+    PaymentFailure,
     PaymentOperation as Op,
     RequestStatus,
     Risk,
@@ -70,8 +74,8 @@ __all__ = ["Engine", "OrderSettings"]
 # Tuples, not frozensets: membership in a tuple of enum members is an
 # identity test, in a frozenset a call of the Python-level ``Enum.__hash__``
 # (the engine tests these on every reaction).
-_DONE = (L.CLOSED, L.CANCELED, L.RETURNED)
 _GONE = (FS.REJECTED, FS.CANCELED)
+_RELEASE, _CANCEL = Decision.RELEASE, Decision.CANCEL
 _LEVEL_SCORE = {Risk.NONE: 0.0, Risk.LOW: 0.2, Risk.MEDIUM: 0.5, Risk.HIGH: 0.9}
 
 
@@ -103,11 +107,20 @@ class OrderSettings:
 class Engine:
     """Per-order automation memory and decisions."""
 
+    class TimerKind(enum.StrEnum):
+        """What an engine timer is for."""
+
+        REAUTHORIZE = "reauthorize"  # the gateway was unavailable: authorize again
+        RISK = "risk"  # no risk assessment yet: ask for the authorization again
+        GIVE_UP = "give_up"  # out of retries on an unknown outcome: a person decides
+        QUERY = "query"  # ask the gateway what became of a request
+        RETRY = "retry"  # send a request with an unknown outcome again
+
     @attrs.frozen(kw_only=True)
     class Timer(Message):
         """A retry or reconciliation the engine scheduled for itself."""
 
-        kind: str
+        kind: Engine.TimerKind
         request_id: str = ""
         attempt: int = 0
 
@@ -123,7 +136,8 @@ class Engine:
         self.address_ok: bool | None = None if settings.address_service else True
         self.screened_ok = False
         self.duplicate_of: str | None = None
-        self.cases: dict[str, tuple[str, tuple[str, ...]]] = {}  # hold -> proposal, options
+        # hold -> proposal, options
+        self.cases: dict[str, tuple[Decision, tuple[Decision, ...]]] = {}
         self.assigned: dict[str, str] = {}  # hold -> team that has it now
         self.attempts: dict[str, int] = {}
         self.capture_failures = 0
@@ -151,8 +165,8 @@ class Engine:
             return False, {}
         return True, {"approved_by": self.actor_name, "approver": Approver.AUTOMATION}
 
-    def _hold(self, s: OrderState, ctx: Context, reason: R, proposal: str,
-              options: tuple[str, ...] = ("release", "cancel"), note: str = "") -> m.Command | None:
+    def _hold(self, s: OrderState, ctx: Context, reason: R, proposal: Decision,
+              options: tuple[Decision, ...] = (_RELEASE, _CANCEL), note: str = "") -> m.Command | None:
         if any(h.reason is reason for h in s.open_holds):
             return None
         route = self.policy.route(reason)
@@ -167,7 +181,7 @@ class Engine:
         self.screened_ok = True
         self.duplicate_of = msg.duplicate_of
         if msg.duplicate_of is not None:
-            hold = self._hold(s, ctx, R.DUPLICATE_ORDER, "cancel",
+            hold = self._hold(s, ctx, R.DUPLICATE_ORDER, _CANCEL,
                               note=f"same key as {msg.duplicate_of}")
             return [hold] if hold else []
         return self._progress(s, ctx)
@@ -176,7 +190,7 @@ class Engine:
                               ctx: Context) -> list[m.Command]:
         self.address_ok = msg.ok or msg.corrected
         if not self.address_ok:
-            hold = self._hold(s, ctx, R.INCORRECT_ADDRESS, "release",
+            hold = self._hold(s, ctx, R.INCORRECT_ADDRESS, _RELEASE,
                               note="address failed validation")
             return [hold] if hold else []
         return self._progress(s, ctx)
@@ -187,15 +201,15 @@ class Engine:
         if hold is None or hold not in s.open_holds:
             return []  # decided after the case was closed: nothing to do
         who = msg.reviewer
-        if hold.reason is R.AWAITING_PAYMENT and msg.decision != "reassign":
+        if hold.reason is R.AWAITING_PAYMENT and msg.decision is not Decision.REASSIGN:
             # A person has looked at the failed payment, whatever they decided:
             # automation may try to capture again (a cancel that cannot happen
             # because the goods left must not leave the money uncollected).
             self.capture_failures = 0
-        if msg.decision == "reassign" and msg.handoff_to and msg.handoff_to != hold.owner_team:
+        if msg.decision is Decision.REASSIGN and msg.handoff_to and msg.handoff_to != hold.owner_team:
             return [m.HandOffHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
                                   to_team=msg.handoff_to, note=msg.note)]
-        if msg.decision == "cancel":
+        if msg.decision is _CANCEL:
             return await self._request_cancel(s, ctx, f"{hold.reason.value}: decided by {who}",
                                               who, Approver.PERSON, hold_id=hold.hold_id)
         cmds: list[m.Command] = [m.ReleaseHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
@@ -208,13 +222,13 @@ class Engine:
         if reason is R.PAYMENT_AMBIGUOUS:
             for r in s.unresolved_requests():
                 await self._query(s, r.request_id, ctx)
-                self._schedule_check(ctx, "query", r.request_id, 1)
+                self._schedule_check(ctx, _QUERY, r.request_id, 1)
         elif reason is R.AWAITING_PAYMENT:
             self.capture_failures = 0
             for r in s.unresolved_requests():
                 if r.status is RequestStatus.UNKNOWN:
                     await self._query(s, r.request_id, ctx)
-                    self._schedule_check(ctx, "query", r.request_id, 1)
+                    self._schedule_check(ctx, _QUERY, r.request_id, 1)
             return self._authorize(s, ctx)
         elif reason in (R.INVENTORY_OUT_OF_STOCK, R.SPLIT_FULFILLMENT_DECISION):
             return self._shortage(s, ctx, ShortageAction.SPLIT
@@ -247,14 +261,14 @@ class Engine:
             if hold_id is not None:
                 return [m.ReleaseHold(**self._stamp(ctx, by), hold_id=hold_id,
                                       resolution="cancel decided, but the goods already left")]
-            hold = self._hold(s, ctx, R.POLICY_EXCEPTION, "release", ("release", "cancel"),
+            hold = self._hold(s, ctx, R.POLICY_EXCEPTION, _RELEASE, (_RELEASE, _CANCEL),
                               note="customer asked to cancel after picking or shipping")
             return [hold] if hold else []
         self.cancel_requested = (reason, by, approver)
         for r in s.unresolved_requests():
             if r.status is RequestStatus.UNKNOWN:
                 await self._query(s, r.request_id, ctx)
-                self._schedule_check(ctx, "query", r.request_id, 1)
+                self._schedule_check(ctx, _QUERY, r.request_id, 1)
         pulls: list[m.Command] = [
             m.CancelFulfillment(**self._stamp(ctx, by),
                                 fulfillment_order_id=fo.fulfillment_order_id, reason=reason)
@@ -298,28 +312,29 @@ class Engine:
         # Stuck before payment is a payments case; later, a policy exception.
         reason = (R.AWAITING_PAYMENT if msg.stage in ("placed", "awaiting_payment")
                   else R.POLICY_EXCEPTION)
-        hold_cmd = self._hold(s, ctx, reason, "release", note=f"stuck in {msg.stage}")
+        hold_cmd = self._hold(s, ctx, reason, _RELEASE, note=f"stuck in {msg.stage}")
         return [hold_cmd] if hold_cmd else []
 
     async def timer(self, s: OrderState, msg: Engine.Timer, ctx: Context) -> list[m.Command]:
         request = s.request(msg.request_id) if msg.request_id else None
-        if msg.kind == "reauthorize":
+        kind = msg.kind
+        if kind is Engine.TimerKind.REAUTHORIZE:
             return self._authorize(s, ctx)
-        if msg.kind == "risk":
+        if kind is Engine.TimerKind.RISK:
             await self._probe_risk(s, ctx, msg.attempt)
             return self._progress(s, ctx)
         if request is None or request.status is not RequestStatus.UNKNOWN:
             return []
-        if msg.kind == "give_up":
-            hold = self._hold(s, ctx, R.PAYMENT_AMBIGUOUS, "release", ("release",),
+        if kind is Engine.TimerKind.GIVE_UP:
+            hold = self._hold(s, ctx, R.PAYMENT_AMBIGUOUS, _RELEASE, (_RELEASE,),
                               note=f"request {msg.request_id} still unknown after retries")
             return [hold] if hold else []
-        if msg.kind == "query":
+        if kind is Engine.TimerKind.QUERY:
             await self._query(s, msg.request_id, ctx)
-            self._schedule_check(ctx, "query", msg.request_id, msg.attempt + 1)
+            self._schedule_check(ctx, _QUERY, msg.request_id, msg.attempt + 1)
             return []
         await self._resend(s, msg.request_id, ctx)
-        self._schedule_check(ctx, "retry", msg.request_id, msg.attempt + 1)
+        self._schedule_check(ctx, _RETRY, msg.request_id, msg.attempt + 1)
         return []
 
     # -- reacting to the order's events ----------------------------------------------------
@@ -364,7 +379,7 @@ class Engine:
         self.risk_probes += 1
         await self._query(s, auths[-1].request_id, ctx)
         ctx.schedule(self.policy.ambiguous_payment.delay(attempt + 1),
-                     Engine.Timer(kind="risk", attempt=attempt + 1))
+                     Engine.Timer(kind=Engine.TimerKind.RISK, attempt=attempt + 1))
 
     async def _on(self, s: OrderState, e: m.Event, ctx: Context) -> list[m.Command]:
         p = self.policy
@@ -416,7 +431,7 @@ class Engine:
         hold = s.hold(hold_id)
         if hold is None:
             return
-        proposal, options = self.cases.get(hold_id, ("release", ("release", "cancel")))
+        proposal, options = self.cases.get(hold_id, (_RELEASE, (_RELEASE, _CANCEL)))
         history = tuple(h.from_team for h in hold.handoffs)
         visit = [h.hold_id for h in s.holds if h.reason is hold.reason].index(hold_id) + 1
         route = self.policy.route(hold.reason)
@@ -441,12 +456,12 @@ class Engine:
                                         "approver": Approver.AUTOMATION}
                 return [m.CancelOrder(**self._stamp(ctx), **approval,
                                       reason=f"high fraud risk ({score:.2f})")]
-            hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, "cancel", note=f"score {score:.2f}")
+            hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, _CANCEL, note=f"score {score:.2f}")
             return [hold] if hold else []
         review = score >= fraud.review_above or (
             not fraud.auto_release_low_risk and e.recommendation.value == "investigate")
         if review:
-            hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, "release", note=f"score {score:.2f}")
+            hold = self._hold(s, ctx, R.HIGH_RISK_OF_FRAUD, _RELEASE, note=f"score {score:.2f}")
             return [hold] if hold else []
         return []
 
@@ -456,39 +471,41 @@ class Engine:
         if request is None:
             return []
         if request.operation is Op.AUTHORIZE:
-            if e.reason == "unknown_request":
+            if e.reason is PaymentFailure.UNKNOWN_REQUEST:
                 return self._authorize(s, ctx)  # reconciliation: it never happened
-            if e.reason == "gateway_unavailable":
+            if e.reason is PaymentFailure.GATEWAY_UNAVAILABLE:
                 attempt = self.attempts.get("authorize", 0) + 1
                 self.attempts["authorize"] = attempt
                 if attempt <= self.policy.ambiguous_payment.retries:
                     ctx.schedule(self.policy.ambiguous_payment.delay(attempt),
-                                 Engine.Timer(kind="reauthorize"))
+                                 Engine.Timer(kind=Engine.TimerKind.REAUTHORIZE))
                     return []
-            hold = self._hold(s, ctx, R.AWAITING_PAYMENT, "cancel", note=e.reason)
+            hold = self._hold(s, ctx, R.AWAITING_PAYMENT, _CANCEL, note=e.reason)
             return [hold] if hold else []
         if request.operation is Op.CAPTURE:
             self.capture_failures += 1
-            hold = self._hold(s, ctx, R.AWAITING_PAYMENT, "release", note=f"capture: {e.reason}")
+            hold = self._hold(s, ctx, R.AWAITING_PAYMENT, _RELEASE, note=f"capture: {e.reason}")
             return [hold] if hold else []
         return []
 
     async def _ambiguous(self, s: OrderState, request_id: str, ctx: Context) -> list[m.Command]:
         action = self.policy.ambiguous_payment.action
         if action is AmbiguousPaymentAction.HOLD:
-            hold = self._hold(s, ctx, R.PAYMENT_AMBIGUOUS, "release", ("release",),
+            hold = self._hold(s, ctx, R.PAYMENT_AMBIGUOUS, _RELEASE, (_RELEASE,),
                               note=f"request {request_id}")
             return [hold] if hold else []
-        kind = "retry" if action is AmbiguousPaymentAction.RETRY else "query"
+        kind = _RETRY if action is AmbiguousPaymentAction.RETRY else _QUERY
         self._schedule_check(ctx, kind, request_id, 1)
         return []
 
-    def _schedule_check(self, ctx: Context, kind: str, request_id: str, attempt: int) -> None:
+    def _schedule_check(self, ctx: Context, kind: Engine.TimerKind, request_id: str,
+                        attempt: int) -> None:
         policy = self.policy.ambiguous_payment
         if attempt > max(1, policy.retries):
             # Out of retries: a person must look (the hold is opened on the next
             # reaction; we cannot decide a command from here).
-            ctx.schedule(0.0, Engine.Timer(kind="give_up", request_id=request_id))
+            ctx.schedule(0.0, Engine.Timer(kind=Engine.TimerKind.GIVE_UP,
+                                           request_id=request_id))
             return
         ctx.schedule(policy.delay(attempt), Engine.Timer(kind=kind, request_id=request_id,
                                                          attempt=attempt))
@@ -635,12 +652,12 @@ class Engine:
         rest = {k: v - best.get(k, 0) for k, v in missing.items() if v - best.get(k, 0) > 0}
         if action is ShortageAction.HOLD:
             reason = R.SPLIT_FULFILLMENT_DECISION if best else R.INVENTORY_OUT_OF_STOCK
-            hold = self._hold(s, ctx, reason, "release", note="stock does not cover the order")
+            hold = self._hold(s, ctx, reason, _RELEASE, note="stock does not cover the order")
             return [hold] if hold else []
         self.shortages.clear()
         if action is ShortageAction.BACKORDER or not best or best_wh is None:
             if action is ShortageAction.CANCEL_LINE and not best:
-                hold = self._hold(s, ctx, R.INVENTORY_OUT_OF_STOCK, "cancel",
+                hold = self._hold(s, ctx, R.INVENTORY_OUT_OF_STOCK, _CANCEL,
                                   note="nothing in stock")
                 return [hold] if hold else []
             return [self._assignment(ctx, first, missing, backorder=True)]
@@ -677,3 +694,7 @@ class Engine:
                 found.append(f"fulfillment order {e.fulfillment_order_id} shipped before "
                              f"payment was secured (approved by {s.ship_approved_by})")
         return found
+
+
+_QUERY = Engine.TimerKind.QUERY
+_RETRY = Engine.TimerKind.RETRY

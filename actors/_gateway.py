@@ -38,7 +38,7 @@ from ._protocol import (
     OrderRetired,
     OrderTruth,
 )
-from ._states import AuthorizationStatus, Risk, RiskRecommendation
+from ._states import AuthorizationStatus, PaymentFailure, Risk, RiskRecommendation
 
 __all__ = ["GatewayConfig", "PaymentGateway"]
 
@@ -194,7 +194,7 @@ class PaymentGateway(Actor):
         elif window is not None and window.mode == "errors":
             # The gateway's front end failed before recording anything.
             failed = self._event(PaymentFailed, request.order_id, request_id=rid,
-                                 reason="gateway_unavailable")
+                                 reason=PaymentFailure.GATEWAY_UNAVAILABLE)
             await self.ctx.send(request.notify, failed)
         else:
             self._waiting[rid] = []
@@ -274,10 +274,10 @@ class PaymentGateway(Actor):
                 return self._authorize(request, rng)
             case GatewayCapture():
                 auth = self._open_authorization(request.authorization_id, order_id)
-                if isinstance(auth, str):
+                if isinstance(auth, PaymentFailure):
                     return (self._failed(request, auth),)
                 if request.amount > auth.amount:
-                    return (self._failed(request, "amount_exceeds_authorization"),)
+                    return (self._failed(request, PaymentFailure.AMOUNT_EXCEEDS_AUTHORIZATION),)
                 auth.status = AuthorizationStatus.CAPTURED
                 self._captured[order_id] = self._captured.get(order_id, 0) + request.amount
                 return (self._event(PaymentCaptured, order_id, request_id=rid,
@@ -286,7 +286,7 @@ class PaymentGateway(Actor):
                                     amount=request.amount),)
             case GatewayVoid():
                 auth = self._open_authorization(request.authorization_id, order_id)
-                if isinstance(auth, str):
+                if isinstance(auth, PaymentFailure):
                     return (self._failed(request, auth),)
                 auth.status = AuthorizationStatus.VOIDED
                 return (self._event(PaymentVoided, order_id, request_id=rid,
@@ -294,13 +294,13 @@ class PaymentGateway(Actor):
             case GatewayRefund():
                 refundable = self._captured.get(order_id, 0) - self._refunded.get(order_id, 0)
                 if request.amount > refundable:
-                    return (self._failed(request, "refund_exceeds_captured"),)
+                    return (self._failed(request, PaymentFailure.REFUND_EXCEEDS_CAPTURED),)
                 self._refunded[order_id] = self._refunded.get(order_id, 0) + request.amount
                 return (self._event(PaymentRefunded, order_id, request_id=rid,
                                     refund_id=self._new_id("ref", order_id),
                                     amount=request.amount),)
             case _:  # a GatewayQuery for a request this gateway never received
-                return (self._failed(request, "unknown_request"),)
+                return (self._failed(request, PaymentFailure.UNKNOWN_REQUEST),)
 
     def _authorize(self, request: GatewayAuthorize, rng: Random) -> tuple[Event, ...]:
         order_id = request.order_id
@@ -308,7 +308,7 @@ class PaymentGateway(Actor):
         risk = self._assess(order_id, truth)
         declined = truth is not None and truth.payment_declines
         if declined or self._chance(self.config.decline_rate, rng):
-            return risk, self._failed(request, "declined")
+            return risk, self._failed(request, PaymentFailure.DECLINED)
         auth_id = self._new_id("auth", order_id)
         self._auths[auth_id] = _Authorization(order_id=order_id, amount=request.amount,
                                               notify=request.notify)
@@ -335,13 +335,14 @@ class PaymentGateway(Actor):
         return self._event(RiskAssessed, order_id, level=level, recommendation=advice,
                            provider=cfg.risk_provider, score=score)
 
-    def _open_authorization(self, authorization_id: str, order_id: str) -> _Authorization | str:
+    def _open_authorization(self, authorization_id: str,
+                            order_id: str) -> _Authorization | PaymentFailure:
         """The open authorization, or the reason it cannot be used."""
         auth = self._auths.get(authorization_id)
         if auth is None or auth.order_id != order_id:
-            return "unknown_authorization"
+            return PaymentFailure.UNKNOWN_AUTHORIZATION
         if auth.status is not AuthorizationStatus.OPEN:
-            return f"authorization_{auth.status.value}"
+            return PaymentFailure(f"authorization_{auth.status.value}")
         return auth
 
     def _follow(self, request: GatewayRequest, window: Window | None) -> None:
@@ -362,7 +363,7 @@ class PaymentGateway(Actor):
                 event = attrs.evolve(event, source_seq=self._next_seq(event.order_id))
             await self.ctx.send(notify, event)
 
-    def _failed(self, request: GatewayRequest, reason: str) -> PaymentFailed:
+    def _failed(self, request: GatewayRequest, reason: PaymentFailure) -> PaymentFailed:
         return self._event(PaymentFailed, request.order_id, request_id=request.request_id,
                            reason=reason)
 

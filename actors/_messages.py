@@ -27,7 +27,14 @@ import attrs
 
 from orderloom.runtime import Message
 
-from ._states import Approver, HoldReason, NotificationKind, Risk, RiskRecommendation
+from ._states import (
+    Approver,
+    HoldReason,
+    NotificationKind,
+    PaymentFailure,
+    Risk,
+    RiskRecommendation,
+)
 
 __all__ = [
     "ApproveShipment", "AssignWarehouse", "AuthorizationExpired", "AuthorizePayment", "CancelFulfillment",
@@ -436,10 +443,13 @@ class PaymentVoided(Event):
 
 @attrs.frozen(kw_only=True)
 class PaymentFailed(Event):
-    """The gateway declined a request (or reconciliation found it never happened)."""
+    """The gateway declined a request (or reconciliation found it never happened).
+
+    Invariant: ``reason`` is a :class:`PaymentFailure` (given as one or as its text).
+    """
 
     request_id: str = attrs.field(validator=_text)
-    reason: str = attrs.field(validator=_text)
+    reason: PaymentFailure = attrs.field(converter=PaymentFailure)
 
 
 @attrs.frozen(kw_only=True)

@@ -58,7 +58,7 @@ from ._protocol import (
     WarehouseCancel,
     WarehouseSubmit,
 )
-from ._states import Lifecycle, RequestStatus
+from ._states import SETTLED_STAGES, TERMINAL_STAGES, Lifecycle, RequestStatus
 from ._telemetry import (
     ActionTaken,
     CommandRefused,
@@ -77,11 +77,7 @@ _NONE: frozenset[str] = frozenset()
 
 __all__ = ["OrderActor"]
 
-# The stages an order ends in, as a tuple for the per-turn tests: ``in`` a
-# tuple compares by identity, ``in`` a frozenset calls ``Enum.__hash__``
-# (Python code).
-_TERMINAL = (Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED)
-_NO_DEADLINE = (*_TERMINAL, Lifecycle.DELIVERED)
+
 _APPLIED = OutcomeKind.APPLIED
 # The decided events ``_effect`` sends a message for.
 _OUTBOX = (m.PaymentAuthorizationRequested, m.PaymentCaptureRequested, m.PaymentVoidRequested,
@@ -389,7 +385,7 @@ class OrderActor(Actor):
         self._telemetry()
         state = self.state
         # Tested here, not in a coroutine of its own: nearly every turn does not finish.
-        if not self._finished and state.lifecycle in _TERMINAL and not state.open_holds:
+        if not self._finished and state.lifecycle in TERMINAL_STAGES and not state.open_holds:
             await self._finish()
         for event in applied:  # a plain loop: no generator for ``any``
             if isinstance(event, m.OrderPlaced):
@@ -518,7 +514,7 @@ class OrderActor(Actor):
                                                      _SyncFlush())
 
     def _deadline(self, stage: Lifecycle) -> float:
-        if stage in _NO_DEADLINE:
+        if stage in SETTLED_STAGES:
             return 0.0
         return self.settings.policy.stuck_deadlines.get(stage, 0.0)
 

@@ -14,6 +14,7 @@ Addresses: ``order/<id>``, ``automation``, ``intake``, ``gateway``,
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import attrs
@@ -312,9 +313,16 @@ class Escalate(Message):
 
 # -- support teams -----------------------------------------------------------------------
 
-Decision = str
-"""A reviewer's decision: ``"release"`` (go on with the standard path),
-``"cancel"`` (cancel the order), or ``"reassign"`` (hand to another team)."""
+class Decision(enum.StrEnum):
+    """A reviewer's decision on a case (a ``StrEnum``: it reads as its text)."""
+
+    RELEASE = "release"  # go on with the standard path
+    CANCEL = "cancel"  # cancel the order
+    REASSIGN = "reassign"  # hand the case to another team
+
+
+def _decisions(values: tuple[str, ...]) -> tuple[Decision, ...]:
+    return tuple(Decision(v) for v in values)
 
 
 @attrs.frozen(kw_only=True)
@@ -331,8 +339,8 @@ class CaseAssigned(Message):
     case_id: str
     reason: str
     team: str
-    proposal: Decision
-    options: tuple[Decision, ...]
+    proposal: Decision = attrs.field(converter=Decision)
+    options: tuple[Decision, ...] = attrs.field(converter=_decisions)
     opened_at: float
     deadline: float
     history: tuple[str, ...] = ()
@@ -349,8 +357,8 @@ class CaseDecision(Message):
     case_id: str
     team: str
     reviewer: str
-    decision: Decision
-    proposal: Decision
+    decision: Decision = attrs.field(converter=Decision)
+    proposal: Decision = attrs.field(converter=Decision)
     handoff_to: str | None = None
     note: str = ""
 

@@ -29,12 +29,15 @@ __all__ = [
     "LineItemQuantityState",
     "NotificationKind",
     "Payment",
+    "PaymentFailure",
     "PaymentOperation",
     "ReleaseBasis",
     "RequestStatus",
+    "SETTLED_STAGES",
     "Risk",
     "RiskRecommendation",
     "ShipmentStatus",
+    "TERMINAL_STAGES",
     "TRANSITIONS",
     "allowed_next",
     "check_transition",
@@ -57,6 +60,15 @@ class Lifecycle(enum.Enum):
     RETURNED = "returned"
 
 
+TERMINAL_STAGES: tuple[Lifecycle, ...] = (Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED)
+"""The stages an order ends in (a tuple: ``in`` tests members by identity)."""
+
+SETTLED_STAGES: tuple[Lifecycle, ...] = (*TERMINAL_STAGES, Lifecycle.DELIVERED)
+"""Stages where no work of the coordinator's is due: the order ended, or the
+goods are with the customer. They have no stuck deadline and are not counted
+as work in progress."""
+
+
 class Payment(enum.Enum):
     """The order's financial status (Shopify's ``displayFinancialStatus``).
 
@@ -74,6 +86,24 @@ class Payment(enum.Enum):
     EXPIRED = "expired"
     FAILED = "failed"
     UNKNOWN = "unknown"
+
+
+class PaymentFailure(enum.StrEnum):
+    """Why the gateway refused a request (``PaymentFailed.reason``).
+
+    A ``StrEnum``: its members are the strings gateways send, so a reason
+    reads and serialises as text.
+    """
+
+    DECLINED = "declined"
+    GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    UNKNOWN_REQUEST = "unknown_request"
+    UNKNOWN_AUTHORIZATION = "unknown_authorization"
+    AMOUNT_EXCEEDS_AUTHORIZATION = "amount_exceeds_authorization"
+    REFUND_EXCEEDS_CAPTURED = "refund_exceeds_captured"
+    AUTHORIZATION_CAPTURED = "authorization_captured"
+    AUTHORIZATION_VOIDED = "authorization_voided"
+    AUTHORIZATION_EXPIRED = "authorization_expired"
 
 
 class FulfillmentStatus(enum.Enum):

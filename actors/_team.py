@@ -49,7 +49,7 @@ __all__ = ["Shift", "SupportTeam", "TeamConfig", "right_decision"]
 
 DAY = 86400.0
 _ALL_DAYS = (0, 1, 2, 3, 4, 5, 6)
-_REASSIGN = "reassign"
+_REASSIGN = Decision.REASSIGN
 
 
 def _days(_: object, a: attrs.Attribute[Any], v: tuple[int, ...]) -> None:
@@ -155,12 +155,13 @@ def right_decision(reason: str, truth: OrderTruth) -> Decision | None:
     true duplicate. Address: cancel only an address neither valid nor fixable.
     Other reasons are judgement calls: None.
     """
+    cancel, release = Decision.CANCEL, Decision.RELEASE
     if reason == "high_risk_of_fraud":
-        return "cancel" if truth.fraudulent else "release"
+        return cancel if truth.fraudulent else release
     if reason == "duplicate_order":
-        return "cancel" if truth.duplicate_of is not None else "release"
+        return cancel if truth.duplicate_of is not None else release
     if reason == "incorrect_address":
-        return "release" if truth.address_ok or truth.address_fixable else "cancel"
+        return release if truth.address_ok or truth.address_fixable else cancel
     return None
 
 

@@ -35,6 +35,8 @@ from typing import Any
 from orderloom.actors import (
     ActionTaken,
     Approver,
+    SETTLED_STAGES,
+    Decision,
     GatewayTimedOut,
     CaseClosed,
     CaseDecided,
@@ -56,7 +58,7 @@ from ._streaming import QuantileSketch
 __all__ = ["PAIR_SEPARATOR", "MetricsCollector"]
 
 PAIR_SEPARATOR = "~"
-_TERMINAL_STAGES = frozenset({"closed", "canceled", "returned", "delivered"})
+_SETTLED = frozenset(stage.value for stage in SETTLED_STAGES)
 """Joins the two (sorted) team names of ``bounce_rate.by_pair.<A>-<B>``."""
 
 _COORDINATOR = "coordinator:"
@@ -286,9 +288,9 @@ class MetricsCollector:
         if case is None:
             return
         if case.counted:
-            if e.decision != "reassign":  # a handoff, not a decision on the proposal
+            if e.decision != Decision.REASSIGN:  # a handoff, not a decision on the proposal
                 _bump(self._n, "decisions")
-            if e.override and e.decision != "reassign":
+            if e.override and e.decision != Decision.REASSIGN:
                 _bump(self._n, "manual_overrides")
                 _bump(self._by.setdefault("manual_overrides.by_reason", {}), e.reason)
                 _bump(self._by.setdefault("manual_overrides.by_team", {}), e.team)
@@ -431,7 +433,7 @@ class MetricsCollector:
                 self._series[f"queue_length.{name}"].append((t, team.queue.value))
             for stage, count in self._in_stage.items():
                 # Orders in each open stage: how work piles up and drains.
-                if stage not in _TERMINAL_STAGES:
+                if stage not in _SETTLED:
                     self._series.setdefault(f"in_stage.{stage}", []).append((t, float(count)))
             k += 1
             t = k * self.series_step

@@ -14,8 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from orderloom.actors import Lifecycle, OrderStageEntered
-from orderloom.actors._dist import Window
+from orderloom.actors import SETTLED_STAGES, OrderStageEntered
 from orderloom.actors._order_actor import OrderActor
 from orderloom.actors._policy import load_builtin_policy
 from orderloom.simulation import SimKernel
@@ -25,7 +24,6 @@ from orderloom.simulation._scenario import FaultSpec, Scenario, load_scenario, r
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
-_DONE = (Lifecycle.CLOSED, Lifecycle.CANCELED, Lifecycle.RETURNED, Lifecycle.DELIVERED)
 
 
 def _swarm(hours: float, orders_per_day: float) -> Scenario:
@@ -69,7 +67,7 @@ def _run(scenario: Scenario, policy: str, seed: int) -> tuple[dict[str, float], 
         if not isinstance(actor, OrderActor):
             continue
         state = actor.state
-        if state.lifecycle in _DONE or not state.placed:
+        if state.lifecycle in SETTLED_STAGES or not state.placed:
             continue
         if any(h.owner_team for h in state.open_holds):
             continue
