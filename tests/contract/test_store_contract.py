@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,16 @@ def ev(n: int, **fields: Any) -> Happened:
 def out(entry_id: str, stream: str = S, text: str = "hi") -> OutboxEntry:
     return OutboxEntry(entry_id=entry_id, stream=stream, recipient="warehouse/W1",
                        message=Ping(text=text), causation_id="m0", correlation_id="O1")
+
+
+@contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A second, plain connection to a store's file (to tamper with it), closed after."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def timer(timer_id: str, due_at: float, stream: str = S) -> DurableTimer:
@@ -292,7 +304,7 @@ def test_failure_in_the_middle_of_a_sqlite_commit_leaves_nothing(tmp_path: Path)
     with SqliteStore(path, AttrsCodec(TYPES)) as store:
         store.commit(S, Turn(expected_version=0, events=(ev(1),)))
         # The last write of a commit is the timers table: fail it from inside SQLite.
-        with sqlite3.connect(path) as db:
+        with raw(path) as db:
             db.execute("CREATE TRIGGER boom BEFORE INSERT ON timers "
                        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
         turn = Turn(expected_version=1, events=(ev(2), ev(3)), inbox_id="m2",
@@ -308,7 +320,7 @@ def test_failure_in_the_middle_of_a_sqlite_commit_leaves_nothing(tmp_path: Path)
         assert store.pending_outbox() == ()
         assert dict(store.stats()) == {"events": 1, "snapshots": 0, "inbox": 0, "outbox": 0,
                                        "timers": 0}
-        with sqlite3.connect(path) as db:
+        with raw(path) as db:
             db.execute("DROP TRIGGER boom")
         store.commit(S, turn)  # the same turn goes through once the fault is gone
         assert store.load(S).version == 3
@@ -438,7 +450,7 @@ def test_sqlite_refuses_another_schema_version_and_non_databases(tmp_path: Path)
     """Opening a file of another schema version or a non-database raises a typed error."""
     path = tmp_path / "store.sqlite"
     SqliteStore(path, AttrsCodec(TYPES)).close()
-    with sqlite3.connect(path) as db:
+    with raw(path) as db:
         db.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(SchemaMismatch) as caught:
         SqliteStore(path, AttrsCodec(TYPES))
@@ -448,6 +460,35 @@ def test_sqlite_refuses_another_schema_version_and_non_databases(tmp_path: Path)
     with pytest.raises(StoreFailure) as failed:
         SqliteStore(junk, AttrsCodec(TYPES))
     assert isinstance(failed.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_two_sqlite_connections_to_one_file_see_each_others_commits(tmp_path: Path) -> None:
+    """Two stores on one file: the second writer on a stale version gets a conflict."""
+    path = tmp_path / "store.sqlite"
+    with SqliteStore(path, AttrsCodec(TYPES)) as a, SqliteStore(path, AttrsCodec(TYPES)) as b:
+        assert a.load(S).version == b.load(S).version == 0
+        a.commit(S, Turn(expected_version=0, events=(ev(1),), inbox_id="m1"))
+        with pytest.raises(ConcurrencyConflict):
+            b.commit(S, Turn(expected_version=0, events=(ev(2),)))
+        assert b.seen(S, "m1") and b.load(S).version == 1
+
+
+def test_one_sqlite_store_can_be_shared_by_threads(tmp_path: Path) -> None:
+    """Commits from several threads through one SqliteStore all land, none interleaved."""
+    with SqliteStore(tmp_path / "store.sqlite", AttrsCodec(TYPES)) as store:
+
+        def work(k: int) -> None:
+            for v in range(20):
+                store.commit(f"order/{k}", Turn(expected_version=v, events=(ev(v),),
+                                                inbox_id=f"m{v}"))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert [store.load(f"order/{k}").version for k in range(4)] == [20] * 4
+        assert store.stats()["inbox"] == 80
 
 
 def test_sqlite_in_memory_works_for_tests() -> None:
@@ -474,7 +515,7 @@ def test_a_corrupt_row_names_its_stream_and_version(
         store.commit(S, Turn(expected_version=0, events=(ev(1),),
                              snapshot=Snapshot(version=1, state=Tally(count=1))))
         store.commit(S, Turn(expected_version=1, events=(ev(2), ev(3))))
-        with sqlite3.connect(path) as db:
+        with raw(path) as db:
             db.execute(sql)
         with pytest.raises(CorruptRecord) as caught:
             store.load(S)
