@@ -13,12 +13,18 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from functools import partial
+
 import attrs
 from cattrs.preconf.json import make_converter
+from cattrs.strategies import configure_tagged_union, include_subclasses
 
 from ._store import CodecError, UnknownTypeName, UnregisteredType
 
-__all__ = ["AttrsCodec", "Codec"]
+__all__ = ["TYPE_TAG", "AttrsCodec", "Codec"]
+
+TYPE_TAG = "__type__"
+"""The JSON key naming the stored class of an object in a registered class hierarchy."""
 
 
 class Codec(Protocol):
@@ -39,10 +45,12 @@ class AttrsCodec:
     Each class is stored under a stable name: its qualified name
     (``__qualname__``, e.g. ``"PaymentCaptured"``) unless ``names`` gives
     another — use ``names`` when two classes share a qualified name, or to
-    keep reading rows written before a class was renamed. Field types are
-    structured as declared, so a field declared as a base class (or
-    ``object``) holding a subclass instance does not round-trip: declare
-    concrete types (or unions of them) in stored classes.
+    keep reading rows written before a class was renamed. A field declared
+    as a registered class holding an instance of a registered subclass
+    round-trips: objects of a registered hierarchy carry their stored name
+    under :data:`TYPE_TAG`. A field declared ``object`` or ``Any``, or as an
+    unregistered base, does not: declare registered (or concrete) types in
+    stored classes.
 
     Args:
         types: the attrs classes the codec may encode and decode.
@@ -71,6 +79,20 @@ class AttrsCodec:
             self._names[cls] = name
             self._types[name] = cls
         self._converter = make_converter()
+        # A field declared as a registered base class (``events: tuple[Event, ...]``)
+        # holding subclass instances must keep the subclass: cattrs would otherwise
+        # write only the base's fields and read back a base instance, silently.
+        # Tag every class of a registered hierarchy with its stored name instead.
+        registered = list(self._types.values())
+        tag = partial(configure_tagged_union, tag_generator=self._names.__getitem__,
+                      tag_name=TYPE_TAG)
+        for base in registered:
+            if any(other is not base and issubclass(base, other) for other in registered):
+                continue  # handled with its registered ancestor
+            subclasses = tuple(c for c in registered if c is not base and issubclass(c, base))
+            if subclasses:
+                include_subclasses(base, self._converter, subclasses=subclasses,
+                                   union_strategy=tag)
 
     @property
     def type_names(self) -> Mapping[str, type]:

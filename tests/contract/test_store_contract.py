@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from orderloom.actors import (
     AuthorizePayment,
     OrderState,
+    OrderUpdated,
     PaymentAuthorized,
     PlaceOrder,
     apply,
@@ -97,6 +98,31 @@ class Tally:
     count: int
     colors: tuple[Color, ...] = ()
     last: Line | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Shape:
+    """A test base class, stored through fields declared as the base."""
+
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class Polygon(Shape):
+    sides: int
+
+
+@attrs.frozen(kw_only=True)
+class Square(Polygon):
+    side: float
+
+
+@attrs.frozen(kw_only=True)
+class Drawing:
+    """A test value whose fields are declared as base classes."""
+
+    shapes: tuple[Shape, ...]
+    main: Polygon | None = None
 
 
 TYPES = (Happened, Ping, Wake, Tally, Line)
@@ -540,14 +566,20 @@ def test_sqlite_stores_the_real_order_state_and_events(tmp_path: Path) -> None:
                        amount=2000)
     state, _ = apply(state, authorized)
     journal = (*events, *more, authorized)
+    # OrderUpdated declares ``events: tuple[Event, ...]``: subclasses must survive.
+    update = OrderUpdated(order_id="O1", state=state, events=journal)
     path = tmp_path / "orders.sqlite"
     with SqliteStore(path, AttrsCodec(types)) as store:
-        store.commit("order/O1", Turn(expected_version=0, events=journal,
-                                      snapshot=Snapshot(version=len(journal), state=state)))
+        store.commit("order/O1", Turn(
+            expected_version=0, events=journal,
+            outbox=(OutboxEntry(entry_id="e1", stream="order/O1", recipient="automation",
+                                message=update),),
+            snapshot=Snapshot(version=len(journal), state=state)))
     with SqliteStore(path, AttrsCodec(types)) as store:
         loaded = store.load("order/O1")
         assert loaded.snapshot is not None and loaded.snapshot.state == state
         assert tuple(r.event for r in store.journal("order/O1")) == journal
+        assert store.pending_outbox()[0].message == update
 
 
 # -- the codec ------------------------------------------------------------------------
@@ -563,6 +595,17 @@ def test_attrs_codec_round_trips_every_field_shape() -> None:
     assert codec.decode(name, text) == value
     state = Tally(count=1, colors=(Color.RED, Color.BLUE), last=None)
     assert codec.decode(*codec.encode(state)) == state
+
+
+def test_attrs_codec_keeps_the_subclass_behind_a_base_class_field() -> None:
+    """A field declared as a registered base holding subclasses reads back the subclasses."""
+    codec = AttrsCodec([Shape, Polygon, Square, Drawing])
+    drawing = Drawing(shapes=(Shape(name="dot"), Polygon(name="tri", sides=3),
+                              Square(name="sq", sides=4, side=2.0)),
+                      main=Square(name="big", sides=4, side=9.0))
+    assert codec.decode(*codec.encode(drawing)) == drawing
+    for shape in drawing.shapes:
+        assert codec.decode(*codec.encode(shape)) == shape
 
 
 def test_attrs_codec_names_what_it_cannot_handle() -> None:
