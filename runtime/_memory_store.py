@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -23,6 +24,7 @@ from ._store import (
     OutboxEntry,
     Recorded,
     Snapshot,
+    Store,
     StoreClosed,
     Turn,
     check_turn,
@@ -126,7 +128,7 @@ class MemoryStore:
     def pending_outbox(self, limit: int = 100) -> tuple[OutboxEntry, ...]:
         """Up to ``limit`` unpublished outbox entries, oldest commit first."""
         self._check_open()
-        return tuple(islice(self._outbox.values(), limit))
+        return tuple(islice(self._outbox.values(), max(limit, 0)))
 
     def mark_published(self, entry_ids: Iterable[str]) -> None:
         """Drop published entries from the outbox; unknown ids are ignored."""
@@ -140,7 +142,7 @@ class MemoryStore:
         due = [timer for stream in self._timed
                for timer in self._streams[stream].timers.values() if timer.due_at <= now]
         due.sort(key=_due_order)
-        return tuple(due if limit is None else due[:limit])
+        return tuple(due if limit is None else due[:max(limit, 0)])
 
     # -- export and housekeeping ------------------------------------------------------
 
@@ -195,3 +197,7 @@ def _timer_order(timer: DurableTimer) -> tuple[float, str]:
 
 def _due_order(timer: DurableTimer) -> tuple[float, str, str]:
     return (timer.due_at, timer.stream, timer.timer_id)
+
+
+if TYPE_CHECKING:
+    _IS_A_STORE: type[Store] = MemoryStore  # mypy checks the protocol is implemented

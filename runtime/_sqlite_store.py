@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._codec import Codec
 from ._store import (
@@ -33,6 +33,7 @@ from ._store import (
     Recorded,
     SchemaMismatch,
     Snapshot,
+    Store,
     StoreClosed,
     StoreFailure,
     Turn,
@@ -248,7 +249,7 @@ class SqliteStore:
         """Up to ``limit`` unpublished outbox entries, oldest commit first."""
         rows = self._query("read the outbox",
                            "SELECT entry_id, stream, recipient, type, data, causation_id, "
-                           "correlation_id FROM outbox ORDER BY seq LIMIT ?", (limit,))
+                           "correlation_id FROM outbox ORDER BY seq LIMIT ?", (max(limit, 0),))
         entries = []
         for entry_id, stream, recipient, type_name, data, causation, correlation in rows:
             message = self._decode(stream, None, f"outbox entry {entry_id!r}", type_name, data)
@@ -280,7 +281,7 @@ class SqliteStore:
         rows = self._query("read due timers",
                            "SELECT stream, timer_id, due_at, type, data FROM timers "
                            "WHERE due_at <= ? ORDER BY due_at, stream, timer_id LIMIT ?",
-                           (now, -1 if limit is None else limit))
+                           (now, -1 if limit is None else max(limit, 0)))
         return tuple(self._timer(row) for row in rows)
 
     # -- export and housekeeping ------------------------------------------------------
@@ -386,6 +387,10 @@ class SqliteStore:
         stream, timer_id, due_at, type_name, data = row
         message = self._decode(stream, None, f"timer {timer_id!r}", type_name, data)
         return DurableTimer(timer_id=timer_id, stream=stream, due_at=due_at, message=message)
+
+
+if TYPE_CHECKING:
+    _IS_A_STORE: type[Store] = SqliteStore  # mypy checks the protocol is implemented
 
 
 def _rollback(db: sqlite3.Connection) -> None:
