@@ -84,3 +84,16 @@ def test_public_surface_is_declared(package: str) -> None:
     missing = [name for name in names if not hasattr(module, name)]
     assert missing == []
     assert list(names) == sorted(names), "keep __all__ sorted"
+
+
+def test_only_persistence_adapters_import_database_drivers() -> None:
+    """sqlite3 (and any other database driver) is imported only by a store adapter module."""
+    adapters = {"runtime/_sqlite_store.py"}
+    bad = []
+    for folder in ("runtime", "actors", "simulation", "cli"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            name = str(path.relative_to(ROOT))
+            for line, module in _imports(path):
+                if module.split(".")[0] in {"sqlite3", "psycopg", "asyncpg"} and name not in adapters:
+                    bad.append(f"{name}:{line} imports {module}")
+    assert bad == []

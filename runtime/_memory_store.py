@@ -1,0 +1,203 @@
+"""MemoryStore: the store the simulator uses on every order turn.
+
+Plain dicts and lists holding the (immutable) objects as they are: a commit
+appends, an inbox check is a set lookup, nothing is copied or encoded. It
+lives as long as the process; it is not thread-safe (the SimPy kernel is
+single-threaded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._store import (
+    ConcurrencyConflict,
+    DuplicateDelivery,
+    DurableTimer,
+    InvalidTurn,
+    Loaded,
+    OutboxEntry,
+    Recorded,
+    Snapshot,
+    Store,
+    StoreClosed,
+    Turn,
+    check_turn,
+)
+
+__all__ = ["MemoryStore"]
+
+
+@attrs.define
+class _Stream:
+    """One stream's mutable bookkeeping (mutable on purpose: appended every turn)."""
+
+    events: list[Recorded] = attrs.Factory(list)
+    snapshot: Snapshot | None = None
+    inbox: set[str] = attrs.Factory(set)
+    timers: dict[str, DurableTimer] = attrs.Factory(dict)
+
+
+class MemoryStore:
+    """An in-process :class:`~orderloom.runtime.Store` (simulation and tests).
+
+    Example::
+
+        with MemoryStore() as store:
+            store.commit("order/1", Turn(expected_version=0, events=(placed,)))
+            assert store.load("order/1").version == 1
+    """
+
+    def __init__(self) -> None:
+        self._streams: dict[str, _Stream] = {}
+        # Insertion order is commit order; publishing pops in O(1).
+        self._outbox: dict[str, OutboxEntry] = {}
+        # Streams with pending timers, so due_timers skips finished ones.
+        self._timed: set[str] = set()
+        self._closed = False
+
+    # -- the turn ---------------------------------------------------------------------
+
+    def load(self, stream: str) -> Loaded:
+        """The latest snapshot, the events after it and the pending timers."""
+        self._check_open()
+        record = self._streams.get(stream)
+        if record is None:
+            return Loaded(version=0, snapshot=None, events=(), timers=())
+        snapshot = record.snapshot
+        tail = record.events[snapshot.version:] if snapshot is not None else record.events
+        timers = tuple(sorted(record.timers.values(), key=_timer_order))
+        return Loaded(version=len(record.events), snapshot=snapshot, events=tuple(tail),
+                      timers=timers)
+
+    def commit(self, stream: str, turn: Turn) -> None:
+        """Apply ``turn`` atomically: every check runs before the first change."""
+        self._check_open()
+        check_turn(stream, turn)
+        record = self._streams.get(stream)
+        version = 0 if record is None else len(record.events)
+        inbox_id = turn.inbox_id
+        if record is not None and inbox_id is not None and inbox_id in record.inbox:
+            raise DuplicateDelivery(stream, inbox_id)
+        if turn.expected_version != version:
+            raise ConcurrencyConflict(stream, turn.expected_version, version)
+        outbox = self._outbox
+        for entry in turn.outbox:
+            if entry.entry_id in outbox:
+                raise InvalidTurn(stream, f"outbox entry {entry.entry_id!r} is already "
+                                          "pending")
+        # Nothing below can fail: the turn is applied whole.
+        if record is None:
+            record = self._streams[stream] = _Stream()
+        if turn.events:
+            at = turn.recorded_at
+            record.events.extend(
+                Recorded(stream=stream, version=version + i, event=event, recorded_at=at)
+                for i, event in enumerate(turn.events, 1)
+            )
+        if inbox_id is not None:
+            record.inbox.add(inbox_id)
+        for entry in turn.outbox:
+            outbox[entry.entry_id] = entry
+        if turn.timers_cancelled or turn.timers_set:
+            timers = record.timers
+            for timer_id in turn.timers_cancelled:
+                timers.pop(timer_id, None)
+            for timer in turn.timers_set:
+                timers[timer.timer_id] = timer
+            if timers:
+                self._timed.add(stream)
+            else:
+                self._timed.discard(stream)
+        if turn.snapshot is not None:
+            record.snapshot = turn.snapshot
+
+    def seen(self, stream: str, message_id: str) -> bool:
+        """Whether a commit of ``stream`` recorded ``message_id`` as its inbox id."""
+        self._check_open()
+        record = self._streams.get(stream)
+        return record is not None and message_id in record.inbox
+
+    # -- effects ----------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int = 100) -> tuple[OutboxEntry, ...]:
+        """Up to ``limit`` unpublished outbox entries, oldest commit first."""
+        self._check_open()
+        return tuple(islice(self._outbox.values(), max(limit, 0)))
+
+    def mark_published(self, entry_ids: Iterable[str]) -> None:
+        """Drop published entries from the outbox; unknown ids are ignored."""
+        self._check_open()
+        for entry_id in entry_ids:
+            self._outbox.pop(entry_id, None)
+
+    def due_timers(self, now: float, limit: int | None = None) -> tuple[DurableTimer, ...]:
+        """Pending timers with ``due_at <= now``, by ``(due_at, stream, timer_id)``."""
+        self._check_open()
+        due = [timer for stream in self._timed
+               for timer in self._streams[stream].timers.values() if timer.due_at <= now]
+        due.sort(key=_due_order)
+        return tuple(due if limit is None else due[:max(limit, 0)])
+
+    # -- export and housekeeping ------------------------------------------------------
+
+    def streams(self) -> Iterator[str]:
+        """Names of the streams holding at least one event, sorted."""
+        self._check_open()
+        return iter(sorted(name for name, record in self._streams.items() if record.events))
+
+    def journal(self, stream: str, after: int = 0) -> tuple[Recorded, ...]:
+        """Every event of ``stream`` with a version above ``after``, in order."""
+        self._check_open()
+        record = self._streams.get(stream)
+        return () if record is None else tuple(record.events[max(after, 0):])
+
+    def stats(self) -> Mapping[str, int]:
+        """Row counts per table, as a durable store would hold them."""
+        self._check_open()
+        records = self._streams.values()
+        return {
+            "events": sum(len(r.events) for r in records),
+            "snapshots": sum(r.snapshot is not None for r in records),
+            "inbox": sum(len(r.inbox) for r in records),
+            "outbox": len(self._outbox),
+            "timers": sum(len(r.timers) for r in records),
+        }
+
+    def close(self) -> None:
+        """Mark the store closed (its contents are dropped); idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._streams = {}
+            self._outbox = {}
+            self._timed = set()
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("MemoryStore")
+
+
+def _timer_order(timer: DurableTimer) -> tuple[float, str]:
+    return (timer.due_at, timer.timer_id)
+
+
+def _due_order(timer: DurableTimer) -> tuple[float, str, str]:
+    return (timer.due_at, timer.stream, timer.timer_id)
+
+
+if TYPE_CHECKING:
+    _IS_A_STORE: type[Store] = MemoryStore  # mypy checks the protocol is implemented

@@ -1,0 +1,686 @@
+"""The store contract: every behaviour, run against MemoryStore and SqliteStore."""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orderloom.actors import (
+    AuthorizePayment,
+    OrderState,
+    OrderUpdated,
+    PaymentAuthorized,
+    PlaceOrder,
+    apply,
+    handle,
+)
+from orderloom.runtime import (
+    STATS_TABLES,
+    AttrsCodec,
+    CodecError,
+    ConcurrencyConflict,
+    CorruptRecord,
+    DuplicateDelivery,
+    DurableTimer,
+    InfrastructureError,
+    InvalidTurn,
+    Loaded,
+    MemoryStore,
+    Message,
+    OrderloomError,
+    OutboxEntry,
+    SchemaMismatch,
+    Snapshot,
+    Store,
+    StoreClosed,
+    StoreFailure,
+    Turn,
+    UnknownTypeName,
+    UnregisteredType,
+)
+from orderloom.runtime.sqlite import SqliteStore
+from tests.strategies import command, event, lines
+
+# -- test messages --------------------------------------------------------------------
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@attrs.frozen(kw_only=True)
+class Line:
+    sku: str
+    quantity: int
+
+
+@attrs.frozen(kw_only=True)
+class Happened(Message):
+    """A test event: every field shape the codec must carry."""
+
+    n: int
+    color: Color = Color.RED
+    lines: tuple[Line, ...] = ()
+    counts: dict[str, int] = attrs.field(factory=dict, hash=False)
+    note: str | None = None
+    tags: frozenset[str] = frozenset()
+
+
+@attrs.frozen(kw_only=True)
+class Ping(Message):
+    """A test outbox message."""
+
+    text: str
+
+
+@attrs.frozen(kw_only=True)
+class Wake(Message):
+    """A test timer message."""
+
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Tally:
+    """A test snapshot state."""
+
+    count: int
+    colors: tuple[Color, ...] = ()
+    last: Line | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Shape:
+    """A test base class, stored through fields declared as the base."""
+
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class Polygon(Shape):
+    sides: int
+
+
+@attrs.frozen(kw_only=True)
+class Square(Polygon):
+    side: float
+
+
+@attrs.frozen(kw_only=True)
+class Drawing:
+    """A test value whose fields are declared as base classes."""
+
+    shapes: tuple[Shape, ...]
+    main: Polygon | None = None
+
+
+TYPES = (Happened, Ping, Wake, Tally, Line)
+S = "order/1"
+
+
+def ev(n: int, **fields: Any) -> Happened:
+    return Happened(n=n, **fields)
+
+
+def out(entry_id: str, stream: str = S, text: str = "hi") -> OutboxEntry:
+    return OutboxEntry(entry_id=entry_id, stream=stream, recipient="warehouse/W1",
+                       message=Ping(text=text), causation_id="m0", correlation_id="O1")
+
+
+@contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A second, plain connection to a store's file (to tamper with it), closed after."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def timer(timer_id: str, due_at: float, stream: str = S) -> DurableTimer:
+    return DurableTimer(timer_id=timer_id, stream=stream, due_at=due_at,
+                        message=Wake(reason=timer_id))
+
+
+# -- the parametrised fixture ---------------------------------------------------------
+
+
+class Harness:
+    """A store under test, and a way to reopen it (a no-op for MemoryStore)."""
+
+    def __init__(self, kind: str, path: Path) -> None:
+        self.kind = kind
+        self.path = path
+        self.store: Store = self._open()
+
+    def _open(self) -> Store:
+        if self.kind == "memory":
+            return MemoryStore()
+        return SqliteStore(self.path, AttrsCodec(TYPES))
+
+    def reopen(self) -> Store:
+        if self.kind == "sqlite":
+            self.store.close()
+            self.store = self._open()
+        return self.store
+
+    def everything(self) -> tuple[Any, ...]:
+        """Every observable of the store, to compare before and after."""
+        store = self.store
+        names = tuple(store.streams())
+        return (names, {name: store.load(name) for name in (*names, S, "order/2")},
+                store.pending_outbox(1000), store.due_timers(float("inf")), dict(store.stats()),
+                {name: store.journal(name) for name in names})
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """Each contract test runs once per store."""
+    h = Harness(request.param, tmp_path / "store.sqlite")
+    yield h
+    h.store.close()
+
+
+# -- append and load ------------------------------------------------------------------
+
+
+def test_unknown_stream_loads_as_version_zero(harness: Harness) -> None:
+    """An unknown stream loads as version 0 with no snapshot, events or timers."""
+    assert harness.store.load("nobody") == Loaded(version=0, snapshot=None, events=(), timers=())
+    assert harness.store.journal("nobody") == ()
+    assert not harness.store.seen("nobody", "m1")
+
+
+def test_events_get_consecutive_versions(harness: Harness) -> None:
+    """Committed events get versions expected_version+1 onwards and load back in order."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1), ev(2)), recorded_at=10.0))
+    store.commit(S, Turn(expected_version=2, events=(ev(3, color=Color.BLUE),)))
+    loaded = store.load(S)
+    assert loaded.version == 3
+    assert loaded.snapshot is None
+    assert [(r.stream, r.version, r.event, r.recorded_at) for r in loaded.events] == [
+        (S, 1, ev(1), 10.0), (S, 2, ev(2), 10.0), (S, 3, ev(3, color=Color.BLUE), None)]
+
+
+def test_a_turn_without_events_keeps_the_version(harness: Harness) -> None:
+    """A turn that records only an inbox id leaves the version where it was."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+    store.commit(S, Turn(expected_version=1, inbox_id="m2"))
+    assert store.load(S).version == 1
+    assert store.seen(S, "m2")
+
+
+def test_snapshot_loads_with_only_the_events_after_it(harness: Harness) -> None:
+    """load() returns the latest snapshot and only the events after its version."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1), ev(2))))
+    store.commit(S, Turn(expected_version=2, events=(ev(3),),
+                         snapshot=Snapshot(version=3, state=Tally(count=3))))
+    store.commit(S, Turn(expected_version=3, events=(ev(4), ev(5))))
+    store.commit(S, Turn(expected_version=5, events=(ev(6),), snapshot=Snapshot(
+        version=6, state=Tally(count=6, colors=(Color.BLUE,), last=Line(sku="A", quantity=1)))))
+    store.commit(S, Turn(expected_version=6, events=(ev(7),)))
+    loaded = harness.reopen().load(S)
+    assert loaded.version == 7
+    assert loaded.snapshot == Snapshot(version=6, state=Tally(
+        count=6, colors=(Color.BLUE,), last=Line(sku="A", quantity=1)))
+    assert [r.version for r in loaded.events] == [7]
+    assert [r.event for r in harness.store.journal(S)] == [ev(n) for n in range(1, 8)]
+
+
+def test_snapshot_at_the_head_loads_with_no_events(harness: Harness) -> None:
+    """A snapshot taken at the stream's head loads with an empty tail."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),),
+                         snapshot=Snapshot(version=1, state=Tally(count=1))))
+    loaded = store.load(S)
+    assert (loaded.version, loaded.snapshot, loaded.events) == (
+        1, Snapshot(version=1, state=Tally(count=1)), ())
+
+
+# -- optimistic concurrency, inbox, atomicity -----------------------------------------
+
+
+def test_stale_expected_version_is_a_conflict(harness: Harness) -> None:
+    """Committing on a stale version raises ConcurrencyConflict and changes nothing."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1), ev(2))))
+    before = harness.everything()
+    with pytest.raises(ConcurrencyConflict) as caught:
+        store.commit(S, Turn(expected_version=1, events=(ev(9),), inbox_id="m9",
+                             outbox=(out("e9"),), timers_set=(timer("t9", 9.0),)))
+    assert (caught.value.stream, caught.value.expected, caught.value.actual) == (S, 1, 2)
+    assert isinstance(caught.value, InfrastructureError)
+    assert harness.everything() == before
+    with pytest.raises(ConcurrencyConflict):
+        store.commit("order/new", Turn(expected_version=3, events=(ev(1),)))
+    assert harness.everything() == before
+
+
+def test_duplicate_inbox_id_is_rejected_with_nothing_changed(harness: Harness) -> None:
+    """A second commit with a recorded inbox id raises DuplicateDelivery and changes nothing."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),), inbox_id="m1"))
+    before = harness.everything()
+    with pytest.raises(DuplicateDelivery) as caught:
+        store.commit(S, Turn(expected_version=1, events=(ev(2),), inbox_id="m1",
+                             outbox=(out("e2"),), timers_set=(timer("t2", 2.0),),
+                             snapshot=Snapshot(version=2, state=Tally(count=2))))
+    assert (caught.value.stream, caught.value.message_id) == (S, "m1")
+    # A redelivery is recognised even when it also carries a stale version.
+    with pytest.raises(DuplicateDelivery):
+        store.commit(S, Turn(expected_version=0, events=(ev(2),), inbox_id="m1"))
+    assert harness.everything() == before
+    assert store.seen(S, "m1") and not store.seen(S, "m2")
+    store.commit("order/2", Turn(expected_version=0, events=(ev(1),), inbox_id="m1"))
+    assert store.seen("order/2", "m1")
+
+
+@pytest.mark.parametrize("turn", [
+    Turn(expected_version=1, events=(ev(2),), outbox=(out("e1"), out("e1"))),
+    Turn(expected_version=1, events=(ev(2),), outbox=(out("e2"), out("e3", stream="order/2"))),
+    Turn(expected_version=1, timers_set=(timer("t1", 1.0), timer("t1", 2.0))),
+    Turn(expected_version=1, timers_set=(timer("t1", 1.0, stream="order/2"),)),
+    Turn(expected_version=1, events=(ev(2),), snapshot=Snapshot(version=1, state=Tally(count=1))),
+    Turn(expected_version=1, events=(ev(2),), outbox=(out("e2"), out("e0"))),
+], ids=["repeated-entry", "foreign-entry", "repeated-timer", "foreign-timer",
+        "snapshot-version", "entry-already-pending"])
+def test_an_invalid_turn_changes_nothing(harness: Harness, turn: Turn) -> None:
+    """A turn breaking an invariant raises InvalidTurn (a ValueError) and changes nothing."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),), outbox=(out("e0"),)))
+    before = harness.everything()
+    with pytest.raises(InvalidTurn) as caught:
+        store.commit(S, turn)
+    assert isinstance(caught.value, ValueError) and caught.value.stream == S
+    assert harness.everything() == before
+
+
+def test_an_unencodable_object_changes_nothing(harness: Harness) -> None:
+    """A durable store refuses an unregistered type before writing; memory keeps anything."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+    before = harness.everything()
+    turn = Turn(expected_version=1, events=(ev(2), object()), inbox_id="m2")
+    if harness.kind == "memory":
+        store.commit(S, turn)
+        assert store.load(S).version == 3
+        return
+    with pytest.raises(UnregisteredType):
+        store.commit(S, turn)
+    assert harness.everything() == before
+
+
+def test_failure_in_the_middle_of_a_sqlite_commit_leaves_nothing(tmp_path: Path) -> None:
+    """A database error after events, inbox and outbox rows were written rolls all back."""
+    path = tmp_path / "store.sqlite"
+    with SqliteStore(path, AttrsCodec(TYPES)) as store:
+        store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+        # The last write of a commit is the timers table: fail it from inside SQLite.
+        with raw(path) as db:
+            db.execute("CREATE TRIGGER boom BEFORE INSERT ON timers "
+                       "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+        turn = Turn(expected_version=1, events=(ev(2), ev(3)), inbox_id="m2",
+                    outbox=(out("e2"),), timers_set=(timer("t2", 2.0),),
+                    snapshot=Snapshot(version=3, state=Tally(count=3)))
+        with pytest.raises(StoreFailure) as caught:
+            store.commit(S, turn)
+        assert isinstance(caught.value.__cause__, sqlite3.Error)
+        assert "injected failure" in str(caught.value)
+        assert store.load(S) == Loaded(version=1, snapshot=None,
+                                       events=store.journal(S), timers=())
+        assert not store.seen(S, "m2")
+        assert store.pending_outbox() == ()
+        assert dict(store.stats()) == {"events": 1, "snapshots": 0, "inbox": 0, "outbox": 0,
+                                       "timers": 0}
+        with raw(path) as db:
+            db.execute("DROP TRIGGER boom")
+        store.commit(S, turn)  # the same turn goes through once the fault is gone
+        assert store.load(S).version == 3
+
+
+# -- outbox ---------------------------------------------------------------------------
+
+
+def test_outbox_is_read_in_commit_order_and_marking_is_idempotent(harness: Harness) -> None:
+    """pending_outbox lists entries in commit order across streams; marking twice is harmless."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),), outbox=(out("b"), out("a"))))
+    store.commit("order/2", Turn(expected_version=0, outbox=(out("c", stream="order/2"),)))
+    store.commit(S, Turn(expected_version=1, outbox=(out("d", text="again"),)))
+    assert [e.entry_id for e in store.pending_outbox()] == ["b", "a", "c", "d"]
+    assert store.pending_outbox(limit=2) == (out("b"), out("a"))
+    store.mark_published(["a", "c", "nope"])
+    store.mark_published(["a"])
+    store.mark_published([])
+    assert harness.reopen().pending_outbox() == (out("b"), out("d", text="again"))
+    store = harness.store
+    store.mark_published(e.entry_id for e in store.pending_outbox())
+    assert store.pending_outbox() == ()
+    # A published id may be used again (ids are unique among pending entries).
+    store.commit(S, Turn(expected_version=1, outbox=(out("a"),)))
+    assert store.pending_outbox() == (out("a"),)
+
+
+# -- durable timers -------------------------------------------------------------------
+
+
+def test_due_timers_come_in_due_time_then_stream_then_id_order(harness: Harness) -> None:
+    """due_timers(now) lists timers with due_at <= now by (due_at, stream, timer_id)."""
+    store = harness.store
+    store.commit("order/2", Turn(expected_version=0, timers_set=(
+        timer("z", 5.0, stream="order/2"), timer("a", 7.0, stream="order/2"))))
+    store.commit(S, Turn(expected_version=0, timers_set=(
+        timer("y", 5.0), timer("x", 5.0), timer("late", 99.0))))
+    assert [(t.stream, t.timer_id) for t in store.due_timers(7.0)] == [
+        (S, "x"), (S, "y"), ("order/2", "z"), ("order/2", "a")]
+    assert [t.timer_id for t in store.due_timers(7.0, limit=2)] == ["x", "y"]
+    assert store.due_timers(4.9) == ()
+    assert store.load(S).timers == (timer("x", 5.0), timer("y", 5.0), timer("late", 99.0))
+
+
+def test_timers_are_cancelled_replaced_and_rearmed(harness: Harness) -> None:
+    """Cancel removes a timer, setting a pending id replaces it, cancel+set re-arms it."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, timers_set=(timer("a", 1.0), timer("b", 2.0),
+                                                         timer("c", 3.0))))
+    store.commit(S, Turn(expected_version=0, inbox_id="fire-a", timers_cancelled=("a", "nope")))
+    store.commit(S, Turn(expected_version=0, timers_set=(timer("b", 20.0),)))
+    store.commit(S, Turn(expected_version=0, timers_cancelled=("c",),
+                         timers_set=(timer("c", 30.0),)))
+    assert harness.reopen().load(S).timers == (timer("b", 20.0), timer("c", 30.0))
+    assert harness.store.due_timers(25.0) == (timer("b", 20.0),)
+    harness.store.commit(S, Turn(expected_version=0, timers_cancelled=("b", "c")))
+    assert harness.store.load(S).timers == ()
+    assert harness.store.due_timers(float("inf")) == ()
+
+
+# -- restore, export, stats, lifecycle ------------------------------------------------
+
+
+def test_everything_is_restored_after_reopening(harness: Harness) -> None:
+    """Closing and reopening (SQLite: the same file) shows exactly the committed state."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1, lines=(Line(sku="A", quantity=2),),
+                                                        counts={"x": 1}, note="n"),),
+                         inbox_id="m1", outbox=(out("e1"),), timers_set=(timer("t1", 5.0),),
+                         recorded_at=1.5))
+    store.commit(S, Turn(expected_version=1, events=(ev(2, tags=frozenset({"p", "q"})),),
+                         inbox_id="m2", snapshot=Snapshot(version=2, state=Tally(count=2))))
+    store.commit("order/2", Turn(expected_version=0, events=(ev(1),),
+                                 timers_set=(timer("t1", 1.0, stream="order/2"),)))
+    before = harness.everything()
+    harness.reopen()
+    assert harness.everything() == before
+    assert harness.store.seen(S, "m1") and harness.store.seen(S, "m2")
+
+
+def test_journal_exports_every_stream(harness: Harness) -> None:
+    """streams() names the streams with events, sorted; journal(after) gives the rest."""
+    store = harness.store
+    store.commit("order/b", Turn(expected_version=0, events=(ev(1), ev(2), ev(3)),
+                                 snapshot=Snapshot(version=3, state=Tally(count=3))))
+    store.commit("order/a", Turn(expected_version=0, events=(ev(1),)))
+    store.commit("order/c", Turn(expected_version=0, inbox_id="m1"))  # no events
+    assert list(store.streams()) == ["order/a", "order/b"]
+    journal = store.journal("order/b")
+    assert [(r.version, r.event) for r in journal] == [(1, ev(1)), (2, ev(2)), (3, ev(3))]
+    assert store.journal("order/b", after=2) == journal[2:]
+    assert store.journal("order/b", after=3) == ()
+
+
+def test_stats_count_rows_per_table(harness: Harness) -> None:
+    """stats() counts events, snapshots, inbox ids, pending outbox entries and timers."""
+    store = harness.store
+    assert dict(store.stats()) == dict.fromkeys(STATS_TABLES, 0)
+    store.commit(S, Turn(expected_version=0, events=(ev(1), ev(2)), inbox_id="m1",
+                         outbox=(out("e1"), out("e2")), timers_set=(timer("t1", 1.0),)))
+    store.commit(S, Turn(expected_version=2, events=(ev(3),), inbox_id="m2",
+                         snapshot=Snapshot(version=3, state=Tally(count=3))))
+    store.mark_published(["e1"])
+    assert dict(store.stats()) == {"events": 3, "snapshots": 1, "inbox": 2, "outbox": 1,
+                                   "timers": 1}
+
+
+def test_a_closed_store_refuses_every_call(harness: Harness) -> None:
+    """After close() (idempotent; also on leaving a with block) every call raises StoreClosed."""
+    with harness.store as store:
+        store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+    store.close()
+    for call in (lambda: store.load(S), lambda: store.seen(S, "m"), lambda: store.stats(),
+                 lambda: store.commit(S, Turn(expected_version=1)),
+                 lambda: store.pending_outbox(), lambda: store.journal(S),
+                 lambda: store.due_timers(1.0), lambda: store.mark_published(["x"]),
+                 lambda: list(store.streams())):
+        with pytest.raises(StoreClosed):
+            call()
+
+
+# -- SQLite: schema, corrupt rows, the real domain ------------------------------------
+
+
+def test_sqlite_refuses_another_schema_version_and_non_databases(tmp_path: Path) -> None:
+    """Opening a file of another schema version or a non-database raises a typed error."""
+    path = tmp_path / "store.sqlite"
+    SqliteStore(path, AttrsCodec(TYPES)).close()
+    with raw(path) as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(SchemaMismatch) as caught:
+        SqliteStore(path, AttrsCodec(TYPES))
+    assert (caught.value.found, caught.value.expected) == (99, 1)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreFailure) as failed:
+        SqliteStore(junk, AttrsCodec(TYPES))
+    assert isinstance(failed.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_two_sqlite_connections_to_one_file_see_each_others_commits(tmp_path: Path) -> None:
+    """Two stores on one file: the second writer on a stale version gets a conflict."""
+    path = tmp_path / "store.sqlite"
+    with SqliteStore(path, AttrsCodec(TYPES)) as a, SqliteStore(path, AttrsCodec(TYPES)) as b:
+        assert a.load(S).version == b.load(S).version == 0
+        a.commit(S, Turn(expected_version=0, events=(ev(1),), inbox_id="m1"))
+        with pytest.raises(ConcurrencyConflict):
+            b.commit(S, Turn(expected_version=0, events=(ev(2),)))
+        assert b.seen(S, "m1") and b.load(S).version == 1
+
+
+def test_one_sqlite_store_can_be_shared_by_threads(tmp_path: Path) -> None:
+    """Commits from several threads through one SqliteStore all land, none interleaved."""
+    with SqliteStore(tmp_path / "store.sqlite", AttrsCodec(TYPES)) as store:
+
+        def work(k: int) -> None:
+            for v in range(20):
+                store.commit(f"order/{k}", Turn(expected_version=v, events=(ev(v),),
+                                                inbox_id=f"m{v}"))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert [store.load(f"order/{k}").version for k in range(4)] == [20] * 4
+        assert store.stats()["inbox"] == 80
+
+
+def test_sqlite_in_memory_works_for_tests() -> None:
+    """SqliteStore(":memory:") is a private, working database."""
+    with SqliteStore(":memory:", AttrsCodec(TYPES)) as store:
+        store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+        assert store.load(S).version == 1
+
+
+@pytest.mark.parametrize(("sql", "version", "type_name", "cause"), [
+    ("UPDATE events SET data = '{not json' WHERE version = 2", 2, "Happened", CodecError),
+    ("UPDATE events SET type = 'Vanished' WHERE version = 2", 2, "Vanished", UnknownTypeName),
+    ("UPDATE events SET data = '{\"n\": \"two\"}' WHERE version = 2", 2, "Happened",
+     CodecError),
+    ("DELETE FROM events WHERE version = 2", 2, None, None),
+    ("UPDATE snapshots SET type = 'Vanished'", 1, "Vanished", UnknownTypeName),
+])
+def test_a_corrupt_row_names_its_stream_and_version(
+        tmp_path: Path, sql: str, version: int, type_name: str | None,
+        cause: type[Exception] | None) -> None:
+    """A row that cannot be read back raises CorruptRecord naming stream, version and type."""
+    path = tmp_path / "store.sqlite"
+    with SqliteStore(path, AttrsCodec(TYPES)) as store:
+        store.commit(S, Turn(expected_version=0, events=(ev(1),),
+                             snapshot=Snapshot(version=1, state=Tally(count=1))))
+        store.commit(S, Turn(expected_version=1, events=(ev(2), ev(3))))
+        with raw(path) as db:
+            db.execute(sql)
+        with pytest.raises(CorruptRecord) as caught:
+            store.load(S)
+    error = caught.value
+    assert (error.stream, error.version, error.type_name) == (S, version, type_name)
+    assert S in str(error) and isinstance(error, OrderloomError)
+    if cause is not None:
+        assert isinstance(error.__cause__, cause)
+
+
+def test_sqlite_stores_the_real_order_state_and_events(tmp_path: Path) -> None:
+    """An order's events and folded OrderState survive a SqliteStore round trip unchanged."""
+    import orderloom.actors as domain
+
+    types = [getattr(domain, n) for n in domain.__all__
+             if isinstance(getattr(domain, n), type) and attrs.has(getattr(domain, n))]
+    state = OrderState(order_id="O1")
+    state, events = handle(state, command(PlaceOrder, 1, customer_id="C1", currency="EUR",
+                                          lines=lines(("L1", 2, 500), ("L2", 1, 1000))))
+    state, more = handle(state, command(AuthorizePayment, 2, amount=2000))
+    authorized = event(PaymentAuthorized, "gateway", 1, request_id="c2", authorization_id="A1",
+                       amount=2000)
+    state, _ = apply(state, authorized)
+    journal = (*events, *more, authorized)
+    # OrderUpdated declares ``events: tuple[Event, ...]``: subclasses must survive.
+    update = OrderUpdated(order_id="O1", state=state, events=journal)
+    path = tmp_path / "orders.sqlite"
+    with SqliteStore(path, AttrsCodec(types)) as store:
+        store.commit("order/O1", Turn(
+            expected_version=0, events=journal,
+            outbox=(OutboxEntry(entry_id="e1", stream="order/O1", recipient="automation",
+                                message=update),),
+            snapshot=Snapshot(version=len(journal), state=state)))
+    with SqliteStore(path, AttrsCodec(types)) as store:
+        loaded = store.load("order/O1")
+        assert loaded.snapshot is not None and loaded.snapshot.state == state
+        assert tuple(r.event for r in store.journal("order/O1")) == journal
+        assert store.pending_outbox()[0].message == update
+
+
+# -- the codec ------------------------------------------------------------------------
+
+
+def test_attrs_codec_round_trips_every_field_shape() -> None:
+    """Enums, tuples, nested attrs, dicts, frozensets and None survive encode/decode."""
+    codec = AttrsCodec(TYPES)
+    value = ev(1, color=Color.BLUE, lines=(Line(sku="A", quantity=2),), counts={"a": 1},
+               note=None, tags=frozenset({"x"}))
+    name, text = codec.encode(value)
+    assert name == "Happened"
+    assert codec.decode(name, text) == value
+    state = Tally(count=1, colors=(Color.RED, Color.BLUE), last=None)
+    assert codec.decode(*codec.encode(state)) == state
+
+
+def test_attrs_codec_keeps_the_subclass_behind_a_base_class_field() -> None:
+    """A field declared as a registered base holding subclasses reads back the subclasses."""
+    codec = AttrsCodec([Shape, Polygon, Square, Drawing])
+    drawing = Drawing(shapes=(Shape(name="dot"), Polygon(name="tri", sides=3),
+                              Square(name="sq", sides=4, side=2.0)),
+                      main=Square(name="big", sides=4, side=9.0))
+    assert codec.decode(*codec.encode(drawing)) == drawing
+    for shape in drawing.shapes:
+        assert codec.decode(*codec.encode(shape)) == shape
+
+
+def test_attrs_codec_names_what_it_cannot_handle() -> None:
+    """Unknown names, unregistered types, clashes and non-attrs classes are typed errors."""
+    codec = AttrsCodec(TYPES)
+    with pytest.raises(UnknownTypeName) as unknown:
+        codec.decode("Vanished", "{}")
+    assert unknown.value.type_name == "Vanished" and "Vanished" in str(unknown.value)
+    assert isinstance(unknown.value, LookupError)
+    with pytest.raises(UnregisteredType) as unregistered:
+        codec.encode(Color.RED)
+    assert unregistered.value.type_name == "Color" and isinstance(unregistered.value, TypeError)
+    with pytest.raises(CodecError):
+        AttrsCodec([int])
+
+    # Another class with the same qualified name as this module's Happened.
+    other = attrs.make_class("Happened", {"n": attrs.field()}, frozen=True)
+    with pytest.raises(CodecError, match="Happened"):
+        AttrsCodec([*TYPES, other])
+    renamed = AttrsCodec([*TYPES, other], names={other: "OtherHappened"})
+    assert renamed.decode(*renamed.encode(other(n=1))) == other(n=1)
+    assert renamed.decode(*renamed.encode(ev(1))) == ev(1)
+
+
+# -- both stores agree ----------------------------------------------------------------
+
+STREAMS = ("order/1", "order/2", "order/3")
+turns = st.lists(st.tuples(
+    st.sampled_from(STREAMS),
+    st.integers(0, 3),                          # events
+    st.sampled_from([None, "m1", "m2", "m3"]),  # inbox id
+    st.integers(0, 2),                          # outbox entries
+    st.lists(st.sampled_from("abc"), max_size=2, unique=True),   # timers set
+    st.lists(st.sampled_from("abcd"), max_size=2, unique=True),  # timers cancelled
+    st.booleans(),                              # snapshot
+    st.booleans(),                              # stale version
+    st.integers(0, 3),                          # publish this many
+), max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(turns)
+def test_memory_and_sqlite_agree_on_any_sequence_of_commits(
+        steps: list[tuple[Any, ...]]) -> None:
+    """A random sequence of commits, conflicts and publishes leaves both stores identical."""
+    memory = MemoryStore()
+    sqlite = SqliteStore(":memory:", AttrsCodec(TYPES))
+    n = 0
+    with memory, sqlite:
+        for stream, events, inbox, outs, sets, cancels, snap, stale, publish in steps:
+            n += 1
+            expected = memory.load(stream).version + stale
+            new = expected + events
+            turn = Turn(
+                expected_version=expected,
+                events=tuple(ev(n * 10 + i) for i in range(events)), inbox_id=inbox,
+                outbox=tuple(out(f"e{n}.{i}", stream=stream) for i in range(outs)),
+                timers_set=tuple(timer(t, float(n % 4), stream=stream) for t in sets),
+                timers_cancelled=tuple(cancels),
+                snapshot=Snapshot(version=new, state=Tally(count=new)) if snap else None,
+                recorded_at=float(n))
+            outcomes = []
+            for store in (memory, sqlite):
+                try:
+                    store.commit(stream, turn)
+                    outcomes.append("ok")
+                except (ConcurrencyConflict, DuplicateDelivery) as exc:
+                    outcomes.append(type(exc).__name__)
+                pending = store.pending_outbox(publish)
+                store.mark_published(e.entry_id for e in pending)
+            assert outcomes[0] == outcomes[1]
+        for stream in STREAMS:
+            assert memory.load(stream) == sqlite.load(stream)
+            assert memory.journal(stream) == sqlite.journal(stream)
+        assert memory.pending_outbox(1000) == sqlite.pending_outbox(1000)
+        assert memory.due_timers(2.0) == sqlite.due_timers(2.0)
+        assert list(memory.streams()) == list(sqlite.streams())
+        assert memory.stats() == sqlite.stats()
