@@ -23,6 +23,7 @@ from ._contract import (
     handler,
 )
 from ._records import EmitSink, KernelRecords
+from ._supervision import RestartBudget
 from ._errors import (
     ActorNotFound,
     AskTimeout,
@@ -60,6 +61,7 @@ __all__ = [
     "Message",
     "NotAMessage",
     "OrderloomError",
+    "RestartBudget",
     "RestartPolicy",
     "TimerId",
     "TraceEvent",
