@@ -22,6 +22,7 @@ from ._contract import (
     TraceEvent,
     handler,
 )
+from ._driver import Kernel
 from ._records import EmitSink, KernelRecords
 from ._supervision import RestartBudget
 from ._errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "Handler",
     "InfrastructureError",
     "InvalidHandler",
+    "Kernel",
     "KernelError",
     "KernelRecords",
     "Message",
