@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import random
 import weakref
 from typing import Any
 
@@ -670,3 +671,25 @@ def test_a_failing_sink_is_not_the_actors_failure(runner: Runner) -> None:
     assert log == [1, 2]
     assert [(f.message_type, f.action) for f in ran.failures] == [("sink", "recorded")] * 2
     assert ran.dead_letters == []
+
+
+class Dice(Actor):
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    @handler
+    async def on_go(self, msg: Go) -> None:
+        self.log.append([self.ctx.rng.random() for _ in range(3)])
+
+
+def test_rng_is_seeded_by_run_seed_and_address(runner: Runner) -> None:
+    """ctx.rng, created when first used, draws the same numbers under every kernel for a seed and address."""
+    log: list[Any] = []
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: Dice(log), "dice")
+        k.tell("dice", Go())
+
+    runner.run(setup, until=1, seed=11)
+    reference = random.Random("11/dice")
+    assert log == [[reference.random() for _ in range(3)]]
