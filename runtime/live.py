@@ -16,6 +16,11 @@ Usage::
         kernel.spawn(MyActor, "my-actor")
         kernel.tell("my-actor", Hello())
         await kernel.drain(timeout=5)
+
+A driver that takes steps (tests, demos) calls ``await kernel.settle(t)``
+between them: it returns once everything due so far has been handled, so
+the next step follows the effects of the last one however loaded the
+machine is.
 """
 
 from __future__ import annotations
@@ -275,7 +280,8 @@ class LiveKernel(KernelRecords):
         await anyio.sleep(delay / self.speed)
 
     async def drain(self, timeout: float) -> bool:
-        """Wait (real seconds) until no message is in flight; True if quiet."""
+        """Wait (real seconds) until nothing is in flight (messages, delayed
+        sends, pending starts and restarts, stops of idle actors); True if quiet."""
         with anyio.move_on_after(timeout):
             while self._inflight:
                 if self._quiet.is_set():
