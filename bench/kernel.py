@@ -29,7 +29,7 @@ import anyio
 import attrs
 import simpy
 
-from orderloom.runtime import Actor, Address, Message, handler
+from orderloom.runtime import Actor, Address, Kernel, Message, handler
 from orderloom.runtime.live import LiveKernel
 from orderloom.simulation import SimKernel
 
@@ -81,7 +81,7 @@ class Player(Actor):
             await self.ctx.send(self.peer, Ball(hits=msg.hits - 1))
 
 
-def _spawn_pairs(kernel: SimKernel | LiveKernel, pairs: int, hits: int) -> None:
+def _spawn_pairs(kernel: Kernel, pairs: int, hits: int) -> None:
     for p in range(pairs):
         kernel.spawn(lambda p=p: Player(f"p{p}b"), f"p{p}a")  # type: ignore[misc]
         kernel.spawn(lambda p=p: Player(f"p{p}a"), f"p{p}b")  # type: ignore[misc]

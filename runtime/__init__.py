@@ -1,7 +1,11 @@
-"""orderloom.runtime: the actor kernel contract and the live (anyio) kernel.
+"""orderloom.runtime: the actor kernel contract, the store seam and the live (anyio) kernel.
 
 The contract (:class:`Actor`, :class:`Context`, :class:`Message`,
 :class:`Envelope`, the error tree) is all :mod:`orderloom.actors` may import.
+The driver side (:class:`Kernel`) is what runs a world; the store seam
+(:class:`Store`, :class:`MemoryStore`, :class:`Turn`, ...) is where persistent
+actors keep their journals (``orderloom.runtime.sqlite`` has the SQLite store,
+``orderloom.runtime.live`` the live kernel).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ._contract import (
     TraceEvent,
     handler,
 )
+from ._driver import Kernel
 from ._records import EmitSink, KernelRecords
 from ._codec import AttrsCodec, Codec
 from ._memory_store import MemoryStore
@@ -46,6 +51,7 @@ from ._store import (
     UnknownTypeName,
     UnregisteredType,
 )
+from ._supervision import RestartBudget
 from ._errors import (
     ActorNotFound,
     AskTimeout,
@@ -86,6 +92,7 @@ __all__ = [
     "InfrastructureError",
     "InvalidHandler",
     "InvalidTurn",
+    "Kernel",
     "KernelError",
     "KernelRecords",
     "Loaded",
@@ -95,6 +102,7 @@ __all__ = [
     "OrderloomError",
     "OutboxEntry",
     "Recorded",
+    "RestartBudget",
     "RestartPolicy",
     "STATS_TABLES",
     "SchemaMismatch",

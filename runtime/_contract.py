@@ -396,11 +396,28 @@ class Context(Protocol):
         ...
 
     def schedule(self, delay: float, message: Message) -> TimerId:
-        """Deliver ``message`` to this actor after ``delay``; returns a timer id."""
+        """Deliver ``message`` to this actor after ``delay``; returns a timer id.
+
+        Timers across a restart: a timer belongs to the actor *instance*
+        that set it. When that instance fails and is restarted, none of its
+        timers reaches the successor instance, whether it had not fired yet
+        (it is cancelled) or had fired but was still waiting in the mailbox
+        because the actor was busy (it is dropped when the instance fails).
+        A dropped timer leaves a ``timer`` trace record with the detail
+        ``dropped: timer_of_failed_instance``, not a dead letter: it was the
+        failed instance's reminder to itself, no one else's message is lost,
+        and the successor re-arms what it needs in :meth:`Actor.on_start`.
+        If the actor is stopped instead of restarted, fired timers still in
+        its mailbox are dead-lettered with the rest of it (``actor_stopped``).
+
+        A *persistent* actor's durable timers (kept in the store with its
+        state) are not instance timers: on a restart they are restored from
+        the store with the state, not dropped.
+        """
         ...
 
     def cancel(self, timer: TimerId) -> bool:
-        """Cancel a timer; True if it had not fired yet."""
+        """Cancel a timer of this instance; True if it had not fired yet."""
         ...
 
     def spawn(

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 
 from ._contract import Address, ChildFailed, DeadLetter, Envelope, Failure, TraceEvent
+from ._supervision import RestartBudget
 
 __all__ = ["EmitSink", "KernelRecords"]
 
@@ -32,8 +33,14 @@ class KernelRecords:
         # themselves up to ``keep_dead_letters`` (long runs stay bounded).
         self.dead_letter_counts: dict[str, int] = {}
         self.keep_dead_letters = 10_000
+        # Failures and escalations are bounded the same way: counts for all,
+        # the records themselves up to ``keep_failures`` / ``keep_escalations``.
         self.failures: list[Failure] = []
+        self.failure_counts: dict[str, int] = {}
+        self.keep_failures = 10_000
         self.escalations: list[ChildFailed] = []
+        self.escalation_total = 0
+        self.keep_escalations = 10_000
         self._sinks: list[EmitSink] = []
 
     def now(self) -> float:
@@ -53,6 +60,11 @@ class KernelRecords:
         """Every dead letter so far, including those past the kept ones."""
         return sum(self.dead_letter_counts.values())
 
+    @property
+    def failure_total(self) -> int:
+        """Every failure so far (by any action), including those past the kept ones."""
+        return sum(self.failure_counts.values())
+
     def _dead(self, envelope: Envelope, reason: str, error: BaseException | None = None) -> None:
         self.dead_letter_counts[reason] = self.dead_letter_counts.get(reason, 0) + 1
         if len(self.dead_letters) >= self.keep_dead_letters:
@@ -70,6 +82,11 @@ class KernelRecords:
         self, address: str, envelope: Envelope | None, error: BaseException, action: str,
         hook: str = "",
     ) -> None:
+        self.failure_counts[action] = self.failure_counts.get(action, 0) + 1
+        if len(self.failures) >= self.keep_failures:
+            if self.trace is not None:
+                self._record("failure", address, envelope, f"{action}: {error!r}")
+            return
         self.failures.append(Failure(
             time=self.now(),
             actor=address,
@@ -81,6 +98,36 @@ class KernelRecords:
         ))
         if self.trace is not None:
             self._record("failure", address, envelope, f"{action}: {error!r}")
+
+    def _decide_restart(
+        self, budget: RestartBudget, address: str, envelope: Envelope | None,
+        error: BaseException, *, stop_requested: bool,
+    ) -> float | None:
+        """Supervision's decision on a failed handler or hook, for both kernels.
+
+        Recorded as a :class:`Failure` with the action ``restarted`` or
+        ``stopped``. Returns the backoff (kernel seconds) before the restart,
+        or None when the actor stops instead: its restart budget is spent,
+        or a stop was asked for.
+        """
+        delay = None if stop_requested else budget.admit(self.now())
+        self._record_failure(address, envelope, error,
+                             "stopped" if delay is None else "restarted")
+        return delay
+
+    def _child_failed(
+        self, address: Address, error: BaseException, *, parent_running: bool
+    ) -> ChildFailed | None:
+        """The :class:`ChildFailed` notice of an actor stopped by a failure:
+        returned for the kernel to send when its parent is running, else kept
+        in :attr:`escalations` (bounded by ``keep_escalations``)."""
+        notice = ChildFailed(child=address, error=repr(error))
+        if parent_running:
+            return notice
+        self.escalation_total += 1
+        if len(self.escalations) < self.keep_escalations:
+            self.escalations.append(notice)
+        return None
 
     def _emit(self, address: Address, event: object) -> None:
         now = self.now()

@@ -16,6 +16,11 @@ Usage::
         kernel.spawn(MyActor, "my-actor")
         kernel.tell("my-actor", Hello())
         await kernel.drain(timeout=5)
+
+A driver that takes steps (tests, demos) calls ``await kernel.settle(t)``
+between them: it returns once everything due so far has been handled, so
+the next step follows the effects of the last one however loaded the
+machine is.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ from ._contract import (
     Actor,
     ActorFactory,
     Address,
-    ChildFailed,
     Envelope,
     Message,
     RestartPolicy,
@@ -50,6 +54,7 @@ from ._errors import (
     UnhandledMessage,
 )
 from ._records import KernelRecords
+from ._supervision import RestartBudget
 
 __all__ = ["LiveKernel"]
 
@@ -98,12 +103,19 @@ class _LiveCell:
         self.busy = False
         self.stop_requested = False
         self.failed_with: BaseException | None = None
-        self.restarts: list[float] = []
-        self.timers: dict[int, anyio.CancelScope] = {}
+        self.budget: RestartBudget | None = None  # created on the first failure
+        # Timers of the current instance not delivered yet: a cancel scope
+        # while the timer sleeps, None once its message is in the mailbox
+        # (a zero-delay timer is queued at once and stays cancellable).
+        self.timers: dict[int, anyio.CancelScope | None] = {}
+        # Timer messages in the mailbox: message id -> (incarnation that set
+        # the timer, timer id if still cancellable). A restart bumps the
+        # incarnation, so the failed instance's fired timers are dropped.
+        self.fired: dict[str, tuple[int, TimerId | None]] = {}
+        self.incarnation = 0
         self.children: dict[Address, None] = {}  # ordered set: O(1) removal
         self.backoff: anyio.CancelScope | None = None  # set while waiting to restart
-        seed = kernel.seed
-        self._rng = random.Random(f"{seed}/{address}") if seed is not None else random.Random()
+        self._rng: random.Random | None = None  # created when the actor first uses it
 
     # -- the Context protocol -------------------------------------------------
 
@@ -117,7 +129,12 @@ class _LiveCell:
 
     @property
     def rng(self) -> random.Random:
-        return self._rng
+        rng = self._rng
+        if rng is None:
+            seed = self._kernel.seed
+            rng = self._rng = (random.Random(f"{seed}/{self._address}") if seed is not None
+                               else random.Random())
+        return rng
 
     def now(self) -> float:
         return self._kernel.now()
@@ -154,11 +171,12 @@ class _LiveCell:
         return self._kernel._set_timer(self, delay, message)
 
     def cancel(self, timer: TimerId) -> bool:
-        scope = self.timers.pop(timer, None)
-        if scope is None:
+        if timer not in self.timers:
             return False
-        scope.cancel()
-        return True
+        scope = self.timers.pop(timer)
+        if scope is not None:
+            scope.cancel()
+        return True  # a queued zero-delay timer is dropped when dequeued
 
     def spawn(
         self, factory: ActorFactory, name: str, *, restart: RestartPolicy | None = None
@@ -218,6 +236,11 @@ class LiveKernel(KernelRecords):
         self._seq = 0
         self._timer_seq = 0
         self._inflight = 0
+        # Due times (kernel seconds) of delayed posts and sleeping timers, by
+        # message id: settle() waits for those due by the time it was called.
+        self._delayed: dict[str, float] = {}
+        self._timers_due: dict[str, float] = {}
+        self._backoffs: dict[str, float] = {}  # by address: due time of a pending restart
         self._quiet = anyio.Event()
         self._t0 = 0.0
         self._tg: TaskGroup | None = None
@@ -257,12 +280,34 @@ class LiveKernel(KernelRecords):
         await anyio.sleep(delay / self.speed)
 
     async def drain(self, timeout: float) -> bool:
-        """Wait (real seconds) until no message is in flight; True if quiet."""
+        """Wait (real seconds) until nothing is in flight (messages, delayed
+        sends, pending starts and restarts, stops of idle actors); True if quiet."""
         with anyio.move_on_after(timeout):
             while self._inflight:
                 if self._quiet.is_set():
                     self._quiet = anyio.Event()
                 await self._quiet.wait()
+            return True
+        return False
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait (real seconds) until the kernel has caught up with its clock.
+
+        Settled means: every message and timer due by the time of the call
+        has been delivered and handled, every spawned or restarting actor
+        has run ``on_start``, every stop of an idle actor has taken effect.
+        Delayed sends and timers due later are not waited for. A driver
+        calls it between steps so that the next step follows the effects of
+        the previous ones (causality), whatever the machine's load.
+        True if settled within ``timeout``.
+        """
+        horizon = self.now()
+        with anyio.move_on_after(timeout):
+            while (self._inflight > len(self._delayed) + len(self._backoffs)
+                   or any(due <= horizon for due in self._delayed.values())
+                   or any(due <= horizon for due in self._timers_due.values())
+                   or any(due <= horizon for due in self._backoffs.values())):
+                await anyio.sleep(0.001)
             return True
         return False
 
@@ -332,6 +377,7 @@ class LiveKernel(KernelRecords):
                          self.mailbox_size)
         self._cells[name] = cell
         self._record("spawn", name, detail=type(cell.actor).__qualname__)
+        self._inflight += 1  # its on_start, settled when it has run
         self._start_task(self._actor_task, cell, name=f"actor {name}")
         return address
 
@@ -376,6 +422,8 @@ class LiveKernel(KernelRecords):
                 cell.outbox.send_nowait(_WAKE)
             except (anyio.WouldBlock, anyio.ClosedResourceError):
                 pass  # a full mailbox means the actor will look at the flag soon
+            else:
+                self._inflight += 1  # the stop, settled when the actor reads the wake
 
     def is_running(self, address: Address | str) -> bool:
         """True while an actor is registered."""
@@ -422,7 +470,11 @@ class LiveKernel(KernelRecords):
             self._inflight += 1
         try:
             if delay:
-                await anyio.sleep(delay / self.speed)
+                self._delayed[envelope.message_id] = self.now() + delay
+                try:
+                    await anyio.sleep(delay / self.speed)
+                finally:
+                    del self._delayed[envelope.message_id]
             cell = self._cells.get(envelope.recipient)
             if cell is None:
                 self._undeliverable(envelope, "unknown_address")
@@ -486,8 +538,22 @@ class LiveKernel(KernelRecords):
         envelope = self._envelope(cell, cell.address, message, None, None)
         self._timer_seq += 1
         timer = TimerId(self._timer_seq)
+        if delay == 0:
+            # Due now: queued at once (as tell does), so it is in the mailbox
+            # before the handler's next await, whatever the scheduler does.
+            try:
+                cell.outbox.send_nowait(envelope)
+            except (anyio.WouldBlock, anyio.ClosedResourceError):
+                pass  # a full mailbox: the timer task below waits on it
+            else:
+                self._inflight += 1
+                cell.timers[timer] = None
+                cell.fired[envelope.message_id] = (cell.incarnation, timer)
+                self._record("timer", cell.address, envelope, "fired")
+                return timer
         scope = anyio.CancelScope()
         cell.timers[timer] = scope
+        self._timers_due[envelope.message_id] = self.now() + delay
         self._start_task(self._timer_task, cell, timer, scope, envelope, delay,
                          name=f"timer {timer}")
         return timer
@@ -496,12 +562,32 @@ class LiveKernel(KernelRecords):
         self, cell: _LiveCell, timer: TimerId, scope: anyio.CancelScope, envelope: Envelope,
         delay: float,
     ) -> None:
-        with scope:
-            await anyio.sleep(delay / self.speed)
-        if cell.timers.pop(timer, None) is None or self._cells.get(cell.address) is not cell:
-            return  # cancelled, or the actor stopped or restarted
-        self._record("timer", cell.address, envelope, "fired")
-        await self._post(envelope)
+        try:
+            with scope:
+                await anyio.sleep(delay / self.speed)
+            if (cell.timers.pop(timer, None) is None
+                    or self._cells.get(cell.address) is not cell):
+                return  # cancelled, or the actor stopped or restarted
+            cell.fired[envelope.message_id] = (cell.incarnation, None)
+            self._record("timer", cell.address, envelope, "fired")
+            self._inflight += 1  # counted before settle() stops waiting for the timer
+        finally:
+            self._timers_due.pop(envelope.message_id, None)
+        await self._post(envelope, counted=True)
+
+    def _stale_timer(self, cell: _LiveCell, envelope: Envelope) -> bool:
+        """True (and the timer dropped) if ``envelope`` is a timer's message
+        that must not be delivered: set by a failed instance, or cancelled."""
+        incarnation, timer = cell.fired.pop(envelope.message_id)
+        if incarnation != cell.incarnation:
+            self._record("timer", cell.address, envelope, "dropped: timer_of_failed_instance")
+            return True
+        if timer is not None:
+            if timer not in cell.timers:
+                self._record("timer", cell.address, envelope, "cancelled")
+                return True
+            del cell.timers[timer]
+        return False
 
     # -- the actor task ---------------------------------------------------------------
 
@@ -515,6 +601,8 @@ class LiveKernel(KernelRecords):
     async def _actor_loop(self, cell: _LiveCell) -> None:
         """Start, handle messages one at a time, restart on failure: a loop,
         so a thousand restarts do not nest a thousand frames."""
+        # Each start (spawn or restart) was counted in flight when it was
+        # decided, and is settled once on_start has run (or failed).
         starting = True
         while True:
             if starting:
@@ -529,11 +617,16 @@ class LiveKernel(KernelRecords):
                     continue
                 finally:
                     cell.busy = False
+                    self._settle()
                 cell.state = _RUNNING
             if cell.stop_requested:
                 return
             item = await cell.inbox.receive()
             if isinstance(item, _Wake):
+                self._settle()
+                continue
+            if cell.fired and item.message_id in cell.fired and self._stale_timer(cell, item):
+                self._settle()
                 continue
             cell.busy = True
             try:
@@ -588,27 +681,36 @@ class LiveKernel(KernelRecords):
             self._dead(envelope, "handler_failed", error)
         await self._inline_hook(
             cell, cell.actor.on_failure(error, envelope.body if envelope else None), "on_failure")
-        policy = cell.restart
-        now = self.now()
-        recent = [t for t in cell.restarts if now - t < policy.window]
-        if cell.stop_requested or len(recent) >= policy.max_restarts:
-            self._record_failure(cell.address, envelope, error, "stopped")
+        budget = cell.budget
+        if budget is None:
+            budget = cell.budget = RestartBudget(cell.restart)
+        delay = self._decide_restart(budget, cell.address, envelope, error,
+                                     stop_requested=cell.stop_requested)
+        if delay is None:
             cell.failed_with = error
             return False
-        recent.append(now)
-        cell.restarts = recent
-        self._record_failure(cell.address, envelope, error, "restarted")
         cell.state = _RESTARTING
-        for scope in cell.timers.values():  # the failed instance's timers die with it
-            scope.cancel()
+        # The failed instance's timers never reach its successor: the
+        # sleeping ones are cancelled here; fired ones still in the mailbox
+        # carry the old incarnation and are dropped when dequeued.
+        for scope in cell.timers.values():
+            if scope is not None:
+                scope.cancel()
         cell.timers.clear()
-        with anyio.CancelScope() as backoff:
-            cell.backoff = backoff
-            await anyio.sleep(policy.delay(len(recent)) / self.speed)
+        cell.incarnation += 1
+        # While it waits out the backoff, the failed message (or start) is
+        # still in flight, but due at the restart: settle() does not wait for it.
+        self._backoffs[cell.address] = self.now() + delay
+        try:
+            with anyio.CancelScope() as backoff:
+                cell.backoff = backoff
+                await anyio.sleep(delay / self.speed)
+        finally:
+            del self._backoffs[cell.address]
         cell.backoff = None
         if _stopping(cell):  # stop() may have come during the backoff
             return False
-        self._record("restart", cell.address, detail=f"attempt {len(recent)}")
+        self._record("restart", cell.address, detail=f"attempt {budget.attempts}")
         try:
             actor = cell.factory()
         except Exception as exc:  # e.g. its persisted state cannot be loaded
@@ -618,6 +720,7 @@ class LiveKernel(KernelRecords):
         actor.ctx = cell
         cell.actor = actor
         cell.state = _STARTING
+        self._inflight += 1  # the successor's on_start
         return True
 
     async def _inline_hook(self, cell: _LiveCell, coro: Coroutine[Any, Any, Any], name: str) -> None:
@@ -634,7 +737,8 @@ class LiveKernel(KernelRecords):
         if self._cells.get(cell.address) is cell:
             del self._cells[cell.address]
         for scope in cell.timers.values():
-            scope.cancel()
+            if scope is not None:
+                scope.cancel()
         cell.timers.clear()
         for child in list(cell.children):
             child_cell = self._cells.get(child)
@@ -656,16 +760,24 @@ class LiveKernel(KernelRecords):
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
             if isinstance(item, Envelope):
-                self._undeliverable(item, "actor_stopped")
+                if cell.fired.get(item.message_id, (0, None))[1] is not None:
+                    # A zero-delay timer still cancellable: as under simulation,
+                    # a timer not delivered by the stop is cancelled with it.
+                    self._settle()
+                else:
+                    self._undeliverable(item, "actor_stopped")
+            else:
+                self._settle()  # a wake the actor never read
         cell.inbox.close()
         error = cell.failed_with
         self._record("stop", cell.address, detail="failed" if error else "")
         if error is not None:
-            notice = ChildFailed(child=cell.address, error=repr(error))
-            if cell.parent is not None and cell.parent in self._cells and not self._closed:
-                self._post_later(self._envelope(None, cell.parent, notice, None, None), 0.0)
-            else:
-                self.escalations.append(notice)
+            to = cell.parent
+            notice = self._child_failed(
+                cell.address, error,
+                parent_running=to is not None and to in self._cells and not self._closed)
+            if notice is not None and to is not None:
+                self._post_later(self._envelope(None, to, notice, None, None), 0.0)
         # Break the actor <-> cell cycle (the cell is its ``ctx``): a stopped
         # actor is freed by reference counting at once.
         del cell.actor.ctx

@@ -34,13 +34,13 @@ from orderloom.runtime import (
     ActorNotFound,
     Address,
     AskTimeout,
-    ChildFailed,
     DuplicateAddress,
     KernelRecords,
     Envelope,
     ForeignAwaitable,
     Message,
     NotAMessage,
+    RestartBudget,
     RestartPolicy,
     TimerId,
     UnhandledMessage,
@@ -62,6 +62,17 @@ _NORMAL = 1
 _URGENT = 0
 
 _new_envelope = tuple.__new__
+
+
+class _TimerEnvelope(Envelope):
+    """The envelope of a timer's message: an :class:`Envelope` that a restart
+    can tell apart in the mailbox (a failed instance's fired timers never
+    reach its successor). Built like an envelope, at the same cost."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Envelope" + Envelope.__repr__(self)[len("_TimerEnvelope"):]
 
 
 class _Scheduled(Event):
@@ -113,7 +124,7 @@ class _SimCell:
 
     __slots__ = (
         "_kernel", "_address", "actor", "factory", "restart", "parent", "mailbox",
-        "state", "coro", "current", "_rng", "restarts", "timers", "children",
+        "state", "coro", "current", "_rng", "budget", "timers", "children",
         "stop_requested", "incarnation",
     )
 
@@ -133,7 +144,7 @@ class _SimCell:
         self.current: Envelope | None = None
         self._rng: random.Random | None = None
         self.incarnation = 0  # bumped on every restart/crash: stale events compare it
-        self.restarts: list[float] | None = None
+        self.budget: RestartBudget | None = None  # created on the first failure
         self.timers: set[int] | None = None
         self.children: dict[Address, None] | None = None  # ordered set: O(1) removal
         self.stop_requested = False
@@ -678,6 +689,7 @@ class SimKernel(KernelRecords):
 
     def _set_timer(self, cell: _SimCell, delay: float, message: Message) -> TimerId:
         envelope = self._envelope(cell, cell._address, message, None, None)
+        envelope = _new_envelope(_TimerEnvelope, envelope)
         self._timer_seq += 1
         timer = TimerId(self._timer_seq)
         if cell.timers is None:
@@ -761,21 +773,35 @@ class SimKernel(KernelRecords):
             self._dead(envelope, "handler_failed", error)
         self._inline_hook(cell, cell.actor.on_failure(error, envelope.body if envelope else None),
                           "on_failure")
-        policy = cell.restart
-        now = self.env.now
-        recent = [t for t in cell.restarts or () if now - t < policy.window]
-        if cell.stop_requested or len(recent) >= policy.max_restarts:
-            self._record_failure(cell._address, envelope, error, "stopped")
+        budget = cell.budget
+        if budget is None:
+            budget = cell.budget = RestartBudget(cell.restart)
+        delay = self._decide_restart(budget, cell._address, envelope, error,
+                                     stop_requested=cell.stop_requested)
+        if delay is None:
             self._finish_stop(cell, error)
             return
-        recent.append(now)
-        cell.restarts = recent
-        self._record_failure(cell._address, envelope, error, "restarted")
         cell.state = _RESTARTING
-        cell.timers = None  # the failed instance's timers die with it
+        # The failed instance's timers never reach its successor: those not
+        # fired yet are forgotten here, those fired but queued are dropped.
+        cell.timers = None
+        if cell.mailbox:
+            self._drop_fired_timers(cell)
         cell.incarnation += 1
-        _schedule(self.env, (cell, cell.incarnation), self._on_restart, _URGENT,
-                  policy.delay(len(recent)))
+        _schedule(self.env, (cell, cell.incarnation), self._on_restart, _URGENT, delay)
+
+    def _drop_fired_timers(self, cell: _SimCell) -> None:
+        """Remove the failed instance's fired timers from the mailbox (a trace record each)."""
+        mailbox = cell.mailbox or deque()
+        kept: deque[Envelope] = deque()
+        for envelope in mailbox:
+            if type(envelope) is _TimerEnvelope:
+                if self.trace is not None:
+                    self._record("timer", cell._address, envelope,
+                                 "dropped: timer_of_failed_instance")
+            else:
+                kept.append(envelope)
+        cell.mailbox = kept
 
     def _on_restart(self, event: Event) -> None:
         cell: _SimCell = event._value[0]
@@ -783,7 +809,8 @@ class SimKernel(KernelRecords):
                 or self._cells.get(cell._address) is not cell):
             return
         if self.trace is not None:
-            self._record("restart", cell._address, detail=f"attempt {len(cell.restarts or ())}")
+            attempt = cell.budget.attempts if cell.budget is not None else 0
+            self._record("restart", cell._address, detail=f"attempt {attempt}")
         self._reincarnate(cell)
 
     def _reincarnate(self, cell: _SimCell) -> None:
@@ -824,11 +851,11 @@ class SimKernel(KernelRecords):
         if self.trace is not None:
             self._record("stop", cell._address, detail="failed" if error else "")
         if error is not None:
-            notice = ChildFailed(child=cell._address, error=repr(error))
-            if cell.parent is not None and cell.parent in self._cells:
-                self._post(self._envelope(None, cell.parent, notice, None, None), 0.0)
-            else:
-                self.escalations.append(notice)
+            to = cell.parent
+            notice = self._child_failed(cell._address, error,
+                                        parent_running=to is not None and to in self._cells)
+            if notice is not None and to is not None:
+                self._post(self._envelope(None, to, notice, None, None), 0.0)
         if cell.coro is None:
             # The actor and its cell refer to each other (the cell is its
             # ``ctx``). Break the cycle, so a stopped actor (an order that

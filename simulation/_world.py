@@ -21,9 +21,7 @@ from orderloom.actors._policy import Policy
 from orderloom.actors._protocol import OrderTruth
 from orderloom.actors._team import TeamConfig, SupportTeam
 from orderloom.actors._warehouse import Warehouse, WarehouseConfig
-from orderloom.runtime import Address
-
-from ._kernel import SimKernel
+from orderloom.runtime import Address, Kernel
 
 __all__ = ["Oracle", "WorldConfig", "build_world"]
 
@@ -81,11 +79,12 @@ class WorldConfig:
 
 
 def build_world(
-    kernel: SimKernel, config: WorldConfig, oracle: Oracle | None = None,
+    kernel: Kernel, config: WorldConfig, oracle: Oracle | None = None,
     forget: Callable[[str], None] | None = None,
 ) -> None:
-    """Spawn the coordinator and its surroundings on ``kernel`` (``forget``:
-    called with an order's id once the world may drop its truth about it)."""
+    """Spawn the coordinator and its surroundings on ``kernel``, either kernel
+    (``forget``: called with an order's id once the world may drop its truth
+    about it)."""
     settings = config.settings()
     kernel.spawn(lambda: Intake(settings), "intake")
     kernel.spawn(lambda: Automation(settings), "automation")

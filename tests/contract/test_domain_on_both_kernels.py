@@ -53,7 +53,7 @@ def test_same_outcomes_under_both_kernels() -> None:
     sim = SimKernel(seed=1)
     sim_telemetry: list[Any] = []
     sim.add_sink(lambda t, a, e: sim_telemetry.append(e))
-    build_world(sim, _config(), _truths())  # type: ignore[arg-type]
+    build_world(sim, _config(), _truths())
     for spec in ORDERS:
         sim.tell("intake", place(spec))
     sim.run(UNTIL)
@@ -65,7 +65,7 @@ def test_same_outcomes_under_both_kernels() -> None:
         telemetry: list[Any] = []
         async with LiveKernel(seed=1, speed=20_000.0) as live:
             live.add_sink(lambda t, a, e: telemetry.append(e))
-            build_world(live, _config(), _truths())  # type: ignore[arg-type]
+            build_world(live, _config(), _truths())
             for spec in ORDERS:
                 live.tell("intake", place(spec))
             await live.sleep(UNTIL)
