@@ -16,12 +16,25 @@ with all faults, telemetry and metrics on:
 - ``bare_simpy_msgs_per_s``: a yardstick for the machine, measured in the
   same run, just before and just after the peak-day replication (their
   mean): bare SimPy processes playing ping-pong through ``simpy.Store``
-  (``bench/kernel.py``'s baseline). ``order_cost_bare_simpy_msgs`` is that
-  rate over ``peak_day_orders_per_s``: what one simulated order costs, in
-  bare SimPy messages. On a shared, noisy machine it moves less than the
-  raw rates (not nothing: the load can change during the run), so runs on
-  different days compare better; the 2,000/s target is
-  ``bare_simpy_msgs_per_s / 2000`` of them.
+  (``bench/kernel.py``'s baseline); the 2,000/s target is
+  ``bare_simpy_msgs_per_s / 2000`` bare SimPy messages per order.
+- ``order_cost_bare_simpy_msgs``: what one simulated order costs, in bare
+  SimPy messages, in units that a shared, noisy machine moves little. It is
+  the median of ``--rounds`` (default 5) interleaved rounds; each round
+  runs a slice of peak-day (its first 12 simulated hours: the night, the
+  morning ramp and the first hour of the lunchtime rush, about 2,300
+  orders) in a fresh process, then bare SimPy ping-pong for about as long,
+  and prints ``order_cost_round_<k>_<variant>`` = (seconds per order) /
+  (seconds per bare message). A slice and its ping-pong run back to back,
+  so a change of load hits both; the median drops the rounds it hit
+  unevenly. ``order_cost_finished_lifecycle_bare_simpy_msgs`` (rounds
+  ``order_cost_finished_lifecycle_round_<k>_<variant>``) is the same per
+  complete lifecycle, on the first 7 hours of the scaled baseline below
+  (seconds per order that closed or was canceled within the slice): only
+  about a third of peak-day orders finish within the day. Each figure is
+  printed per policy variant (``VARIANTS``; today ``first_listed``, the
+  sourcing the simulator has) with the variant as a suffix, and without a
+  suffix for the first variant.
 - ``baseline_scaled_orders_per_s``: the same for ``baseline`` grown to 20,000
   orders/day with its pickers, stock, customers and reviewers scaled alike
   (the same business, larger; nearly every order completes).
@@ -40,7 +53,7 @@ with all faults, telemetry and metrics on:
 - ``speedup_2_workers_ratio``: wall time of 4 peak-day replications (12 h
   each) on 1 worker over the same on 2 workers, measured in the same run.
 
-Usage: ``python bench/simulate.py [--full] [--million] [--hours H]``
+Usage: ``python bench/simulate.py [--full] [--million] [--hours H] [--rounds N]``
 (``--hours`` shortens every run, for a smoke test; the figures are then
 only indicative).
 """
@@ -49,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -62,6 +76,11 @@ from orderloom.simulation._scenario import load_scenario
 from orderloom.simulation._runner import run_replication
 s = load_scenario(sys.argv[1])
 hours, per_day = float(sys.argv[2]), float(sys.argv[3])
+overrides = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+if overrides:
+    from orderloom.actors._policy import _CONVERTER, policy_from_dict
+    s = attrs.evolve(s, policy=policy_from_dict(
+        {**_CONVERTER.unstructure(s.policy), **overrides}, "bench variant"))
 if per_day > 0:
     # Scale the world with the demand (pickers, stock, reviewers), so a
     # bigger run is the same business at a larger size, not an overloaded one.
@@ -91,29 +110,75 @@ import sys, time
 sys.path.insert(0, sys.argv[1])
 from kernel import bare_simpy
 started = time.perf_counter()
-handled = bare_simpy(50, 4000)
+handled = bare_simpy(50, int(sys.argv[2]))
 print(handled / (time.perf_counter() - started))
 """
+
+_PAIRS = 50  # ping-pong pairs; each pair handles hits + 1 messages
+
+# Policy variants of the order-cost figures: label -> policy fields to
+# override (as in a policy file). Adding one is one line, e.g. once the
+# planned routing knob exists: "stock_aware": {"sourcing": "stock_aware"}.
+VARIANTS: dict[str, dict[str, object]] = {
+    "first_listed": {},  # the policy as shipped: warehouses tried in the order listed
+}
+
+# The slices the order-cost rounds run: scenario, simulated hours from
+# midnight, orders/day (0: as shipped), and what is counted per order.
+_ORDER_COST = (
+    ("order_cost", "peak-day", 12.0, 0.0, "orders"),
+    ("order_cost_finished_lifecycle", "baseline", 7.0, 20_000.0, "finished"),
+)
+
+
+def ping_pong(hits: int) -> float:
+    """Bare SimPy messages per second, ``_PAIRS`` pairs of ``hits`` each, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", _YARDSTICK, str(ROOT / "bench"), str(hits)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def yardstick() -> float:
     """Bare SimPy messages per second, in a fresh process (best of three)."""
-    rates = []
-    for _ in range(3):
-        out = subprocess.run([sys.executable, "-c", _YARDSTICK, str(ROOT / "bench")],
-                             capture_output=True, text=True, check=True)
-        rates.append(float(out.stdout.strip().splitlines()[-1]))
-    return max(rates)
+    return max(ping_pong(4000) for _ in range(3))
 
 
-def child(scenario: str, hours: float, per_day: float = 0.0) -> dict[str, float]:
+def child(scenario: str, hours: float, per_day: float = 0.0,
+          policy: dict[str, object] | None = None) -> dict[str, float]:
     """One replication of ``scenario`` in a fresh process (``per_day``: scale
-    the business to that many orders a day; 0 keeps the scenario as shipped)."""
+    the business to that many orders a day; 0 keeps the scenario as shipped;
+    ``policy``: policy fields to override)."""
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(ROOT / "scenarios" / f"{scenario}.yaml"), str(hours),
-         str(per_day)], capture_output=True, text=True, check=True)
+         str(per_day), json.dumps(policy or {})], capture_output=True, text=True, check=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def order_costs(rounds: int, hours: float, bare_rate: float) -> None:
+    """Print every round's order cost in bare SimPy messages, then the medians.
+
+    A round runs, for each figure and each variant, a slice and then bare
+    SimPy ping-pong sized (from ``bare_rate``) to last about as long; its
+    figure is the slice's seconds per order over the ping-pong's seconds
+    per message.
+    """
+    costs: dict[tuple[str, str], list[float]] = {}
+    for k in range(1, rounds + 1):
+        for figure, scenario, slice_hours, per_day, counted in _ORDER_COST:
+            for variant, policy in VARIANTS.items():
+                run = child(scenario, min(slice_hours, hours), per_day, policy)
+                messages = max(10_000.0, run["wall"] * bare_rate)
+                bare = ping_pong(int(messages / _PAIRS))
+                cost = run["wall"] / run[counted] * bare
+                costs.setdefault((figure, variant), []).append(cost)
+                print(f"{figure}_round_{k}_{variant}={cost:.0f}", flush=True)
+    first = next(iter(VARIANTS))
+    for (figure, variant), values in costs.items():
+        median = statistics.median(values)
+        print(f"{figure}_bare_simpy_msgs_{variant}={median:.0f}")
+        if variant == first:
+            print(f"{figure}_bare_simpy_msgs={median:.0f}")
 
 
 def speedup(hours: float) -> float:
@@ -141,7 +206,11 @@ def main() -> None:
                         help="also run a real 1,000,000-order day (about an hour)")
     parser.add_argument("--hours", type=float, default=24.0,
                         help="simulated hours per run (default: a day)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds of the order-cost figures (default: 5)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds: expected at least 1")
     hours = args.hours
 
     before = yardstick()
@@ -154,8 +223,8 @@ def main() -> None:
     print(f"kernel_msgs_per_s={peak['messages'] / peak['wall']:.0f}")
     print(f"msgs_per_order={peak['messages'] / peak['orders']:.1f}")
     print(f"bare_simpy_msgs_per_s={bare:.0f}")
-    print(f"order_cost_bare_simpy_msgs={bare / rate:.0f}")
-    print(f"peak_day_peak_rss_mb={peak['rss_mb']:.0f}")
+    print(f"peak_day_peak_rss_mb={peak['rss_mb']:.0f}", flush=True)
+    order_costs(args.rounds, hours, bare)
 
     scaled = child("baseline", hours, 20_000.0)
     scaled_rate = scaled["orders"] / scaled["wall"]

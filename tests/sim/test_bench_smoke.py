@@ -26,21 +26,31 @@ def test_kernel_bench_prints_every_figure() -> None:
 
 
 def test_simulation_bench_prints_every_figure() -> None:
-    """bench/simulate.py (shortened to 2 simulated hours per run) prints its figures."""
+    """bench/simulate.py (2 simulated hours per run, 2 order-cost rounds) prints its
+    figures: every round's order cost, their medians, per variant and unlabelled."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "simulate.py"), "--hours", "2"],
+        [sys.executable, str(ROOT / "bench" / "simulate.py"), "--hours", "2", "--rounds", "2"],
         capture_output=True, text=True, check=True, timeout=600,
     ).stdout
     figures = dict(re.findall(r"^(\w+)=([\d.]+)$", out, flags=re.M))
     assert set(figures) == {
         "peak_day_orders_per_s", "peak_day_finished_orders_per_s", "orders_per_s_target_ratio",
         "kernel_msgs_per_s", "msgs_per_order", "bare_simpy_msgs_per_s",
-        "order_cost_bare_simpy_msgs", "peak_day_peak_rss_mb",
+        "order_cost_round_1_first_listed", "order_cost_round_2_first_listed",
+        "order_cost_bare_simpy_msgs_first_listed", "order_cost_bare_simpy_msgs",
+        "order_cost_finished_lifecycle_round_1_first_listed",
+        "order_cost_finished_lifecycle_round_2_first_listed",
+        "order_cost_finished_lifecycle_bare_simpy_msgs_first_listed",
+        "order_cost_finished_lifecycle_bare_simpy_msgs", "peak_day_peak_rss_mb",
         "baseline_scaled_orders_per_s", "peak_rss_mb_16k_orders_day",
         "peak_rss_mb_per_1k_orders_day", "projected_peak_rss_mb_1m_orders_day",
         "day_100k_orders_s", "speedup_2_workers_ratio",
     }
     assert float(figures["peak_day_orders_per_s"]) > 0
+    rounds = [float(figures[f"order_cost_round_{k}_first_listed"]) for k in (1, 2)]
+    assert float(figures["order_cost_bare_simpy_msgs"]) == float(
+        figures["order_cost_bare_simpy_msgs_first_listed"])
+    assert min(rounds) <= float(figures["order_cost_bare_simpy_msgs"]) <= max(rounds)
 
 
 def test_crn_bench_prints_ratios() -> None:
