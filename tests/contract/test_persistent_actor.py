@@ -304,3 +304,32 @@ def test_the_commit_changes_no_event_order_under_simpy() -> None:
         return [line for line in kernel.trace_lines() if "\tspawn\t" not in line]
 
     assert trace(lambda: Journaled(MemoryStore(), [], [])) == trace(Plain)
+
+
+def test_a_storm_of_crashes_between_turns_changes_nothing() -> None:
+    """200 crashes at seeded points between turns, each restoring from the
+    store: the final state, the journal, the notes sent and the reminders
+    fired equal those of the uninterrupted run."""
+    import random
+
+    def run(crashes: int) -> tuple[Any, ...]:
+        store, log, starts, notes = MemoryStore(), [], [], []  # type: ignore[var-annotated]
+        kernel = SimKernel(seed=11)
+        kernel.spawn(lambda: _observer(notes), "observer")
+        _spawn(kernel, store, log, starts)
+        draw = random.Random(4)
+        for i in range(300):
+            kernel.tell("ledger", Deposit(amount=i), delay=draw.uniform(0, 1000))
+        for i in range(40):
+            kernel.tell("ledger", Remind(after=draw.uniform(0, 300), label=f"r{i}"),
+                        delay=draw.uniform(0, 1000))
+        landed = 0
+        for at in sorted(draw.uniform(0, 1400) for _ in range(crashes)):
+            kernel.run(at)
+            landed += kernel.crash("ledger")
+        kernel.run(2000)
+        assert landed == crashes == len(starts) - 1
+        journal = [r.event for r in store.journal("ledger")]
+        return kernel.actor("ledger").state, journal, notes, log  # type: ignore[attr-defined]
+
+    assert run(200) == run(0)
