@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from orderloom.actors import (
+    Approver,
     ApproveShipment,
     AssignWarehouse,
     AuthorizationExpired,
@@ -121,6 +122,8 @@ class OrderMachine(RuleBasedStateMachine):
         return outcome.kind
 
     def _do(self, cls: type[Command], **fields: Any) -> None:
+        if fields.get("approved_by") is not None:
+            fields.setdefault("approver", Approver.PERSON)  # the strategy's approvals are a person's
         now = self._tick()
         cmd = cls(order_id="O1", command_id=f"c{self.clock}", issued_at=now,
                   issued_by="automation", **fields)
@@ -225,7 +228,8 @@ class OrderMachine(RuleBasedStateMachine):
     @rule(dice=st.integers(0, 3))
     def approve_unpaid_shipment(self, dice: int) -> None:
         if dice == 0:
-            self._do(ApproveShipment, approved_by="person:alice", reason="net terms")
+            self._do(ApproveShipment, approved_by="person:alice", reason="net terms",
+                     approver=Approver.PERSON)
 
     @rule(reason=hold_reasons, team=teams, within=st.floats(0, 50))
     def open_hold(self, reason: Any, team: str, within: float) -> None:
