@@ -7,6 +7,7 @@ with a :class:`MemoryStore`; the restore-after-reopen test uses SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,10 +157,21 @@ def _spawn(k: Kernel, store: Store, log: list[Any], starts: list[int]) -> None:
             restart=RestartPolicy(backoff=0.5))
 
 
-def test_a_failed_turn_commits_and_releases_nothing(runner: Runner) -> None:
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each kernel test runs on both stores (SQLite on a file, as live would)."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    codec = AttrsCodec([Deposited, Reminded, Ledger, Note, TimerDue])
+    with SqliteStore(tmp_path / "journal.db", codec) as sqlite:
+        yield sqlite
+
+
+def test_a_failed_turn_commits_and_releases_nothing(runner: Runner, store: Store) -> None:
     """The events, sends, timers and telemetry of a turn that raised are gone;
     the restarted instance restores the balance from the journal."""
-    store, log, starts, notes = MemoryStore(), [], [], []  # type: ignore[var-annotated]
+    log, starts, notes = [], [], []  # type: ignore[var-annotated]
     emitted: list[object] = []
 
     def setup(k: Kernel) -> None:
@@ -182,10 +194,10 @@ def test_a_failed_turn_commits_and_releases_nothing(runner: Runner) -> None:
     assert store.pending_outbox() == ()
 
 
-def test_durable_timers_survive_a_restart_and_fire_once(runner: Runner) -> None:
+def test_durable_timers_survive_a_restart_and_fire_once(runner: Runner, store: Store) -> None:
     """A reminder set before a failure fires once, at its due time, in the
     successor (restored from the store); a cancelled one never fires."""
-    store, log, starts = MemoryStore(), [], []  # type: ignore[var-annotated]
+    log, starts = [], []  # type: ignore[var-annotated]
 
     def setup(k: Kernel) -> None:
         _spawn(k, store, log, starts)
