@@ -46,7 +46,9 @@ __all__ = ["MemoryStore"]
 class _Stream:
     """One stream's mutable bookkeeping (mutable on purpose: appended every turn)."""
 
-    events: list[Recorded] = attrs.Factory(list)  # the kept ones: versions after ``base``
+    # The kept events, versions after ``base``, as (event, recorded_at): a
+    # Recorded is built only when one is read (most never are).
+    events: list[tuple[object, float | None]] = attrs.Factory(list)
     base: int = 0  # events up to this version were dropped (covered by the snapshot)
     snapshot: Snapshot | None = None
     inbox: set[str] = attrs.Factory(set)
@@ -68,6 +70,8 @@ class MemoryStore:
         inbox_retention: forget inbox ids recorded more than this many
             seconds before the newest commit's ``recorded_at`` (None: never).
     """
+
+    durable = False  # it lives and dies with the process
 
     def __init__(self, *, keep_history: bool = True,
                  inbox_retention: float | None = None) -> None:
@@ -94,11 +98,10 @@ class MemoryStore:
         if record is None:
             return Loaded(version=0, snapshot=None, events=(), timers=())
         snapshot = record.snapshot
-        tail = (record.events[snapshot.version - record.base:] if snapshot is not None
-                else record.events)
+        after = snapshot.version if snapshot is not None else record.base
         timers = tuple(sorted(record.timers.values(), key=_timer_order))
         return Loaded(version=record.base + len(record.events), snapshot=snapshot,
-                      events=tuple(tail), timers=timers)
+                      events=_recorded(stream, record, after), timers=timers)
 
     def commit(self, stream: str, turn: Turn) -> None:
         """Apply ``turn`` atomically: every check runs before the first change."""
@@ -121,10 +124,7 @@ class MemoryStore:
             record = self._streams[stream] = _Stream()
         if turn.events:
             at = turn.recorded_at
-            record.events.extend(
-                Recorded(stream=stream, version=version + i, event=event, recorded_at=at)
-                for i, event in enumerate(turn.events, 1)
-            )
+            record.events.extend([(event, at) for event in turn.events])
         if inbox_id is not None:
             record.inbox.add(inbox_id)
             if self.inbox_retention is not None and turn.recorded_at is not None:
@@ -167,10 +167,15 @@ class MemoryStore:
 
     # -- effects ----------------------------------------------------------------------
 
-    def pending_outbox(self, limit: int = 100) -> tuple[OutboxEntry, ...]:
-        """Up to ``limit`` unpublished outbox entries, oldest commit first."""
+    def pending_outbox(self, limit: int = 100,
+                       stream: str | None = None) -> tuple[OutboxEntry, ...]:
+        """Up to ``limit`` unpublished outbox entries (of ``stream`` only, if
+        given), oldest commit first."""
         self._check_open()
-        return tuple(islice(self._outbox.values(), max(limit, 0)))
+        entries: Iterable[OutboxEntry] = self._outbox.values()
+        if stream is not None:
+            entries = (e for e in entries if e.stream == stream)
+        return tuple(islice(entries, max(limit, 0)))
 
     def mark_published(self, entry_ids: Iterable[str]) -> None:
         """Drop published entries from the outbox; unknown ids are ignored."""
@@ -200,7 +205,7 @@ class MemoryStore:
         record = self._streams.get(stream)
         if record is None:
             return ()
-        return tuple(record.events[max(after - record.base, 0):])
+        return _recorded(stream, record, max(after, record.base))
 
     def stats(self) -> Mapping[str, int]:
         """Row counts per table, as a durable store would hold them."""
@@ -234,6 +239,13 @@ class MemoryStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed("MemoryStore")
+
+
+def _recorded(stream: str, record: _Stream, after: int) -> tuple[Recorded, ...]:
+    """The kept events of ``record`` with versions above ``after``."""
+    base = record.base
+    return tuple(Recorded(stream=stream, version=base + i, event=event, recorded_at=at)
+                 for i, (event, at) in enumerate(record.events[after - base:], after - base + 1))
 
 
 def _timer_order(timer: DurableTimer) -> tuple[float, str]:

@@ -79,7 +79,6 @@ class TimerDue(Message):
     message: Message
 
 
-@attrs.define
 class _Turn:
     """What one turn has done so far, kept until its commit.
 
@@ -88,13 +87,17 @@ class _Turn:
     failed handler.
     """
 
-    events: list[object] = attrs.Factory(list)
-    # In the order the handler made them: ("send", to, message, delay,
-    # correlation), ("emit", event), ("arm", timer), ("disarm", timer id).
-    effects: list[tuple[Any, ...]] = attrs.Factory(list)
-    timers_set: dict[str, DurableTimer] = attrs.Factory(dict)
-    timers_cancelled: list[str] = attrs.Factory(list)
-    outbox_ids: tuple[str, ...] = ()
+    __slots__ = ("events", "effects", "sends", "timers_set", "timers_cancelled", "outbox_ids")
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        # In the order the handler made them: ("send", to, message, delay,
+        # correlation), ("emit", event), ("arm", timer), ("disarm", timer id).
+        self.effects: list[tuple[Any, ...]] = []
+        self.sends = 0
+        self.timers_set: dict[str, DurableTimer] = {}
+        self.timers_cancelled: list[str] = []
+        self.outbox_ids: tuple[str, ...] = ()
 
 
 class _TurnContext:
@@ -142,6 +145,7 @@ class _TurnContext:
             await self._kernel.send(to, message, delay=delay, correlation_id=correlation_id)
         else:
             turn.effects.append(("send", to, message, delay, correlation_id))
+            turn.sends += 1
 
     def schedule(self, delay: float, message: Message) -> TimerId:
         if delay < 0:
@@ -283,11 +287,13 @@ class PersistentActor(Actor, Generic[S]):
         for timer in loaded.timers:
             self._pending[timer.timer_id] = timer
             self._arm(timer)
-        unpublished = [e for e in self.store.pending_outbox(-1) if e.stream == self.stream]
-        for entry in unpublished:
-            await kernel.send(Address(entry.recipient), entry.message,  # type: ignore[arg-type]
-                              correlation_id=entry.correlation_id)
-        if unpublished:
+        while self.store.durable:  # committed, but the process died before publishing
+            unpublished = self.store.pending_outbox(256, stream=self.stream)
+            if not unpublished:
+                break
+            for entry in unpublished:
+                await kernel.send(Address(entry.recipient), entry.message,  # type: ignore[arg-type]
+                                  correlation_id=entry.correlation_id)
             self.store.mark_published(e.entry_id for e in unpublished)
 
     # -- the turn ----------------------------------------------------------------------
@@ -331,28 +337,34 @@ class PersistentActor(Actor, Generic[S]):
 
     def _commit(self, turn: _Turn, inbox: str | None, kernel: Context) -> None:
         events = tuple(turn.events)
-        outbox = tuple(
-            OutboxEntry(entry_id=f"{self.stream}#{self.version}.{i}", stream=self.stream,
-                        recipient=effect[1], message=effect[2], correlation_id=effect[4])
-            for i, effect in enumerate(e for e in turn.effects if e[0] == "send"))
+        store = self.store
+        outbox: tuple[OutboxEntry, ...] = ()
+        if turn.sends and store.durable:
+            stream, version = self.stream, self.version
+            outbox = tuple(
+                OutboxEntry(entry_id=f"{stream}#{version}.{i}", stream=stream,
+                            recipient=effect[1], message=effect[2], correlation_id=effect[4])
+                for i, effect in enumerate(e for e in turn.effects if e[0] == "send"))
         snapshot = None
         since = self._since_snapshot + len(events)
         if self.snapshot_every and since >= self.snapshot_every:
             snapshot = Snapshot(version=self.version + len(events), state=self.state)
             since = 0
-        if not (events or inbox or outbox or turn.timers_set or turn.timers_cancelled):
+        timers_set, cancelled = turn.timers_set, turn.timers_cancelled
+        if not (events or inbox or outbox or timers_set or cancelled):
             return
-        self.store.commit(self.stream, Turn(
+        store.commit(self.stream, Turn(
             expected_version=self.version, events=events, inbox_id=inbox, outbox=outbox,
-            timers_set=tuple(turn.timers_set.values()),
-            timers_cancelled=tuple(turn.timers_cancelled), snapshot=snapshot,
-            recorded_at=kernel.now()))
+            timers_set=tuple(timers_set.values()) if timers_set else (),
+            timers_cancelled=tuple(cancelled), snapshot=snapshot, recorded_at=kernel.now()))
         self.version += len(events)
         self._since_snapshot = since
-        for timer_id in turn.timers_cancelled:
-            self._pending.pop(timer_id, None)
-        self._pending.update(turn.timers_set)
-        turn.outbox_ids = tuple(e.entry_id for e in outbox)
+        if cancelled or timers_set:
+            for timer_id in cancelled:
+                self._pending.pop(timer_id, None)
+            self._pending.update(timers_set)
+        if outbox:
+            turn.outbox_ids = tuple(e.entry_id for e in outbox)
 
     async def _release(self, turn: _Turn, kernel: Context) -> None:
         for effect in turn.effects:

@@ -345,3 +345,23 @@ def test_a_storm_of_crashes_between_turns_changes_nothing() -> None:
         return kernel.actor("ledger").state, journal, notes, log  # type: ignore[attr-defined]
 
     assert run(200) == run(0)
+
+
+def test_an_unpublished_outbox_entry_is_sent_on_restore(tmp_path: Path) -> None:
+    """A turn committed by a process that died before publishing: the next
+    instance sends its outbox entry on start, once, and marks it published."""
+    from orderloom.runtime import OutboxEntry, Turn
+
+    codec = AttrsCodec([Deposited, Reminded, Ledger, Note, TimerDue])
+    notes: list[str] = []
+    with SqliteStore(tmp_path / "ledger.db", codec) as store:
+        store.commit("ledger", Turn(expected_version=0, events=(Deposited(amount=5),),
+                                    outbox=(OutboxEntry(entry_id="ledger#0.0", stream="ledger",
+                                                        recipient="observer",
+                                                        message=Note(text="balance 5")),)))
+        kernel = SimKernel(seed=1)
+        kernel.spawn(lambda: _observer(notes), "observer")
+        _spawn(kernel, store, [], [])
+        kernel.run(5)
+        assert notes == ["balance 5"] and store.pending_outbox() == ()
+        assert kernel.actor("ledger").state == Ledger(balance=5)  # type: ignore[attr-defined]
