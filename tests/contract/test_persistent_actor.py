@@ -365,3 +365,34 @@ def test_an_unpublished_outbox_entry_is_sent_on_restore(tmp_path: Path) -> None:
         kernel.run(5)
         assert notes == ["balance 5"] and store.pending_outbox() == ()
         assert kernel.actor("ledger").state == Ledger(balance=5)  # type: ignore[attr-defined]
+
+
+def test_an_asked_turn_that_raises_leaves_the_committed_state(runner: Runner) -> None:
+    """An asked handler's exception goes back to the asker and the actor keeps
+    running (no restart): its state is rolled back to what was committed."""
+    from orderloom.runtime import Actor
+
+    store, log, starts, answers, notes = MemoryStore(), [], [], [], []  # type: ignore[var-annotated]
+
+    class Asker(Actor):
+        @handler
+        async def on_note(self, msg: Note) -> None:
+            try:
+                await self.ctx.ask(Address("ledger"), Explode(), timeout=5.0)
+            except RuntimeError as exc:
+                answers.append(str(exc))
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: _observer(notes), "observer")
+        _spawn(k, store, log, starts)
+        k.spawn(Asker, "asker")
+        k.tell("ledger", Deposit(amount=5))
+        k.tell("asker", Note(text="go"), delay=1.0)
+        k.tell("ledger", Deposit(amount=2), delay=2.0)
+
+    runner.run(setup, until=4)
+    assert answers == ["boom"] and starts == [0]  # no restart
+    assert notes == ["balance 5", "balance 7"]  # the failed turn's 1000 is not in the state
+    assert [r.event for r in store.journal("ledger")] == [Deposited(amount=5),
+                                                          Deposited(amount=2)]
+    assert log == []  # the failed turn's timer was never armed
