@@ -390,6 +390,8 @@ class MetricsCollector:
         team.queue.set(t, e.queue_length)
         team.busy.set(t, e.busy)
         team.staff.set(t, e.staff)
+        team.on_duty_busy.set(t, min(e.busy, e.staff))
+        team.overtime.set(t, max(e.busy - e.staff, 0))
 
     def _wrong(self, t: float, e: WrongAction) -> None:
         _bump(self._n, "wrong_actions")
@@ -516,7 +518,10 @@ class MetricsCollector:
         for name, team in self._teams.items():
             out[f"queue_length.{name}"] = team.queue.average(now)
             out[f"queue_length.{name}.max"] = team.queue.maximum(now)
-            out[f"utilisation.{name}"] = _rate(team.busy.area(now), team.staff.area(now))
+            # Against the staff on duty, so at most 1; work past shifts apart.
+            out[f"utilisation.{name}"] = _rate(team.on_duty_busy.area(now),
+                                               team.staff.area(now))
+            out[f"overtime.{name}"] = team.overtime.area(now) / 3600.0
             out[f"busy.{name}"] = team.busy.average(now)
             out[f"throughput_cases.{name}"] = team.counts.get("throughput_cases", 0.0)
         for name, (total, count) in self._team_time.items():

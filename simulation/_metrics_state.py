@@ -71,10 +71,14 @@ class Views:
 class Team:
     """A team's load signals over the measurement window, and its counts."""
 
-    __slots__ = ("busy", "counts", "queue", "staff")
+    __slots__ = ("busy", "counts", "on_duty_busy", "overtime", "queue", "staff")
 
     def __init__(self, warm_up: float) -> None:
         self.queue = StepAverage(warm_up)
         self.busy = StepAverage(warm_up)
         self.staff = StepAverage(warm_up)
+        # Busy reviewers split at the staff on duty: a review that runs past
+        # its reviewer's shift is overtime, not load on the next shift.
+        self.on_duty_busy = StepAverage(warm_up)
+        self.overtime = StepAverage(warm_up)
         self.counts: dict[str, float] = {}

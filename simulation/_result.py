@@ -91,7 +91,10 @@ _FAMILIES: dict[str, MetricInfo] = {
     "queue_length": MetricInfo(unit="cases", lower_is_better=True,
                                description="time-average cases waiting per team"),
     "utilisation": MetricInfo(unit="share", lower_is_better=None,
-                              description="busy reviewers over reviewers on duty"),
+                              description="reviewers busy within their shift over reviewers "
+                                          "on duty (at most 1)"),
+    "overtime": MetricInfo(unit="reviewer-h", lower_is_better=True,
+                           description="review work running past the reviewers' shifts"),
     "wait_time": MetricInfo(unit="s", lower_is_better=True,
                             description="mean time a case waited for a reviewer"),
     "orders_by_final_state": MetricInfo(unit="orders", lower_is_better=None,

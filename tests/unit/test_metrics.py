@@ -330,6 +330,19 @@ def test_queue_time_average_max_and_utilisation_from_a_step_function() -> None:
     assert s["queue_length.idle"] == [(t, 0.0) for t in (0.0, 100.0, 200.0, 300.0, 400.0, 500.0)]
 
 
+def test_reviews_past_a_shift_are_overtime_not_utilisation() -> None:
+    """Busy reviewers beyond the staff on duty (a review running past a shift's
+    end) count as overtime, in reviewer-hours; utilisation stays at most 1."""
+    c = make(warm_up=0.0, horizon=7200.0, teams=("fraud",))
+    feed(c, [(0, load("fraud", 3, 2, 2)), (3600, load("fraud", 3, 2, 1)),
+             (5400, load("fraud", 0, 0, 1))])
+    m, _, _ = c.finish(7200.0)
+    # On duty: 2 for 1 h, 1 for 1 h = 3 reviewer-hours; busy on duty 2 h + 0.5 h.
+    assert m["utilisation.fraud"] == pytest.approx(2.5 / 3.0)
+    assert m["overtime.fraud"] == pytest.approx(0.5)  # one review ran 30 min past
+    assert m["busy.fraud"] == pytest.approx((2 * 3600 + 2 * 1800) / 7200)
+
+
 def test_team_seen_late_gets_a_series_aligned_with_the_others() -> None:
     """A team first seen mid-run gets zeros at the earlier grid points."""
     c = make(horizon=300.0)
