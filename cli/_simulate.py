@@ -21,6 +21,7 @@ from orderloom.actors._policy import (
     load_policy,
     policy_from_dict,
 )
+from orderloom.simulation._queueing import mmc_metrics
 from orderloom.simulation._report import write_report
 from orderloom.simulation._result import ReplicationResult, aggregate
 from orderloom.simulation._runner import run_replication, run_replications
@@ -31,6 +32,7 @@ from orderloom.simulation._scenario import (
     resolve_scenario,
     world_digest,
 )
+from orderloom.simulation._stats import summarize
 from orderloom.simulation._sweep import write_sweep
 
 Echo = Callable[[str], None]
@@ -106,6 +108,10 @@ def run_and_report(
     paths = write_report(report, out)
     lines = [f"{scenario.name} / {chosen.name}: {n} replications, seed {run_seed}"]
     metrics = report["metrics"]
+    if scenario.demand.mode == "cases":  # a review desk on its own: no orders to speak of
+        lines += _desk_lines(scenario, metrics)
+        lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
+        return lines
     for key in ("orders.placed", "throughput", *HEALTH, "cycle_time.end_to_end.p95"):
         entry = metrics.get(key)
         if entry is not None:
@@ -119,6 +125,42 @@ def run_and_report(
             lines.append(f"    {invariant}: e.g. order {example}; then: orderloom report trace "
                          f"{order} --run {out}")
     lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
+    return lines
+
+
+def _desk_lines(scenario: Scenario, metrics: dict[str, Any]) -> list[str]:
+    """A cases-only scenario's desk: utilisation, wait and queue, each beside
+    its Erlang C value when the desk is an M/M/c queue (Poisson cases,
+    exponential reviews, one constant shift)."""
+    team = scenario.teams[0]
+    name, review = team.name, team.review.expected()
+    lam = scenario.demand.orders_per_day / 86400.0
+    shifts = team.shifts
+    theory = None
+    if (team.review.kind == "exponential" and len(shifts) == 1 and not team.absences
+            and (shifts[0].start_hour, shifts[0].end_hour) == (0, 24)
+            and len(shifts[0].days) == 7 and lam < shifts[0].staff / review):
+        theory = mmc_metrics(lam, 1.0 / review, shifts[0].staff)
+    head = (f"  desk {name!r}: λ = {lam * 3600:.4g} cases/h, mean review {review:.4g} s")
+    lines = [head + (f", c = {theory.servers}, ρ = {theory.utilisation:.4g}" if theory else
+                     " (not an M/M/c queue: no Erlang C values)")]
+    waits = [v - review for v in metrics.get(f"time_in_team.{name}", {}).get("values", [])]
+    rows = [
+        ("utilisation", "share", metrics.get(f"utilisation.{name}", {}).get("values", []),
+         theory.utilisation if theory else None),
+        ("mean wait", "s", waits, theory.mean_wait if theory else None),
+        ("mean queue length", "cases", metrics.get(f"queue_length.{name}", {}).get("values", []),
+         theory.mean_queue_length if theory else None),
+    ]
+    for label, unit, values, expected in rows:
+        if not values:
+            lines.append(f"  {label:<20} n/a (no case was decided)")
+            continue
+        s = summarize(values)
+        ci = (f"95% CI [{max(s.ci_low, 0.0):.4g}, {s.ci_high:.4g}]" if len(values) > 1
+              else "95% CI n/a (1 replication)")
+        lines.append(f"  {label:<20} {s.mean:>10.4g} {unit:<6} {ci}"
+                     + (f"   Erlang C {expected:.4g}" if expected is not None else ""))
     return lines
 
 

@@ -165,3 +165,16 @@ def test_dask_executor_runs_replications_on_a_cluster(tmp_path: Path) -> None:
             "--scheduler", cluster.scheduler_address, "--out", str(tmp_path))
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["replication_seeds"]) == 2
+
+
+def test_simulate_prints_the_review_desk_beside_erlang_c(tmp_path: Path) -> None:
+    """A cases-only scenario prints the desk's utilisation, wait and queue,
+    each beside its Erlang C value (not a screen of zero order metrics)."""
+    out = cli("simulate", "mmc-review-desk", "--horizon", "1d", "-n", "2", "-j", "2",
+              "--out", str(tmp_path / "desk")).stdout
+    assert "c = 3, ρ = 0.8333" in out
+    for label, theory in (("utilisation", "0.8333"), ("mean wait", "210.7"),
+                          ("mean queue length", "3.511")):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(label))
+        assert line.endswith(f"Erlang C {theory}"), line
+    assert "orders.placed" not in out
