@@ -115,8 +115,9 @@ def run_and_report(
     for key in ("orders.placed", "throughput", *HEALTH, "cycle_time.end_to_end.p95"):
         entry = metrics.get(key)
         if entry is not None:
-            lines.append(f"  {key:<28} {entry['mean']:>12.4g}   95% CI "
-                         f"[{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]")
+            ci = (f"95% CI [{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]" if n > 1
+                  else "95% CI n/a (1 replication)")
+            lines.append(f"  {key:<28} {entry['mean']:>12.4g} {entry.get('unit', ''):<12} {ci}")
     wrong = metrics.get("wrong_actions", {}).get("mean", 0.0)
     if wrong:
         lines.append(f"  wrong actions happened; reproduce with: {reproduce} --trace")
