@@ -9,10 +9,12 @@ the file, the field path and what was expected.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import hashlib
 import json
 import math
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -341,13 +343,23 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def resolve_scenario(name_or_path: str, search: Path = Path("scenarios")) -> Path:
-    """A scenario file from a path, or a name in the ``scenarios/`` library."""
+    """A scenario file from a path, a name in ``search`` (``./scenarios``),
+    or a name in the library shipped with the package (from any folder)."""
     path = Path(name_or_path)
     if path.exists():
         return path
     for candidate in (search / f"{name_or_path}.yaml", search / name_or_path):
-        if candidate.exists():
+        if candidate.is_file():
             return candidate
-    known = sorted(p.stem for p in search.glob("*.yaml")) if search.is_dir() else []
-    raise ScenarioError(name_or_path, [f"(file): no such file, and not a scenario name in "
-                                       f"{search}/ (known: {known})"])
+    library = resources.files("orderloom.scenarios")
+    for name in (f"{name_or_path}.yaml", name_or_path):
+        shipped = library.joinpath(name)
+        if shipped.is_file():
+            return Path(str(shipped))
+    known = sorted({p.name.removesuffix(".yaml") for p in library.iterdir()
+                    if p.name.endswith(".yaml")}
+                   | ({p.stem for p in search.glob("*.yaml")} if search.is_dir() else set()))
+    close = difflib.get_close_matches(name_or_path, known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ScenarioError(name_or_path, [f"(file): no such file, and not a scenario name "
+                                       f"(known: {known}){hint}"])

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ORDERLOOM = str(Path(sys.executable).parent / "orderloom")
 
 
-def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([ORDERLOOM, *args], cwd=ROOT, capture_output=True, text=True,
+def cli(*args: str, ok: bool = True, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([ORDERLOOM, *args], cwd=cwd, capture_output=True, text=True,
                             timeout=600)
     if ok:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -178,3 +178,14 @@ def test_simulate_prints_the_review_desk_beside_erlang_c(tmp_path: Path) -> None
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(label))
         assert line.endswith(f"Erlang C {theory}"), line
     assert "orders.placed" not in out
+
+
+def test_scenario_names_work_from_any_folder(tmp_path: Path) -> None:
+    """The scenario library ships with the package: a name works outside the
+    checkout, and a misspelt one gets the nearest names."""
+    out = cli("simulate", "baseline", "--horizon", "1h", "-n", "1", "-j", "1",
+              "--out", "run", cwd=tmp_path).stdout
+    assert "baseline / balanced: 1 replications" in out
+    assert (tmp_path / "run" / "report.json").exists()
+    wrong = cli("simulate", "basline", cwd=tmp_path, ok=False)
+    assert wrong.returncode == 2 and "did you mean baseline?" in wrong.stderr
