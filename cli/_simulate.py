@@ -95,6 +95,9 @@ def run_and_report(
     reproduce = (f"orderloom simulate {shlex.quote(name)} --policy {shlex.quote(policy or chosen.name)}"
                  f" --seed {run_seed} --replications {n}"
                  + (f" --horizon {shlex.quote(horizon)}" if horizon else ""))
+    # A rerun into the same folder must not leave the last run's trace behind
+    # (``report trace`` would show another policy's decisions).
+    (out / "trace.jsonl").unlink(missing_ok=True)
     if trace:
         run_replication(scenario, 0, policy=chosen, seed=run_seed,
                         trace_to=str(out / "trace.jsonl"))

@@ -189,3 +189,15 @@ def test_scenario_names_work_from_any_folder(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "report.json").exists()
     wrong = cli("simulate", "basline", cwd=tmp_path, ok=False)
     assert wrong.returncode == 2 and "did you mean baseline?" in wrong.stderr
+
+
+def test_a_rerun_into_the_same_folder_leaves_no_stale_trace(tmp_path: Path) -> None:
+    """A traced run, then an untraced one into the same folder: the old trace
+    is gone, so ``report trace`` cannot show the earlier run's decisions."""
+    out = tmp_path / "run"
+    cli("simulate", "baseline", "--horizon", "1h", "-n", "1", "-j", "1", "--trace",
+        "--out", str(out))
+    assert (out / "trace.jsonl").exists()
+    cli("simulate", "baseline", "--policy", "aggressive", "--horizon", "1h", "-n", "1",
+        "-j", "1", "--out", str(out))
+    assert not (out / "trace.jsonl").exists()
