@@ -185,17 +185,17 @@ class OrderActor(Actor):
     @handler
     async def on_screened(self, msg: Screened) -> None:
         """Automation's cross-order screening (duplicates) is in."""
-        await self._run(await self.engine.screened(self.state, msg, self.ctx))
+        await self._run(self.engine.screened(self.state, msg, self.ctx))
 
     @handler
     async def on_address(self, msg: AddressChecked) -> None:
         """The address service answered."""
-        await self._run(await self.engine.address_checked(self.state, msg, self.ctx))
+        await self._run(self.engine.address_checked(self.state, msg, self.ctx))
 
     @handler
     async def on_shortage(self, msg: StockShortage) -> None:
         """A warehouse said what it could cover of a rejected fulfillment order."""
-        self.engine.shortages[msg.fulfillment_order_id] = msg
+        await self._run(self.engine.shortage(self.state, msg, self.ctx))
 
     @handler
     async def on_decision(self, msg: CaseDecision) -> None:
@@ -285,7 +285,6 @@ class OrderActor(Actor):
             try:
                 events, probes = decide_probed(self.state, command)
             except DomainError as exc:
-                self.engine.refused(command)
                 emit(CommandRefused(order_id=self.order_id,
                                     command_type=type(command).__name__,
                                     issued_by=command.issued_by, reason=str(exc)))
@@ -425,7 +424,7 @@ class OrderActor(Actor):
                     await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseSubmit(
                         order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
                         lines=lines, notify=me,
-                        backorder=fo.fulfillment_order_id in self.engine.backorders))
+                        backorder=fo.backorder))
             case m.FulfillmentCanceled():
                 fo = self.state.fulfillment_order(event.fulfillment_order_id)
                 if fo is not None:
