@@ -166,12 +166,6 @@ def _decide(s: OrderState, c: m.Command, ev: _Stamp) -> tuple[m.Event, ...]:
             return _request_return(s, c, ev)
         case m.CloseOrder():
             return _close(s, c, ev)
-        case m.RecordScreening():
-            return (ev(m.OrderScreened, duplicate_of=c.duplicate_of),)
-        case m.RecordAddressCheck():
-            return (ev(m.AddressVerified, ok=c.ok, corrected=c.corrected),)
-        case m.RecordShortage():
-            return _record_shortage(s, c, ev)
         case m.RequestCancellation():
             return _request_cancellation(s, c, ev)
         case m.RequestRiskReplay():
@@ -378,13 +372,6 @@ def _close(s: OrderState, c: m.CloseOrder, ev: _Stamp) -> tuple[m.Event, ...]:
     _require(not any(fo.status in IN_FLIGHT for fo in s.fulfillment_orders), s, c,
              "a fulfillment order is at a warehouse")
     return (ev(m.OrderClosed),)
-
-
-def _record_shortage(s: OrderState, c: m.RecordShortage, ev: _Stamp) -> tuple[m.Event, ...]:
-    _require(s.fulfillment_order(c.fulfillment_order_id) is not None, s, c,
-             f"unknown fulfillment order {c.fulfillment_order_id}")
-    return (ev(m.ShortageRecorded, fulfillment_order_id=c.fulfillment_order_id,
-               warehouse_id=c.warehouse_id, available=c.available),)
 
 
 def _request_cancellation(

@@ -37,7 +37,6 @@ from ._policy import (
     ShortageAction,
 )
 from ._protocol import (
-    AddressChecked,
     CaseAssigned,
     CaseDecision,
     CaseWithdrawn,
@@ -49,8 +48,6 @@ from ._protocol import (
     GatewayQuery,
     GatewayRefund,
     GatewayVoid,
-    Screened,
-    StockShortage,
 )
 from ._states import (
     Approver,
@@ -158,30 +155,12 @@ class Engine:
         if any(h.reason is reason for h in s.open_holds):
             return None
         route = self.policy.route(reason)
-        return m.OpenHold(**self._stamp(ctx), hold_id=ctx.new_id(), reason=reason,
+        hold_id = ctx.new_id()
+        return m.OpenHold(**self._stamp(ctx), hold_id=hold_id, reason=reason,
                           owner_team=route.team, deadline=ctx.now() + route.deadline, note=note,
                           proposal=proposal, options=options)
 
-    # -- inputs from other actors: recorded as the order's facts first -----------------
-
-    def screened(self, s: OrderState, msg: Screened, ctx: Context) -> list[m.Command]:
-        """Automation's screening is in: record it (the reaction to the
-        recorded ``OrderScreened`` opens a duplicate case or goes on)."""
-        return [m.RecordScreening(**self._stamp(ctx), duplicate_of=msg.duplicate_of)]
-
-    def address_checked(self, s: OrderState, msg: AddressChecked,
-                        ctx: Context) -> list[m.Command]:
-        """The address service answered: record its verdict."""
-        return [m.RecordAddressCheck(**self._stamp(ctx), ok=msg.ok, corrected=msg.corrected)]
-
-    def shortage(self, s: OrderState, msg: StockShortage, ctx: Context) -> list[m.Command]:
-        """A warehouse said what it could cover of a fulfillment order it rejects."""
-        if s.fulfillment_order(msg.fulfillment_order_id) is None:
-            return []  # not one of this order's: nothing to record
-        available = tuple(m.LineQuantity(line_id=pl.line_id, quantity=pl.quantity)
-                          for pl in msg.available if pl.quantity > 0)
-        return [m.RecordShortage(**self._stamp(ctx), fulfillment_order_id=msg.fulfillment_order_id,
-                                 warehouse_id=msg.warehouse_id, available=available)]
+    # -- inputs from other actors ----------------------------------------------------------
 
     async def decided(self, s: OrderState, msg: CaseDecision, ctx: Context) -> list[m.Command]:
         hold = s.hold(msg.case_id)
@@ -341,7 +320,10 @@ class Engine:
                         isinstance(c, m.OpenHold) and c.reason is cmd.reason for c in cmds):
                     continue
                 cmds.append(cmd)
-        if progress and not cmds:
+        if progress and not cmds and not (len(applied) == 1
+                                          and type(applied[0]) is m.ShortageRecorded):
+            # (A shortage report alone changes nothing the standard path reads:
+            # sourcing reads it once every warehouse has been tried.)
             cmds += await self._probe_risk(s, ctx)
             cmds += self._progress(s, ctx)
         return cmds
@@ -657,8 +639,9 @@ class Engine:
 
     def _assignment(self, ctx: Context, wh: str, lines: dict[str, int],
                     backorder: bool = False, settles: bool = False) -> m.Command:
+        fo_id = ctx.new_id()
         return m.AssignWarehouse(
-            **self._stamp(ctx), fulfillment_order_id=ctx.new_id(), warehouse_id=wh,
+            **self._stamp(ctx), fulfillment_order_id=fo_id, warehouse_id=wh,
             lines=tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in sorted(lines.items())),
             backorder=backorder, settles_shortages=settles)
 

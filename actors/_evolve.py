@@ -81,7 +81,8 @@ def evolve(state: OrderState, event: m.Event) -> OrderState:
     # the settling and the bookkeeping below fill it in (fields no derived
     # total depends on) instead of copying it once per sub-step.
     fresh = new is not state
-    new = _settle(new, fresh)
+    if type(event) not in _FACTS:  # automation's facts move no money and no units
+        new = _settle(new, fresh)
     changes = {
         "version": state.version + 1,
         "seen_event_ids": new.seen_event_ids | {event.event_id},
@@ -104,6 +105,12 @@ def _advance(
             return (*seqs[:i], (source, seq), *seqs[i + 1:])
     return tuple(sorted((*seqs, (source, seq))))
 
+
+# What automation learnt or asked for: no payment or lifecycle moves on them.
+_FACTS = frozenset({
+    m.OrderScreened, m.AddressVerified, m.ShortageRecorded, m.CancellationRequested,
+    m.RiskReplayRequested,
+})
 
 _FULFILLMENT_EVENTS = frozenset({
     m.FulfillmentOrderCreated, m.FulfillmentSubmitted, m.FulfillmentAccepted,

@@ -53,9 +53,8 @@ __all__ = [
     "ShipmentApproved", "ShipmentDelayed", "ShipmentReturned", "SubmitFulfillment",
     "VoidAuthorization",
     # facts automation records so that its later decisions read only the journal
-    "AddressVerified", "CancellationRequested", "OrderScreened", "RecordAddressCheck",
-    "RecordScreening", "RecordShortage", "RequestCancellation", "RequestRiskReplay",
-    "RiskReplayRequested", "ShortageRecorded",
+    "AddressVerified", "CancellationRequested", "OrderScreened", "RequestCancellation",
+    "RequestRiskReplay", "RiskReplayRequested", "ShortageRecorded",
 ]
 
 # -- validators ---------------------------------------------------------------
@@ -268,8 +267,8 @@ class AssignWarehouse(Command):
     warehouse_id: str = attrs.field(validator=_text)
     lines: tuple[LineQuantity, ...] = attrs.field(validator=_lines(allow_empty=False))
     fulfill_at: float | None = attrs.field(default=None, validator=_optional_finite)
-    backorder: bool = attrs.field(default=False, validator=_instance(bool))
-    settles_shortages: bool = attrs.field(default=False, validator=_instance(bool))
+    backorder: bool = False
+    settles_shortages: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -289,7 +288,7 @@ class CancelFulfillment(Command):
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
-    redrive: bool = attrs.field(default=False, validator=_instance(bool))
+    redrive: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -403,42 +402,6 @@ class RequestReturn(Command):
 @attrs.frozen(kw_only=True)
 class CloseOrder(Command):
     """Archive a finished order (fulfilled, delivered, returned or canceled)."""
-
-
-@attrs.frozen(kw_only=True)
-class RecordScreening(Command):
-    """Record automation's cross-order screening of the order.
-
-    Invariant: ``duplicate_of`` is None (no earlier order with the same key)
-    or the non-empty id of that earlier order.
-    """
-
-    duplicate_of: str | None = attrs.field(default=None, validator=_optional_text)
-
-
-@attrs.frozen(kw_only=True)
-class RecordAddressCheck(Command):
-    """Record the address service's verdict on the shipping address.
-
-    Invariants: ``ok`` and ``corrected`` are bools; the address is usable
-    when it was ok or has been corrected.
-    """
-
-    ok: bool = attrs.field(validator=_instance(bool))
-    corrected: bool = attrs.field(default=False, validator=_instance(bool))
-
-
-@attrs.frozen(kw_only=True)
-class RecordShortage(Command):
-    """Record what a warehouse could cover of a fulfillment order it rejects.
-
-    Invariants: ids non-empty; ``available`` unique lines (may be empty:
-    nothing of it in stock), each a positive quantity.
-    """
-
-    fulfillment_order_id: str = attrs.field(validator=_text)
-    warehouse_id: str = attrs.field(validator=_text)
-    available: tuple[LineQuantity, ...] = attrs.field(validator=_lines(allow_empty=True))
 
 
 @attrs.frozen(kw_only=True)
@@ -607,8 +570,8 @@ class FulfillmentOrderCreated(Event):
     warehouse_id: str = attrs.field(validator=_text)
     lines: tuple[LineQuantity, ...] = attrs.field(validator=_lines(allow_empty=False))
     fulfill_at: float | None = attrs.field(default=None, validator=_optional_finite)
-    backorder: bool = attrs.field(default=False, validator=_instance(bool))
-    settles_shortages: bool = attrs.field(default=False, validator=_instance(bool))
+    backorder: bool = False
+    settles_shortages: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -642,7 +605,7 @@ class FulfillmentCanceled(Event):
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
-    redrive: bool = attrs.field(default=False, validator=_instance(bool))
+    redrive: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -809,8 +772,14 @@ class OrderClosed(Event):
 
 @attrs.frozen(kw_only=True)
 class OrderScreened(Event):
-    """Automation screened the order across orders. ``duplicate_of`` as in
-    :class:`RecordScreening` (None: not a duplicate)."""
+    """Automation screened the order across orders. ``duplicate_of`` names
+    the earlier order with the same key (None: not a duplicate); when set,
+    a non-empty id.
+
+    This and :class:`AddressVerified` and :class:`ShortageRecorded` are what
+    the order actor learnt from another actor, recorded as it arrives (the
+    coordinator's own observation, like a timeout's ``PaymentOutcomeUnknown``:
+    nothing is decided, so no command precedes them)."""
 
     duplicate_of: str | None = attrs.field(default=None, validator=_optional_text)
 
@@ -818,7 +787,8 @@ class OrderScreened(Event):
 @attrs.frozen(kw_only=True)
 class AddressVerified(Event):
     """The address service judged the shipping address (ok, corrected, or
-    neither). Invariant: as :class:`RecordAddressCheck`."""
+    neither). Invariants: ``ok`` and ``corrected`` are bools; the address is
+    usable when it was ok or has been corrected."""
 
     ok: bool = attrs.field(validator=_instance(bool))
     corrected: bool = attrs.field(default=False, validator=_instance(bool))
@@ -832,7 +802,8 @@ class AddressVerified(Event):
 @attrs.frozen(kw_only=True)
 class ShortageRecorded(Event):
     """A warehouse reported what it could cover of a fulfillment order it
-    rejects. Invariants: as :class:`RecordShortage`."""
+    rejects. Invariants: ids non-empty; ``available`` unique lines (may be
+    empty: nothing of it in stock), each a positive quantity."""
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     warehouse_id: str = attrs.field(validator=_text)

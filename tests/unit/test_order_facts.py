@@ -1,11 +1,13 @@
 """Automation's facts in the journal: what the policy engine used to keep in memory.
 
-Each fact is decided from a command and folded by ``evolve`` like any other
-coordinator event, so a state folded from the journal carries everything a
-later decision reads.
+Each fact is an event of the order (what another actor told it, recorded as
+it arrives; or a request decided from a command) folded by ``evolve``, so a
+state folded from the journal carries everything a later decision reads.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -29,9 +31,6 @@ from orderloom.actors import (
     PaymentAuthorized,
     PaymentFailed,
     PaymentFailure,
-    RecordAddressCheck,
-    RecordScreening,
-    RecordShortage,
     ReleaseHold,
     RequestCancellation,
     RequestRiskReplay,
@@ -43,8 +42,18 @@ from orderloom.actors import (
     SubmitFulfillment,
     fold,
 )
+from orderloom.actors import COORDINATOR_SOURCE, EventRejected, evolve
 from tests.strategies import qty
 from tests.unit.test_order_model import Order, paid_by_authorization, placed
+
+
+def _learn(o: Order, cls: type[Any], **fields: Any) -> Any:
+    """The order actor records what another actor told it as a coordinator event."""
+    seq = o.state.last_seq(COORDINATOR_SOURCE) + 1
+    e = cls(order_id="O1", event_id=f"learnt-{seq}", source=COORDINATOR_SOURCE, source_seq=seq,
+            occurred_at=float(seq), **fields)
+    assert o.offer(e) is OutcomeKind.APPLIED
+    return e
 
 
 def _hold(o: Order, reason: HoldReason, hold_id: str = "H1", **fields: object) -> None:
@@ -57,7 +66,7 @@ def test_screening_is_recorded_and_a_duplicate_cleared_only_by_a_go_on_decision(
     clears it, a plain release or a cancel decision does not."""
     o = placed()
     assert (o.state.screened, o.state.duplicate_of) == (False, None)
-    (e,) = o.do(RecordScreening, duplicate_of="O0")
+    e = _learn(o, OrderScreened, duplicate_of="O0")
     assert isinstance(e, OrderScreened) and e.duplicate_of == "O0"
     assert (o.state.screened, o.state.duplicate_of) == (True, "O0")
     for decision in (None, Decision.CANCEL):
@@ -75,9 +84,9 @@ def test_address_verdict_is_recorded_and_a_go_on_decision_accepts_the_address() 
     a person letting the address case go on makes it usable."""
     o = placed()
     assert o.state.address_usable is None
-    (e,) = o.do(RecordAddressCheck, ok=False, corrected=True)
+    e = _learn(o, AddressVerified, ok=False, corrected=True)
     assert isinstance(e, AddressVerified) and e.usable and o.state.address_usable is True
-    o.do(RecordAddressCheck, ok=False)
+    _learn(o, AddressVerified, ok=False)
     assert o.state.address_usable is False
     _hold(o, HoldReason.INCORRECT_ADDRESS)
     o.do(ReleaseHold, hold_id="H1", resolution="r", decision=Decision.REASSIGN)
@@ -87,15 +96,19 @@ def test_address_verdict_is_recorded_and_a_go_on_decision_accepts_the_address() 
 def test_shortages_are_kept_per_fulfillment_order_until_an_assignment_settles_them() -> None:
     """ShortageRecorded keeps the latest report per rejected fulfillment order,
     in arrival order; an assignment that settles shortages empties them; a
-    report about an unknown fulfillment order is refused."""
+    report about an unknown fulfillment order is rejected."""
     o = paid_by_authorization()
-    with pytest.raises(CommandRejected):
-        o.do(RecordShortage, fulfillment_order_id="F9", warehouse_id="W1", available=())
+    with pytest.raises(EventRejected):
+        evolve(o.state, ShortageRecorded(order_id="O1", event_id="x", source=COORDINATOR_SOURCE,
+                                         source_seq=9, occurred_at=9.0,
+                                         fulfillment_order_id="F9", warehouse_id="W1",
+                                         available=()))
     o.do(AssignWarehouse, fulfillment_order_id="F1", warehouse_id="W1", lines=qty(L1=2, L2=1))
-    (e,) = o.do(RecordShortage, fulfillment_order_id="F1", warehouse_id="W1",
-                available=qty(L1=1))
+    e = _learn(o, ShortageRecorded, fulfillment_order_id="F1", warehouse_id="W1",
+               available=qty(L1=1))
     assert isinstance(e, ShortageRecorded)
-    o.do(RecordShortage, fulfillment_order_id="F1", warehouse_id="W1", available=qty(L2=1))
+    _learn(o, ShortageRecorded, fulfillment_order_id="F1", warehouse_id="W1",
+           available=qty(L2=1))
     assert o.state.shortages == (Shortage(fulfillment_order_id="F1", warehouse_id="W1",
                                           available=qty(L2=1)),)
     o.do(SubmitFulfillment, fulfillment_order_id="F1")

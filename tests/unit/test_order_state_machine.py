@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from orderloom.actors import (
+    AddressVerified,
     Approver,
     ApproveShipment,
     AssignWarehouse,
@@ -46,6 +47,7 @@ from orderloom.actors import (
     LineQuantity,
     NotifyCustomer,
     OpenHold,
+    OrderScreened,
     OrderState,
     OutcomeKind,
     PaymentAuthorized,
@@ -56,10 +58,7 @@ from orderloom.actors import (
     PaymentRefunded,
     PaymentVoided,
     PlaceOrder,
-    RecordAddressCheck,
     RecordRiskAssessment,
-    RecordScreening,
-    RecordShortage,
     RefundPayment,
     ReleaseHold,
     RequestCancellation,
@@ -72,6 +71,7 @@ from orderloom.actors import (
     ShipmentReturned,
     ShipmentStatus,
     Shipped,
+    ShortageRecorded,
     SubmitFulfillment,
     VoidAuthorization,
     apply,
@@ -260,21 +260,27 @@ class OrderMachine(RuleBasedStateMachine):
 
     # -- facts automation records (its memory is the journal) ---------------------
 
+    def _learn(self, cls: type[Event], **fields: Any) -> None:
+        """What the order actor records as told by another actor: a coordinator event."""
+        seq = self.state.last_seq("coordinator") + 1
+        self._offer(cls(order_id="O1", event_id=f"learnt{self.clock}", source="coordinator",
+                        source_seq=seq, occurred_at=self._tick(), **fields))
+
     @rule(duplicate_of=st.one_of(st.none(), st.just("O0")))
-    def record_screening(self, duplicate_of: str | None) -> None:
-        self._do(RecordScreening, duplicate_of=duplicate_of)
+    def screened(self, duplicate_of: str | None) -> None:
+        self._learn(OrderScreened, duplicate_of=duplicate_of)
 
     @rule(ok=st.booleans(), corrected=st.booleans())
-    def record_address_check(self, ok: bool, corrected: bool) -> None:
-        self._do(RecordAddressCheck, ok=ok, corrected=corrected)
+    def address_verified(self, ok: bool, corrected: bool) -> None:
+        self._learn(AddressVerified, ok=ok, corrected=corrected)
 
     @rule(data=st.data(), warehouse=warehouses)
-    def record_shortage(self, data: st.DataObject, warehouse: str) -> None:
+    def shortage_reported(self, data: st.DataObject, warehouse: str) -> None:
         if (fo_id := self._fo_id(data)) is not None:
             lines = tuple(LineQuantity(line_id=li.line_id, quantity=data.draw(st.integers(1, 3)))
                           for li in self.state.line_items if data.draw(st.booleans()))
-            self._do(RecordShortage, fulfillment_order_id=fo_id, warehouse_id=warehouse,
-                     available=lines)
+            self._learn(ShortageRecorded, fulfillment_order_id=fo_id, warehouse_id=warehouse,
+                        available=lines)
 
     @rule(approver=st.sampled_from([Approver.CUSTOMER, Approver.PERSON]),
           dice=st.integers(0, 3))
