@@ -12,18 +12,18 @@ needs a view across orders lives here:
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Mapping
 
 import attrs
 
-from orderloom.runtime import Actor, DuplicateAddress, handler
+from orderloom.runtime import Actor, DuplicateAddress, Message, PersistentActor, Store, handler
 
 from . import _messages as m
 from ._engine import OrderSettings
 from ._order_actor import OrderActor
 from ._protocol import Escalate, OrderUpdated, Screened, StockShortage, StuckReport, order_address
 
-__all__ = ["Automation", "Intake", "Watchdog"]
+__all__ = ["Automation", "DuplicateWindow", "Intake", "OrderKeyRecorded", "Watchdog"]
 
 
 class Intake(Actor):
@@ -46,39 +46,68 @@ class Intake(Actor):
 
 
 @attrs.frozen(kw_only=True)
-class _Seen:
-    key: tuple[object, ...]
+class OrderKeyRecorded(Message):
+    """Event of the Automation actor's journal: a new order's duplicate key was
+    seen at ``at``. Invariants: ``key`` is the policy's key of the order, as
+    text; ``at`` is the kernel time it was screened."""
+
     order_id: str
+    key: str
     at: float
 
 
-class Automation(Actor):
-    """Duplicate screening across orders, and routing of stock shortages."""
+@attrs.frozen(kw_only=True)
+class DuplicateWindow:
+    """The orders screened within the policy's window, oldest first, and the
+    latest order per key. A fold of :class:`OrderKeyRecorded` events."""
 
-    def __init__(self, settings: OrderSettings) -> None:
+    entries: tuple[OrderKeyRecorded, ...] = ()
+    latest: Mapping[str, OrderKeyRecorded] = attrs.field(factory=dict)
+
+
+class Automation(PersistentActor[DuplicateWindow]):
+    """Duplicate screening across orders, and routing of stock shortages.
+
+    Its duplicate window is the fold of its own journal: restarted, it
+    screens the next order against the same recent orders.
+    """
+
+    snapshot_every = 256
+
+    def __init__(self, settings: OrderSettings, store: Store) -> None:
         self.settings = settings
-        self._recent: deque[_Seen] = deque()
-        self._index: dict[tuple[object, ...], _Seen] = {}
+        super().__init__(store)
+
+    def initial_state(self) -> DuplicateWindow:
+        return DuplicateWindow()
+
+    def evolve(self, window: DuplicateWindow, event: OrderKeyRecorded) -> DuplicateWindow:
+        """Drop the entries older than the policy's window, then add ``event``."""
+        horizon = self.settings.policy.duplicates.window
+        entries, latest = window.entries, dict(window.latest)
+        start = 0
+        while start < len(entries) and event.at - entries[start].at > horizon:
+            old = entries[start]
+            if latest.get(old.key) is old:
+                del latest[old.key]
+            start += 1
+        latest[event.key] = event
+        return DuplicateWindow(entries=(*entries[start:], event), latest=latest)
 
     @handler
     async def on_updated(self, msg: OrderUpdated) -> None:
         """A new order: is it a duplicate of a recent one?"""
         policy = self.settings.policy.duplicates
         duplicate_of = None
-        state = msg.state
-        if policy.detect and state.placed:
-            now = self.ctx.now()
-            while self._recent and now - self._recent[0].at > policy.window:
-                old = self._recent.popleft()
-                if self._index.get(old.key) is old:
-                    del self._index[old.key]
-            key = self._key(msg)
-            seen = self._index.get(key)
-            if seen is not None and seen.order_id != msg.order_id:
-                duplicate_of = seen.order_id
-            entry = _Seen(key=key, order_id=msg.order_id, at=now)
-            self._recent.append(entry)
-            self._index[key] = entry
+        if policy.detect and msg.state.placed:
+            now, key = self.ctx.now(), repr(self._key(msg))
+            # The latest order with this key, if still in the window (the
+            # newest entry of a key expires last).
+            before = self.state.latest.get(key)
+            if (before is not None and now - before.at <= policy.window
+                    and before.order_id != msg.order_id):
+                duplicate_of = before.order_id
+            self.record(OrderKeyRecorded(order_id=msg.order_id, key=key, at=now))
         await self.ctx.send(order_address(msg.order_id),
                             Screened(order_id=msg.order_id, duplicate_of=duplicate_of))
 

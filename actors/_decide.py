@@ -180,7 +180,10 @@ def _place(s: OrderState, c: m.PlaceOrder, ev: _Stamp) -> tuple[m.Event, ...]:
 
 
 def _authorize(s: OrderState, c: m.AuthorizePayment, ev: _Stamp) -> tuple[m.Event, ...]:
-    _require(s.progress in _OPEN_FOR_BUSINESS, s, c, f"the order is {s.progress.value}")
+    # After shipping, money still due (an authorization expired or a capture
+    # failed) may be authorized again: the goods are gone, the payment is not.
+    _require(s.progress in _OPEN_FOR_BUSINESS or s.progress in (L.FULFILLED, L.DELIVERED),
+             s, c, f"the order is {s.progress.value}")
     _require(not s.unresolved_requests(Op.AUTHORIZE), s, c,
              "an authorization request is still unresolved")
     covered = s.open_authorized_amount + s.captured_amount - s.refunded_amount

@@ -99,6 +99,10 @@ class DownstreamSystem(Actor):
         self._status: dict[str, str] = {}
         # order -> view -> snapshots received with that view (keys their draws)
         self._syncs: dict[str, dict[str, int]] = {}
+        # order -> snapshots still waiting out their lag, and the retired
+        # orders among them: forgotten once their last snapshot landed.
+        self._in_flight: dict[str, int] = {}
+        self._retired: set[str] = set()
         self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
         self.received = 0
         self.applied = 0
@@ -137,18 +141,39 @@ class DownstreamSystem(Actor):
         if failed or (config.outages and config.down_at(self.ctx.now())):
             self.lost += 1
             return
+        self._in_flight[order_id] = self._in_flight.get(order_id, 0) + 1
         self.ctx.schedule(lag, _Apply(snapshot=msg.snapshot, status=status))
 
     @handler
     async def on_retired(self, msg: OrderRetired) -> None:
-        """Forget a finished order's view."""
-        self._views.pop(msg.order_id, None)
-        self._status.pop(msg.order_id, None)
-        self._syncs.pop(msg.order_id, None)
+        """Forget a finished order's view, once the snapshots still on their
+        way have landed (the order's last sync may be sent with its notice)."""
+        if msg.order_id in self._in_flight:
+            self._retired.add(msg.order_id)
+        else:
+            self._forget(msg.order_id)
+
+    def _forget(self, order_id: str) -> None:
+        self._views.pop(order_id, None)
+        self._status.pop(order_id, None)
+        self._syncs.pop(order_id, None)
+        self._retired.discard(order_id)
 
     @handler
     async def on_apply(self, msg: _Apply) -> None:
         """Write the snapshot unless the system is down or already holds a newer one."""
+        snapshot = msg.snapshot
+        order_id = snapshot.order_id
+        left = self._in_flight[order_id] - 1
+        if left:
+            self._in_flight[order_id] = left
+        else:
+            del self._in_flight[order_id]
+        self._apply(msg)
+        if not left and order_id in self._retired:
+            self._forget(order_id)
+
+    def _apply(self, msg: _Apply) -> None:
         snapshot = msg.snapshot
         config = self.config
         if config.outages and config.down_at(self.ctx.now()):

@@ -185,6 +185,10 @@ class Engine:
         """What a person's "go on" means for each reason (besides what the
         release itself records: an address or duplicate case let go, capture
         failures reviewed)."""
+        if s.cancel_request is not None and s.progress in _CANCELABLE:
+            # The customer asked to cancel: once no case is open the cancel goes
+            # ahead (``_progress``); a release must not start new work first.
+            return []
         if reason is R.PAYMENT_AMBIGUOUS:
             for r in s.unresolved_requests():
                 await self._query(s, r.request_id, ctx)
@@ -276,8 +280,14 @@ class Engine:
             # that still holds it ignores the copy).
             await self._assign_case(s, hold.hold_id, hold.owner_team, hold.reason.value, ctx)
             return []
-        # Stuck before payment is a payments case; later, a policy exception.
-        reason = (R.AWAITING_PAYMENT if msg.stage in ("placed", "awaiting_payment")
+        # Stuck before payment, or shipped with the money still not in, is a
+        # payments case (its release re-authorizes or captures); otherwise a
+        # policy exception (its release pulls work back from a silent warehouse).
+        stage = L(msg.stage)
+        unpaid_after_shipping = (stage in (L.FULFILLED, L.DELIVERED)
+                                 and s.captured_amount - s.refunded_amount < s.amount_due)
+        reason = (R.AWAITING_PAYMENT
+                  if stage in (L.PLACED, L.AWAITING_PAYMENT) or unpaid_after_shipping
                   else R.POLICY_EXCEPTION)
         hold_cmd = self._hold(s, ctx, reason, _RELEASE, note=f"stuck in {msg.stage}")
         return [hold_cmd] if hold_cmd else []

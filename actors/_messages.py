@@ -169,16 +169,14 @@ class IrreversibleCommand(Command):
     """A command whose effect cannot be undone; on an exception path it needs a person.
 
     Invariants: ``approved_by`` is None or a non-empty name; ``approver``
-    says who that name is and is None exactly when ``approved_by`` is (a
-    named approval without one is a person's).
+    says who that name is and is given exactly when ``approved_by`` is (a
+    name alone is refused: an approval of unknown kind must not pass for a
+    person's).
     """
 
     approved_by: str | None = attrs.field(default=None, validator=_optional_text)
-    approver: Approver | None = attrs.field(validator=_optional_instance(Approver))
-
-    @approver.default
-    def _named_is_a_person(self) -> Approver | None:
-        return None if self.approved_by is None else Approver.PERSON
+    approver: Approver | None = attrs.field(default=None,
+                                            validator=_optional_instance(Approver))
 
     def __attrs_post_init__(self) -> None:
         if (self.approver is None) != (self.approved_by is None):
@@ -312,12 +310,12 @@ class ShipFulfillment(IrreversibleCommand):
 class ApproveShipment(Command):
     """Someone allows shipping before payment is secured.
 
-    Invariants: approved_by non-empty; ``approver`` says who (a person unless said).
+    Invariants: approved_by non-empty; ``approver`` says who.
     """
 
     approved_by: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
-    approver: Approver = attrs.field(default=Approver.PERSON, validator=_instance(Approver))
+    approver: Approver = attrs.field(validator=_instance(Approver))
 
 
 @attrs.frozen(kw_only=True)
@@ -671,12 +669,12 @@ class LineItemsCanceled(Event):
 class ShipmentApproved(Event):
     """Someone allowed shipping before payment is secured.
 
-    Invariants: approved_by non-empty; ``approver`` says who (a person unless said).
+    Invariants: approved_by non-empty; ``approver`` says who.
     """
 
     approved_by: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
-    approver: Approver = attrs.field(default=Approver.PERSON, validator=_instance(Approver))
+    approver: Approver = attrs.field(validator=_instance(Approver))
 
 
 @attrs.frozen(kw_only=True)

@@ -59,7 +59,7 @@ from ._protocol import (
     WarehouseCancel,
     WarehouseSubmit,
 )
-from ._states import SETTLED_STAGES, TERMINAL_STAGES, Lifecycle, RequestStatus
+from ._states import TERMINAL_STAGES, Lifecycle, RequestStatus
 from ._telemetry import (
     ActionTaken,
     CommandRefused,
@@ -529,8 +529,12 @@ class OrderActor(Actor):
                                                      _SyncFlush())
 
     def _deadline(self, stage: Lifecycle) -> float:
-        if stage in SETTLED_STAGES:
+        if stage in TERMINAL_STAGES:
             return 0.0
+        if stage is Lifecycle.DELIVERED:
+            s = self.state
+            if s.captured_amount - s.refunded_amount >= s.amount_due:
+                return 0.0  # delivered and paid: nothing is due
         return self.settings.policy.stuck_deadlines.get(stage, 0.0)
 
     def _arm_stuck_check(self, due: float) -> None:

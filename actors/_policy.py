@@ -227,6 +227,9 @@ def _default_stuck() -> dict[Lifecycle, float]:
         # Shipped but not closed: the money is not in. Without a deadline such
         # an order would sit silently until its authorization expired.
         Lifecycle.FULFILLED: 14400.0,
+        # Delivered counts only while money is still due (the order actor
+        # checks): a delivered, paid order has nothing left to do.
+        Lifecycle.DELIVERED: 14400.0,
         Lifecycle.ON_HOLD: 14400.0,
         Lifecycle.RETURN_IN_PROGRESS: 7 * 86400.0,
     }

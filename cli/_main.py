@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shlex
@@ -97,9 +98,27 @@ def validate(files: tuple[str, ...]) -> None:
 @click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Also write compare.md and compare.html here.")
-def compare(reports: tuple[Path, ...], out: Path | None) -> None:
-    """Compare REPORTS (report.json files or run folders); the first is the baseline."""
-    from orderloom.simulation._compare import compare as build, to_html, to_markdown, to_terminal
+@click.option("--allow-different", is_flag=True,
+              help="Compare reports that ran another scenario content, horizon, warm-up or "
+                   "seeds than the baseline (each difference is named in the output).")
+@click.option("--fail-if-worse", "gates", metavar="METRIC[,METRIC]", multiple=True,
+              help="Exit 1 if any candidate is significantly worse on one of these metrics "
+                   "(a policy gate for CI).")
+def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
+            gates: tuple[str, ...]) -> None:
+    """Compare REPORTS (report.json files or run folders); the first is the baseline.
+
+    Exit codes: 0 compared (and every gate passed), 1 a --fail-if-worse gate
+    failed, 2 bad input (unreadable reports, unknown metric, or reports that
+    are not like with like without --allow-different).
+    """
+    from orderloom.simulation._compare import (
+        IncomparableReports,
+        compare as build,
+        to_html,
+        to_markdown,
+        to_terminal,
+    )
 
     if len(reports) < 2:
         raise click.UsageError("compare needs at least two reports")
@@ -115,13 +134,34 @@ def compare(reports: tuple[Path, ...], out: Path | None) -> None:
             raise click.BadParameter(f"{file}: not an orderloom report (no 'metrics')")
         docs.append(doc)
         labels.append(f"{doc.get('scenario', '?')}/{doc.get('policy', '?')}")
-    comparison = build(docs, labels)
+    try:
+        comparison = build(docs, labels, allow_different=allow_different)
+    except IncomparableReports as exc:
+        raise click.UsageError(str(exc)) from exc
+    wanted = [m.strip() for gate in gates for m in gate.split(",") if m.strip()]
+    known = {row.metric: row for row in comparison.rows}
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        hints = {m: difflib.get_close_matches(m, list(known), n=3) for m in unknown}
+        raise click.UsageError("--fail-if-worse: no such metric in these reports: " + "; ".join(
+            f"{m!r}" + (f" (did you mean {', '.join(h)}?)" if h else "")
+            for m, h in hints.items()))
     click.echo(to_terminal(comparison))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.md").write_text(to_markdown(comparison), encoding="utf-8")
         (out / "compare.html").write_text(to_html(comparison), encoding="utf-8")
         click.echo(f"wrote {out / 'compare.md'} and {out / 'compare.html'}")
+    failed = [f"{metric}: {label} is significantly worse than {labels[0]} "
+              f"({delta.delta:+.4g} {known[metric].unit}, 95% CI "
+              f"[{delta.ci_low:.4g}, {delta.ci_high:.4g}])"
+              for metric in wanted
+              for label, delta in zip(labels[1:], known[metric].deltas, strict=True)
+              if delta.verdict == "worse" and delta.delta is not None
+              and delta.ci_low is not None and delta.ci_high is not None]
+    if failed:
+        click.echo("gate failed (--fail-if-worse):\n  " + "\n  ".join(failed), err=True)
+        sys.exit(1)
 
 
 @main.group()

@@ -24,7 +24,13 @@ from orderloom.actors._policy import (
 from orderloom.simulation._report import write_report
 from orderloom.simulation._result import ReplicationResult, aggregate
 from orderloom.simulation._runner import run_replication, run_replications
-from orderloom.simulation._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario
+from orderloom.simulation._scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    resolve_scenario,
+    world_digest,
+)
 from orderloom.simulation._sweep import write_sweep
 
 Echo = Callable[[str], None]
@@ -94,6 +100,7 @@ def run_and_report(
         "scenario": scenario.name, "description": scenario.description,
         "policy": chosen.name, "seed": run_seed, "replications": n,
         "horizon": scenario.horizon, "warm_up": scenario.warm_up, "versions": _versions(),
+        "world": world_digest(scenario),
         "command": command, "reproduce": reproduce + " --trace",
     })
     paths = write_report(report, out)
@@ -169,7 +176,7 @@ def sweep_grid(
         report = aggregate(results, header={
             "scenario": scenario.name, "policy": policy.name, "point": label, "seed": run_seed,
             "replications": n, "horizon": scenario.horizon, "warm_up": scenario.warm_up,
-            "versions": _versions()})
+            "world": world_digest(scenario), "versions": _versions()})
         write_report(report, out / label.replace("/", "_"))
         reports.append((label, report))
         echo(f"  {label}: done")

@@ -28,6 +28,7 @@ from ._contract import (
 )
 from ._driver import Kernel
 from ._records import EmitSink, KernelRecords
+from ._persistent import PersistentActor, TimerDue, TurnSuspended
 from ._codec import AttrsCodec, Codec
 from ._memory_store import MemoryStore
 from ._store import (
@@ -101,6 +102,7 @@ __all__ = [
     "NotAMessage",
     "OrderloomError",
     "OutboxEntry",
+    "PersistentActor",
     "Recorded",
     "RestartBudget",
     "RestartPolicy",
@@ -111,9 +113,11 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreFailure",
+    "TimerDue",
     "TimerId",
     "TraceEvent",
     "Turn",
+    "TurnSuspended",
     "UnhandledMessage",
     "UnknownTypeName",
     "UnregisteredType",

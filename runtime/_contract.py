@@ -136,7 +136,7 @@ class TraceEvent:
         time: kernel time.
         kind: ``deliver``, ``timer``, ``restart``, ``stop``, ``dead_letter``,
             ``failure``, ``emit``, ``drop``, ``duplicate``, ``down``, ``up``,
-            ``spawn``.
+            ``spawn``, ``crash``.
         actor: the actor concerned.
         message_type: class name of the message, if any.
         message_id: envelope id, if any.

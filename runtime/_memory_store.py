@@ -4,10 +4,19 @@ Plain dicts and lists holding the (immutable) objects as they are: a commit
 appends, an inbox check is a set lookup, nothing is copied or encoded. It
 lives as long as the process; it is not thread-safe (the SimPy kernel is
 single-threaded).
+
+A long simulation would keep every event and every inbound message id of
+every actor. Two settings bound that, as a durable store's housekeeping
+would: ``keep_history=False`` drops a stream's events once a snapshot covers
+them (``load`` needs only the snapshot and the tail; ``journal`` then starts
+after the snapshot), and ``inbox_retention`` forgets inbox ids recorded that
+many seconds (of ``Turn.recorded_at``) before the newest commit: redelivery
+is expected within a window, not forever.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from types import TracebackType
@@ -37,7 +46,10 @@ __all__ = ["MemoryStore"]
 class _Stream:
     """One stream's mutable bookkeeping (mutable on purpose: appended every turn)."""
 
-    events: list[Recorded] = attrs.Factory(list)
+    # The kept events, versions after ``base``, as (event, recorded_at): a
+    # Recorded is built only when one is read (most never are).
+    events: list[tuple[object, float | None]] = attrs.Factory(list)
+    base: int = 0  # events up to this version were dropped (covered by the snapshot)
     snapshot: Snapshot | None = None
     inbox: set[str] = attrs.Factory(set)
     timers: dict[str, DurableTimer] = attrs.Factory(dict)
@@ -51,9 +63,25 @@ class MemoryStore:
         with MemoryStore() as store:
             store.commit("order/1", Turn(expected_version=0, events=(placed,)))
             assert store.load("order/1").version == 1
+
+    Args:
+        keep_history: keep every event (export, tests); False drops the
+            events a snapshot covers.
+        inbox_retention: forget inbox ids recorded more than this many
+            seconds before the newest commit's ``recorded_at`` (None: never).
     """
 
-    def __init__(self) -> None:
+    durable = False  # it lives and dies with the process
+
+    def __init__(self, *, keep_history: bool = True,
+                 inbox_retention: float | None = None) -> None:
+        if inbox_retention is not None and not inbox_retention >= 0:
+            raise ValueError(f"MemoryStore: inbox_retention must be >= 0 seconds or None, "
+                             f"got {inbox_retention!r}")
+        self.keep_history = keep_history
+        self.inbox_retention = inbox_retention
+        # (recorded_at, stream, message id) in commit order, for the retention.
+        self._inbox_order: deque[tuple[float, str, str]] = deque()
         self._streams: dict[str, _Stream] = {}
         # Insertion order is commit order; publishing pops in O(1).
         self._outbox: dict[str, OutboxEntry] = {}
@@ -70,17 +98,17 @@ class MemoryStore:
         if record is None:
             return Loaded(version=0, snapshot=None, events=(), timers=())
         snapshot = record.snapshot
-        tail = record.events[snapshot.version:] if snapshot is not None else record.events
+        after = snapshot.version if snapshot is not None else record.base
         timers = tuple(sorted(record.timers.values(), key=_timer_order))
-        return Loaded(version=len(record.events), snapshot=snapshot, events=tuple(tail),
-                      timers=timers)
+        return Loaded(version=record.base + len(record.events), snapshot=snapshot,
+                      events=_recorded(stream, record, after), timers=timers)
 
     def commit(self, stream: str, turn: Turn) -> None:
         """Apply ``turn`` atomically: every check runs before the first change."""
         self._check_open()
         check_turn(stream, turn)
         record = self._streams.get(stream)
-        version = 0 if record is None else len(record.events)
+        version = 0 if record is None else record.base + len(record.events)
         inbox_id = turn.inbox_id
         if record is not None and inbox_id is not None and inbox_id in record.inbox:
             raise DuplicateDelivery(stream, inbox_id)
@@ -96,12 +124,11 @@ class MemoryStore:
             record = self._streams[stream] = _Stream()
         if turn.events:
             at = turn.recorded_at
-            record.events.extend(
-                Recorded(stream=stream, version=version + i, event=event, recorded_at=at)
-                for i, event in enumerate(turn.events, 1)
-            )
+            record.events.extend([(event, at) for event in turn.events])
         if inbox_id is not None:
             record.inbox.add(inbox_id)
+            if self.inbox_retention is not None and turn.recorded_at is not None:
+                self._retain(stream, inbox_id, turn.recorded_at)
         for entry in turn.outbox:
             outbox[entry.entry_id] = entry
         if turn.timers_cancelled or turn.timers_set:
@@ -116,6 +143,21 @@ class MemoryStore:
                 self._timed.discard(stream)
         if turn.snapshot is not None:
             record.snapshot = turn.snapshot
+            if not self.keep_history:
+                del record.events[:turn.snapshot.version - record.base]
+                record.base = turn.snapshot.version
+
+    def _retain(self, stream: str, message_id: str, at: float) -> None:
+        """Note an inbox id, and forget those past the retention window."""
+        order = self._inbox_order
+        order.append((at, stream, message_id))
+        horizon = at - (self.inbox_retention or 0.0)
+        streams = self._streams
+        while order and order[0][0] < horizon:
+            _, old_stream, old_id = order.popleft()
+            record = streams.get(old_stream)
+            if record is not None:
+                record.inbox.discard(old_id)
 
     def seen(self, stream: str, message_id: str) -> bool:
         """Whether a commit of ``stream`` recorded ``message_id`` as its inbox id."""
@@ -125,10 +167,15 @@ class MemoryStore:
 
     # -- effects ----------------------------------------------------------------------
 
-    def pending_outbox(self, limit: int = 100) -> tuple[OutboxEntry, ...]:
-        """Up to ``limit`` unpublished outbox entries, oldest commit first."""
+    def pending_outbox(self, limit: int = 100,
+                       stream: str | None = None) -> tuple[OutboxEntry, ...]:
+        """Up to ``limit`` unpublished outbox entries (of ``stream`` only, if
+        given), oldest commit first."""
         self._check_open()
-        return tuple(islice(self._outbox.values(), max(limit, 0)))
+        entries: Iterable[OutboxEntry] = self._outbox.values()
+        if stream is not None:
+            entries = (e for e in entries if e.stream == stream)
+        return tuple(islice(entries, max(limit, 0)))
 
     def mark_published(self, entry_ids: Iterable[str]) -> None:
         """Drop published entries from the outbox; unknown ids are ignored."""
@@ -149,13 +196,16 @@ class MemoryStore:
     def streams(self) -> Iterator[str]:
         """Names of the streams holding at least one event, sorted."""
         self._check_open()
-        return iter(sorted(name for name, record in self._streams.items() if record.events))
+        return iter(sorted(name for name, record in self._streams.items()
+                           if record.events or record.base))
 
     def journal(self, stream: str, after: int = 0) -> tuple[Recorded, ...]:
         """Every event of ``stream`` with a version above ``after``, in order."""
         self._check_open()
         record = self._streams.get(stream)
-        return () if record is None else tuple(record.events[max(after, 0):])
+        if record is None:
+            return ()
+        return _recorded(stream, record, max(after, record.base))
 
     def stats(self) -> Mapping[str, int]:
         """Row counts per table, as a durable store would hold them."""
@@ -189,6 +239,13 @@ class MemoryStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed("MemoryStore")
+
+
+def _recorded(stream: str, record: _Stream, after: int) -> tuple[Recorded, ...]:
+    """The kept events of ``record`` with versions above ``after``."""
+    base = record.base
+    return tuple(Recorded(stream=stream, version=base + i, event=event, recorded_at=at)
+                 for i, (event, at) in enumerate(record.events[after - base:], after - base + 1))
 
 
 def _timer_order(timer: DurableTimer) -> tuple[float, str]:

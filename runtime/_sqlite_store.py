@@ -87,6 +87,8 @@ class SqliteStore:
         SchemaMismatch: the file holds another schema version.
     """
 
+    durable = True
+
     def __init__(self, path: str | os.PathLike[str], codec: Codec, *,
                  busy_timeout: float = 5.0) -> None:
         self.location = os.fspath(path)
@@ -245,11 +247,15 @@ class SqliteStore:
 
     # -- effects ----------------------------------------------------------------------
 
-    def pending_outbox(self, limit: int = 100) -> tuple[OutboxEntry, ...]:
-        """Up to ``limit`` unpublished outbox entries, oldest commit first."""
+    def pending_outbox(self, limit: int = 100,
+                       stream: str | None = None) -> tuple[OutboxEntry, ...]:
+        """Up to ``limit`` unpublished outbox entries (of ``stream`` only, if
+        given), oldest commit first."""
+        where, params = ("WHERE stream = ? ", (stream,)) if stream is not None else ("", ())
         rows = self._query("read the outbox",
                            "SELECT entry_id, stream, recipient, type, data, causation_id, "
-                           "correlation_id FROM outbox ORDER BY seq LIMIT ?", (max(limit, 0),))
+                           f"correlation_id FROM outbox {where}ORDER BY seq LIMIT ?",
+                           (*params, max(limit, 0)))
         entries = []
         for entry_id, stream, recipient, type_name, data, causation, correlation in rows:
             message = self._decode(stream, None, f"outbox entry {entry_id!r}", type_name, data)

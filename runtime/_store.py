@@ -167,6 +167,14 @@ class Store(Protocol):
     :meth:`close` raises :class:`StoreClosed`.
     """
 
+    @property
+    def durable(self) -> bool:
+        """Whether what is committed outlives the process. A store that does
+        not (MemoryStore) gains nothing from an outbox: a crash that could
+        strand committed effects takes the store with it, so persistent
+        actors write none to it."""
+        ...
+
     def load(self, stream: str) -> Loaded:
         """The latest snapshot, the events after it and the pending timers."""
         ...
@@ -190,8 +198,10 @@ class Store(Protocol):
         """Whether a commit of ``stream`` recorded ``message_id`` as its inbox id."""
         ...
 
-    def pending_outbox(self, limit: int = 100) -> tuple[OutboxEntry, ...]:
-        """Up to ``limit`` unpublished outbox entries, oldest commit first."""
+    def pending_outbox(self, limit: int = 100,
+                       stream: str | None = None) -> tuple[OutboxEntry, ...]:
+        """Up to ``limit`` unpublished outbox entries (of ``stream`` only, if
+        given), oldest commit first."""
         ...
 
     def mark_published(self, entry_ids: Iterable[str]) -> None:

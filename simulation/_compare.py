@@ -15,6 +15,11 @@ candidate's number is larger); the verdict judges the candidate with
 direction) and ``n/a`` when the difference cannot be computed (a
 non-finite value, or no replications).
 
+Only like is compared with like: reports that differ in their world (the
+scenario's content), horizon, warm-up or replication seeds are refused
+(:class:`IncomparableReports`) unless the caller allows it, and then every
+difference is named in the warnings.
+
 A metric one report lacks counts as zeros there, as ``aggregate`` does within
 a run: a breakdown key such as ``exception_rate.by_reason.fraud`` only appears
 when the reason occurred, so its absence means it occurred 0 times. Such
@@ -36,6 +41,7 @@ from ._stats import Difference, paired_difference, verdict, welch_difference
 
 __all__ = [
     "Comparison",
+    "IncomparableReports",
     "ComparisonRow",
     "Delta",
     "Estimate",
@@ -44,6 +50,45 @@ __all__ = [
     "to_markdown",
     "to_terminal",
 ]
+
+class IncomparableReports(ValueError):
+    """Reports that did not run the same world, horizon, warm-up and seeds.
+
+    Attributes:
+        differences: one sentence per difference, naming both reports' values.
+    """
+
+    def __init__(self, differences: Sequence[str]) -> None:
+        self.differences = tuple(differences)
+        super().__init__(
+            "these reports are not like with like, so their differences are not the "
+            "policy's alone:\n  " + "\n  ".join(self.differences)
+            + "\n(compare them anyway with --allow-different)")
+
+
+# What must agree between two reports for a comparison to credit the policy:
+# report header key, and how to say it.
+_LIKE_WITH_LIKE = (
+    ("scenario", "scenario"),
+    ("world", "scenario content (world digest)"),
+    ("horizon", "horizon (s)"),
+    ("warm_up", "warm-up (s)"),
+    ("replication_seeds", "replication seeds"),
+)
+
+
+def differences(base: Mapping[str, Any], cand: Mapping[str, Any], labels: Sequence[str]
+                ) -> list[str]:
+    """What differs between two reports besides the policy (keys neither has are skipped)."""
+    found = []
+    for key, what in _LIKE_WITH_LIKE:
+        a, b = base.get(key), cand.get(key)
+        if (a is not None or b is not None) and a != b:
+            if key == "replication_seeds" and isinstance(a, list) and isinstance(b, list):
+                a, b = f"{len(a)} seeds {a[:3]}...", f"{len(b)} seeds {b[:3]}..."
+            found.append(f"{what} differs: {labels[0]} has {a!r}, {labels[1]} has {b!r}")
+    return found
+
 
 INFORMATIONAL = "—"
 NOT_COMPUTABLE = "n/a"
@@ -191,19 +236,23 @@ def _direction(reports: Sequence[Mapping[str, Any]], metric: str) -> tuple[str, 
     return info.unit, info.lower_is_better
 
 
-def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> Comparison:
+def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str], *,
+            allow_different: bool = False) -> Comparison:
     """Compare each report with the first (the baseline), metric by metric.
 
     Args:
         reports: ``report.json`` documents (from ``aggregate`` or loaded), at
             least one; the first is the baseline.
         labels: a name per report, in the same order (e.g. the policy names).
+        allow_different: compare reports that ran another world, horizon,
+            warm-up or seeds than the baseline (each difference becomes a warning).
 
     Returns:
-        The :class:`Comparison`; a report whose scenario differs from the
-        baseline's is still compared, with a warning.
+        The :class:`Comparison`.
 
     Raises:
+        IncomparableReports: a report differs from the baseline in more than
+            its policy and ``allow_different`` is False.
         ValueError: if there is no report, or labels and reports differ in number.
     """
     if not reports:
@@ -212,12 +261,12 @@ def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> Comp
         raise ValueError(f"compare: got {len(reports)} reports but {len(labels)} labels")
     base = reports[0]
     warnings: list[str] = []
+    unlike = [d for label, report in zip(labels[1:], reports[1:], strict=True)
+              for d in differences(base, report, (labels[0], label))]
+    if unlike and not allow_different:
+        raise IncomparableReports(unlike)
+    warnings += [f"{d}; deltas may reflect that, not the policy" for d in unlike]
     for label, report in zip(labels[1:], reports[1:], strict=True):
-        if report.get("scenario") != base.get("scenario"):
-            warnings.append(
-                f"scenario differs: {labels[0]} ran {base.get('scenario')!r}, "
-                f"{label} ran {report.get('scenario')!r}; differences may reflect the "
-                f"scenario, not the policy")
         if not _same_seeds(base, report):
             warnings.append(f"{label} did not run the baseline's replication seeds: "
                             f"unpaired (Welch) intervals, wider than paired ones")

@@ -415,6 +415,32 @@ class SimKernel(KernelRecords):
         if self.trace is not None:
             self._record("down", address)
 
+    def crash(self, address: Address | str) -> bool:
+        """Crash an idle actor and start a fresh instance from its factory at
+        once, as a process restart would: the instance and its timers (fired
+        ones too) are gone, the messages in its mailbox wait for the successor
+        (they were not taken yet). A persistent actor restores from its store.
+
+        Returns:
+            False (and does nothing) when the actor is in a turn, starting,
+            restarting, down or stopped: crashes land between turns.
+
+        Raises:
+            ActorNotFound: no actor at ``address``.
+        """
+        cell = self._cells.get(address)
+        if cell is None:
+            raise ActorNotFound(address)
+        if cell.state != _RUNNING or cell.current is not None or cell.coro is not None:
+            return False
+        cell.timers = None
+        if cell.mailbox:
+            self._drop_fired_timers(cell)
+        if self.trace is not None:
+            self._record("crash", cell._address)
+        self._reincarnate(cell)
+        return True
+
     def bring_up(self, address: Address | str) -> None:
         """Restart a taken-down actor from a fresh instance (its state is lost)."""
         cell = self._cells.get(address)

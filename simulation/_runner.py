@@ -163,7 +163,7 @@ def run_replication(
     metrics["dead_letters"] = float(kernel.dead_letter_total)
     for reason, count in kernel.dead_letter_counts.items():
         metrics[f"dead_letters.{reason}"] = float(count)
-    metrics["handler_failures"] = float(len(kernel.failures))
+    metrics["handler_failures"] = float(kernel.failure_total)  # past the kept records too
     if trace_to is not None and telemetry is not None:
         _write_trace(Path(trace_to), kernel, telemetry)
     return ReplicationResult(

@@ -9,6 +9,9 @@ the file, the field path and what was expected.
 
 from __future__ import annotations
 
+import enum
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,7 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
     "resolve_scenario",
+    "world_digest",
 ]
 
 FAULT_KINDS = ("gateway_outage", "warehouse_outage", "team_absence", "downstream_outage", "link")
@@ -295,6 +299,26 @@ def _converter(base: Path | None) -> Any:
 
     converter.register_structure_hook(Policy, structure_policy)
     return converter
+
+
+def world_digest(scenario: Scenario) -> str:
+    """A digest of everything in ``scenario`` but its policy and run settings
+    (seed, horizon, warm-up, replications): two reports whose digests differ
+    ran different worlds, so their difference is not the policy's alone."""
+    content = attrs.asdict(scenario, filter=lambda a, _v: a.name not in _RUN_SETTINGS)
+    text = json.dumps(content, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_RUN_SETTINGS = frozenset({"policy", "seed", "horizon", "warm_up", "replications"})
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(map(str, value))
+    return str(value)
 
 
 def parse_scenario(text: str, source: str, base: Path | None = None) -> Scenario:

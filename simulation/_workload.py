@@ -16,7 +16,13 @@ import itertools
 import attrs
 
 from orderloom.actors import _messages as m
-from orderloom.actors._protocol import CaseAssigned, CaseDecision, CustomerCancel, OrderTruth
+from orderloom.actors._protocol import (
+    CaseAssigned,
+    CaseDecision,
+    CustomerCancel,
+    Decision,
+    OrderTruth,
+)
 from orderloom.actors._telemetry import CaseOpened
 from orderloom.runtime import Actor, Address, Message, handler
 
@@ -179,11 +185,12 @@ class CaseSource(Actor):
         case_id = f"case{self.count}"
         now = self.ctx.now()
         self.ctx.emit(CaseOpened(order_id=case_id, case_id=case_id, reason="other",
-                                 team=self.team, deadline=now + 86400.0, proposal="release"))
+                                 team=self.team, deadline=now + 86400.0,
+                                 proposal=Decision.RELEASE))
         await self.ctx.send(Address(f"team/{self.team}"), CaseAssigned(
             order_id=case_id, case_id=case_id, reason="other", team=self.team,
-            proposal="release", options=("release",), opened_at=now, deadline=now + 86400.0,
-            notify=self.ctx.address))
+            proposal=Decision.RELEASE, options=(Decision.RELEASE,), opened_at=now,
+            deadline=now + 86400.0, notify=self.ctx.address))
         gap = self.ctx.rng.expovariate(self.rate)
         if now + gap < self.horizon:
             self.ctx.schedule(gap, _Arrive())

@@ -21,7 +21,12 @@ from orderloom.actors._policy import Policy
 from orderloom.actors._protocol import OrderTruth
 from orderloom.actors._team import TeamConfig, SupportTeam
 from orderloom.actors._warehouse import Warehouse, WarehouseConfig
-from orderloom.runtime import Address, Kernel
+from orderloom.runtime import Address, Kernel, MemoryStore, Store
+
+INBOX_RETENTION = 3600.0
+"""Seconds an inbound message id stays in a simulated journal's inbox: a
+copy delivered later than that (far beyond any link fault's reorder or
+delay window in the shipped scenarios) would be taken as new."""
 
 __all__ = ["Oracle", "WorldConfig", "build_world"]
 
@@ -80,14 +85,17 @@ class WorldConfig:
 
 def build_world(
     kernel: Kernel, config: WorldConfig, oracle: Oracle | None = None,
-    forget: Callable[[str], None] | None = None,
+    forget: Callable[[str], None] | None = None, store: Store | None = None,
 ) -> None:
     """Spawn the coordinator and its surroundings on ``kernel``, either kernel
     (``forget``: called with an order's id once the world may drop its truth
-    about it)."""
+    about it; ``store``: where the persistent actors keep their journals, by
+    default a :class:`MemoryStore` that keeps what a restore needs)."""
     settings = config.settings()
     kernel.spawn(lambda: Intake(settings), "intake")
-    kernel.spawn(lambda: Automation(settings), "automation")
+    journals = store if store is not None else MemoryStore(
+        keep_history=False, inbox_retention=INBOX_RETENTION)
+    kernel.spawn(lambda: Automation(settings, journals), "automation")
     kernel.spawn(Watchdog, "watchdog")
     kernel.spawn(lambda: PaymentGateway(config.gateway, oracle, forget), "gateway")
     for wh in config.warehouses:

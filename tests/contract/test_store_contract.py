@@ -195,6 +195,11 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
 # -- append and load ------------------------------------------------------------------
 
 
+def test_a_store_says_whether_it_outlives_the_process(harness: Harness) -> None:
+    """SQLite is durable (persistent actors write an outbox to it); memory is not."""
+    assert harness.store.durable is (harness.kind == "sqlite")
+
+
 def test_unknown_stream_loads_as_version_zero(harness: Harness) -> None:
     """An unknown stream loads as version 0 with no snapshot, events or timers."""
     assert harness.store.load("nobody") == Loaded(version=0, snapshot=None, events=(), timers=())
@@ -363,6 +368,8 @@ def test_outbox_is_read_in_commit_order_and_marking_is_idempotent(harness: Harne
     store.commit(S, Turn(expected_version=1, outbox=(out("d", text="again"),)))
     assert [e.entry_id for e in store.pending_outbox()] == ["b", "a", "c", "d"]
     assert store.pending_outbox(limit=2) == (out("b"), out("a"))
+    assert [e.entry_id for e in store.pending_outbox(stream=S)] == ["b", "a", "d"]
+    assert store.pending_outbox(1, stream="order/2") == (out("c", stream="order/2"),)
     store.mark_published(["a", "c", "nope"])
     store.mark_published(["a"])
     store.mark_published([])

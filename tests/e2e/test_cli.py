@@ -82,6 +82,49 @@ def test_compare_gives_verdicts(runs: dict[str, Path], tmp_path: Path) -> None:
     assert (tmp_path / "compare.md").exists() and (tmp_path / "compare.html").exists()
 
 
+def test_compare_gates_a_policy_on_a_metric(runs: dict[str, Path]) -> None:
+    """--fail-if-worse exits 1 when the candidate is significantly worse on a
+    named metric, 0 when none of the named ones is, 2 for a metric no report has."""
+    table = cli("compare", str(runs["cautious"]), str(runs["aggressive"])).stdout
+    verdicts = {line.split()[0]: line.rstrip() for line in table.splitlines() if line.strip()}
+    worse = next(m for m, line in verdicts.items() if line.endswith(" worse"))
+    same = next(m for m, line in verdicts.items() if line.endswith("no significant difference"))
+    failed = cli("compare", str(runs["cautious"]), str(runs["aggressive"]),
+                 "--fail-if-worse", f"{same},{worse}", ok=False)
+    assert failed.returncode == 1
+    assert "gate failed (--fail-if-worse)" in failed.stderr
+    assert f"{worse}: fraud-wave/aggressive is significantly worse" in failed.stderr
+    assert same + ":" not in failed.stderr
+    cli("compare", str(runs["cautious"]), str(runs["aggressive"]), "--fail-if-worse", same)
+    typo = cli("compare", str(runs["cautious"]), str(runs["aggressive"]),
+               "--fail-if-worse", "wrong_action", ok=False)
+    assert typo.returncode == 2 and "did you mean wrong_actions" in typo.stderr
+
+
+@pytest.mark.slow
+def test_fail_if_worse_wrong_actions_gates_aggressive_on_baseline(tmp_path: Path) -> None:
+    """The issue's gate: balanced vs aggressive on baseline, --fail-if-worse
+    wrong_actions exits 1 (aggressive ships unpaid and acts while held)."""
+    for policy in ("balanced", "aggressive"):
+        cli("simulate", "baseline", "--policy", policy, "-j", "2", "--out", str(tmp_path / policy))
+    gate = cli("compare", str(tmp_path / "balanced"), str(tmp_path / "aggressive"),
+               "--fail-if-worse", "wrong_actions", ok=False)
+    assert gate.returncode == 1 and "wrong_actions: baseline/aggressive" in gate.stderr
+
+
+def test_compare_refuses_unlike_runs(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Runs of another horizon are refused (exit 2, naming the difference)
+    unless --allow-different, which names it in the output."""
+    short = tmp_path / "short"
+    cli("simulate", "fraud-wave", "--policy", "aggressive", "--horizon", "2h", "-n", "3",
+        "-j", "2", "--seed", "3", "--out", str(short))
+    refused = cli("compare", str(runs["cautious"]), str(short), ok=False)
+    assert refused.returncode == 2
+    assert "horizon (s) differs: fraud-wave/cautious has 14400.0" in refused.stderr
+    allowed = cli("compare", str(runs["cautious"]), str(short), "--allow-different")
+    assert "horizon (s) differs" in allowed.stdout
+
+
 def test_report_trace_shows_one_orders_history(runs: dict[str, Path]) -> None:
     """report trace prints an order's messages, decisions and stages from a traced run."""
     report = json.loads((runs["aggressive"] / "report.json").read_text())

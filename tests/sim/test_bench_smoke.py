@@ -20,6 +20,7 @@ def test_kernel_bench_prints_every_figure() -> None:
     figures = dict(re.findall(r"^(\w+)=([\d.]+)$", out, flags=re.M))
     assert set(figures) == {
         "bare_simpy_msgs_per_s", "sim_kernel_msgs_per_s", "sim_kernel_vs_bare_simpy_ratio",
+        "persistent_actor_msgs_per_s", "persistent_vs_plain_actor_ratio",
         "live_kernel_msgs_per_s", "idle_actor_bytes",
     }
     assert all(float(v) > 0 for v in figures.values())

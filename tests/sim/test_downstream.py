@@ -210,3 +210,19 @@ def test_a_retiring_order_flushes_its_pending_batch_sync() -> None:
     systems = ("finance", "crm", "support", "notifications")
     assert final["coordinator:finance"].startswith("captured=")
     assert {s: final.get(s) for s in systems} == {s: final[f"coordinator:{s}"] for s in systems}
+
+
+def test_a_retired_orders_last_snapshot_lands_then_is_forgotten() -> None:
+    """A retirement notice that overtakes the order's last snapshot (still in
+    its lag) lets that snapshot land, then forgets the order: no view is kept
+    for a retired order."""
+    from orderloom.actors._protocol import OrderRetired
+
+    kernel, system, events = _world(DownstreamConfig(system="finance", lag=Dist.fixed(5.0)))
+    kernel.tell("finance", SyncOrder(snapshot=_snap(1)))
+    kernel.tell("finance", OrderRetired(order_id="o1", fulfillment_order_ids=(), captured=1000,
+                                        refunded=0), delay=1.0)
+    kernel.run()
+    assert events == [(5.0, SystemViewChanged(order_id="o1", system="finance",
+                                              status="captured=1000;refunded=0"))]
+    assert system.view("o1") is None and system.status("o1") is None

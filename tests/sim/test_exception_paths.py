@@ -16,7 +16,7 @@ from orderloom.actors._gateway import GatewayConfig
 from orderloom.actors._policy import AmbiguousPaymentAction, load_builtin_policy
 from orderloom.actors._protocol import OrderTruth
 from orderloom.actors._states import FulfillmentStatus
-from orderloom.actors._telemetry import CaseDecided, OrderStuck, WrongAction
+from orderloom.actors._telemetry import CaseDecided, CommandRefused, OrderStuck, WrongAction
 from orderloom.actors._warehouse import WarehouseConfig
 
 from .world import OrderSpec, Ran, run_world, teams, warehouses
@@ -315,3 +315,5 @@ def test_events_released_together_open_one_case_per_reason() -> None:
     ran.kernel.run(120.0)
     assert ran.cases("o1") == [("high_risk_of_fraud", "fraud")]
     assert [h.reason.value for h in ran.state("o1").open_holds] == ["high_risk_of_fraud"]
+    # The engine proposed one hold, not three that decide had to refuse.
+    assert [r for r in ran.of(CommandRefused, "o1") if r.command_type == "OpenHold"] == []

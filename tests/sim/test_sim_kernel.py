@@ -540,3 +540,37 @@ def test_run_raises_a_failed_simpy_event_like_env_run() -> None:
     kernel.env.event().fail(KeyError("boom"))
     with pytest.raises(KeyError, match="boom"):
         kernel.run(5.0)
+
+
+def test_crash_lands_between_turns_and_forgets_the_instance() -> None:
+    """``crash`` refuses an actor in a turn; an idle one restarts from its
+    factory with fresh state, its timers gone, and later messages reach the
+    successor."""
+    seen: list[tuple[int, str]] = []
+    instances = iter(range(1, 10))
+
+    class Slow(Actor):
+        def __init__(self) -> None:
+            self.n = next(instances)
+
+        @handler
+        async def on_ping(self, msg: Ping) -> None:
+            seen.append((self.n, "ping"))
+            self.ctx.schedule(5.0, Go())
+            await self.ctx.sleep(1.0)
+
+        @handler
+        async def on_go(self, msg: Go) -> None:
+            seen.append((self.n, "go"))
+
+    kernel = SimKernel(seed=1)
+    kernel.spawn(Slow, "slow")
+    kernel.tell("slow", Ping(n=1))
+    kernel.tell("slow", Ping(n=2), delay=0.5)
+    kernel.tell("slow", Ping(n=3), delay=3.0)
+    kernel.run(0.7)
+    assert kernel.crash("slow") is False  # asleep in its first turn
+    kernel.run(2.5)  # both turns are over
+    assert kernel.crash("slow") is True
+    kernel.run(20)
+    assert seen == [(1, "ping"), (1, "ping"), (2, "ping"), (2, "go")]

@@ -12,6 +12,7 @@ import pytest
 from orderloom.simulation._compare import (
     Comparison,
     ComparisonRow,
+    IncomparableReports,
     compare,
     to_html,
     to_markdown,
@@ -60,7 +61,9 @@ def test_different_seeds_or_counts_fall_back_to_welch() -> None:
     base = _report({"stuck_orders": WORLD})
     other_seeds = _report({"stuck_orders": CANDIDATE_STUCK}, seeds=[1, 2, 3, 4, 5])
     fewer = _report({"stuck_orders": CANDIDATE_STUCK[:4]})
-    c = compare([base, other_seeds, fewer], ["a", "b", "c"])
+    with pytest.raises(IncomparableReports, match="replication seeds differs"):
+        compare([base, other_seeds, fewer], ["a", "b", "c"])
+    c = compare([base, other_seeds, fewer], ["a", "b", "c"], allow_different=True)
     b, short = _row(c, "stuck_orders").deltas
     assert not b.paired and not short.paired
     expected = welch_difference(WORLD, CANDIDATE_STUCK)
@@ -74,7 +77,7 @@ def test_paired_is_significant_where_welch_is_not() -> None:
     base = _report({"stuck_orders": WORLD})
     paired = compare([base, _report({"stuck_orders": CANDIDATE_STUCK})], ["a", "b"])
     unpaired = compare([base, _report({"stuck_orders": CANDIDATE_STUCK}, seeds=[9] * 5)],
-                       ["a", "b"])
+                       ["a", "b"], allow_different=True)
     p, w = _row(paired, "stuck_orders").deltas[0], _row(unpaired, "stuck_orders").deltas[0]
     assert p.verdict == "better" and p.ci_high is not None and p.ci_high < 0
     assert w.verdict == "no significant difference"
@@ -112,13 +115,38 @@ def test_health_metrics_come_first_in_order() -> None:
     assert c.rows[0].section == "Health metrics"
 
 
-def test_scenario_mismatch_is_allowed_with_a_warning() -> None:
-    """Different scenarios are still compared, and every rendering carries the warning."""
-    c = compare([_report({"stuck_orders": WORLD}),
-                 _report({"stuck_orders": WORLD}, scenario="baseline")], ["a", "b"])
+def test_scenario_mismatch_is_refused_unless_allowed() -> None:
+    """Different scenarios are refused; allowed, they are compared and every
+    rendering carries the warning."""
+    reports = [_report({"stuck_orders": WORLD}),
+               _report({"stuck_orders": WORLD}, scenario="baseline")]
+    with pytest.raises(IncomparableReports) as refused:
+        compare(reports, ["a", "b"])
+    assert refused.value.differences == (
+        "scenario differs: a has 'peak-day', b has 'baseline'",)
+    c = compare(reports, ["a", "b"], allow_different=True)
     assert any("scenario differs" in w for w in c.warnings)
     for text in (to_markdown(c), to_terminal(c), to_html(c)):
         assert "scenario differs" in text
+
+
+@pytest.mark.parametrize(("key", "other", "said"), [
+    ("horizon", 7200.0, "horizon (s) differs: a has 18000.0, b has 7200.0"),
+    ("warm_up", 0.0, "warm-up (s) differs: a has 3600.0, b has 0.0"),
+    ("world", "ffff", "scenario content (world digest) differs: a has 'abcd', b has 'ffff'"),
+])
+def test_runs_of_another_horizon_warm_up_or_world_are_refused(
+        key: str, other: object, said: str) -> None:
+    """Same scenario name and seeds, but another horizon, warm-up or scenario
+    content: refused, naming both values."""
+    header = {"horizon": 18000.0, "warm_up": 3600.0, "world": "abcd"}
+    base, cand = _report({"stuck_orders": WORLD}), _report({"stuck_orders": WORLD})
+    base.update(header)
+    cand.update(header, **{key: other})
+    with pytest.raises(IncomparableReports) as refused:
+        compare([base, cand], ["a", "b"])
+    assert refused.value.differences == (said,)
+    assert compare([base, dict(base)], ["a", "b"]).warnings == ()
 
 
 def test_metric_absent_from_one_report_counts_as_zero() -> None:

@@ -56,8 +56,7 @@ def test_unreviewed_irreversible_while_held_is_a_violation(
 @pytest.mark.parametrize(("cls", "fields"), IRREVERSIBLE)
 def test_a_persons_approval_or_no_hold_is_fine(cls: type[Any], fields: dict[str, Any]) -> None:
     """A person's approval while held, and any approval with no hold open, pass."""
-    by_person = command(cls, 9, approved_by="fraud#1", **fields)
-    assert by_person.approver is Approver.PERSON  # a named approval is a person's
+    by_person = command(cls, 9, approved_by="fraud#1", approver=Approver.PERSON, **fields)
     assert check_decision(_placed(held=True), by_person) == ()
     by_automation = command(cls, 9, approved_by="automation:x", approver=Approver.AUTOMATION,
                             **fields)
@@ -74,6 +73,11 @@ def test_reversible_commands_and_shipment_approvals() -> None:
 
 
 def test_approver_and_name_go_together() -> None:
-    """An approver without a name, or the reverse, is refused when the command is built."""
+    """An approver without a name, or a name without its kind, is refused when
+    the command is built: an approval of unknown kind never passes for a person's."""
     with pytest.raises(ValueError, match="both be set or both None"):
         command(CancelOrder, 9, reason="x", approver=Approver.AUTOMATION)
+    with pytest.raises(ValueError, match="both be set or both None"):
+        command(CancelOrder, 9, reason="x", approved_by="automation:balanced")
+    with pytest.raises(TypeError):
+        command(ApproveShipment, 9, approved_by="automation:x", reason="policy")

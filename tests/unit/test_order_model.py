@@ -8,6 +8,7 @@ import attrs
 import pytest
 
 from orderloom.actors import (
+    Approver,
     ApproveShipment,
     AssignWarehouse,
     AuthorizePayment,
@@ -237,7 +238,8 @@ def test_irreversible_commands_on_hold_need_a_person() -> None:
                         (CancelOrder, {"reason": "fraud"})):
         with pytest.raises(CommandRejected, match="high_risk_of_fraud"):
             o.do(cls, **fields)
-    events = o.do(CancelOrder, reason="fraud confirmed", approved_by="person:alice")
+    events = o.do(CancelOrder, reason="fraud confirmed", approved_by="person:alice",
+                  approver=Approver.PERSON)
     assert [type(e).__name__ for e in events] == [
         "HoldReleased", "OrderCanceled", "PaymentVoidRequested"]
     assert o.lifecycle() is Lifecycle.CANCELED
@@ -376,7 +378,8 @@ def test_no_fulfillment_without_secured_payment_or_approval() -> None:
     o.do(AssignWarehouse, fulfillment_order_id="F1", warehouse_id="W1", lines=qty(L1=2, L2=1))
     with pytest.raises(CommandRejected, match="not secured"):
         o.do(SubmitFulfillment, fulfillment_order_id="F1")
-    o.do(ApproveShipment, approved_by="person:alice", reason="B2B net terms")
+    o.do(ApproveShipment, approved_by="person:alice", reason="B2B net terms",
+         approver=Approver.PERSON)
     assert o.lifecycle() is Lifecycle.READY_FOR_FULFILLMENT
     o.do(SubmitFulfillment, fulfillment_order_id="F1")
     assert o.state.fulfillment_orders[0].release is ReleaseBasis.APPROVED

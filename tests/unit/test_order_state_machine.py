@@ -129,6 +129,8 @@ class OrderMachine(RuleBasedStateMachine):
         return outcome.kind
 
     def _do(self, cls: type[Command], **fields: Any) -> None:
+        if fields.get("approved_by") is not None:
+            fields.setdefault("approver", Approver.PERSON)  # the strategy's approvals are a person's
         now = self._tick()
         cmd = cls(order_id="O1", command_id=f"c{self.clock}", issued_at=now,
                   issued_by="automation", **fields)
@@ -235,7 +237,8 @@ class OrderMachine(RuleBasedStateMachine):
     @rule(dice=st.integers(0, 3))
     def approve_unpaid_shipment(self, dice: int) -> None:
         if dice == 0:
-            self._do(ApproveShipment, approved_by="person:alice", reason="net terms")
+            self._do(ApproveShipment, approved_by="person:alice", reason="net terms",
+                     approver=Approver.PERSON)
 
     @rule(reason=hold_reasons, team=teams, within=st.floats(0, 50),
           options=st.lists(st.sampled_from(list(Decision)), min_size=1, max_size=3,

@@ -1,0 +1,421 @@
+"""Persistent actors: a turn is a transaction on a store, effects follow the commit.
+
+A :class:`PersistentActor` keeps its state as the fold of its journal (a
+stream in a :class:`~orderloom.runtime.Store`, named by its address). Each
+turn (one message) runs the handler against the state, then commits in one
+store transaction:
+
+- the events the handler recorded (:meth:`PersistentActor.record`),
+- the inbound message id (the inbox: a redelivered message is skipped),
+- the messages it sent (the outbox), the telemetry it emitted,
+- the timers it set or cancelled (durable: absolute due time, an id unique
+  in the stream), and every ``snapshot_every`` events a snapshot.
+
+Only after the commit are the effects released, in the order the handler
+made them: sends and timers reach the kernel, telemetry the sinks. A handler
+that raises commits nothing and releases nothing; the kernel restarts the
+actor, which restores from the store (snapshot, then the events after it)
+and re-arms its pending durable timers (a timer due meanwhile fires at
+once). So a crash at any point restores to the last commit and redoes
+nothing twice.
+
+It is written against the kernel contract only (:class:`Context`), so both
+kernels run it the same way. Under the SimPy kernel the release happens in
+the same handler call at the same virtual time and in the same order, so it
+changes no event order. A persistent actor's handler may not ``await``
+``ctx.sleep`` or ``ctx.ask``: other actors would run while its effects wait
+for the commit (:class:`TurnSuspended`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable
+from typing import Any, ClassVar, Generic, TypeVar
+
+import attrs
+
+from ._contract import (
+    Actor,
+    ActorFactory,
+    Address,
+    Context,
+    Envelope,
+    Handler,
+    Message,
+    RestartPolicy,
+    TimerId,
+)
+from ._errors import KernelError
+from ._store import DurableTimer, OutboxEntry, Snapshot, Store, Turn
+
+__all__ = ["PersistentActor", "TimerDue", "TurnSuspended"]
+
+S = TypeVar("S")
+
+
+class TurnSuspended(KernelError, RuntimeError):
+    """A persistent actor's handler awaited the kernel in the middle of a turn.
+
+    Attributes:
+        actor: the actor's address.
+        operation: ``sleep`` or ``ask``.
+    """
+
+    def __init__(self, actor: str, operation: str) -> None:
+        self.actor = actor
+        self.operation = operation
+        super().__init__(
+            f"persistent actor {actor} awaited ctx.{operation}() inside a turn: its effects are "
+            "released only when the turn commits; schedule a timer or send a message instead")
+
+
+@attrs.frozen(kw_only=True)
+class TimerDue(Message):
+    """A durable timer fired: ``message`` is delivered in a turn that also
+    removes the timer from the store. Invariant: ``timer_id`` is the stored id."""
+
+    timer_id: str
+    message: Message
+
+
+class _Turn:
+    """What one turn has done so far, kept until its commit.
+
+    Mutable on purpose and only ever changed by :class:`_TurnContext` and
+    :meth:`PersistentActor.record`: it is the turn's buffer, dropped with a
+    failed handler.
+    """
+
+    __slots__ = ("events", "effects", "sends", "timers_set", "timers_cancelled", "outbox_ids")
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        # In the order the handler made them: ("send", to, message, delay,
+        # correlation), ("emit", event), ("arm", timer), ("disarm", timer id).
+        self.effects: list[tuple[Any, ...]] = []
+        self.sends = 0
+        self.timers_set: dict[str, DurableTimer] = {}
+        self.timers_cancelled: list[str] = []
+        self.outbox_ids: tuple[str, ...] = ()
+
+
+class _TurnContext:
+    """The context a persistent actor sees: the kernel's, except that sends,
+    timers and telemetry inside a turn wait for the commit."""
+
+    __slots__ = ("_actor", "_kernel")
+
+    def __init__(self, actor: PersistentActor[Any], kernel: Context) -> None:
+        self._actor = actor
+        self._kernel = kernel
+
+    @property
+    def address(self) -> Address:
+        return self._kernel.address
+
+    @property
+    def envelope(self) -> Envelope | None:
+        return self._kernel.envelope
+
+    @property
+    def rng(self) -> random.Random:
+        return self._kernel.rng
+
+    def now(self) -> float:
+        return self._kernel.now()
+
+    def new_id(self) -> str:
+        return self._kernel.new_id()
+
+    def sleep(self, delay: float) -> Awaitable[None]:
+        if self._actor._turn is not None:
+            raise TurnSuspended(self._kernel.address, "sleep")
+        return self._kernel.sleep(delay)
+
+    async def ask(self, to: Address, message: Message, *, timeout: float) -> Any:
+        if self._actor._turn is not None:
+            raise TurnSuspended(self._kernel.address, "ask")
+        return await self._kernel.ask(to, message, timeout=timeout)
+
+    async def send(self, to: Address, message: Message, *, delay: float = 0.0,
+                   correlation_id: str | None = None) -> None:
+        turn = self._actor._turn
+        if turn is None:
+            await self._kernel.send(to, message, delay=delay, correlation_id=correlation_id)
+        else:
+            turn.effects.append(("send", to, message, delay, correlation_id))
+            turn.sends += 1
+
+    def schedule(self, delay: float, message: Message) -> TimerId:
+        if delay < 0:
+            raise ValueError(f"actor {self.address}: schedule({delay!r}) needs a delay >= 0")
+        return self._actor._set_timer(self._kernel.now() + delay, message)
+
+    def cancel(self, timer: TimerId) -> bool:
+        return self._actor._cancel_timer(timer)
+
+    def spawn(self, factory: ActorFactory, name: str, *,
+              restart: RestartPolicy | None = None) -> Address:
+        return self._kernel.spawn(factory, name, restart=restart)
+
+    def stop(self, address: Address | None = None) -> None:
+        self._kernel.stop(address)
+
+    def emit(self, event: object) -> None:
+        turn = self._actor._turn
+        if turn is None:
+            self._kernel.emit(event)
+        else:
+            turn.effects.append(("emit", event))
+
+
+def _transactional(func: Handler) -> Handler:
+    """The handler run as one turn of its persistent actor."""
+
+    async def turn(actor: Any, message: Any) -> Any:
+        return await actor._run_turn(func, message)
+
+    turn.__wrapped__ = func  # type: ignore[attr-defined]
+    turn.__name__ = getattr(func, "__name__", "turn")
+    return turn
+
+
+class PersistentActor(Actor, Generic[S]):
+    """An actor whose state is the fold of its journal in a store.
+
+    Subclasses give the pure part, :meth:`initial_state` and :meth:`evolve`,
+    and handlers that :meth:`record` events (each is folded into
+    :attr:`state` at once, so the rest of the turn sees it). Everything a
+    later turn reads must be in :attr:`state`: attributes set elsewhere are
+    lost with the instance.
+
+    Args:
+        store: where the journal lives.
+        stream: its name in the store (default: the actor's address).
+    """
+
+    __slots__ = ("store", "stream", "state", "version", "_kernel_ctx", "_ctx", "_turn",
+                 "_pending", "_armed", "_handles", "_handle_seq", "_timer_seq", "_since_snapshot")
+
+    snapshot_every: ClassVar[int] = 0
+    """Write a snapshot after this many events since the last one (0: never)."""
+
+    def __init__(self, store: Store, stream: str | None = None) -> None:
+        self.store = store
+        self.stream = stream or ""
+        self.state: S = self.initial_state()
+        self.version = 0
+        self._turn: _Turn | None = None
+        self._pending: dict[str, DurableTimer] = {}  # durable timers in the store
+        self._armed: dict[str, TimerId] = {}  # durable id -> the kernel timer carrying it
+        self._handles: dict[TimerId, str] = {}  # what schedule() returned -> durable id
+        self._handle_seq = 0
+        self._timer_seq = 0
+        self._since_snapshot = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every handler runs as a turn. Inherited ones are wrapped already.
+        table = {t: (f if hasattr(f, "__wrapped__") else _transactional(f))
+                 for t, f in cls._handlers.items()}
+        table.setdefault(TimerDue, _transactional(PersistentActor._timer_due))
+        cls._handlers = table
+        cls._resolved = dict(table)
+
+    # -- the pure part (subclasses) ---------------------------------------------------
+
+    def initial_state(self) -> S:
+        """The state of a stream with no events."""
+        raise NotImplementedError
+
+    def evolve(self, state: S, event: Any) -> S:
+        """The state after ``event`` (pure: no context, no I/O)."""
+        raise NotImplementedError
+
+    # -- what handlers use --------------------------------------------------------------
+
+    def record(self, event: object) -> None:
+        """Append ``event`` to this turn's events and fold it into :attr:`state`.
+
+        Raises:
+            KernelError: called outside a turn (in ``__init__`` or a hook).
+        """
+        turn = self._turn
+        if turn is None:
+            raise KernelError(f"persistent actor {self.stream}: record() outside a turn")
+        self.state = self.evolve(self.state, event)
+        turn.events.append(event)
+
+    # -- the context -----------------------------------------------------------------
+
+    @property
+    def ctx(self) -> Context:
+        """The kernel's context, with sends, timers and telemetry held until the commit."""
+        return self._ctx
+
+    @ctx.setter
+    def ctx(self, context: Context) -> None:
+        self._kernel_ctx = context
+        self._ctx = _TurnContext(self, context)
+        if not self.stream:
+            self.stream = context.address
+
+    @ctx.deleter
+    def ctx(self) -> None:
+        del self._kernel_ctx, self._ctx
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        """Restore from the store: the snapshot, the events after it, the
+        pending durable timers (re-armed), the unpublished outbox (sent).
+        A subclass that overrides this must await ``super().on_start()`` first."""
+        loaded = self.store.load(self.stream)
+        # The store holds what this class stored: its own state and events.
+        state: S = (loaded.snapshot.state if loaded.snapshot is not None  # type: ignore[assignment]
+                    else self.initial_state())
+        for recorded in loaded.events:
+            state = self.evolve(state, recorded.event)
+        self.state = state
+        self.version = loaded.version
+        self._since_snapshot = len(loaded.events)
+        kernel = self._kernel_ctx
+        prefix = f"{self.version}."
+        self._timer_seq = 1 + max((int(t.timer_id[len(prefix):]) for t in loaded.timers
+                                   if t.timer_id.startswith(prefix)), default=-1)
+        for timer in loaded.timers:
+            self._pending[timer.timer_id] = timer
+            self._arm(timer)
+        while self.store.durable:  # committed, but the process died before publishing
+            unpublished = self.store.pending_outbox(256, stream=self.stream)
+            if not unpublished:
+                break
+            for entry in unpublished:
+                await kernel.send(Address(entry.recipient), entry.message,  # type: ignore[arg-type]
+                                  correlation_id=entry.correlation_id)
+            self.store.mark_published(e.entry_id for e in unpublished)
+
+    # -- the turn ----------------------------------------------------------------------
+
+    async def _run_turn(self, func: Handler, message: Message) -> Any:
+        kernel = self._kernel_ctx
+        envelope = kernel.envelope
+        inbox = None
+        if isinstance(message, TimerDue):
+            if message.timer_id not in self._pending:
+                return None  # cancelled, or fired already: nothing to do
+        elif envelope is not None:
+            inbox = envelope.message_id
+            if self.store.seen(self.stream, inbox):
+                return None  # a redelivery of a message already committed
+        turn = self._turn = _Turn()
+        before = self.state
+        try:
+            result = await func(self, message)
+        except BaseException:
+            self.state = before
+            raise
+        finally:
+            self._turn = None
+        self._commit(turn, inbox, kernel)
+        await self._release(turn, kernel)
+        return result
+
+    async def _timer_due(self, message: TimerDue) -> None:
+        """A durable timer fired: remove it and handle its message in this turn."""
+        turn = self._turn
+        assert turn is not None  # only ever run by _run_turn
+        turn.timers_cancelled.append(message.timer_id)
+        self._armed.pop(message.timer_id, None)
+        inner = message.message
+        method = type(self).handler_for(type(inner))
+        if method is None:
+            raise KernelError(f"persistent actor {self.stream}: no handler for the timer "
+                              f"message {type(inner).__qualname__}")
+        await getattr(method, "__wrapped__", method)(self, inner)
+
+    def _commit(self, turn: _Turn, inbox: str | None, kernel: Context) -> None:
+        events = tuple(turn.events)
+        store = self.store
+        outbox: tuple[OutboxEntry, ...] = ()
+        if turn.sends and store.durable:
+            stream, version = self.stream, self.version
+            outbox = tuple(
+                OutboxEntry(entry_id=f"{stream}#{version}.{i}", stream=stream,
+                            recipient=effect[1], message=effect[2], correlation_id=effect[4])
+                for i, effect in enumerate(e for e in turn.effects if e[0] == "send"))
+        snapshot = None
+        since = self._since_snapshot + len(events)
+        if self.snapshot_every and since >= self.snapshot_every:
+            snapshot = Snapshot(version=self.version + len(events), state=self.state)
+            since = 0
+        timers_set, cancelled = turn.timers_set, turn.timers_cancelled
+        if not (events or inbox or outbox or timers_set or cancelled):
+            return
+        store.commit(self.stream, Turn(
+            expected_version=self.version, events=events, inbox_id=inbox, outbox=outbox,
+            timers_set=tuple(timers_set.values()) if timers_set else (),
+            timers_cancelled=tuple(cancelled), snapshot=snapshot, recorded_at=kernel.now()))
+        self.version += len(events)
+        self._since_snapshot = since
+        if cancelled or timers_set:
+            for timer_id in cancelled:
+                self._pending.pop(timer_id, None)
+            self._pending.update(timers_set)
+        if outbox:
+            turn.outbox_ids = tuple(e.entry_id for e in outbox)
+
+    async def _release(self, turn: _Turn, kernel: Context) -> None:
+        for effect in turn.effects:
+            kind = effect[0]
+            if kind == "send":
+                await kernel.send(effect[1], effect[2], delay=effect[3], correlation_id=effect[4])
+            elif kind == "emit":
+                kernel.emit(effect[1])
+            elif kind == "arm":
+                if effect[1].timer_id in self._pending:
+                    self._arm(effect[1])
+            else:  # "disarm"
+                armed = self._armed.pop(effect[1], None)
+                if armed is not None:
+                    kernel.cancel(armed)
+        if turn.outbox_ids:
+            self.store.mark_published(turn.outbox_ids)
+
+    # -- durable timers ----------------------------------------------------------------
+
+    def _set_timer(self, due_at: float, message: Message) -> TimerId:
+        timer = DurableTimer(timer_id=f"{self.version}.{self._timer_seq}", stream=self.stream,
+                             due_at=due_at, message=message)
+        turn = self._turn
+        if turn is None:
+            raise KernelError(f"persistent actor {self.stream}: a timer is set in a turn "
+                              "(on_start and other hooks run outside one)")
+        self._timer_seq += 1
+        self._handle_seq += 1
+        handle = TimerId(self._handle_seq)
+        self._handles[handle] = timer.timer_id
+        turn.timers_set[timer.timer_id] = timer
+        turn.effects.append(("arm", timer))
+        return handle
+
+    def _cancel_timer(self, handle: TimerId) -> bool:
+        timer_id = self._handles.pop(handle, None)
+        turn = self._turn
+        if timer_id is None or turn is None:
+            return False
+        if turn.timers_set.pop(timer_id, None) is not None:
+            return True  # set and cancelled in the same turn: never stored
+        if timer_id not in self._pending:
+            return False
+        turn.timers_cancelled.append(timer_id)
+        turn.effects.append(("disarm", timer_id))
+        return True
+
+    def _arm(self, timer: DurableTimer) -> None:
+        kernel = self._kernel_ctx
+        delay = max(0.0, timer.due_at - kernel.now())
+        self._armed[timer.timer_id] = kernel.schedule(
+            delay, TimerDue(timer_id=timer.timer_id, message=timer.message))  # type: ignore[arg-type]
+
