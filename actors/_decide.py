@@ -166,6 +166,10 @@ def _decide(s: OrderState, c: m.Command, ev: _Stamp) -> tuple[m.Event, ...]:
             return _request_return(s, c, ev)
         case m.CloseOrder():
             return _close(s, c, ev)
+        case m.RequestCancellation():
+            return _request_cancellation(s, c, ev)
+        case m.RequestRiskReplay():
+            return _request_risk_replay(s, c, ev)
         case _:
             raise TypeError(f"decide does not know command type {type(c).__qualname__}")
 
@@ -256,7 +260,8 @@ def _cancel_lines(s: OrderState, c: m.CancelLineItems, ev: _Stamp) -> tuple[m.Ev
 def _assign(s: OrderState, c: m.AssignWarehouse, ev: _Stamp) -> tuple[m.Event, ...]:
     _require(s.progress in _OPEN_FOR_BUSINESS, s, c, f"the order is {s.progress.value}")
     return (ev(m.FulfillmentOrderCreated, fulfillment_order_id=c.fulfillment_order_id,
-               warehouse_id=c.warehouse_id, lines=c.lines, fulfill_at=c.fulfill_at),)
+               warehouse_id=c.warehouse_id, lines=c.lines, fulfill_at=c.fulfill_at,
+               backorder=c.backorder, settles_shortages=c.settles_shortages),)
 
 
 def _release_basis_ok(s: OrderState) -> bool:
@@ -282,7 +287,7 @@ def _cancel_fulfillment(
     _require(fo is not None and fo.status in cancelable, s, c,
              f"fulfillment order {c.fulfillment_order_id} cannot be canceled now")
     return (ev(m.FulfillmentCanceled, fulfillment_order_id=c.fulfillment_order_id,
-               reason=c.reason),)
+               reason=c.reason, redrive=c.redrive),)
 
 
 def _label(s: OrderState, c: m.CreateLabel, ev: _Stamp) -> tuple[m.Event, ...]:
@@ -320,7 +325,7 @@ def _open_hold(s: OrderState, c: m.OpenHold, ev: _Stamp) -> tuple[m.Event, ...]:
     _require(same is None, s, c,
              f"hold {same.hold_id if same else ''} is already open for {c.reason.value}")
     return (ev(m.HoldOpened, hold_id=c.hold_id, reason=c.reason, owner_team=c.owner_team,
-               deadline=c.deadline, note=c.note),)
+               deadline=c.deadline, note=c.note, proposal=c.proposal, options=c.options),)
 
 
 def _hand_off(s: OrderState, c: m.HandOffHold, ev: _Stamp) -> tuple[m.Event, ...]:
@@ -336,7 +341,7 @@ def _release(s: OrderState, c: m.ReleaseHold, ev: _Stamp) -> tuple[m.Event, ...]
     hold = s.hold(c.hold_id)
     _require(hold is not None and hold in s.open_holds, s, c, f"hold {c.hold_id} is not open")
     return (ev(m.HoldReleased, hold_id=c.hold_id, released_by=c.issued_by,
-               resolution=c.resolution),)
+               resolution=c.resolution, decision=c.decision),)
 
 
 def _risk(s: OrderState, c: m.RecordRiskAssessment, ev: _Stamp) -> tuple[m.Event, ...]:
@@ -370,3 +375,22 @@ def _close(s: OrderState, c: m.CloseOrder, ev: _Stamp) -> tuple[m.Event, ...]:
     _require(not any(fo.status in IN_FLIGHT for fo in s.fulfillment_orders), s, c,
              "a fulfillment order is at a warehouse")
     return (ev(m.OrderClosed),)
+
+
+def _request_cancellation(
+    s: OrderState, c: m.RequestCancellation, ev: _Stamp
+) -> tuple[m.Event, ...]:
+    _require(s.progress in (L.PLACED, L.AWAITING_PAYMENT, L.READY_FOR_FULFILLMENT), s, c,
+             f"an order that is {s.progress.value} cannot be canceled")
+    return (ev(m.CancellationRequested, reason=c.reason, requested_by=c.issued_by,
+               approver=c.approver),)
+
+
+def _request_risk_replay(
+    s: OrderState, c: m.RequestRiskReplay, ev: _Stamp
+) -> tuple[m.Event, ...]:
+    r = s.request(c.request_id)
+    _require(r is not None and r.operation is Op.AUTHORIZE
+             and r.status is RequestStatus.SUCCEEDED, s, c,
+             f"request {c.request_id} is not a succeeded authorization")
+    return (ev(m.RiskReplayRequested, request_id=c.request_id),)

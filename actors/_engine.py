@@ -7,7 +7,12 @@ only proposed when the state it will be decided against allows it, and
 irreversible ones (capture, refund, cancel, ship) on an exception path wait
 for a person unless the policy waives that approval.
 
-One engine per order, run by the Order actor inside its own turn.
+One engine per order, run by the Order actor inside its own turn. It keeps
+no memory of the order: everything it reads is the order's state, folded
+from the order's events (what automation learns from other actors is
+recorded as an event first: screening, address verdict, stock shortages,
+cancellation requests, risk replays), plus its settings. An engine built
+afresh for a restored order therefore decides as the lost one would have.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import attrs
 from orderloom.runtime import Address, Context, Message
 
 from . import _messages as m
-from ._order_state import OrderState
+from ._order_state import CancelRequest, OrderState
 from ._policy import (
     AmbiguousPaymentAction,
     CaptureMode,
@@ -32,25 +37,22 @@ from ._policy import (
     ShortageAction,
 )
 from ._protocol import (
-    AddressChecked,
     CaseAssigned,
     CaseDecision,
     CaseWithdrawn,
     CheckAddress,
     CustomerCancel,
-    Decision,
     Escalate,
     GatewayAuthorize,
     GatewayCapture,
     GatewayQuery,
     GatewayRefund,
     GatewayVoid,
-    Screened,
-    StockShortage,
 )
 from ._states import (
     Approver,
     AuthorizationStatus,
+    Decision,
     FulfillmentStatus as FS,
     HoldReason as R,
     Lifecycle as L,
@@ -62,12 +64,9 @@ from ._states import (
     RequestStatus,
     Risk,
     ShipmentStatus,
+    SourcingKind,
 )
 from ._telemetry import CaseHandedOff, CaseOpened
-
-# The shared empty set the per-order fields start from (``frozenset()`` is
-# a new object each call).
-_NONE: frozenset[str] = frozenset()
 
 __all__ = ["Engine", "OrderSettings"]
 
@@ -75,6 +74,8 @@ __all__ = ["Engine", "OrderSettings"]
 # identity test, in a frozenset a call of the Python-level ``Enum.__hash__``
 # (the engine tests these on every reaction).
 _GONE = (FS.REJECTED, FS.CANCELED)
+# Where a requested cancellation can still happen (as ``decide`` allows it).
+_CANCELABLE = (L.PLACED, L.AWAITING_PAYMENT, L.READY_FOR_FULFILLMENT)
 _RELEASE, _CANCEL = Decision.RELEASE, Decision.CANCEL
 _LEVEL_SCORE = {Risk.NONE: 0.0, Risk.LOW: 0.2, Risk.MEDIUM: 0.5, Risk.HIGH: 0.9}
 
@@ -105,7 +106,8 @@ class OrderSettings:
 
 
 class Engine:
-    """Per-order automation memory and decisions."""
+    """Automation's decisions for one order: a function of the order's state,
+    the input at hand and the settings; it holds no per-order data."""
 
     class TimerKind(enum.StrEnum):
         """What an engine timer is for."""
@@ -124,31 +126,14 @@ class Engine:
         request_id: str = ""
         attempt: int = 0
 
-    # One per order in flight: no instance dictionary.
-    __slots__ = ("settings", "policy", "actor_name", "address_ok", "screened_ok", "duplicate_of",
-                 "cases", "assigned", "attempts", "capture_failures", "shortages", "backorders",
-                 "tried", "cancel_requested", "risk_probes")
+    # Settings only (shared by every order of a coordinator): an order's
+    # memory is its state. A test holds the engine to these slots.
+    __slots__ = ("settings", "policy", "actor_name")
 
     def __init__(self, settings: OrderSettings) -> None:
         self.settings = settings
         self.policy = settings.policy
         self.actor_name = f"automation:{settings.policy.name}"
-        self.address_ok: bool | None = None if settings.address_service else True
-        self.screened_ok = False
-        self.duplicate_of: str | None = None
-        # hold -> proposal, options
-        self.cases: dict[str, tuple[Decision, tuple[Decision, ...]]] = {}
-        self.assigned: dict[str, str] = {}  # hold -> team that has it now
-        self.attempts: dict[str, int] = {}
-        self.capture_failures = 0
-        self.shortages: dict[str, StockShortage] = {}
-        # Frozen and rebound on change: most orders never touch them, and an
-        # empty frozenset is shared where an empty set costs 216 bytes each.
-        self.backorders: frozenset[str] = _NONE
-        self.tried: frozenset[str] = _NONE
-        # reason, by whom, and who that is
-        self.cancel_requested: tuple[str, str, Approver] | None = None
-        self.risk_probes = 0
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -171,55 +156,36 @@ class Engine:
             return None
         route = self.policy.route(reason)
         hold_id = ctx.new_id()
-        self.cases[hold_id] = (proposal, options)
         return m.OpenHold(**self._stamp(ctx), hold_id=hold_id, reason=reason,
-                          owner_team=route.team, deadline=ctx.now() + route.deadline, note=note)
+                          owner_team=route.team, deadline=ctx.now() + route.deadline, note=note,
+                          proposal=proposal, options=options)
 
     # -- inputs from other actors ----------------------------------------------------------
 
-    async def screened(self, s: OrderState, msg: Screened, ctx: Context) -> list[m.Command]:
-        self.screened_ok = True
-        self.duplicate_of = msg.duplicate_of
-        if msg.duplicate_of is not None:
-            hold = self._hold(s, ctx, R.DUPLICATE_ORDER, _CANCEL,
-                              note=f"same key as {msg.duplicate_of}")
-            return [hold] if hold else []
-        return self._progress(s, ctx)
-
-    async def address_checked(self, s: OrderState, msg: AddressChecked,
-                              ctx: Context) -> list[m.Command]:
-        self.address_ok = msg.ok or msg.corrected
-        if not self.address_ok:
-            hold = self._hold(s, ctx, R.INCORRECT_ADDRESS, _RELEASE,
-                              note="address failed validation")
-            return [hold] if hold else []
-        return self._progress(s, ctx)
-
     async def decided(self, s: OrderState, msg: CaseDecision, ctx: Context) -> list[m.Command]:
         hold = s.hold(msg.case_id)
-        self.assigned.pop(msg.case_id, None)
         if hold is None or hold not in s.open_holds:
             return []  # decided after the case was closed: nothing to do
         who = msg.reviewer
-        if hold.reason is R.AWAITING_PAYMENT and msg.decision is not Decision.REASSIGN:
-            # A person has looked at the failed payment, whatever they decided:
-            # automation may try to capture again (a cancel that cannot happen
-            # because the goods left must not leave the money uncollected).
-            self.capture_failures = 0
         if msg.decision is Decision.REASSIGN and msg.handoff_to and msg.handoff_to != hold.owner_team:
             return [m.HandOffHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
                                   to_team=msg.handoff_to, note=msg.note)]
         if msg.decision is _CANCEL:
             return await self._request_cancel(s, ctx, f"{hold.reason.value}: decided by {who}",
                                               who, Approver.PERSON, hold_id=hold.hold_id)
+        # The release records the decision: the fold clears what the case
+        # was about (see ``_evolve``) and no withdrawal goes to the team.
         cmds: list[m.Command] = [m.ReleaseHold(**self._stamp(ctx, who), hold_id=hold.hold_id,
-                                               resolution=f"released by {who}")]
+                                               resolution=f"released by {who}",
+                                               decision=msg.decision)]
         follow = await self._after_release(s, hold.reason, ctx)
         return cmds + follow
 
     async def _after_release(self, s: OrderState, reason: R, ctx: Context) -> list[m.Command]:
-        """What a person's "go on" means for each reason."""
-        if self.cancel_requested is not None:
+        """What a person's "go on" means for each reason (besides what the
+        release itself records: an address or duplicate case let go, capture
+        failures reviewed)."""
+        if s.cancel_request is not None and s.progress in _CANCELABLE:
             # The customer asked to cancel: once no case is open the cancel goes
             # ahead (``_progress``); a release must not start new work first.
             return []
@@ -228,7 +194,6 @@ class Engine:
                 await self._query(s, r.request_id, ctx)
                 self._schedule_check(ctx, _QUERY, r.request_id, 1)
         elif reason is R.AWAITING_PAYMENT:
-            self.capture_failures = 0
             for r in s.unresolved_requests():
                 if r.status is RequestStatus.UNKNOWN:
                     await self._query(s, r.request_id, ctx)
@@ -240,10 +205,6 @@ class Engine:
                                   else ShortageAction.BACKORDER)
         elif reason in (R.POLICY_EXCEPTION, R.OTHER):
             return self._redrive(s, ctx)
-        elif reason is R.INCORRECT_ADDRESS:
-            self.address_ok = True
-        elif reason is R.DUPLICATE_ORDER:
-            self.duplicate_of = None
         return []
 
     async def customer_cancel(self, s: OrderState, msg: CustomerCancel,
@@ -264,11 +225,12 @@ class Engine:
         if shipped:
             if hold_id is not None:
                 return [m.ReleaseHold(**self._stamp(ctx, by), hold_id=hold_id,
-                                      resolution="cancel decided, but the goods already left")]
+                                      resolution="cancel decided, but the goods already left",
+                                      decision=_CANCEL)]
             hold = self._hold(s, ctx, R.POLICY_EXCEPTION, _RELEASE, (_RELEASE, _CANCEL),
                               note="customer asked to cancel after picking or shipping")
             return [hold] if hold else []
-        self.cancel_requested = (reason, by, approver)
+        request = CancelRequest(reason=reason, requested_by=by, approver=approver)
         for r in s.unresolved_requests():
             if r.status is RequestStatus.UNKNOWN:
                 await self._query(s, r.request_id, ctx)
@@ -278,15 +240,21 @@ class Engine:
                                 fulfillment_order_id=fo.fulfillment_order_id, reason=reason)
             for fo in s.fulfillment_orders if fo.status in (FS.OPEN, FS.SCHEDULED, FS.SUBMITTED,
                                                             FS.ACCEPTED, FS.ON_HOLD)]
-        return pulls + self._customer_cancel_now(s, ctx)
+        # Recorded first: until the order is canceled the request stands, and
+        # every later step reads it from the state.
+        asked: list[m.Command] = [m.RequestCancellation(**self._stamp(ctx, by), reason=reason,
+                                                        approver=approver)]
+        return asked + pulls + self._customer_cancel_now(s, ctx, request)
 
-    def _customer_cancel_now(self, s: OrderState, ctx: Context) -> list[m.Command]:
-        if self.cancel_requested is None or s.unresolved_requests():
+    def _customer_cancel_now(self, s: OrderState, ctx: Context,
+                             request: CancelRequest) -> list[m.Command]:
+        """Cancel as ``request`` asks, once nothing is in flight."""
+        if s.unresolved_requests():
             return []  # a gateway request is out: cancel when it resolves
         if any(fo.status in (FS.SUBMITTED, FS.ACCEPTED, FS.IN_PROGRESS)
                for fo in s.fulfillment_orders):
             return []  # wait for the warehouse to confirm the pull-back
-        reason, by, approver = self.cancel_requested
+        reason, by, approver = request.reason, request.requested_by, request.approver
         if approver is not Approver.PERSON and s.open_holds:
             # A customer's wish is a request, not a review: while a case is
             # open the cancel waits for it, unless the policy waives review.
@@ -295,7 +263,6 @@ class Engine:
                 return []
             by = approval["approved_by"]
             approver = approval["approver"]
-        self.cancel_requested = None
         return [m.CancelOrder(**self._stamp(ctx, by), approved_by=by, approver=approver,
                               reason=reason)]
 
@@ -331,8 +298,8 @@ class Engine:
         if kind is Engine.TimerKind.REAUTHORIZE:
             return self._authorize(s, ctx)
         if kind is Engine.TimerKind.RISK:
-            await self._probe_risk(s, ctx, msg.attempt)
-            return self._progress(s, ctx)
+            probe = await self._probe_risk(s, ctx, msg.attempt)
+            return probe + self._progress(s, ctx)
         if request is None or request.status is not RequestStatus.UNKNOWN:
             return []
         if kind is Engine.TimerKind.GIVE_UP:
@@ -361,35 +328,37 @@ class Engine:
                 # a reason stands for the others, so one reason opens one case.
                 if isinstance(cmd, m.OpenHold) and any(
                         isinstance(c, m.OpenHold) and c.reason is cmd.reason for c in cmds):
-                    self.cases.pop(cmd.hold_id, None)
                     continue
                 cmds.append(cmd)
-        if progress and not cmds:
-            await self._probe_risk(s, ctx)
+        if progress and not cmds and not (len(applied) == 1
+                                          and type(applied[0]) is m.ShortageRecorded):
+            # (A shortage report alone changes nothing the standard path reads:
+            # sourcing reads it once every warehouse has been tried.)
+            cmds += await self._probe_risk(s, ctx)
             cmds += self._progress(s, ctx)
         return cmds
 
-    def refused(self, command: m.Command) -> None:
-        """``decide`` refused one of the engine's commands: forget what it kept for it."""
-        if isinstance(command, m.OpenHold):
-            self.cases.pop(command.hold_id, None)
-
-    async def _probe_risk(self, s: OrderState, ctx: Context, attempt: int = 0) -> None:
+    async def _probe_risk(self, s: OrderState, ctx: Context,
+                          attempt: int = 0) -> list[m.Command]:
         """Payment is secured but no risk assessment arrived (lost, or dropped
         as stale after a long reorder): ask the gateway to replay the
-        authorization, which carries the assessment again."""
+        authorization, which carries the assessment again. The first probe
+        is recorded (``RiskReplayRequested``); its follow-ups are timers."""
         if s.risk is not Risk.PENDING or not s.payment_secured or s.progress in _DONE:
-            return
-        if attempt == 0 and self.risk_probes:
-            return  # a probe is already under way
+            return []
+        if attempt == 0 and s.risk_replay_requested:
+            return []  # a probe is already under way
         auths = [r for r in s.payment_requests if r.operation is Op.AUTHORIZE
                  and r.status is RequestStatus.SUCCEEDED]
         if not auths or attempt > self.policy.ambiguous_payment.retries:
-            return
-        self.risk_probes += 1
-        await self._query(s, auths[-1].request_id, ctx)
+            return []
+        request_id = auths[-1].request_id
+        await self._query(s, request_id, ctx)
         ctx.schedule(self.policy.ambiguous_payment.delay(attempt + 1),
                      Engine.Timer(kind=Engine.TimerKind.RISK, attempt=attempt + 1))
+        if attempt:
+            return []
+        return [m.RequestRiskReplay(**self._stamp(ctx), request_id=request_id)]
 
     async def _on(self, s: OrderState, e: m.Event, ctx: Context) -> list[m.Command]:
         p = self.policy
@@ -405,6 +374,18 @@ class Engine:
                                                      approver=Approver.AUTOMATION,
                                                      reason="policy fulfils on order placed"))
                 return cmds
+            case m.OrderScreened():
+                if e.duplicate_of is not None:
+                    case = self._hold(s, ctx, R.DUPLICATE_ORDER, _CANCEL,
+                                      note=f"same key as {e.duplicate_of}")
+                    return [case] if case else []
+                return []
+            case m.AddressVerified():
+                if not e.usable:
+                    case = self._hold(s, ctx, R.INCORRECT_ADDRESS, _RELEASE,
+                                      note="address failed validation")
+                    return [case] if case else []
+                return []
             case m.RiskAssessed():
                 return self._risk(s, e, ctx)
             case m.PaymentFailed():
@@ -412,10 +393,7 @@ class Engine:
             case m.PaymentOutcomeUnknown():
                 return await self._ambiguous(s, e.request_id, ctx)
             case m.FulfillmentRejected():
-                fo = s.fulfillment_order(e.fulfillment_order_id)
-                if fo is not None:
-                    self.tried |= {fo.warehouse_id}
-                if self._next_warehouse() is None:
+                if self._next_warehouse(s) is None:
                     return self._shortage(s, ctx, p.stock_shortage)
                 return []
             case m.Shipped():
@@ -430,9 +408,11 @@ class Engine:
                                        from_team=e.from_team, to_team=e.to_team))
                 await self._assign_case(s, e.hold_id, e.to_team, reason, ctx)
             case m.HoldReleased():
-                team = self.assigned.pop(e.hold_id, None)
-                if team is not None:
-                    await ctx.send(Address(f"team/{team}"),
+                # Released otherwise than as its team decided: the team that
+                # has the case now drops it.
+                released = s.hold(e.hold_id)
+                if e.decision is None and released is not None:
+                    await ctx.send(Address(f"team/{released.owner_team}"),
                                    CaseWithdrawn(order_id=s.order_id, case_id=e.hold_id))
         return []
 
@@ -441,14 +421,13 @@ class Engine:
         hold = s.hold(hold_id)
         if hold is None:
             return
-        proposal, options = self.cases.get(hold_id, (_RELEASE, (_RELEASE, _CANCEL)))
+        proposal, options = hold.proposal, hold.options
         history = tuple(h.from_team for h in hold.handoffs)
         visit = [h.hold_id for h in s.holds if h.reason is hold.reason].index(hold_id) + 1
         route = self.policy.route(hold.reason)
         if not hold.handoffs:
             ctx.emit(CaseOpened(order_id=s.order_id, case_id=hold_id, reason=reason, team=team,
                                 deadline=hold.deadline, proposal=proposal))
-        self.assigned[hold_id] = team
         await ctx.send(Address(f"team/{team}"), CaseAssigned(
             order_id=s.order_id, case_id=hold_id, reason=reason, team=team, proposal=proposal,
             options=options, opened_at=hold.opened_at, deadline=hold.deadline, history=history,
@@ -484,8 +463,9 @@ class Engine:
             if e.reason is PaymentFailure.UNKNOWN_REQUEST:
                 return self._authorize(s, ctx)  # reconciliation: it never happened
             if e.reason is PaymentFailure.GATEWAY_UNAVAILABLE:
-                attempt = self.attempts.get("authorize", 0) + 1
-                self.attempts["authorize"] = attempt
+                # This failure included: the fold records each request's failure.
+                attempt = sum(1 for r in s.payment_requests if r.operation is Op.AUTHORIZE
+                              and r.failure is PaymentFailure.GATEWAY_UNAVAILABLE)
                 if attempt <= self.policy.ambiguous_payment.retries:
                     ctx.schedule(self.policy.ambiguous_payment.delay(attempt),
                                  Engine.Timer(kind=Engine.TimerKind.REAUTHORIZE))
@@ -493,7 +473,6 @@ class Engine:
             hold = self._hold(s, ctx, R.AWAITING_PAYMENT, _CANCEL, note=e.reason)
             return [hold] if hold else []
         if request.operation is Op.CAPTURE:
-            self.capture_failures += 1
             hold = self._hold(s, ctx, R.AWAITING_PAYMENT, _RELEASE, note=f"capture: {e.reason}")
             return [hold] if hold else []
         return []
@@ -559,8 +538,11 @@ class Engine:
         progress = s.progress
         if not s.placed or progress in _DONE:
             return []
-        if self.cancel_requested is not None:
-            return self._customer_cancel_now(s, ctx)
+        request = s.cancel_request
+        if request is not None and progress in _CANCELABLE:
+            # (Once goods left despite the pull-back the request is moot and
+            # the order goes on.)
+            return self._customer_cancel_now(s, ctx, request)
         cmds: list[m.Command] = []
         cmds += self._capture(s, ctx)
         if self._may_fulfil(s):
@@ -581,7 +563,7 @@ class Engine:
         return cmds
 
     def _capture(self, s: OrderState, ctx: Context) -> list[m.Command]:
-        if self.capture_failures or s.payment is Payment.UNKNOWN:
+        if s.capture_failures or s.payment is Payment.UNKNOWN:
             return []
         if not any(a.status is AuthorizationStatus.OPEN for a in s.authorizations):
             return []  # nothing to capture (most calls): skip the checks below
@@ -606,7 +588,7 @@ class Engine:
         trigger = self.policy.fulfillment_trigger
         if trigger is FulfillmentTrigger.ORDER_PLACED:
             return s.ship_approved_by is not None
-        if not (self.screened_ok and self.address_ok and self.duplicate_of is None
+        if not (s.screened and self._address_ok(s) and s.duplicate_of is None
                 and s.risk is not Risk.PENDING):
             return False
         if trigger is FulfillmentTrigger.PAYMENT_AUTHORIZED:
@@ -622,9 +604,37 @@ class Engine:
                 owed[lq.line_id] = owed.get(lq.line_id, 0) - lq.quantity
         return {k: v for k, v in owed.items() if v > 0}
 
-    def _next_warehouse(self) -> str | None:
+    def _address_ok(self, s: OrderState) -> bool:
+        """The address service's verdict; with no service, addresses are taken as given."""
+        if s.address_usable is None:
+            return self.settings.address_service is None
+        return s.address_usable
+
+    def _tried(self, s: OrderState) -> set[str]:
+        """Warehouses that failed the order since sourcing last started over:
+        it starts over when a redrive round (with the warehouses it withdrew
+        work from) finds every warehouse tried."""
+        everywhere = len(self.settings.warehouses)
+        tried: set[str] = set()
+        in_round = False
+        for step in s.sourcing:
+            kind = step.kind
+            if in_round and kind is not SourcingKind.WITHDRAWN:
+                in_round = False  # the round is over: did it try them all?
+                if len(tried) >= everywhere:
+                    tried = set()
+            if kind is SourcingKind.REDRIVE:
+                in_round = True
+            elif step.warehouse_id is not None:
+                tried.add(step.warehouse_id)
+        if in_round and len(tried) >= everywhere:
+            tried = set()
+        return tried
+
+    def _next_warehouse(self, s: OrderState) -> str | None:
+        tried = self._tried(s) if s.sourcing else ()
         for wh in self.settings.warehouses:
-            if wh not in self.tried:
+            if wh not in tried:
                 return wh
         return None
 
@@ -632,19 +642,18 @@ class Engine:
         if any(fo.status in (FS.OPEN, FS.SCHEDULED) for fo in s.fulfillment_orders):
             return []
         missing = self._unassigned(s)
-        wh = self._next_warehouse()
+        wh = self._next_warehouse(s)
         if not missing or wh is None:
             return []
         return [self._assignment(ctx, wh, missing)]
 
     def _assignment(self, ctx: Context, wh: str, lines: dict[str, int],
-                    backorder: bool = False) -> m.Command:
+                    backorder: bool = False, settles: bool = False) -> m.Command:
         fo_id = ctx.new_id()
-        if backorder:
-            self.backorders |= {fo_id}
         return m.AssignWarehouse(
             **self._stamp(ctx), fulfillment_order_id=fo_id, warehouse_id=wh,
-            lines=tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in sorted(lines.items())))
+            lines=tuple(m.LineQuantity(line_id=k, quantity=v) for k, v in sorted(lines.items())),
+            backorder=backorder, settles_shortages=settles)
 
     def _shortage(self, s: OrderState, ctx: Context, action: ShortageAction) -> list[m.Command]:
         missing = self._unassigned(s)
@@ -652,9 +661,9 @@ class Engine:
             return []
         best: dict[str, int] = {}
         best_wh = None
-        for info in self.shortages.values():
-            avail = {pl.line_id: min(pl.quantity, missing.get(pl.line_id, 0))
-                     for pl in info.available}
+        for info in s.shortages:
+            avail = {lq.line_id: min(lq.quantity, missing.get(lq.line_id, 0))
+                     for lq in info.available}
             avail = {k: v for k, v in avail.items() if v > 0}
             if sum(avail.values()) > sum(best.values()):
                 best, best_wh = avail, info.warehouse_id
@@ -664,14 +673,15 @@ class Engine:
             reason = R.SPLIT_FULFILLMENT_DECISION if best else R.INVENTORY_OUT_OF_STOCK
             hold = self._hold(s, ctx, reason, _RELEASE, note="stock does not cover the order")
             return [hold] if hold else []
-        self.shortages.clear()
+        # The first assignment below settles the shortages read here: later
+        # sourcing reads only those reported after it.
         if action is ShortageAction.BACKORDER or not best or best_wh is None:
             if action is ShortageAction.CANCEL_LINE and not best:
                 hold = self._hold(s, ctx, R.INVENTORY_OUT_OF_STOCK, _CANCEL,
                                   note="nothing in stock")
                 return [hold] if hold else []
-            return [self._assignment(ctx, first, missing, backorder=True)]
-        cmds: list[m.Command] = [self._assignment(ctx, best_wh, best)]
+            return [self._assignment(ctx, first, missing, backorder=True, settles=True)]
+        cmds: list[m.Command] = [self._assignment(ctx, best_wh, best, settles=True)]
         if rest and action is ShortageAction.SPLIT:
             cmds.append(self._assignment(ctx, first, rest, backorder=True))
         elif rest and action is ShortageAction.CANCEL_LINE:
@@ -681,17 +691,13 @@ class Engine:
 
     def _redrive(self, s: OrderState, ctx: Context) -> list[m.Command]:
         """After a stuck order's hold is released: pull work back from a silent
-        warehouse so the next one gets it."""
-        cmds: list[m.Command] = []
-        for fo in s.fulfillment_orders:
-            if fo.status in (FS.SUBMITTED, FS.ACCEPTED) and not fo.picked:
-                self.tried |= {fo.warehouse_id}
-                cmds.append(m.CancelFulfillment(**self._stamp(ctx),
-                                                fulfillment_order_id=fo.fulfillment_order_id,
-                                                reason="stuck at the warehouse"))
-        if len(self.tried) >= len(self.settings.warehouses):
-            self.tried = _NONE
-        return cmds
+        warehouse so the next one gets it (the withdrawal records the
+        warehouse as tried; see :meth:`_tried` for when sourcing starts over)."""
+        return [m.CancelFulfillment(**self._stamp(ctx),
+                                    fulfillment_order_id=fo.fulfillment_order_id,
+                                    reason="stuck at the warehouse", redrive=True)
+                for fo in s.fulfillment_orders
+                if fo.status in (FS.SUBMITTED, FS.ACCEPTED) and not fo.picked]
 
     def unsafe_shipments(self, s: OrderState, applied: Sequence[m.Event]) -> list[str]:
         """Shipments that left on automation's own approval before payment was

@@ -28,6 +28,7 @@ from ._order_state import (
     IN_FLIGHT,
     SHIPPED_STATES,
     Authorization,
+    CancelRequest,
     Capture,
     FulfillmentOrder,
     Handoff,
@@ -38,12 +39,16 @@ from ._order_state import (
     PaymentRequest,
     Refund,
     ReturnCase,
+    Shortage,
+    SourcingStep,
     by_id,
     replace_by_id,
 )
 from ._states import (
     AuthorizationStatus as AuthS,
+    Decision,
     FulfillmentStatus as FS,
+    HoldReason,
     HoldStatus,
     Lifecycle as L,
     LineItemQuantityState as Q,
@@ -53,6 +58,7 @@ from ._states import (
     ReleaseBasis,
     RequestStatus,
     ShipmentStatus as SS,
+    SourcingKind,
     check_transition,
 )
 
@@ -75,7 +81,8 @@ def evolve(state: OrderState, event: m.Event) -> OrderState:
     # the settling and the bookkeeping below fill it in (fields no derived
     # total depends on) instead of copying it once per sub-step.
     fresh = new is not state
-    new = _settle(new, fresh)
+    if type(event) not in _FACTS:  # automation's facts move no money and no units
+        new = _settle(new, fresh)
     changes = {
         "version": state.version + 1,
         "seen_event_ids": new.seen_event_ids | {event.event_id},
@@ -98,6 +105,12 @@ def _advance(
             return (*seqs[:i], (source, seq), *seqs[i + 1:])
     return tuple(sorted((*seqs, (source, seq))))
 
+
+# What automation learnt or asked for: no payment or lifecycle moves on them.
+_FACTS = frozenset({
+    m.OrderScreened, m.AddressVerified, m.ShortageRecorded, m.CancellationRequested,
+    m.RiskReplayRequested,
+})
 
 _FULFILLMENT_EVENTS = frozenset({
     m.FulfillmentOrderCreated, m.FulfillmentSubmitted, m.FulfillmentAccepted,
@@ -140,10 +153,7 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
             auths = _auth_statuses(s, e, e.authorization_id, AuthS.EXPIRED)
             return replace(s, authorizations=auths)
         case m.PaymentFailed():
-            requests = _resolved(s, e, e.request_id, None, RequestStatus.FAILED)
-            failed = _request(s, e, e.request_id).operation is Op.AUTHORIZE
-            return replace(s, payment_requests=requests,
-                           failed_authorizations=s.failed_authorizations + int(failed))
+            return _payment_failed(s, e)
         case m.PaymentOutcomeUnknown():
             return _resolve(s, e, e.request_id, None, RequestStatus.UNKNOWN)
         case m.RiskAssessed():
@@ -169,6 +179,17 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
             return _return_event(s, e)
         case m.OrderClosed():
             return _set_lifecycle(s, L.CLOSED)
+        case m.OrderScreened():
+            return replace(s, screened=True, duplicate_of=e.duplicate_of)
+        case m.AddressVerified():
+            return replace(s, address_usable=e.usable)
+        case m.ShortageRecorded():
+            return _shortage_recorded(s, e)
+        case m.CancellationRequested():
+            return replace(s, cancel_request=CancelRequest(
+                reason=e.reason, requested_by=e.requested_by, approver=e.approver))
+        case m.RiskReplayRequested():
+            return replace(s, risk_replay_requested=True)
         case _:
             return _fulfillment_event(s, e)
 
@@ -296,6 +317,32 @@ def _resolve(
     return s if requests is s.payment_requests else replace(s, payment_requests=requests)
 
 
+def _payment_failed(s: OrderState, e: m.PaymentFailed) -> OrderState:
+    """Record the refusal on its request (why, too: retries count the
+    gateway's unavailability); a refused capture counts until a person
+    decides the order's awaiting-payment case."""
+    req = _request(s, e, e.request_id)
+    requests = _resolved(s, e, e.request_id, None, RequestStatus.FAILED)
+    if requests is not s.payment_requests:
+        failed = by_id(requests, "request_id", e.request_id)
+        if failed is not None:
+            requests = replace_by_id(requests, "request_id", replace(failed, failure=e.reason))
+    authorize = req.operation is Op.AUTHORIZE
+    return replace(s, payment_requests=requests,
+                   failed_authorizations=s.failed_authorizations + int(authorize),
+                   capture_failures=s.capture_failures + int(req.operation is Op.CAPTURE))
+
+
+def _shortage_recorded(s: OrderState, e: m.ShortageRecorded) -> OrderState:
+    """Keep the latest report per rejected fulfillment order, in arrival order."""
+    _fo(s, e, e.fulfillment_order_id)
+    report = Shortage(fulfillment_order_id=e.fulfillment_order_id,
+                      warehouse_id=e.warehouse_id, available=e.available)
+    if by_id(s.shortages, "fulfillment_order_id", e.fulfillment_order_id) is not None:
+        return replace(s, shortages=replace_by_id(s.shortages, "fulfillment_order_id", report))
+    return replace(s, shortages=(*s.shortages, report))
+
+
 def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
     if s.placed:
         _reject(s, e, "the order was already placed")
@@ -390,14 +437,24 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
         case m.FulfillmentAccepted():
             return _put_fo(s, _fo_status(s, _fo(s, e, e.fulfillment_order_id), FS.ACCEPTED))
         case m.FulfillmentRejected() | m.FulfillmentCanceled():
-            to = FS.REJECTED if isinstance(e, m.FulfillmentRejected) else FS.CANCELED
+            rejected = isinstance(e, m.FulfillmentRejected)
+            to = FS.REJECTED if rejected else FS.CANCELED
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.status in (FS.REJECTED, FS.CANCELED):
                 # The warehouse confirming a cancel the coordinator already
                 # recorded: its units were released then; releasing them again
                 # would take another fulfillment order's allocation.
                 return s
-            return _put_fo_moving(s, e, _fo_status(s, fo, to), _unassign_moves(fo))
+            redrive = isinstance(e, m.FulfillmentCanceled) and e.redrive
+            if not (rejected or redrive):
+                return _put_fo_moving(s, e, _fo_status(s, fo, to), _unassign_moves(fo))
+            # The warehouse failed the order: sourcing tries the next one.
+            step = SourcingStep(kind=SourcingKind.REJECTED if rejected else SourcingKind.WITHDRAWN,
+                                warehouse_id=fo.warehouse_id)
+            return replace(s, fulfillment_orders=replace_by_id(
+                s.fulfillment_orders, "fulfillment_order_id", _fo_status(s, fo, to)),
+                line_items=_moved_lines(s, e, _unassign_moves(fo)),
+                sourcing=(*s.sourcing, step))
         case m.ItemsPicked():
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.picked:
@@ -439,7 +496,10 @@ def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> OrderState:
         status = FS.ON_HOLD
     fo = FulfillmentOrder(fulfillment_order_id=e.fulfillment_order_id,
                           warehouse_id=e.warehouse_id, lines=e.lines, status=status,
-                          fulfill_at=e.fulfill_at)
+                          fulfill_at=e.fulfill_at, backorder=e.backorder)
+    if e.settles_shortages:
+        return replace(s, line_items=lines, fulfillment_orders=(*s.fulfillment_orders, fo),
+                       shortages=())
     return replace(s, line_items=lines, fulfillment_orders=(*s.fulfillment_orders, fo))
 
 
@@ -477,7 +537,8 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
             s = replace(s, lifecycle=L.ON_HOLD, held_lifecycle=s.lifecycle,
                              fulfillment_orders=fos)
         opened = Hold(hold_id=e.hold_id, reason=e.reason, owner_team=e.owner_team,
-                      opened_at=e.occurred_at, deadline=e.deadline)
+                      opened_at=e.occurred_at, deadline=e.deadline, proposal=e.proposal,
+                      options=e.options)
         return replace(s, holds=(*s.holds, opened))
     hold = s.hold(e.hold_id)
     if hold is None:
@@ -493,8 +554,9 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
         return replace(s, holds=replace_by_id(s.holds, "hold_id", hold))
     check_transition(s.order_id, f"hold[{e.hold_id}]", hold.status, HoldStatus.RELEASED)
     hold = replace(hold, status=HoldStatus.RELEASED, released_at=e.occurred_at,
-                        released_by=e.released_by, resolution=e.resolution)
-    s = replace(s, holds=replace_by_id(s.holds, "hold_id", hold))
+                        released_by=e.released_by, resolution=e.resolution,
+                        decision=e.decision)
+    s = replace(s, holds=replace_by_id(s.holds, "hold_id", hold), **_decided(s, hold))
     if s.open_holds or s.held_lifecycle is None:
         return s
     check_transition(s.order_id, "lifecycle", L.ON_HOLD, s.held_lifecycle)
@@ -502,6 +564,28 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
                 for fo in s.fulfillment_orders)
     return replace(s, lifecycle=s.held_lifecycle, held_lifecycle=None,
                         fulfillment_orders=fos)
+
+
+def _decided(s: OrderState, hold: Hold) -> dict[str, Any]:
+    """What a hold released as its team decided settles: a person looked at
+    the failed payment (capture may be tried again, whatever they decided: a
+    cancel that cannot happen because the goods left must not leave the money
+    uncollected); a person let an address or duplicate case go on; a person
+    let a stuck order go on, which begins a redrive round of its sourcing."""
+    decision = hold.decision
+    if decision is None:
+        return {}
+    if hold.reason is HoldReason.AWAITING_PAYMENT:
+        return {"capture_failures": 0}
+    if decision is Decision.CANCEL:
+        return {}
+    if hold.reason is HoldReason.INCORRECT_ADDRESS:
+        return {"address_usable": True}
+    if hold.reason is HoldReason.DUPLICATE_ORDER:
+        return {"duplicate_of": None}
+    if hold.reason in (HoldReason.POLICY_EXCEPTION, HoldReason.OTHER):
+        return {"sourcing": (*s.sourcing, SourcingStep(kind=SourcingKind.REDRIVE))}
+    return {}
 
 
 def _notified(s: OrderState, e: m.CustomerNotified) -> OrderState:
@@ -522,7 +606,7 @@ def _canceled(s: OrderState, e: m.OrderCanceled) -> OrderState:
             s = _unassign(_put_fo(s, _fo_status(s, fo, FS.CANCELED)), e, fo)
     for line in s.line_items:
         s = _move_units(s, e, line.line_id, line.ordered, Q.ORDERED, Q.CANCELED)
-    return replace(s, canceled_at_version=s.version + 1)
+    return replace(s, canceled_at_version=s.version + 1, cancel_request=None)
 
 
 def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> OrderState:

@@ -29,6 +29,7 @@ from orderloom.runtime import Message
 
 from ._states import (
     Approver,
+    Decision,
     HoldReason,
     NotificationKind,
     PaymentFailure,
@@ -51,6 +52,9 @@ __all__ = [
     "ReturnReceived", "ReturnRequested", "RiskAssessed", "ShipFulfillment", "Shipped",
     "ShipmentApproved", "ShipmentDelayed", "ShipmentReturned", "SubmitFulfillment",
     "VoidAuthorization",
+    # facts automation records so that its later decisions read only the journal
+    "AddressVerified", "CancellationRequested", "OrderScreened", "RequestCancellation",
+    "RequestRiskReplay", "RiskReplayRequested", "ShortageRecorded",
 ]
 
 # -- validators ---------------------------------------------------------------
@@ -110,6 +114,20 @@ def _instance(kind: type | tuple[type, ...]) -> Any:
 
 def _optional_instance(kind: type) -> Any:
     return attrs.validators.optional(attrs.validators.instance_of(kind))
+
+
+def _decisions(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (not isinstance(value, tuple) or not value
+            or not all(isinstance(d, Decision) for d in value) or len(set(value)) != len(value)):
+        raise ValueError(f"{attribute.name} must be a non-empty tuple of distinct Decisions, "
+                         f"got {value!r}")
+
+
+def _case(inst: Any) -> None:
+    """A case proposes one of the decisions it offers."""
+    if inst.proposal not in inst.options:
+        raise ValueError(f"{type(inst).__name__}: proposal {inst.proposal!r} is not one of "
+                         f"the options {inst.options!r}")
 
 
 # -- value parts ------------------------------------------------------------------
@@ -236,13 +254,19 @@ class CancelLineItems(Command):
 class AssignWarehouse(Command):
     """Create a fulfillment order at a warehouse (a split shipment is several).
 
-    Invariants: non-empty, unique lines; ``fulfill_at`` (scheduled release) finite or None.
+    Invariants: non-empty, unique lines; ``fulfill_at`` (scheduled release)
+    finite or None. ``backorder``: the warehouse is to keep it until stock
+    arrives rather than reject it. ``settles_shortages``: this assignment
+    answers the stock shortages recorded so far (later sourcing reads only
+    shortages recorded after it).
     """
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     warehouse_id: str = attrs.field(validator=_text)
     lines: tuple[LineQuantity, ...] = attrs.field(validator=_lines(allow_empty=False))
     fulfill_at: float | None = attrs.field(default=None, validator=_optional_finite)
+    backorder: bool = False
+    settles_shortages: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -254,10 +278,15 @@ class SubmitFulfillment(IrreversibleCommand):
 
 @attrs.frozen(kw_only=True)
 class CancelFulfillment(Command):
-    """Withdraw a fulfillment order that has not shipped. Invariant: reason non-empty."""
+    """Withdraw a fulfillment order that has not shipped. Invariant: reason non-empty.
+
+    ``redrive``: withdrawn because its warehouse sat on it, so that another
+    warehouse gets a try (the warehouse counts as tried).
+    """
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
+    redrive: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -291,13 +320,23 @@ class ApproveShipment(Command):
 
 @attrs.frozen(kw_only=True)
 class OpenHold(Command):
-    """Take the order off the standard path. Invariants: owner team non-empty, deadline finite."""
+    """Take the order off the standard path: a case for a team.
+
+    Invariants: owner team non-empty, deadline finite; ``options`` (the
+    decisions the case offers) non-empty and distinct, ``proposal`` one of them.
+    """
 
     hold_id: str = attrs.field(validator=_text)
     reason: HoldReason = attrs.field(validator=_instance(HoldReason))
     owner_team: str = attrs.field(validator=_text)
     deadline: float = attrs.field(validator=_finite)
     note: str = ""
+    proposal: Decision = attrs.field(default=Decision.RELEASE, validator=_instance(Decision))
+    options: tuple[Decision, ...] = attrs.field(default=(Decision.RELEASE, Decision.CANCEL),
+                                                validator=_decisions)
+
+    def __attrs_post_init__(self) -> None:
+        _case(self)
 
 
 @attrs.frozen(kw_only=True)
@@ -311,10 +350,15 @@ class HandOffHold(Command):
 
 @attrs.frozen(kw_only=True)
 class ReleaseHold(Command):
-    """Close an open hold. Invariant: resolution non-empty."""
+    """Close an open hold. Invariant: resolution non-empty.
+
+    ``decision``: the owner team's decision on the case that this release
+    carries out; None when the hold is released for another reason.
+    """
 
     hold_id: str = attrs.field(validator=_text)
     resolution: str = attrs.field(validator=_text)
+    decision: Decision | None = attrs.field(default=None, validator=_optional_instance(Decision))
 
 
 @attrs.frozen(kw_only=True)
@@ -356,6 +400,34 @@ class RequestReturn(Command):
 @attrs.frozen(kw_only=True)
 class CloseOrder(Command):
     """Archive a finished order (fulfilled, delivered, returned or canceled)."""
+
+
+@attrs.frozen(kw_only=True)
+class RequestCancellation(Command):
+    """Someone asks for the order to be canceled once that can safely happen.
+
+    ``issued_by`` is who asked; ``approver`` says who that is (the customer,
+    or a person deciding a case). Invariants: reason non-empty; ``approver``
+    is not automation (automation cancels directly, it does not ask).
+    """
+
+    reason: str = attrs.field(validator=_text)
+    approver: Approver = attrs.field(validator=_instance(Approver))
+
+    @approver.validator
+    def _asked_by_someone(self, attribute: attrs.Attribute[Any], value: Approver) -> None:
+        if value is Approver.AUTOMATION:
+            raise ValueError("automation cancels; it does not request a cancellation")
+
+
+@attrs.frozen(kw_only=True)
+class RequestRiskReplay(Command):
+    """Ask the gateway to replay an authorization for its lost risk assessment.
+
+    Invariant: ``request_id`` names the succeeded authorization request replayed.
+    """
+
+    request_id: str = attrs.field(validator=_text)
 
 
 # -- events -------------------------------------------------------------------------
@@ -487,12 +559,17 @@ class RiskAssessed(Event):
 
 @attrs.frozen(kw_only=True)
 class FulfillmentOrderCreated(Event):
-    """Units were assigned to a warehouse. Invariants: non-empty, unique lines."""
+    """Units were assigned to a warehouse. Invariants: non-empty, unique lines.
+
+    ``backorder`` and ``settles_shortages`` as in :class:`AssignWarehouse`.
+    """
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     warehouse_id: str = attrs.field(validator=_text)
     lines: tuple[LineQuantity, ...] = attrs.field(validator=_lines(allow_empty=False))
     fulfill_at: float | None = attrs.field(default=None, validator=_optional_finite)
+    backorder: bool = False
+    settles_shortages: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -519,10 +596,14 @@ class FulfillmentRejected(Event):
 
 @attrs.frozen(kw_only=True)
 class FulfillmentCanceled(Event):
-    """The fulfillment order was withdrawn before shipping; units go back to ORDERED."""
+    """The fulfillment order was withdrawn before shipping; units go back to ORDERED.
+
+    ``redrive`` as in :class:`CancelFulfillment` (False when a warehouse reports it).
+    """
 
     fulfillment_order_id: str = attrs.field(validator=_text)
     reason: str = attrs.field(validator=_text)
+    redrive: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -600,7 +681,8 @@ class ShipmentApproved(Event):
 class HoldOpened(Event):
     """The order left the standard path.
 
-    Invariants: owner team non-empty; ``deadline >= occurred_at``.
+    Invariants: owner team non-empty; ``deadline >= occurred_at``;
+    ``options`` non-empty and distinct, ``proposal`` one of them.
     """
 
     hold_id: str = attrs.field(validator=_text)
@@ -608,6 +690,12 @@ class HoldOpened(Event):
     owner_team: str = attrs.field(validator=_text)
     deadline: float = attrs.field(validator=_finite)
     note: str = ""
+    proposal: Decision = attrs.field(default=Decision.RELEASE, validator=_instance(Decision))
+    options: tuple[Decision, ...] = attrs.field(default=(Decision.RELEASE, Decision.CANCEL),
+                                                validator=_decisions)
+
+    def __attrs_post_init__(self) -> None:
+        _case(self)
 
     @deadline.validator
     def _after_opening(self, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -633,11 +721,15 @@ class HoldHandedOff(Event):
 
 @attrs.frozen(kw_only=True)
 class HoldReleased(Event):
-    """A hold closed. Invariants: released_by and resolution non-empty."""
+    """A hold closed. Invariants: released_by and resolution non-empty.
+
+    ``decision`` as in :class:`ReleaseHold`.
+    """
 
     hold_id: str = attrs.field(validator=_text)
     released_by: str = attrs.field(validator=_text)
     resolution: str = attrs.field(validator=_text)
+    decision: Decision | None = attrs.field(default=None, validator=_optional_instance(Decision))
 
 
 @attrs.frozen(kw_only=True)
@@ -674,3 +766,67 @@ class ReturnReceived(Event):
 @attrs.frozen(kw_only=True)
 class OrderClosed(Event):
     """The order was archived."""
+
+
+@attrs.frozen(kw_only=True)
+class OrderScreened(Event):
+    """Automation screened the order across orders. ``duplicate_of`` names
+    the earlier order with the same key (None: not a duplicate); when set,
+    a non-empty id.
+
+    This and :class:`AddressVerified` and :class:`ShortageRecorded` are what
+    the order actor learnt from another actor, recorded as it arrives (the
+    coordinator's own observation, like a timeout's ``PaymentOutcomeUnknown``:
+    nothing is decided, so no command precedes them)."""
+
+    duplicate_of: str | None = attrs.field(default=None, validator=_optional_text)
+
+
+@attrs.frozen(kw_only=True)
+class AddressVerified(Event):
+    """The address service judged the shipping address (ok, corrected, or
+    neither). Invariants: ``ok`` and ``corrected`` are bools; the address is
+    usable when it was ok or has been corrected."""
+
+    ok: bool = attrs.field(validator=_instance(bool))
+    corrected: bool = attrs.field(default=False, validator=_instance(bool))
+
+    @property
+    def usable(self) -> bool:
+        """Whether goods may go to the address (ok as given, or corrected)."""
+        return self.ok or self.corrected
+
+
+@attrs.frozen(kw_only=True)
+class ShortageRecorded(Event):
+    """A warehouse reported what it could cover of a fulfillment order it
+    rejects. Invariants: ids non-empty; ``available`` unique lines (may be
+    empty: nothing of it in stock), each a positive quantity."""
+
+    fulfillment_order_id: str = attrs.field(validator=_text)
+    warehouse_id: str = attrs.field(validator=_text)
+    available: tuple[LineQuantity, ...] = attrs.field(validator=_lines(allow_empty=True))
+
+
+@attrs.frozen(kw_only=True)
+class CancellationRequested(Event):
+    """Someone asked for the order to be canceled (it is canceled once no
+    gateway request or warehouse work is in flight). Invariants: reason and
+    requested_by non-empty; ``approver`` is not automation."""
+
+    reason: str = attrs.field(validator=_text)
+    requested_by: str = attrs.field(validator=_text)
+    approver: Approver = attrs.field(validator=_instance(Approver))
+
+    @approver.validator
+    def _asked_by_someone(self, attribute: attrs.Attribute[Any], value: Approver) -> None:
+        if value is Approver.AUTOMATION:
+            raise ValueError("automation cancels; it does not request a cancellation")
+
+
+@attrs.frozen(kw_only=True)
+class RiskReplayRequested(Event):
+    """The gateway was asked to replay a succeeded authorization, whose risk
+    assessment never arrived. Invariant: request_id non-empty."""
+
+    request_id: str = attrs.field(validator=_text)

@@ -23,6 +23,7 @@ escalation) lives in the Automation and Watchdog actors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -185,17 +186,32 @@ class OrderActor(Actor):
     @handler
     async def on_screened(self, msg: Screened) -> None:
         """Automation's cross-order screening (duplicates) is in."""
-        await self._run(await self.engine.screened(self.state, msg, self.ctx))
+        await self._learnt(m.OrderScreened, duplicate_of=msg.duplicate_of)
 
     @handler
     async def on_address(self, msg: AddressChecked) -> None:
         """The address service answered."""
-        await self._run(await self.engine.address_checked(self.state, msg, self.ctx))
+        await self._learnt(m.AddressVerified, ok=msg.ok, corrected=msg.corrected)
+
+    async def _learnt(self, kind: type[m.Event], **fields: Any) -> None:
+        """Record what another actor told this order as the coordinator's own
+        observation (as a gateway timeout is): nothing is decided, so no
+        command precedes it; the engine reacts to it like to any event."""
+        seq = self.state.last_seq(COORDINATOR_SOURCE) + 1
+        event = kind(order_id=self.order_id, event_id=self.ctx.new_id(),
+                     source=COORDINATOR_SOURCE, source_seq=seq, occurred_at=self.ctx.now(),
+                     **fields)
+        await self._after(self._offer((event,)))
 
     @handler
     async def on_shortage(self, msg: StockShortage) -> None:
         """A warehouse said what it could cover of a rejected fulfillment order."""
-        self.engine.shortages[msg.fulfillment_order_id] = msg
+        if self.state.fulfillment_order(msg.fulfillment_order_id) is None:
+            return  # not one of this order's
+        await self._learnt(m.ShortageRecorded, fulfillment_order_id=msg.fulfillment_order_id,
+                           warehouse_id=msg.warehouse_id, available=tuple(
+                               m.LineQuantity(line_id=pl.line_id, quantity=pl.quantity)
+                               for pl in msg.available if pl.quantity > 0))
 
     @handler
     async def on_decision(self, msg: CaseDecision) -> None:
@@ -285,7 +301,6 @@ class OrderActor(Actor):
             try:
                 events, probes = decide_probed(self.state, command)
             except DomainError as exc:
-                self.engine.refused(command)
                 emit(CommandRefused(order_id=self.order_id,
                                     command_type=type(command).__name__,
                                     issued_by=command.issued_by, reason=str(exc)))
@@ -425,7 +440,7 @@ class OrderActor(Actor):
                     await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseSubmit(
                         order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
                         lines=lines, notify=me,
-                        backorder=fo.fulfillment_order_id in self.engine.backorders))
+                        backorder=fo.backorder))
             case m.FulfillmentCanceled():
                 fo = self.state.fulfillment_order(event.fulfillment_order_id)
                 if fo is not None:

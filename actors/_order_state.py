@@ -18,6 +18,7 @@ from ._messages import LineQuantity
 from ._states import (
     Approver,
     AuthorizationStatus,
+    Decision,
     FulfillmentStatus,
     HoldReason,
     HoldStatus,
@@ -25,17 +26,20 @@ from ._states import (
     LineItemQuantityState,
     NotificationKind,
     Payment,
+    PaymentFailure,
     PaymentOperation,
     ReleaseBasis,
     RequestStatus,
     Risk,
     RiskRecommendation,
     ShipmentStatus,
+    SourcingKind,
 )
 
 __all__ = [
     "DERIVED_FROM",
     "Authorization",
+    "CancelRequest",
     "Capture",
     "FulfillmentOrder",
     "Handoff",
@@ -46,6 +50,8 @@ __all__ = [
     "PaymentRequest",
     "Refund",
     "ReturnCase",
+    "Shortage",
+    "SourcingStep",
 ]
 
 T = TypeVar("T")
@@ -104,6 +110,7 @@ class FulfillmentOrder:
     carrier: str | None = None
     tracking_number: str | None = None
     fulfill_at: float | None = None
+    backorder: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -119,7 +126,12 @@ class Handoff:
 
 @attrs.frozen(kw_only=True)
 class Hold:
-    """An exception: why, who owns it, by when, and how it travelled between teams."""
+    """An exception: why, who owns it, by when, and how it travelled between teams.
+
+    ``proposal`` and ``options``: what the case proposes and the decisions it
+    offers; ``decision``: the owner team's decision its release carried out
+    (None while open, or when released for another reason).
+    """
 
     hold_id: str
     reason: HoldReason
@@ -131,6 +143,9 @@ class Hold:
     released_at: float | None = None
     released_by: str | None = None
     resolution: str | None = None
+    proposal: Decision = Decision.RELEASE
+    options: tuple[Decision, ...] = (Decision.RELEASE, Decision.CANCEL)
+    decision: Decision | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -164,7 +179,8 @@ class Refund:
 
 @attrs.frozen(kw_only=True)
 class PaymentRequest:
-    """A request the coordinator sent to the gateway and what became of it."""
+    """A request the coordinator sent to the gateway and what became of it
+    (``failure``: why the gateway refused it, once it has)."""
 
     request_id: str
     operation: PaymentOperation
@@ -172,6 +188,7 @@ class PaymentRequest:
     authorization_id: str | None
     status: RequestStatus
     at_version: int
+    failure: PaymentFailure | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -191,6 +208,34 @@ class ReturnCase:
     return_id: str
     lines: tuple[LineQuantity, ...]
     received: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Shortage:
+    """What a warehouse could cover of a fulfillment order it rejected."""
+
+    fulfillment_order_id: str
+    warehouse_id: str
+    available: tuple[LineQuantity, ...]
+
+
+@attrs.frozen(kw_only=True)
+class SourcingStep:
+    """A warehouse failed the order (``warehouse_id``: it rejected a
+    fulfillment order, or sat on one until it was withdrawn), or a redrive
+    round began (no warehouse)."""
+
+    kind: SourcingKind
+    warehouse_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class CancelRequest:
+    """A cancellation someone asked for and that has not happened yet."""
+
+    reason: str
+    requested_by: str
+    approver: Approver
 
 
 _REPLACERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
@@ -288,6 +333,17 @@ class OrderState:
     returns when the last hold is released. ``version`` counts applied
     events; money records keep the version they arrived at, so invariants
     can order them against a cancellation.
+
+    Automation's own facts: ``screened`` (cross-order screening is in) and
+    ``duplicate_of`` (the earlier order it duplicates; cleared when a person
+    lets the duplicate case go on); ``address_usable`` (the address service's
+    verdict, None before it; set when a person lets an address case go on);
+    ``shortages`` (warehouses' stock reports not yet settled by an
+    assignment); ``sourcing`` (warehouses that failed the order and redrive
+    rounds, in order); ``cancel_request`` (asked for, not yet done; cleared by the
+    cancellation); ``risk_replay_requested`` (the gateway was asked to replay
+    a lost risk assessment); ``capture_failures`` (captures refused since a
+    person last decided the order's awaiting-payment case).
     """
 
     order_id: str
@@ -315,6 +371,16 @@ class OrderState:
     returns: tuple[ReturnCase, ...] = ()
     seen_event_ids: frozenset[str] = frozenset()
     source_seqs: tuple[tuple[str, int], ...] = ()
+    # What automation learnt and asked for, recorded as events so that every
+    # later decision reads the journal only (see ``_engine``).
+    screened: bool = False
+    duplicate_of: str | None = None
+    address_usable: bool | None = None
+    shortages: tuple[Shortage, ...] = ()
+    sourcing: tuple[SourcingStep, ...] = ()
+    cancel_request: CancelRequest | None = None
+    risk_replay_requested: bool = False
+    capture_failures: int = 0
 
     # Derived totals, computed once per state (at construction, or by
     # ``replace`` when a field they depend on changes) rather than summed on

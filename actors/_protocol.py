@@ -14,7 +14,6 @@ Addresses: ``order/<id>``, ``automation``, ``intake``, ``gateway``,
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import attrs
@@ -23,6 +22,7 @@ from orderloom.runtime import Address, Message
 
 from ._messages import Event
 from ._order_state import OrderState
+from ._states import Decision
 
 __all__ = [
     "AddressChecked",
@@ -312,14 +312,6 @@ class Escalate(Message):
 
 
 # -- support teams -----------------------------------------------------------------------
-
-class Decision(enum.StrEnum):
-    """A reviewer's decision on a case (a ``StrEnum``: it reads as its text)."""
-
-    RELEASE = "release"  # go on with the standard path
-    CANCEL = "cancel"  # cancel the order
-    REASSIGN = "reassign"  # hand the case to another team
-
 
 def _decisions(values: tuple[str, ...]) -> tuple[Decision, ...]:
     return tuple(Decision(v) for v in values)

@@ -22,6 +22,7 @@ from ._errors import InvalidTransition
 __all__ = [
     "Approver",
     "AuthorizationStatus",
+    "Decision",
     "FulfillmentStatus",
     "HoldReason",
     "HoldStatus",
@@ -37,6 +38,7 @@ __all__ = [
     "Risk",
     "RiskRecommendation",
     "ShipmentStatus",
+    "SourcingKind",
     "TERMINAL_STAGES",
     "TRANSITIONS",
     "allowed_next",
@@ -180,6 +182,26 @@ class Approver(enum.Enum):
     AUTOMATION = "automation"
     PERSON = "person"
     CUSTOMER = "customer"
+
+
+class Decision(enum.StrEnum):
+    """A reviewer's decision on a case (a ``StrEnum``: it reads as its text).
+
+    Part of the order model: a hold records what it proposes and which
+    decisions it offers, and a release records the decision it carries out.
+    """
+
+    RELEASE = "release"  # go on with the standard path
+    CANCEL = "cancel"  # cancel the order
+    REASSIGN = "reassign"  # hand the case to another team
+
+
+class SourcingKind(enum.Enum):
+    """A step in where an order's units are sourced from (see ``OrderState.sourcing``)."""
+
+    REJECTED = "rejected"  # a warehouse rejected a fulfillment order
+    REDRIVE = "redrive"  # a person let a stuck order go on: its silent warehouses are dropped
+    WITHDRAWN = "withdrawn"  # in that redrive, a fulfillment order was pulled from its warehouse
 
 
 class HoldStatus(enum.Enum):

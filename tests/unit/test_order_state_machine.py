@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from orderloom.actors import (
+    AddressVerified,
     Approver,
     ApproveShipment,
     AssignWarehouse,
@@ -29,6 +30,7 @@ from orderloom.actors import (
     CapturePayment,
     CloseOrder,
     Command,
+    Decision,
     CommandRejected,
     CreateLabel,
     Delivered,
@@ -37,6 +39,7 @@ from orderloom.actors import (
     FulfillmentRejected,
     FulfillmentStatus,
     HandOffHold,
+    HoldStatus,
     InvalidTransition,
     ItemsPicked,
     LabelCreated,
@@ -44,6 +47,7 @@ from orderloom.actors import (
     LineQuantity,
     NotifyCustomer,
     OpenHold,
+    OrderScreened,
     OrderState,
     OutcomeKind,
     PaymentAuthorized,
@@ -57,7 +61,9 @@ from orderloom.actors import (
     RecordRiskAssessment,
     RefundPayment,
     ReleaseHold,
+    RequestCancellation,
     RequestReturn,
+    RequestRiskReplay,
     RequestStatus,
     ReturnReceived,
     ShipFulfillment,
@@ -65,6 +71,7 @@ from orderloom.actors import (
     ShipmentReturned,
     ShipmentStatus,
     Shipped,
+    ShortageRecorded,
     SubmitFulfillment,
     VoidAuthorization,
     apply,
@@ -199,7 +206,8 @@ class OrderMachine(RuleBasedStateMachine):
                                        quantity=data.draw(st.integers(1, li.ordered)))
                           for li in chosen)
             self._do(AssignWarehouse, fulfillment_order_id=f"F{self.clock + 1}",
-                     warehouse_id=warehouse, lines=lines)
+                     warehouse_id=warehouse, lines=lines, backorder=data.draw(st.booleans()),
+                     settles_shortages=data.draw(st.booleans()))
 
     def _fo_id(self, data: st.DataObject) -> str | None:
         fos = self.state.fulfillment_orders
@@ -213,7 +221,8 @@ class OrderMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel_fulfillment(self, data: st.DataObject) -> None:
         if (fo_id := self._fo_id(data)) is not None:
-            self._do(CancelFulfillment, fulfillment_order_id=fo_id, reason="rerouted")
+            self._do(CancelFulfillment, fulfillment_order_id=fo_id, reason="rerouted",
+                     redrive=data.draw(st.booleans()))
 
     @rule(data=st.data())
     def create_label(self, data: st.DataObject) -> None:
@@ -231,10 +240,14 @@ class OrderMachine(RuleBasedStateMachine):
             self._do(ApproveShipment, approved_by="person:alice", reason="net terms",
                      approver=Approver.PERSON)
 
-    @rule(reason=hold_reasons, team=teams, within=st.floats(0, 50))
-    def open_hold(self, reason: Any, team: str, within: float) -> None:
+    @rule(reason=hold_reasons, team=teams, within=st.floats(0, 50),
+          options=st.lists(st.sampled_from(list(Decision)), min_size=1, max_size=3,
+                           unique=True), pick=st.integers(0, 2))
+    def open_hold(self, reason: Any, team: str, within: float, options: list[Decision],
+                  pick: int) -> None:
         self._do(OpenHold, hold_id=f"H{self.clock + 1}", reason=reason, owner_team=team,
-                 deadline=self.clock + 1 + within)
+                 deadline=self.clock + 1 + within, options=tuple(options),
+                 proposal=options[pick % len(options)])
 
     @rule(data=st.data(), team=teams)
     def hand_off(self, data: st.DataObject, team: str) -> None:
@@ -242,11 +255,47 @@ class OrderMachine(RuleBasedStateMachine):
             hold = data.draw(st.sampled_from(self.state.holds))
             self._do(HandOffHold, hold_id=hold.hold_id, to_team=team)
 
-    @rule(data=st.data())
-    def release(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), decision=st.one_of(st.none(), st.sampled_from(list(Decision))))
+    def release(self, data: st.DataObject, decision: Decision | None) -> None:
         if self.state.holds:
             hold = data.draw(st.sampled_from(self.state.holds))
-            self._do(ReleaseHold, hold_id=hold.hold_id, resolution="resolved")
+            self._do(ReleaseHold, hold_id=hold.hold_id, resolution="resolved", decision=decision)
+
+    # -- facts automation records (its memory is the journal) ---------------------
+
+    def _learn(self, cls: type[Event], **fields: Any) -> None:
+        """What the order actor records as told by another actor: a coordinator event."""
+        seq = self.state.last_seq("coordinator") + 1
+        self._offer(cls(order_id="O1", event_id=f"learnt{self.clock}", source="coordinator",
+                        source_seq=seq, occurred_at=self._tick(), **fields))
+
+    @rule(duplicate_of=st.one_of(st.none(), st.just("O0")))
+    def screened(self, duplicate_of: str | None) -> None:
+        self._learn(OrderScreened, duplicate_of=duplicate_of)
+
+    @rule(ok=st.booleans(), corrected=st.booleans())
+    def address_verified(self, ok: bool, corrected: bool) -> None:
+        self._learn(AddressVerified, ok=ok, corrected=corrected)
+
+    @rule(data=st.data(), warehouse=warehouses)
+    def shortage_reported(self, data: st.DataObject, warehouse: str) -> None:
+        if (fo_id := self._fo_id(data)) is not None:
+            lines = tuple(LineQuantity(line_id=li.line_id, quantity=data.draw(st.integers(1, 3)))
+                          for li in self.state.line_items if data.draw(st.booleans()))
+            self._learn(ShortageRecorded, fulfillment_order_id=fo_id, warehouse_id=warehouse,
+                        available=lines)
+
+    @rule(approver=st.sampled_from([Approver.CUSTOMER, Approver.PERSON]),
+          dice=st.integers(0, 3))
+    def request_cancellation(self, approver: Approver, dice: int) -> None:
+        if dice == 0:
+            self._do(RequestCancellation, reason="customer asked", approver=approver)
+
+    @rule(data=st.data())
+    def request_risk_replay(self, data: st.DataObject) -> None:
+        if self.state.payment_requests:
+            r = data.draw(st.sampled_from(self.state.payment_requests))
+            self._do(RequestRiskReplay, request_id=r.request_id)
 
     @rule(level=risk_levels, advice=risk_recommendations)
     def assess_risk(self, level: Any, advice: Any) -> None:
@@ -457,6 +506,20 @@ class OrderMachine(RuleBasedStateMachine):
                      "open_holds", "payment_secured"):
             assert getattr(self.state, name) == getattr(fresh, name), name
         assert self.state.unresolved_requests() == fresh.unresolved_requests()
+
+    @invariant()
+    def automation_facts_are_consistent(self) -> None:
+        s = self.state
+        assert s.duplicate_of is None or s.screened  # only a screening names a duplicate
+        assert s.capture_failures >= 0
+        assert s.cancel_request is None or s.progress is not Lifecycle.CANCELED
+        fo_ids = {fo.fulfillment_order_id for fo in s.fulfillment_orders}
+        assert all(r.fulfillment_order_id in fo_ids for r in s.shortages)
+        for r in s.payment_requests:  # a recorded failure belongs to a failed request
+            assert (r.failure is not None) <= (r.status is RequestStatus.FAILED)
+        for h in s.holds:  # a case proposes one of its options; only a release decides
+            assert h.proposal in h.options
+            assert h.decision is None or h.status is not HoldStatus.OPEN
 
     @invariant()
     def on_hold_exactly_while_a_hold_is_open(self) -> None:
