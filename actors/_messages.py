@@ -112,6 +112,14 @@ def _instance(kind: type | tuple[type, ...]) -> Any:
     return attrs.validators.instance_of(kind)
 
 
+def _requester(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Who asks for a cancellation: a person or the customer, never automation
+    (automation cancels; it does not request a cancellation)."""
+    if not isinstance(value, Approver) or value is Approver.AUTOMATION:
+        raise ValueError(f"{attribute.name}: expected Approver.PERSON or Approver.CUSTOMER, "
+                         f"got {value!r}")
+
+
 def _optional_instance(kind: type) -> Any:
     return attrs.validators.optional(attrs.validators.instance_of(kind))
 
@@ -412,12 +420,7 @@ class RequestCancellation(Command):
     """
 
     reason: str = attrs.field(validator=_text)
-    approver: Approver = attrs.field(validator=_instance(Approver))
-
-    @approver.validator
-    def _asked_by_someone(self, attribute: attrs.Attribute[Any], value: Approver) -> None:
-        if value is Approver.AUTOMATION:
-            raise ValueError("automation cancels; it does not request a cancellation")
+    approver: Approver = attrs.field(validator=_requester)
 
 
 @attrs.frozen(kw_only=True)
@@ -816,12 +819,7 @@ class CancellationRequested(Event):
 
     reason: str = attrs.field(validator=_text)
     requested_by: str = attrs.field(validator=_text)
-    approver: Approver = attrs.field(validator=_instance(Approver))
-
-    @approver.validator
-    def _asked_by_someone(self, attribute: attrs.Attribute[Any], value: Approver) -> None:
-        if value is Approver.AUTOMATION:
-            raise ValueError("automation cancels; it does not request a cancellation")
+    approver: Approver = attrs.field(validator=_requester)
 
 
 @attrs.frozen(kw_only=True)

@@ -21,7 +21,7 @@ from orderloom.actors._policy import (
     load_policy,
     policy_from_dict,
 )
-from orderloom.simulation._queueing import mmc_metrics
+from orderloom.simulation import mmc_metrics, summarize
 from orderloom.simulation._report import write_report
 from orderloom.simulation._result import ReplicationResult, aggregate
 from orderloom.simulation._runner import run_replication, run_replications
@@ -32,7 +32,6 @@ from orderloom.simulation._scenario import (
     resolve_scenario,
     world_digest,
 )
-from orderloom.simulation._stats import summarize
 from orderloom.simulation._sweep import write_sweep
 
 Echo = Callable[[str], None]
