@@ -20,10 +20,13 @@ scenario's content), horizon, warm-up or replication seeds are refused
 (:class:`IncomparableReports`) unless the caller allows it, and then every
 difference is named in the warnings.
 
-A metric one report lacks counts as zeros there, as ``aggregate`` does within
+A count one report lacks counts as zeros there, as ``aggregate`` does within
 a run: a breakdown key such as ``exception_rate.by_reason.fraud`` only appears
 when the reason occurred, so its absence means it occurred 0 times. Such
-cells are flagged (``imputed``) and the renderers say so.
+cells are flagged (``imputed``) and the renderers say so. A statistic of
+samples (a cycle-time quantile, a stuck spell's age, time in team) is never
+taken as 0: replications without a sample are left out (pairs need both
+sides), and where a side has too few there is no verdict (``n/a``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 
 import attrs
 
-from ._result import metric_info
+from ._result import is_sampled, metric_info
 from ._sections import format_ci, format_number, metric_estimate, ordered_sections
 from ._stats import Difference, paired_difference, verdict, welch_difference
 
@@ -103,12 +106,18 @@ class Estimate:
         ci_low: lower bound of the interval.
         ci_high: upper bound of the interval.
         imputed: the report lacked the metric; it is counted as zeros.
+        no_sample: the report lacked a statistic of samples: it had none.
+        n: the replications with a sample, when fewer than all (None: all).
+        of: the replications in the report.
     """
 
     mean: float | None
     ci_low: float | None
     ci_high: float | None
     imputed: bool = False
+    no_sample: bool = False
+    n: int | None = None
+    of: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -167,22 +176,30 @@ class Comparison:
     warnings: tuple[str, ...]
 
 
-def _values(report: Mapping[str, Any], metric: str) -> tuple[list[float] | None, bool]:
-    """(values, imputed): the metric's per-replication values, or zeros if absent.
+def _values(report: Mapping[str, Any], metric: str) -> tuple[list[float | None] | None, bool]:
+    """(values, imputed): the metric's per-replication values, or zeros if a
+    count is absent. A statistic of samples keeps None where a replication
+    had no sample, and is None as a whole when the report has none.
 
     None means the values are unusable (a non-finite or null entry, or none at all).
     """
+    sampled = is_sampled(metric)
     metrics = report.get("metrics")
     entry = metrics.get(metric) if isinstance(metrics, Mapping) else None
     if entry is None:
+        if sampled:
+            return None, False
         seeds = report.get("replication_seeds")
         n = len(seeds) if isinstance(seeds, list) else 0
         return ([0.0] * n if n else None), True
     raw = entry.get("values") if isinstance(entry, Mapping) else None
     if not isinstance(raw, list) or not raw:
         return None, False
-    out: list[float] = []
+    out: list[float | None] = []
     for v in raw:
+        if v is None and sampled:
+            out.append(None)
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return None, False
         out.append(float(v))
@@ -193,10 +210,16 @@ def _estimate(report: Mapping[str, Any], metric: str) -> Estimate:
     metrics = report.get("metrics")
     entry = metrics.get(metric) if isinstance(metrics, Mapping) else None
     if entry is None:
+        if is_sampled(metric):
+            return Estimate(mean=None, ci_low=None, ci_high=None, no_sample=True)
         values, imputed = _values(report, metric)
         zero = 0.0 if values is not None else None
         return Estimate(mean=zero, ci_low=zero, ci_high=zero, imputed=imputed)
     mean, low, high = metric_estimate(entry)
+    values = entry.get("values") if isinstance(entry, Mapping) else None
+    n = entry.get("n") if isinstance(entry, Mapping) else None
+    if isinstance(values, list) and isinstance(n, int) and n < len(values):
+        return Estimate(mean=mean, ci_low=low, ci_high=high, n=n, of=len(values))
     return Estimate(mean=mean, ci_low=low, ci_high=high)
 
 
@@ -213,8 +236,16 @@ def _delta(base: Mapping[str, Any], cand: Mapping[str, Any], metric: str,
     if a is None or b is None:
         return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
                      verdict=NOT_COMPUTABLE)
+    if paired:  # only replications where both sides have a value (a sample)
+        both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+        xs, ys = [x for x, _ in both], [y for _, y in both]
+    else:
+        xs, ys = [x for x in a if x is not None], [y for y in b if y is not None]
+    if len(xs) < 2 or len(ys) < 2:  # no interval from fewer than two
+        return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
+                     verdict=NOT_COMPUTABLE)
     try:
-        diff: Difference = paired_difference(a, b) if paired else welch_difference(a, b)
+        diff: Difference = paired_difference(xs, ys) if paired else welch_difference(xs, ys)
     except ValueError:  # overflow on absurd magnitudes: say so rather than guess
         return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
                      verdict=NOT_COMPUTABLE)
@@ -290,7 +321,13 @@ def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str], *,
 
 
 def _estimate_text(e: Estimate) -> str:
+    if e.no_sample:
+        return "— (no sample)"
+    if e.n is not None and e.n < 2:  # no interval from one sample
+        return f"{format_number(e.mean)} [n/a] (n={e.n} of {e.of})"
     text = f"{format_number(e.mean)} {format_ci(e.ci_low, e.ci_high)}"
+    if e.n is not None:
+        text += f" (n={e.n} of {e.of})"
     return text + " (absent: 0)" if e.imputed else text
 
 

@@ -15,7 +15,7 @@ import attrs
 
 from ._stats import summarize
 
-__all__ = ["MetricInfo", "ReplicationResult", "aggregate", "metric_info"]
+__all__ = ["MetricInfo", "ReplicationResult", "aggregate", "is_sampled", "metric_info"]
 
 REPORT_FORMAT = 1
 
@@ -110,6 +110,17 @@ _FAMILIES: dict[str, MetricInfo] = {
 }
 
 
+# Statistics of samples (quantiles, means of durations): a replication with no
+# sample has no value, which is not a value of 0. Everything else is a count,
+# rate or share, where a missing breakdown key means 0 occurrences.
+_SAMPLED = ("cycle_time", "stuck_orders.age", "time_in_team")
+
+
+def is_sampled(name: str) -> bool:
+    """Whether ``name`` summarises samples, so that absent means "no sample", not 0."""
+    return any(name == f or name.startswith(f + ".") for f in _SAMPLED)
+
+
 def metric_info(name: str) -> MetricInfo:
     """The unit and direction of a metric, by its longest matching family."""
     best = ""
@@ -154,9 +165,13 @@ def aggregate(
 ) -> dict[str, Any]:
     """The ``report.json`` document for a set of replications.
 
-    Every metric gets its per-replication values (missing ones count as 0:
-    a reason that never occurred in a replication occurred 0 times), mean
-    and 95% confidence interval. Every metric is a count, rate, share or
+    Every metric gets its per-replication values, mean and 95% confidence
+    interval, and ``n``, the replications it is estimated from. A count
+    missing from a replication counts as 0 (a reason that never occurred
+    occurred 0 times). A statistic of samples (``cycle_time.*``,
+    ``stuck_orders.age.*``, ``time_in_team.*``) missing from a replication had
+    no sample there: its value is ``null`` and the estimate uses the
+    replications that have one (absent is not zero). Every metric is a count, rate, share or
     duration, so it cannot be negative: the Student's t interval is cut at
     0 (cutting an interval to the values the mean can take never makes it
     miss the true mean more often), and a rare count reads ``[0, 0.76]``, not
@@ -166,11 +181,17 @@ def aggregate(
     names = sorted({name for r in ordered for name in r.metrics})
     metrics: dict[str, Any] = {}
     for name in names:
-        values = [float(r.metrics.get(name, 0.0)) for r in ordered]
+        raw: list[float | None]
+        if is_sampled(name):
+            raw = [None if (v := r.metrics.get(name)) is None else float(v) for r in ordered]
+        else:
+            raw = [float(r.metrics.get(name, 0.0)) for r in ordered]
+        values = [v for v in raw if v is not None]
         s = summarize(values)
         info = metric_info(name)
         metrics[name] = {
-            "values": values,
+            "values": raw,
+            "n": len(values),
             "mean": s.mean,
             "ci_low": max(s.ci_low, 0.0) if len(values) > 1 else s.mean,
             "ci_high": s.ci_high if len(values) > 1 else s.mean,

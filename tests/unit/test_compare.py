@@ -158,6 +158,36 @@ def test_metric_absent_from_one_report_counts_as_zero() -> None:
     assert row.deltas[0].delta == pytest.approx(-0.1) and row.deltas[0].verdict == "better"
 
 
+def _sampled(values: Sequence[float | None]) -> dict[str, Any]:
+    """A report whose stuck-spell age had a sample only where a value is given."""
+    results = [ReplicationResult(replication=k, seed=100 + k, metrics={
+        "stuck_orders": 1.0, **({} if v is None else {"stuck_orders.age.p50": v})})
+        for k, v in enumerate(values)]
+    return aggregate(results, header={"scenario": "peak-day", "policy": "p"})
+
+
+def test_a_statistic_without_a_sample_is_absent_not_zero() -> None:
+    """A quantile missing from a replication had no sample: it is left out of
+    the mean and of the pairs, never counted as 0; a side with no sample at
+    all gets no verdict."""
+    base = _sampled([100.0, 200.0, 300.0, 400.0, 500.0])
+    cand = _sampled([None, 210.0, None, 420.0, 530.0])
+    entry = cand["metrics"]["stuck_orders.age.p50"]
+    assert entry["values"] == [None, 210.0, None, 420.0, 530.0] and entry["n"] == 3
+    assert entry["mean"] == pytest.approx(386.6667, rel=1e-4)  # not 232 with zeros
+    row = _row(compare([base, cand], ["a", "b"]), "stuck_orders.age.p50")
+    assert (row.estimates[1].n, row.estimates[1].of) == (3, 5)
+    assert "(n=3 of 5)" in to_terminal(compare([base, cand], ["a", "b"]))
+    d = row.deltas[0]
+    expected = paired_difference([200.0, 400.0, 500.0], [210.0, 420.0, 530.0])
+    assert d.paired and d.delta == pytest.approx(-expected.mean)
+    none = _sampled([None] * 5)
+    row = _row(compare([base, none], ["a", "b"]), "stuck_orders.age.p50")
+    assert row.estimates[1].no_sample and row.estimates[1].mean is None
+    assert row.deltas[0].verdict == "n/a"
+    assert "— (no sample)" in to_terminal(compare([base, none], ["a", "b"]))
+
+
 def test_non_finite_values_are_not_judged() -> None:
     """A report whose values were sanitised to null (or are NaN) gets 'n/a', not a crash."""
     base = _report({"stuck_orders": WORLD, "throughput": WORLD})
