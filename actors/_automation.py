@@ -27,19 +27,26 @@ __all__ = ["Automation", "DuplicateWindow", "Intake", "OrderKeyRecorded", "Watch
 
 
 class Intake(Actor):
-    """Starts one Order actor per order id and forwards ``PlaceOrder`` to it."""
+    """Starts one Order actor per order id and forwards ``PlaceOrder`` to it.
 
-    def __init__(self, settings: OrderSettings) -> None:
+    Args:
+        settings: what every order actor shares.
+        store: where the order actors keep their journals.
+    """
+
+    def __init__(self, settings: OrderSettings, store: Store) -> None:
         self.settings = settings
+        self.store = store
 
     @handler
     async def on_place(self, command: m.PlaceOrder) -> None:
-        """A new order (or a redelivery of one: the order dedupes it)."""
+        """A new order, or a redelivery of one: the order's actor restores from
+        its journal (even after it retired) and refuses to place it twice."""
         address = order_address(command.order_id)
-        settings = self.settings
+        settings, store = self.settings, self.store
         order_id = command.order_id
         try:
-            self.ctx.spawn(lambda: OrderActor(order_id, settings), address)
+            self.ctx.spawn(lambda: OrderActor(order_id, settings, store), address)
         except DuplicateAddress:
             pass  # a redelivery: the order's actor already runs
         await self.ctx.send(address, command, correlation_id=order_id)

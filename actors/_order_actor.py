@@ -27,7 +27,15 @@ from typing import Any
 
 import attrs
 
-from orderloom.runtime import Actor, Address, DomainError, Message, TimerId, handler
+from orderloom.runtime import (
+    Address,
+    DomainError,
+    Message,
+    PersistentActor,
+    Store,
+    TimerId,
+    handler,
+)
 
 from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
@@ -35,6 +43,17 @@ from ._downstream import project
 from ._engine import Engine, OrderSettings
 from ._invariants import check_decision, check_step_changed
 from ._order import OutcomeKind, apply_probed, decide_probed
+from ._order_record import (
+    EventHeld,
+    FinishReported,
+    HeldTaken,
+    OrderRecord,
+    StageEntered,
+    SyncDue,
+    SyncFlushed,
+    WrongActionReported,
+    evolve_record,
+)
 from ._order_state import OrderState
 from ._policy import SyncMode
 from ._protocol import (
@@ -72,10 +91,6 @@ from ._telemetry import (
     WrongAction,
 )
 
-# The shared empty set the per-order fields start from (``frozenset()`` is
-# a new object each call).
-_NONE: frozenset[str] = frozenset()
-
 __all__ = ["OrderActor"]
 
 
@@ -103,36 +118,80 @@ class _Retire(Message):
     """Timer: a finished, quiet order's actor can stop."""
 
 
-class OrderActor(Actor):
+class OrderActor(PersistentActor[OrderRecord]):
     """The coordinator's record of one order, and its automation.
+
+    Its state is the fold of its stream in the store (:class:`OrderRecord`:
+    the order's applied events and the coordinator's notes). Each message is
+    one turn, committed before its sends, timers and telemetry are released;
+    a restarted actor restores from the store and carries on. What it keeps
+    besides (handles of its pending timers, the views last published) is
+    rebuilt from the store in :meth:`on_start`.
 
     Args:
         order_id: the order.
         settings: policy, addresses and timeouts shared by all orders.
+        store: where the order's journal lives (stream ``order/{order_id}``).
     """
 
-    # One per order in flight: no instance dictionary.
-    __slots__ = ("order_id", "settings", "state", "engine", "_pending", "_reported",
-                 "_views", "_view_key", "_timeouts", "_stage", "_stage_since", "_stuck_due",
-                 "_dirty", "_sync_timer", "_finished")
+    snapshot_every = 8
+    """A snapshot (the record the actor holds anyway) every 8 journal entries:
+    a store that keeps no history then holds at most that many events of an
+    order in flight, and a restore folds at most that many."""
 
-    def __init__(self, order_id: str, settings: OrderSettings) -> None:
+    # One per order in flight: no instance dictionary.
+    __slots__ = ("order_id", "settings", "engine", "_views", "_view_key", "_timeouts",
+                 "_stuck_due", "_stuck_timer", "_sync_timer", "_retire_timer")
+
+    def __init__(self, order_id: str, settings: OrderSettings, store: Store) -> None:
         self.order_id = order_id
         self.settings = settings
-        self.state = OrderState(order_id=order_id)
         self.engine = Engine(settings)
-        self._pending: dict[str, dict[int, m.Event]] = {}  # source -> seq -> event
-        # Frozen and rebound on change (rare): an empty frozenset is shared.
-        self._reported: frozenset[str] = _NONE
+        # Derived from the store (see on_start): the views last published and
+        # the handles of the pending timers the actor may cancel.
         self._views: dict[str, str] = {}
         self._view_key: tuple[object, ...] | None = None
         self._timeouts: dict[str, TimerId] = {}  # request id -> its gateway timeout
-        self._stage: Lifecycle | None = None
-        self._stage_since = 0.0
         self._stuck_due: float | None = None
-        self._dirty: frozenset[str] = _NONE
+        self._stuck_timer: TimerId | None = None
         self._sync_timer: TimerId | None = None  # a batch flush is due
-        self._finished = False
+        self._retire_timer: TimerId | None = None
+        super().__init__(store)
+
+    # -- the journal -------------------------------------------------------------------
+
+    def initial_state(self) -> OrderRecord:
+        return OrderRecord(order=OrderState(order_id=self.order_id))
+
+    def evolve(self, state: OrderRecord, event: object) -> OrderRecord:
+        return evolve_record(state, event)
+
+    @property
+    def order(self) -> OrderState:
+        """The order's state: the fold of its applied events."""
+        return self.state.order
+
+    async def on_start(self) -> None:
+        """Restore the record, then what the actor keeps besides: the views it
+        published at the end of its last turn (a function of the order's
+        state) and the handles of its pending timers."""
+        await super().on_start()
+        if self.version:
+            order = self.state.order
+            self._view_key = _view_key(order)
+            snapshot = SyncSnapshot.of(order)
+            self._views = {system: project(system, snapshot)
+                           for system in self.settings.downstream}
+        for handle, message in self.pending_timers():
+            match message:
+                case RequestTimedOut():
+                    self._timeouts[message.request_id] = handle
+                case StuckCheck():
+                    self._stuck_due, self._stuck_timer = message.entered_at, handle
+                case _SyncFlush():
+                    self._sync_timer = handle
+                case _Retire():
+                    self._retire_timer = handle
 
     # -- inputs --------------------------------------------------------------------
 
@@ -144,39 +203,43 @@ class OrderActor(Actor):
     @handler
     async def on_event(self, event: m.Event) -> None:
         """An outside fact: resequenced per source, then applied."""
-        expected = self.state.last_seq(event.source) + 1
-        if event.source_seq > expected and event.event_id not in self.state.seen_event_ids:
+        order = self.state.order
+        expected = order.last_seq(event.source) + 1
+        if event.source_seq > expected and event.event_id not in order.seen_event_ids:
             # A gap: hold the event until the missing ones arrive (or give up
             # waiting), so a reordered pair is applied in order, not dropped.
-            pending = self._pending.setdefault(event.source, {})
-            if not pending:
+            if not self.state.held.get(event.source):
                 self.ctx.schedule(self.settings.resequence_timeout,
                                   _Resequence(source=event.source, gap=expected))
-            pending[event.source_seq] = event
+            self.record(EventHeld(event=event))
             return
         applied = self._offer((event,))
-        if self._pending:  # rarely: most events arrive in order
+        if self.state.held:  # rarely: most events arrive in order
             applied += self._drain_pending(event.source)
         await self._after(applied)
 
     @handler
     async def on_resequence(self, msg: _Resequence) -> None:
         """Waited long enough for a gap: apply what is held, in order."""
-        if self.state.last_seq(msg.source) + 1 != msg.gap or msg.source not in self._pending:
+        pending = self.state.held.get(msg.source)
+        if self.state.order.last_seq(msg.source) + 1 != msg.gap or not pending:
             return  # that gap was filled; a newer one has its own timer
-        pending = self._pending.pop(msg.source, {})
-        applied = self._offer(tuple(pending[k] for k in sorted(pending)))
+        seqs = tuple(sorted(pending))
+        self.record(HeldTaken(source=msg.source, seqs=seqs))
+        applied = self._offer(tuple(pending[k] for k in seqs))
         await self._after(applied)
 
     @handler
     async def on_timeout(self, msg: RequestTimedOut) -> None:
         """A gateway request got no answer: its outcome is now unknown."""
-        request = self.state.request(msg.request_id)
+        self._timeouts.pop(msg.request_id, None)  # it fired
+        order = self.state.order
+        request = order.request(msg.request_id)
         if request is None or request.status is not RequestStatus.PENDING:
             return
         self.ctx.emit(GatewayTimedOut(order_id=self.order_id, request_id=msg.request_id,
                                       operation=request.operation.value))
-        seq = self.state.last_seq(COORDINATOR_SOURCE) + 1
+        seq = order.last_seq(COORDINATOR_SOURCE) + 1
         event = m.PaymentOutcomeUnknown(
             order_id=self.order_id, event_id=f"{msg.request_id}:timeout",
             source=COORDINATOR_SOURCE, source_seq=seq, occurred_at=self.ctx.now(),
@@ -197,7 +260,7 @@ class OrderActor(Actor):
         """Record what another actor told this order as the coordinator's own
         observation (as a gateway timeout is): nothing is decided, so no
         command precedes it; the engine reacts to it like to any event."""
-        seq = self.state.last_seq(COORDINATOR_SOURCE) + 1
+        seq = self.state.order.last_seq(COORDINATOR_SOURCE) + 1
         event = kind(order_id=self.order_id, event_id=self.ctx.new_id(),
                      source=COORDINATOR_SOURCE, source_seq=seq, occurred_at=self.ctx.now(),
                      **fields)
@@ -206,7 +269,7 @@ class OrderActor(Actor):
     @handler
     async def on_shortage(self, msg: StockShortage) -> None:
         """A warehouse said what it could cover of a rejected fulfillment order."""
-        if self.state.fulfillment_order(msg.fulfillment_order_id) is None:
+        if self.state.order.fulfillment_order(msg.fulfillment_order_id) is None:
             return  # not one of this order's
         await self._learnt(m.ShortageRecorded, fulfillment_order_id=msg.fulfillment_order_id,
                            warehouse_id=msg.warehouse_id, available=tuple(
@@ -216,45 +279,48 @@ class OrderActor(Actor):
     @handler
     async def on_decision(self, msg: CaseDecision) -> None:
         """A person decided one of this order's cases."""
-        await self._run(await self.engine.decided(self.state, msg, self.ctx))
+        await self._run(await self.engine.decided(self.state.order, msg, self.ctx))
 
     @handler
     async def on_customer_cancel(self, msg: CustomerCancel) -> None:
         """The customer wants the order canceled."""
-        await self._run(await self.engine.customer_cancel(self.state, msg, self.ctx))
+        await self._run(await self.engine.customer_cancel(self.state.order, msg, self.ctx))
 
     @handler
     async def on_escalate(self, msg: Escalate) -> None:
         """The watchdog escalates this stuck order."""
-        await self._run(await self.engine.escalate(self.state, msg, self.ctx))
+        await self._run(await self.engine.escalate(self.state.order, msg, self.ctx))
 
     @handler
     async def on_engine_timer(self, msg: Engine.Timer) -> None:
         """A retry or reconciliation the engine scheduled."""
-        await self._run(await self.engine.timer(self.state, msg, self.ctx))
+        await self._run(await self.engine.timer(self.state.order, msg, self.ctx))
 
     @handler
     async def on_stuck_check(self, msg: StuckCheck) -> None:
         """Is the order still where it was a deadline ago?"""
-        if msg.entered_at != self._stuck_due or self._finished or self._stage is None:
-            return  # superseded by an earlier check, or the order is done
-        self._stuck_due = None
+        if msg.entered_at != self._stuck_due:
+            return  # superseded by an earlier check
+        self._stuck_due = self._stuck_timer = None  # it fired
+        record = self.state
+        stage = record.stage
+        if record.finished or stage is None:
+            return  # the order is done
         now = self.ctx.now()
-        deadline = self._deadline(self._stage)
+        deadline = self._deadline(stage)
         if not deadline:
             return
-        due = self._stage_since + deadline
+        due = record.stage_since + deadline
         if now < due:
             self._arm_stuck_check(due)  # the stage changed since: check its own deadline
             return
-        holds = self.state.open_holds
+        holds = record.order.open_holds
         reason = holds[0].reason.value if holds else "no_progress"
-        stage = self._stage.value
-        age = now - self._stage_since
-        self.ctx.emit(OrderStuck(order_id=self.order_id, stage=stage, reason=reason,
+        age = now - record.stage_since
+        self.ctx.emit(OrderStuck(order_id=self.order_id, stage=stage.value, reason=reason,
                                  age=age, deadline=deadline))
         await self.ctx.send(self.settings.watchdog, StuckReport(
-            order_id=self.order_id, stage=stage, reason=reason, age=age, deadline=deadline,
+            order_id=self.order_id, stage=stage.value, reason=reason, age=age, deadline=deadline,
             hold_id=holds[0].hold_id if holds else None,
             team=holds[0].owner_team if holds else None))
         self._arm_stuck_check(now + deadline)  # still stuck next time: surface it again
@@ -268,9 +334,12 @@ class OrderActor(Actor):
     @handler
     async def on_retire(self, msg: _Retire) -> None:
         """Stop the actor once the order is finished and nothing is in flight,
-        telling the systems that hold details of it that they may forget them."""
-        if self.state.unresolved_requests() or self._pending:
-            self.ctx.schedule(self.settings.retire_after, _Retire())
+        telling the systems that hold details of it that they may forget them.
+        Its journal stays in the store: a later message restores it."""
+        self._retire_timer = None
+        order = self.state.order
+        if order.unresolved_requests() or self.state.held:
+            self._retire_timer = self.ctx.schedule(self.settings.retire_after, _Retire())
             return
         if self._sync_timer is not None:
             # A batch flush is still due: the systems get the final state now,
@@ -278,14 +347,18 @@ class OrderActor(Actor):
             self.ctx.cancel(self._sync_timer)
             self._sync_timer = None
             await self._push_snapshot()
-        fos = self.state.fulfillment_orders
+        fos = order.fulfillment_orders
         notice = OrderRetired(order_id=self.order_id,
                               fulfillment_order_ids=tuple(fo.fulfillment_order_id for fo in fos),
-                              captured=self.state.captured_amount,
-                              refunded=self.state.refunded_amount)
+                              captured=order.captured_amount,
+                              refunded=order.refunded_amount)
         for address in (self.settings.gateway, *(Address(s) for s in self.settings.downstream),
                         *sorted({Address(f"warehouse/{fo.warehouse_id}") for fo in fos})):
             await self.ctx.send(address, notice)
+        # Nothing stays pending for a retired order (a stuck check not yet
+        # due, the timeout of an answered request): its stream goes quiet.
+        for handle, _ in self.pending_timers():
+            self.ctx.cancel(handle)
         self.ctx.stop()
 
     # -- the change pipeline ----------------------------------------------------------
@@ -298,8 +371,15 @@ class OrderActor(Actor):
         while queue and budget:
             budget -= 1
             command = queue.pop(0)
+            if f"{command.command_id}:1" in self.state.order.seen_event_ids:
+                # A redelivery of a command already applied: nothing to do again.
+                emit(EventIgnored(order_id=self.order_id, event_type=type(command).__name__,
+                                  event_id=command.command_id, source=command.issued_by,
+                                  outcome=OutcomeKind.DUPLICATE.value,
+                                  reason="the command was applied already"))
+                continue
             try:
-                events, probes = decide_probed(self.state, command)
+                events, probes = decide_probed(self.state.order, command)
             except DomainError as exc:
                 emit(CommandRefused(order_id=self.order_id,
                                     command_type=type(command).__name__,
@@ -313,9 +393,9 @@ class OrderActor(Actor):
             emit(ActionTaken(
                 order_id=self.order_id, command_type=type(command).__name__,
                 issued_by=command.issued_by, irreversible=irreversible,
-                on_exception_path=bool(self.state.open_holds), approved_by=approved_by,
+                on_exception_path=bool(self.state.order.open_holds), approved_by=approved_by,
                 approver=approver))
-            for violation in check_decision(self.state, command):
+            for violation in check_decision(self.state.order, command):
                 self._wrong(violation.name, violation.detail)
             applied = self._offer(events, probes)
             # The engine's state-driven step runs only once the queue is empty,
@@ -325,6 +405,10 @@ class OrderActor(Actor):
             self.ctx.emit(CommandRefused(order_id=self.order_id, command_type="*",
                                          issued_by="engine", reason="command budget exhausted"))
         await self._publish()
+        if self.state.finished and self._retire_timer is None:
+            # Restored after it retired (a message came for a finished order):
+            # it retires again once quiet.
+            self._retire_timer = self.ctx.schedule(self.settings.retire_after, _Retire())
 
     async def _after(self, applied: Sequence[m.Event]) -> None:
         await self._run(await self._react(applied))
@@ -340,14 +424,15 @@ class OrderActor(Actor):
         event is not applied), instead of evolving the event again.
         """
         applied: list[m.Event] = []
-        expected: OrderState | None = self.state if probes else None
+        expected: OrderState | None = self.state.order if probes else None
         for i, event in enumerate(events):
-            before = self.state
+            before = self.state.order
             probe = probes[i] if before is expected else None
             after, outcome = apply_probed(before, event, probe)
             expected = probe
             if outcome.kind is _APPLIED:
                 applied.append(event)
+                self.record(event, self.state.with_order(after))
             else:
                 self.ctx.emit(EventIgnored(
                     order_id=self.order_id, event_type=type(event).__name__,
@@ -355,15 +440,14 @@ class OrderActor(Actor):
                     reason=str(outcome.error) if outcome.error else ""))
             for violation in check_step_changed(before, event, outcome, after):
                 self._wrong(violation.name, violation.detail)
-            self.state = after
         return applied
 
     def _wrong(self, invariant: str, detail: str) -> None:
         """Report a broken invariant once per order, with the message that caused it."""
         key = f"{invariant}:{detail}"
-        if key in self._reported:
+        if key in self.state.reported:
             return
-        self._reported |= {key}
+        self.record(WrongActionReported(key=key))
         envelope = self.ctx.envelope
         chain = tuple(x for x in (envelope.causation_id, envelope.message_id)
                       if x) if envelope else ()
@@ -371,19 +455,17 @@ class OrderActor(Actor):
                                   detail=detail, chain=chain))
 
     def _drain_pending(self, source: str) -> list[m.Event]:
-        pending = self._pending.get(source)
         applied: list[m.Event] = []
-        while pending:
-            nxt = self.state.last_seq(source) + 1
-            event = pending.pop(nxt, None)
+        while pending := self.state.held.get(source):
+            nxt = self.state.order.last_seq(source) + 1
+            event = pending.get(nxt)
             if event is None:
+                # A further gap: it gets its own wait.
+                self.ctx.schedule(self.settings.resequence_timeout,
+                                  _Resequence(source=source, gap=nxt))
                 break
+            self.record(HeldTaken(source=source, seqs=(nxt,)))
             applied += self._offer((event,))
-        if pending is not None and not pending:
-            del self._pending[source]
-        elif pending:  # a further gap: it gets its own wait
-            self.ctx.schedule(self.settings.resequence_timeout, _Resequence(
-                source=source, gap=self.state.last_seq(source) + 1))
         return applied
 
     async def _react(self, applied: Sequence[m.Event], progress: bool = True) -> list[m.Command]:
@@ -395,31 +477,32 @@ class OrderActor(Actor):
                 await self._effect(event)
         if self._timeouts:
             self._cancel_resolved_timeouts()
-        for detail in self.engine.unsafe_shipments(self.state, applied):
+        for detail in self.engine.unsafe_shipments(self.state.order, applied):
             self._wrong("never_ship_unpaid", detail)
         self._telemetry()
-        state = self.state
+        order = self.state.order
         # Tested here, not in a coroutine of its own: nearly every turn does not finish.
-        if not self._finished and state.lifecycle in TERMINAL_STAGES and not state.open_holds:
+        if (not self.state.finished and order.lifecycle in TERMINAL_STAGES
+                and not order.open_holds):
             await self._finish()
         for event in applied:  # a plain loop: no generator for ``any``
             if isinstance(event, m.OrderPlaced):
                 await self.ctx.send(self.settings.automation, OrderUpdated(
-                    order_id=self.order_id, state=self.state, events=tuple(applied)))
+                    order_id=self.order_id, state=order, events=tuple(applied)))
                 break
-        if self._finished:
+        if self.state.finished:
             return []
         # A fresh list each call: no copy needed.
-        return await self.engine.react(self.state, applied, self.ctx, progress=progress)
+        return await self.engine.react(order, applied, self.ctx, progress=progress)
 
     async def _effect(self, event: m.Event) -> None:
         """The outbox: each decided event's message to the outside, exactly once."""
-        s, me = self.settings, self.ctx.address
+        s, me, order = self.settings, self.ctx.address, self.state.order
         match event:
             case m.PaymentAuthorizationRequested():
                 await self.ctx.send(s.gateway, GatewayAuthorize(
                     order_id=self.order_id, request_id=event.request_id, notify=me,
-                    amount=event.amount, customer_id=self.state.customer_id or ""))
+                    amount=event.amount, customer_id=order.customer_id or ""))
             case m.PaymentCaptureRequested():
                 await self.ctx.send(s.gateway, GatewayCapture(
                     order_id=self.order_id, request_id=event.request_id, notify=me,
@@ -433,7 +516,7 @@ class OrderActor(Actor):
                     order_id=self.order_id, request_id=event.request_id, notify=me,
                     amount=event.amount))
             case m.FulfillmentSubmitted():
-                fo = self.state.fulfillment_order(event.fulfillment_order_id)
+                fo = order.fulfillment_order(event.fulfillment_order_id)
                 if fo is not None:
                     lines = tuple(PickLine(line_id=lq.line_id, sku=self._sku(lq.line_id),
                                            quantity=lq.quantity) for lq in fo.lines)
@@ -442,7 +525,7 @@ class OrderActor(Actor):
                         lines=lines, notify=me,
                         backorder=fo.backorder))
             case m.FulfillmentCanceled():
-                fo = self.state.fulfillment_order(event.fulfillment_order_id)
+                fo = order.fulfillment_order(event.fulfillment_order_id)
                 if fo is not None:
                     await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseCancel(
                         order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
@@ -459,25 +542,26 @@ class OrderActor(Actor):
         """Cancel the timeouts of requests the gateway answered: once a request
         is no longer pending it never is again, so ``on_timeout`` would ignore
         the timer; cancelling it spares the kernel a delivery per request."""
+        order = self.state.order
         resolved = [rid for rid in self._timeouts
-                    if (r := self.state.request(rid)) is None
+                    if (r := order.request(rid)) is None
                     or r.status is not RequestStatus.PENDING]
         for rid in resolved:
             self.ctx.cancel(self._timeouts.pop(rid))
 
     def _sku(self, line_id: str) -> str:
-        line = self.state.line(line_id)
+        line = self.state.order.line(line_id)
         return line.sku if line is not None else line_id
 
     def _telemetry(self) -> None:
         """Report a stage change, and arm the new stage's stuck check."""
-        stage = self.state.lifecycle
-        if stage is not self._stage:
+        stage = self.state.order.lifecycle
+        current = self.state.stage
+        if stage is not current:
             now = self.ctx.now()
             # ``_value_``: the ``value`` property is Python code in 3.11.
-            previous = self._stage._value_ if self._stage is not None else ""
-            self._stage = stage
-            self._stage_since = now
+            previous = current._value_ if current is not None else ""
+            self.record(StageEntered(stage=stage, at=now))
             self.ctx.emit(OrderStageEntered(order_id=self.order_id, stage=stage._value_,
                                             previous=previous))
             deadline = self._deadline(stage)
@@ -486,12 +570,12 @@ class OrderActor(Actor):
 
     async def _finish(self) -> None:
         """The order reached a terminal stage with no hold open: report it."""
-        state = self.state
-        self._finished = True
+        order = self.state.order
+        self.record(FinishReported(at=self.ctx.now()))
         await self._publish()  # the final views precede the finish
-        self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=state.lifecycle._value_,
-                                    placed_at=state.placed_at or 0.0))
-        self.ctx.schedule(self.settings.retire_after, _Retire())
+        self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=order.lifecycle._value_,
+                                    placed_at=order.placed_at or 0.0))
+        self._retire_timer = self.ctx.schedule(self.settings.retire_after, _Retire())
 
     async def _publish(self) -> None:
         """Tell the downstream systems what changed for them, once per turn.
@@ -501,38 +585,43 @@ class OrderActor(Actor):
         lasted no time, so no system is sent them and no view mismatch is
         opened for them, as an outbox publishes once per transaction.
         """
-        state = self.state
+        order = self.state.order
         # Every projection is a function of the snapshot's fields other than
         # the order id and the version: while those are unchanged, no view can
         # have changed, so the snapshot and projections are not rebuilt.
-        key = (state.lifecycle, state.held_lifecycle, state.payment, state.captured_amount,
-               state.refunded_amount, state.line_items, len(state.notifications))
-        snapshot: SyncSnapshot | None = None
-        if key != self._view_key:
-            self._view_key = key
-            snapshot = SyncSnapshot.of(state)
-            for system in self.settings.downstream:
-                status = project(system, snapshot)
-                if self._views.get(system) != status:
-                    self._views[system] = status
-                    self._dirty |= {system}
-                    self.ctx.emit(SystemViewChanged(order_id=self.order_id,
-                                                    system=f"coordinator:{system}",
-                                                    status=status))
-        if self._dirty:
-            if self.settings.policy.downstream_sync.mode is SyncMode.PUSH:
-                await self._push_snapshot(snapshot)
-            elif self._sync_timer is None:
-                now = self.ctx.now()
-                interval = self.settings.policy.downstream_sync.batch_interval
-                self._sync_timer = self.ctx.schedule((now // interval + 1) * interval - now,
-                                                     _SyncFlush())
+        key = _view_key(order)
+        if key == self._view_key:
+            return
+        self._view_key = key
+        snapshot = SyncSnapshot.of(order)
+        changed: list[str] = []
+        for system in self.settings.downstream:
+            status = project(system, snapshot)
+            if self._views.get(system) != status:
+                self._views[system] = status
+                changed.append(system)
+                self.ctx.emit(SystemViewChanged(order_id=self.order_id,
+                                                system=f"coordinator:{system}",
+                                                status=status))
+        if not changed:
+            return
+        if self.settings.policy.downstream_sync.mode is SyncMode.PUSH:
+            await self._push_snapshot(changed, snapshot)
+            return
+        owed = self.state.sync_due
+        if not owed.issuperset(changed):
+            self.record(SyncDue(systems=owed.union(changed)))
+        if self._sync_timer is None:
+            now = self.ctx.now()
+            interval = self.settings.policy.downstream_sync.batch_interval
+            self._sync_timer = self.ctx.schedule((now // interval + 1) * interval - now,
+                                                 _SyncFlush())
 
     def _deadline(self, stage: Lifecycle) -> float:
         if stage in TERMINAL_STAGES:
             return 0.0
         if stage is Lifecycle.DELIVERED:
-            s = self.state
+            s = self.state.order
             if s.captured_amount - s.refunded_amount >= s.amount_due:
                 return 0.0  # delivered and paid: nothing is due
         return self.settings.policy.stuck_deadlines.get(stage, 0.0)
@@ -540,18 +629,31 @@ class OrderActor(Actor):
     def _arm_stuck_check(self, due: float) -> None:
         """One pending stuck check per order (not one per stage): memory stays
         flat however many stages an order goes through."""
+        if self._stuck_timer is not None:
+            self.ctx.cancel(self._stuck_timer)
         self._stuck_due = due
-        self.ctx.schedule(due - self.ctx.now(), StuckCheck(
+        self._stuck_timer = self.ctx.schedule(due - self.ctx.now(), StuckCheck(
             order_id=self.order_id, stage="", version=0, entered_at=due))
 
-    async def _push_snapshot(self, snapshot: SyncSnapshot | None = None) -> None:
-        """Send the latest snapshot to the systems whose view of it changed
-        (``snapshot``: the current state's, if the caller already built it)."""
+    async def _push_snapshot(self, systems: Sequence[str] | None = None,
+                             snapshot: SyncSnapshot | None = None) -> None:
+        """Send the latest snapshot to ``systems`` (None: the systems a batch
+        flush owes it); ``snapshot``: the current state's, if the caller built it."""
+        if systems is None:
+            owed = self.state.sync_due
+            if not owed:
+                return
+            self.record(SyncFlushed())
+            systems = [s for s in self.settings.downstream if s in owed]
         if snapshot is None:
-            snapshot = SyncSnapshot.of(self.state)
+            snapshot = SyncSnapshot.of(self.state.order)
         sync = SyncOrder(snapshot=snapshot)
-        for system in self.settings.downstream:
-            if system in self._dirty:
-                await self.ctx.send(Address(system), sync)
-        self._dirty = _NONE
+        for system in systems:
+            await self.ctx.send(Address(system), sync)
 
+
+def _view_key(order: OrderState) -> tuple[object, ...]:
+    """What every downstream projection of ``order`` depends on (the snapshot's
+    fields other than the order id and the version)."""
+    return (order.lifecycle, order.held_lifecycle, order.payment, order.captured_amount,
+            order.refunded_amount, order.line_items, len(order.notifications))

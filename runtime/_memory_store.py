@@ -11,7 +11,12 @@ would: ``keep_history=False`` drops a stream's events once a snapshot covers
 them (``load`` needs only the snapshot and the tail; ``journal`` then starts
 after the snapshot), and ``inbox_retention`` forgets inbox ids recorded that
 many seconds (of ``Turn.recorded_at``) before the newest commit: redelivery
-is expected within a window, not forever.
+is expected within a window, not forever. ``passivated_retention`` does the
+same for whole streams: a stream whose actor passivated (its last turn said
+``passivate``) and that has not been committed to since, with no pending
+timer, is forgotten that many seconds later (a simulated day of a million
+orders would otherwise keep every finished order's journal in memory); a
+message for it after that finds an empty stream.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class _Stream:
     snapshot: Snapshot | None = None
     inbox: set[str] = attrs.Factory(set)
     timers: dict[str, DurableTimer] = attrs.Factory(dict)
+    passivated_at: float | None = None  # the actor stopped after a turn at this time
 
 
 class MemoryStore:
@@ -69,17 +75,24 @@ class MemoryStore:
             events a snapshot covers.
         inbox_retention: forget inbox ids recorded more than this many
             seconds before the newest commit's ``recorded_at`` (None: never).
+        passivated_retention: forget a passivated, quiet stream with no
+            pending timer this many seconds after its passivation (None: never).
     """
 
     durable = False  # it lives and dies with the process
 
-    def __init__(self, *, keep_history: bool = True,
-                 inbox_retention: float | None = None) -> None:
-        if inbox_retention is not None and not inbox_retention >= 0:
-            raise ValueError(f"MemoryStore: inbox_retention must be >= 0 seconds or None, "
-                             f"got {inbox_retention!r}")
+    def __init__(self, *, keep_history: bool = True, inbox_retention: float | None = None,
+                 passivated_retention: float | None = None) -> None:
+        for name, value in (("inbox_retention", inbox_retention),
+                            ("passivated_retention", passivated_retention)):
+            if value is not None and not value >= 0:
+                raise ValueError(f"MemoryStore: {name} must be >= 0 seconds or None, "
+                                 f"got {value!r}")
         self.keep_history = keep_history
         self.inbox_retention = inbox_retention
+        self.passivated_retention = passivated_retention
+        # (passivated at, stream) in commit order, for the stream retention.
+        self._passivated: deque[tuple[float, str]] = deque()
         # (recorded_at, stream, message id) in commit order, for the retention.
         self._inbox_order: deque[tuple[float, str, str]] = deque()
         self._streams: dict[str, _Stream] = {}
@@ -146,6 +159,26 @@ class MemoryStore:
             if not self.keep_history:
                 del record.events[:turn.snapshot.version - record.base]
                 record.base = turn.snapshot.version
+        at = turn.recorded_at
+        if turn.passivate:
+            record.passivated_at = at if at is not None else 0.0
+            if self.passivated_retention is not None:
+                self._passivated.append((record.passivated_at, stream))
+        elif record.passivated_at is not None:
+            record.passivated_at = None  # reactivated
+        if self._passivated and at is not None:
+            self._forget_passivated(at)
+
+    def _forget_passivated(self, now: float) -> None:
+        """Forget the streams passivated more than the retention before ``now``
+        that stayed quiet since and have no pending timer."""
+        queue, streams = self._passivated, self._streams
+        horizon = now - (self.passivated_retention or 0.0)
+        while queue and queue[0][0] < horizon:
+            at, stream = queue.popleft()
+            record = streams.get(stream)
+            if record is not None and record.passivated_at == at and not record.timers:
+                del streams[stream]
 
     def _retain(self, stream: str, message_id: str, at: float) -> None:
         """Note an inbox id, and forget those past the retention window."""

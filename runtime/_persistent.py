@@ -87,7 +87,8 @@ class _Turn:
     failed handler.
     """
 
-    __slots__ = ("events", "effects", "sends", "timers_set", "timers_cancelled", "outbox_ids")
+    __slots__ = ("events", "effects", "sends", "timers_set", "timers_cancelled", "outbox_ids",
+                 "passivate")
 
     def __init__(self) -> None:
         self.events: list[object] = []
@@ -98,6 +99,7 @@ class _Turn:
         self.timers_set: dict[str, DurableTimer] = {}
         self.timers_cancelled: list[str] = []
         self.outbox_ids: tuple[str, ...] = ()
+        self.passivate = False  # the actor stops itself in this turn
 
 
 class _TurnContext:
@@ -160,6 +162,9 @@ class _TurnContext:
         return self._kernel.spawn(factory, name, restart=restart)
 
     def stop(self, address: Address | None = None) -> None:
+        turn = self._actor._turn
+        if turn is not None and (address is None or address == self._kernel.address):
+            turn.passivate = True  # the commit tells the store the stream goes quiet
         self._kernel.stop(address)
 
     def emit(self, event: object) -> None:
@@ -196,7 +201,7 @@ class PersistentActor(Actor, Generic[S]):
     """
 
     __slots__ = ("store", "stream", "state", "version", "_kernel_ctx", "_ctx", "_turn",
-                 "_pending", "_armed", "_handles", "_handle_seq", "_timer_seq", "_since_snapshot")
+                 "_pending", "_armed", "_handles", "_handle_of", "_handle_seq", "_timer_seq", "_since_snapshot")
 
     snapshot_every: ClassVar[int] = 0
     """Write a snapshot after this many events since the last one (0: never)."""
@@ -210,6 +215,7 @@ class PersistentActor(Actor, Generic[S]):
         self._pending: dict[str, DurableTimer] = {}  # durable timers in the store
         self._armed: dict[str, TimerId] = {}  # durable id -> the kernel timer carrying it
         self._handles: dict[TimerId, str] = {}  # what schedule() returned -> durable id
+        self._handle_of: dict[str, TimerId] = {}  # and back
         self._handle_seq = 0
         self._timer_seq = 0
         self._since_snapshot = 0
@@ -235,8 +241,14 @@ class PersistentActor(Actor, Generic[S]):
 
     # -- what handlers use --------------------------------------------------------------
 
-    def record(self, event: object) -> None:
+    def record(self, event: object, folded: S | None = None) -> None:
         """Append ``event`` to this turn's events and fold it into :attr:`state`.
+
+        Args:
+            event: the event.
+            folded: the state after ``event`` when the caller has computed it
+                already (it must equal ``evolve(state, event)``: a restore
+                folds the journal with :meth:`evolve`); None to fold here.
 
         Raises:
             KernelError: called outside a turn (in ``__init__`` or a hook).
@@ -244,8 +256,27 @@ class PersistentActor(Actor, Generic[S]):
         turn = self._turn
         if turn is None:
             raise KernelError(f"persistent actor {self.stream}: record() outside a turn")
-        self.state = self.evolve(self.state, event)
+        self.state = self.evolve(self.state, event) if folded is None else folded
         turn.events.append(event)
+
+    def pending_timers(self) -> list[tuple[TimerId, Message]]:
+        """The durable timers pending after the last commit (restored ones
+        included) and not fired or cancelled in this turn, each with a handle
+        :meth:`Context.cancel` accepts, in due order. A restored actor rebuilds what it keeps about its timers from this."""
+        found: list[tuple[TimerId, Message]] = []
+        turn = self._turn
+        gone = set(turn.timers_cancelled) if turn is not None else set()
+        for timer in sorted(self._pending.values(), key=lambda t: (t.due_at, t.timer_id)):
+            if timer.timer_id in gone:
+                continue  # fired or cancelled in this turn
+            handle = self._handle_of.get(timer.timer_id)
+            if handle is None:
+                self._handle_seq += 1
+                handle = TimerId(self._handle_seq)
+                self._handles[handle] = timer.timer_id
+                self._handle_of[timer.timer_id] = handle
+            found.append((handle, timer.message))  # type: ignore[arg-type]
+        return found
 
     # -- the context -----------------------------------------------------------------
 
@@ -328,6 +359,9 @@ class PersistentActor(Actor, Generic[S]):
         assert turn is not None  # only ever run by _run_turn
         turn.timers_cancelled.append(message.timer_id)
         self._armed.pop(message.timer_id, None)
+        handle = self._handle_of.pop(message.timer_id, None)
+        if handle is not None:
+            del self._handles[handle]
         inner = message.message
         method = type(self).handler_for(type(inner))
         if method is None:
@@ -351,12 +385,13 @@ class PersistentActor(Actor, Generic[S]):
             snapshot = Snapshot(version=self.version + len(events), state=self.state)
             since = 0
         timers_set, cancelled = turn.timers_set, turn.timers_cancelled
-        if not (events or inbox or outbox or timers_set or cancelled):
+        if not (events or inbox or outbox or timers_set or cancelled or turn.passivate):
             return
         store.commit(self.stream, Turn(
             expected_version=self.version, events=events, inbox_id=inbox, outbox=outbox,
             timers_set=tuple(timers_set.values()) if timers_set else (),
-            timers_cancelled=tuple(cancelled), snapshot=snapshot, recorded_at=kernel.now()))
+            timers_cancelled=tuple(cancelled), snapshot=snapshot, recorded_at=kernel.now(),
+            passivate=turn.passivate))
         self.version += len(events)
         self._since_snapshot = since
         if cancelled or timers_set:
@@ -396,12 +431,15 @@ class PersistentActor(Actor, Generic[S]):
         self._handle_seq += 1
         handle = TimerId(self._handle_seq)
         self._handles[handle] = timer.timer_id
+        self._handle_of[timer.timer_id] = handle
         turn.timers_set[timer.timer_id] = timer
         turn.effects.append(("arm", timer))
         return handle
 
     def _cancel_timer(self, handle: TimerId) -> bool:
         timer_id = self._handles.pop(handle, None)
+        if timer_id is not None:
+            del self._handle_of[timer_id]
         turn = self._turn
         if timer_id is None or turn is None:
             return False

@@ -129,6 +129,10 @@ class Turn:
     after this turn (``expected_version + len(events)``). Cancelled timer ids
     are removed before ``timers_set`` is applied, so cancelling and setting
     one id re-arms it; cancelling an id that is not pending does nothing.
+    ``passivate``: the actor stops after this turn (it is quiet until a
+    message restores it); a store may compact the stream (a durable store
+    keeps it whole; :class:`MemoryStore` can forget it after a retention).
+    A later commit to the stream reactivates it.
     """
 
     expected_version: int
@@ -139,6 +143,7 @@ class Turn:
     timers_cancelled: tuple[str, ...] = ()
     snapshot: Snapshot | None = None
     recorded_at: float | None = None
+    passivate: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -23,10 +23,11 @@ from orderloom.actors._team import TeamConfig, SupportTeam
 from orderloom.actors._warehouse import Warehouse, WarehouseConfig
 from orderloom.runtime import Address, Kernel, MemoryStore, Store
 
-INBOX_RETENTION = 3600.0
-"""Seconds an inbound message id stays in a simulated journal's inbox: a
-copy delivered later than that (far beyond any link fault's reorder or
-delay window in the shipped scenarios) would be taken as new."""
+INBOX_RETENTION = 900.0
+"""Seconds an inbound message id stays in a simulated journal's inbox, and a
+retired order's journal in the simulated store: a copy delivered later than
+that (far beyond any link fault's reorder or delay window in the shipped
+scenarios) would be taken as new. The durable stores forget neither."""
 
 __all__ = ["Oracle", "WorldConfig", "build_world"]
 
@@ -92,9 +93,10 @@ def build_world(
     about it; ``store``: where the persistent actors keep their journals, by
     default a :class:`MemoryStore` that keeps what a restore needs)."""
     settings = config.settings()
-    kernel.spawn(lambda: Intake(settings), "intake")
     journals = store if store is not None else MemoryStore(
-        keep_history=False, inbox_retention=INBOX_RETENTION)
+        keep_history=False, inbox_retention=INBOX_RETENTION,
+        passivated_retention=INBOX_RETENTION)
+    kernel.spawn(lambda: Intake(settings, journals), "intake")
     kernel.spawn(lambda: Automation(settings, journals), "automation")
     kernel.spawn(Watchdog, "watchdog")
     kernel.spawn(lambda: PaymentGateway(config.gateway, oracle, forget), "gateway")

@@ -38,7 +38,7 @@ def _config() -> WorldConfig:
 
 
 def _outcome(kernel: Any, telemetry: list[Any]) -> dict[str, Any]:
-    finals = {o.order_id: kernel.actor(f"order/{o.order_id}").state.lifecycle for o in ORDERS}
+    finals = {o.order_id: kernel.actor(f"order/{o.order_id}").order.lifecycle for o in ORDERS}
     cases = sorted((e.order_id, e.reason, e.team) for e in telemetry if isinstance(e, CaseOpened))
     return {"finals": finals, "cases": cases}
 

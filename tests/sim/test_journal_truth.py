@@ -148,7 +148,7 @@ def test_state_folded_from_the_journal_decides_like_the_live_order(
             actor = ran.kernel.actor(f"order/{spec.order_id}")
         except ActorNotFound:
             continue  # not placed yet
-        live: OrderState = actor.state  # type: ignore[attr-defined]
+        live: OrderState = actor.order  # type: ignore[attr-defined]
         folded = fold(journals[spec.order_id], order_id=spec.order_id)
         assert folded == live, spec.order_id
         fresh = Engine(actor.settings)  # type: ignore[attr-defined]

@@ -72,7 +72,7 @@ def _run(scenario: Scenario, policy: str, seed: int, *,
         actor = kernel.actor(address) if kernel.is_running(address) else None
         if not isinstance(actor, OrderActor):
             continue
-        state = actor.state
+        state = actor.order
         paid = state.captured_amount - state.refunded_amount >= state.amount_due
         if (state.lifecycle in TERMINAL_STAGES or not state.placed
                 or (state.lifecycle is Lifecycle.DELIVERED and paid)):

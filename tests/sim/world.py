@@ -15,7 +15,8 @@ from orderloom.actors._protocol import OrderTruth
 from orderloom.actors._team import TeamConfig
 from orderloom.actors._telemetry import ActionTaken, CaseOpened, Telemetry
 from orderloom.actors._warehouse import WarehouseConfig
-from orderloom.simulation import SimKernel
+from orderloom.runtime import Message, Store
+from orderloom.simulation import LinkFaults, SimKernel
 from orderloom.simulation._world import WorldConfig, build_world
 
 TEAMS = ("payments-ops", "fraud", "customer-care", "fulfillment-ops")
@@ -52,7 +53,7 @@ class Ran:
 
     def state(self, order_id: str) -> OrderState:
         actor = self.kernel.actor(f"order/{order_id}")
-        state: OrderState = actor.state  # type: ignore[attr-defined]
+        state: OrderState = actor.order  # type: ignore[attr-defined]
         return state
 
     def of(self, kind: type[Telemetry], order_id: str | None = None) -> list[Any]:
@@ -80,9 +81,15 @@ def run_world(
     policy: Policy | str = "cautious",
     until: float = 3 * 86400.0,
     seed: int = 1,
+    extra: Sequence[tuple[float, str, Message]] = (),
+    links: Sequence[tuple[str, str, LinkFaults]] = (),
+    store: Store | None = None,
     **world: Any,
 ) -> Ran:
-    """Place ``orders`` in a world with ``policy`` and run it to ``until``."""
+    """Place ``orders`` in a world with ``policy`` and run it to ``until``
+    (``extra``: further messages, as (at, to, message), told from outside;
+    ``links``: faults on links, as (sender, recipient, faults) glob patterns;
+    ``store``: where the journals go, instead of the simulator's default)."""
     if isinstance(policy, str):
         policy = load_builtin_policy(policy)
     world.setdefault("teams", teams())
@@ -93,8 +100,12 @@ def run_world(
     telemetry: list[tuple[float, str, Telemetry]] = []
     kernel.add_sink(lambda t, a, e: telemetry.append((t, a, e)))  # type: ignore[arg-type]
     truths = {o.order_id: o.truth for o in orders}
-    build_world(kernel, config, lambda oid: truths.get(oid, OrderTruth()))
+    for sender, recipient, faults in links:
+        kernel.set_link_faults(sender, recipient, faults)
+    build_world(kernel, config, lambda oid: truths.get(oid, OrderTruth()), store=store)
     for spec in orders:
         kernel.tell("intake", place(spec), delay=spec.at)
+    for at, to, message in extra:
+        kernel.tell(to, message, delay=at)
     kernel.run(until)
     return Ran(kernel=kernel, telemetry=telemetry)

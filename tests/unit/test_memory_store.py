@@ -63,3 +63,25 @@ def test_a_negative_retention_is_refused() -> None:
     """The retention is a duration: a negative one is a clear error."""
     with pytest.raises(ValueError, match="inbox_retention must be >= 0"):
         MemoryStore(inbox_retention=-1.0)
+
+
+def test_a_passivated_quiet_stream_is_forgotten_after_the_retention() -> None:
+    """A stream whose actor passivated is forgotten once ``passivated_retention``
+    seconds pass with no commit to it and no pending timer; one committed to
+    again (reactivated) or with a timer pending is kept."""
+    from orderloom.runtime._store import DurableTimer
+
+    store = MemoryStore(passivated_retention=100.0)
+    store.commit("a", Turn(expected_version=0, events=("x",), recorded_at=0.0, passivate=True))
+    store.commit("b", Turn(expected_version=0, events=("x",), recorded_at=0.0, passivate=True))
+    store.commit("b", Turn(expected_version=1, events=("y",), recorded_at=50.0))  # back again
+    store.commit("c", Turn(expected_version=0, events=("x",), recorded_at=0.0, passivate=True,
+                           timers_set=(DurableTimer(timer_id="t", stream="c", due_at=500.0,
+                                                    message="m"),)))
+    store.commit("d", Turn(expected_version=0, events=("x",), recorded_at=99.0))
+    assert store.load("a").version == 1  # not yet: the retention has not passed
+    store.commit("d", Turn(expected_version=1, events=("y",), recorded_at=101.0))
+    assert store.load("a").version == 0  # forgotten
+    assert store.load("b").version == 2  # reactivated before the retention passed
+    assert store.load("c").version == 1  # a timer is pending
+    assert list(store.streams()) == ["b", "c", "d"]
