@@ -112,13 +112,8 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
     failed, 2 bad input (unreadable reports, unknown metric, or reports that
     are not like with like without --allow-different).
     """
-    from orderloom.simulation._compare import (
-        IncomparableReports,
-        compare as build,
-        to_html,
-        to_markdown,
-        to_terminal,
-    )
+    from orderloom.simulation._compare import IncomparableReports, compare as build
+    from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
 
     if len(reports) < 2:
         raise click.UsageError("compare needs at least two reports")

@@ -14,10 +14,8 @@ from orderloom.simulation._compare import (
     ComparisonRow,
     IncomparableReports,
     compare,
-    to_html,
-    to_markdown,
-    to_terminal,
 )
+from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
 from orderloom.simulation._report import sanitize
 from orderloom.simulation._result import ReplicationResult, aggregate
 from orderloom.simulation._sections import HEALTH_METRICS
