@@ -22,6 +22,8 @@ from orderloom.simulation._result import ReplicationResult, aggregate, metric_in
 from orderloom.simulation._sections import HEALTH_METRICS, PRIMARY_METRICS
 from orderloom.simulation._stats import holm, paired_difference, welch_difference
 
+from .compare_data import PRIMARY_BASE, PRIMARY_CAND, primary_comparison, report_with_gaps
+
 # Replication k of both policies faces the same world: a large shared
 # component (10, 20, ... 50) plus a small policy effect. Pairing cancels the
 # shared part; Welch sees only two wide, overlapping samples.
@@ -229,51 +231,9 @@ def test_compare_rejects_bad_arguments() -> None:
 
 # -- primary metrics and Holm ------------------------------------------------------
 
-# A baseline and a candidate holding every primary metric (and one exploratory
-# twin of stuck_orders): state mismatches rise sharply; stuck orders and wrong
-# actions rise by intervals that exclude 0 on their own (p = 0.0093 each) but
-# not once the family is accounted for; the candidate has one sample of the
-# median cycle time, too few for an interval.
-PRIMARY_BASE: dict[str, list[float | None]] = {
-    "stuck_orders": [10.0, 20.0, 30.0, 40.0, 50.0],
-    "exception_rate": [0.10, 0.12, 0.11, 0.13, 0.12],
-    "bounce_rate": [0.0] * 5,
-    "manual_overrides": [3.0, 4.0, 5.0, 4.0, 3.0],
-    "state_mismatches": [8.0, 9.0, 7.0, 8.0, 9.0],
-    "wrong_actions": [0.0] * 5,
-    "throughput": [400.0, 410.0, 395.0, 405.0, 420.0],
-    "cycle_time.end_to_end.p50": [410.5, 420.25, 415.0, 418.0, 412.0],
-    "handoffs": [10.0, 20.0, 30.0, 40.0, 50.0],
-}
-PRIMARY_CAND: dict[str, list[float | None]] = {
-    **PRIMARY_BASE,
-    "stuck_orders": [11.0, 22.0, 30.5, 41.5, 51.0],
-    "exception_rate": [0.11, 0.11, 0.12, 0.13, 0.13],
-    "state_mismatches": [48.0, 50.0, 46.0, 49.0, 47.0],
-    "wrong_actions": [2.0, 3.0, 1.0, 2.0, 4.0],
-    "throughput": [402.0, 411.0, 399.0, 405.0, 425.0],
-    "cycle_time.end_to_end.p50": [None, None, 430.0, None, None],
-    "handoffs": [11.0, 22.0, 30.5, 41.5, 51.0],
-}
-
-
-def _with_gaps(metrics: Mapping[str, Sequence[float | None]], policy: str = "p",
-               ) -> dict[str, Any]:
-    """A report whose replication k lacks a metric where its value is None."""
-    results = [ReplicationResult(replication=k, seed=100 + k, metrics={
-        name: v for name, values in metrics.items() if (v := values[k]) is not None})
-        for k in range(5)]
-    return aggregate(results, header={"scenario": "peak-day", "policy": policy})
-
-
-def _primary_comparison() -> Comparison:
-    return compare([_with_gaps(PRIMARY_BASE, "cautious"), _with_gaps(PRIMARY_CAND, "aggressive")],
-                   ["cautious", "aggressive"])
-
-
 def test_primary_metrics_come_first_and_the_rest_are_exploratory() -> None:
     """The eight primary metrics lead, in their fixed order; every other row is exploratory."""
-    c = _primary_comparison()
+    c = primary_comparison()
     assert [r.metric for r in c.primary] == list(PRIMARY_METRICS)
     assert [r.metric for r in c.rows][:8] == list(PRIMARY_METRICS)
     assert [r.metric for r in c.exploratory] == ["handoffs"]
@@ -292,7 +252,7 @@ def test_primary_verdicts_are_holm_decisions() -> None:
     """A primary metric's verdict is Holm's decision over the family, so a
     p-value of 0.0093 that an exploratory metric calls 'worse' is not
     significant among seven primary tests; the adjusted p-values are holm()'s."""
-    c = _primary_comparison()
+    c = primary_comparison()
     family = [r for r in c.primary if r.deltas[0].p_adjusted is not None]
     assert len(family) == c.family_size(0) == 7
     raw = [p for r in family if (p := r.deltas[0].p_value) is not None]
@@ -310,7 +270,7 @@ def test_primary_verdicts_are_holm_decisions() -> None:
 def test_a_primary_metric_without_an_interval_is_left_out_of_the_family() -> None:
     """Absent is not zero: one paired sample of the median cycle time gives
     n/a, no adjusted p-value, and a family of seven."""
-    d = _row(_primary_comparison(), "cycle_time.end_to_end.p50").deltas[0]
+    d = _row(primary_comparison(), "cycle_time.end_to_end.p50").deltas[0]
     assert (d.verdict, d.delta, d.n, d.p_value, d.p_adjusted) == ("n/a", None, 1, None, None)
 
 
@@ -318,7 +278,7 @@ def test_a_primary_metric_no_report_has_is_named_absent() -> None:
     """A primary metric neither report holds has no row and is listed as absent."""
     base = {k: v for k, v in PRIMARY_BASE.items() if not k.startswith("cycle_time")}
     cand = {k: v for k, v in PRIMARY_CAND.items() if not k.startswith("cycle_time")}
-    c = compare([_with_gaps(base), _with_gaps(cand)], ["a", "b"])
+    c = compare([report_with_gaps(base), report_with_gaps(cand)], ["a", "b"])
     assert c.primary_absent == ("cycle_time.end_to_end.p50",)
     assert c.family_size(0) == 7
 
@@ -334,10 +294,10 @@ def test_strong_effects_survive_holm() -> None:
 
 def test_each_candidate_is_its_own_family() -> None:
     """With two candidates, each one's primary p-values are adjusted among its own."""
-    base = _with_gaps(PRIMARY_BASE, "a")
-    c = compare([base, _with_gaps(PRIMARY_CAND, "b"), _with_gaps(PRIMARY_BASE, "c")],
+    base = report_with_gaps(PRIMARY_BASE, "a")
+    c = compare([base, report_with_gaps(PRIMARY_CAND, "b"), report_with_gaps(PRIMARY_BASE, "c")],
                 ["a", "b", "c"])
-    alone = _row(_primary_comparison(), "stuck_orders").deltas[0]
+    alone = _row(primary_comparison(), "stuck_orders").deltas[0]
     row = _row(c, "stuck_orders")
     assert row.deltas[0].p_adjusted == alone.p_adjusted
     assert row.deltas[1].p_adjusted == 1.0 and c.family_size(1) == 8
