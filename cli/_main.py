@@ -103,22 +103,30 @@ def validate(files: tuple[str, ...]) -> None:
                    "seeds than the baseline (each difference is named in the output).")
 @click.option("--fail-if-worse", "gates", metavar="METRIC[,METRIC]", multiple=True,
               help="Exit 1 if any candidate is significantly worse on one of these metrics "
-                   "(a policy gate for CI).")
+                   "(a policy gate for CI): Holm-adjusted for a primary metric, its own "
+                   "95% verdict for an exploratory one.")
+@click.option("--full", is_flag=True,
+              help="After the summary of the primary metrics, print the full table "
+                   "(every metric, exploratory ones with unadjusted verdicts; wide).")
 def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
-            gates: tuple[str, ...]) -> None:
+            gates: tuple[str, ...], full: bool) -> None:
     """Compare REPORTS (report.json files or run folders); the first is the baseline.
+
+    Prints the primary metrics (stuck orders, exception rate, bounce rate,
+    manual overrides, state mismatches, wrong actions, throughput, end-to-end
+    cycle time) with deltas, paired 95% CIs and verdicts Holm-adjusted over
+    that family; every other metric is exploratory (--full, or compare.md).
 
     Exit codes: 0 compared (and every gate passed), 1 a --fail-if-worse gate
     failed, 2 bad input (unreadable reports, unknown metric, or reports that
     are not like with like without --allow-different).
     """
-    from orderloom.simulation._compare import (
-        IncomparableReports,
-        compare as build,
-        to_html,
-        to_markdown,
-        to_terminal,
-    )
+    import shutil
+    import textwrap
+
+    from orderloom.simulation._compare import IncomparableReports, Role, compare as build
+    from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
+    from orderloom.simulation._compare_summary import format_p, to_summary
 
     if len(reports) < 2:
         raise click.UsageError("compare needs at least two reports")
@@ -146,15 +154,29 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
         raise click.UsageError("--fail-if-worse: no such metric in these reports: " + "; ".join(
             f"{m!r}" + (f" (did you mean {', '.join(h)}?)" if h else "")
             for m, h in hints.items()))
-    click.echo(to_terminal(comparison))
+    width = shutil.get_terminal_size().columns
+    click.echo(to_summary(comparison, width), nl=False)
+    if full:
+        click.echo("")
+        click.echo(to_terminal(comparison), nl=False)
+    else:
+        hint = "(--full prints every metric" + (
+            ")" if out is not None else "; --out DIR also writes compare.md and compare.html)")
+        click.echo("\n".join(textwrap.wrap(hint, max(width, 20))))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "compare.md").write_text(to_markdown(comparison), encoding="utf-8")
         (out / "compare.html").write_text(to_html(comparison), encoding="utf-8")
         click.echo(f"wrote {out / 'compare.md'} and {out / 'compare.html'}")
+    def judged(metric: str, p_adjusted: float | None) -> str:
+        if known[metric].role is Role.PRIMARY:
+            return f"primary, Holm-adjusted p {format_p(p_adjusted)}"
+        return "exploratory, unadjusted"
+
     failed = [f"{metric}: {label} is significantly worse than {labels[0]} "
               f"({delta.delta:+.4g} {known[metric].unit}, 95% CI "
-              f"[{delta.ci_low:.4g}, {delta.ci_high:.4g}])"
+              f"[{delta.ci_low:.4g}, {delta.ci_high:.4g}]; "
+              f"{judged(metric, delta.p_adjusted)})"
               for metric in wanted
               for label, delta in zip(labels[1:], known[metric].deltas, strict=True)
               if delta.verdict == "worse" and delta.delta is not None

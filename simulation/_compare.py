@@ -9,11 +9,20 @@ the difference is estimated with a 95% confidence interval:
   pairing removes the shared noise;
 * **Welch** (:func:`._stats.welch_difference`) otherwise.
 
-Deltas are shown as *candidate minus baseline* (a positive delta means the
+Deltas are *candidate minus baseline* (a positive delta means the
 candidate's number is larger); the verdict judges the candidate with
 :func:`._stats.verdict`, or is ``—`` for informational metrics (no better
 direction) and ``n/a`` when the difference cannot be computed (a
-non-finite value, or no replications).
+non-finite value, or fewer than two values or pairs).
+
+With about a hundred metrics, some 95% verdicts are wrong by chance alone.
+The :data:`._sections.PRIMARY_METRICS` are the ones a decision rests on: for
+each candidate they form one family, and their verdicts are Holm's step-down
+decisions on the p-values of the same tests (:func:`._stats.holm`), so the
+chance of any false "better" or "worse" among them is at most 5%. A primary
+metric with no verdict (``n/a``) or no direction (``—``) is left out of the
+family. Every other metric is :attr:`Role.EXPLORATORY`: its verdict is its own
+unadjusted 95% one, a lead to follow up rather than a finding.
 
 Only like is compared with like: reports that differ in their world (the
 scenario's content), horizon, warm-up or replication seeds are refused
@@ -31,7 +40,7 @@ sides), and where a side has too few there is no verdict (``n/a``).
 
 from __future__ import annotations
 
-import html
+import enum
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,8 +48,8 @@ from typing import Any
 import attrs
 
 from ._result import is_sampled, metric_info
-from ._sections import format_ci, format_number, metric_estimate, ordered_sections
-from ._stats import Difference, paired_difference, verdict, welch_difference
+from ._sections import PRIMARY_METRICS, metric_estimate, ordered_sections
+from ._stats import Difference, holm, paired_difference, verdict, welch_difference
 
 __all__ = [
     "Comparison",
@@ -48,11 +57,14 @@ __all__ = [
     "ComparisonRow",
     "Delta",
     "Estimate",
+    "FAMILY_ALPHA",
+    "Role",
     "compare",
-    "to_html",
-    "to_markdown",
-    "to_terminal",
 ]
+
+#: The family-wise error rate over the primary metrics: 5%, as the 95% intervals.
+FAMILY_ALPHA = 0.05
+
 
 class IncomparableReports(ValueError):
     """Reports that did not run the same world, horizon, warm-up and seeds.
@@ -95,6 +107,14 @@ def differences(base: Mapping[str, Any], cand: Mapping[str, Any], labels: Sequen
 
 INFORMATIONAL = "—"
 NOT_COMPUTABLE = "n/a"
+NO_DIFFERENCE = "no significant difference"
+
+
+class Role(enum.Enum):
+    """How a metric's verdict is reached."""
+
+    PRIMARY = "primary"  # one of PRIMARY_METRICS: Holm-adjusted over the family
+    EXPLORATORY = "exploratory"  # its own unadjusted 95% verdict
 
 
 @attrs.frozen(kw_only=True)
@@ -131,6 +151,13 @@ class Delta:
         paired: True for a paired (common random numbers) interval, False for Welch.
         verdict: ``better`` / ``worse`` / ``no significant difference`` for the
             candidate, ``—`` for informational metrics, ``n/a`` if not computable.
+            For a primary metric, Holm's decision over the family; otherwise the
+            unadjusted 95% one. ``--fail-if-worse`` gates on it.
+        n: the pairs (paired) or the fewer of the two sides' values (Welch)
+            the difference is estimated from; 0 if the values are unusable.
+        p_value: the unadjusted two-sided p-value; None if not computable.
+        p_adjusted: the Holm-adjusted p-value for a primary metric in the
+            family; None for exploratory metrics and those left out.
     """
 
     delta: float | None
@@ -138,6 +165,9 @@ class Delta:
     ci_high: float | None
     paired: bool
     verdict: str
+    n: int = 0
+    p_value: float | None = None
+    p_adjusted: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -147,6 +177,7 @@ class ComparisonRow:
     Attributes:
         metric: the dotted metric name.
         section: the report section it belongs to (health metrics first).
+        role: primary (Holm-adjusted verdicts) or exploratory.
         unit: its unit.
         lower_is_better: its direction; None for informational metrics.
         estimates: one per report, baseline first.
@@ -155,6 +186,7 @@ class ComparisonRow:
 
     metric: str
     section: str
+    role: Role
     unit: str
     lower_is_better: bool | None
     estimates: tuple[Estimate, ...]
@@ -167,13 +199,31 @@ class Comparison:
 
     Attributes:
         labels: one per report, baseline first.
-        rows: one per metric, in report order (health metrics first).
+        rows: one per metric: the primary metrics first, in
+            :data:`PRIMARY_METRICS` order, then the exploratory ones in report order.
         warnings: things the reader should know (e.g. scenarios differ).
+        primary_absent: primary metrics that no report holds (so no row).
     """
 
     labels: tuple[str, ...]
     rows: tuple[ComparisonRow, ...]
     warnings: tuple[str, ...]
+    primary_absent: tuple[str, ...] = ()
+
+    @property
+    def primary(self) -> tuple[ComparisonRow, ...]:
+        """The primary metrics' rows."""
+        return tuple(r for r in self.rows if r.role is Role.PRIMARY)
+
+    @property
+    def exploratory(self) -> tuple[ComparisonRow, ...]:
+        """Every other row."""
+        return tuple(r for r in self.rows if r.role is Role.EXPLORATORY)
+
+    def family_size(self, candidate: int) -> int:
+        """How many primary metrics the Holm family of candidate ``candidate``
+        (0 for the first report after the baseline) holds."""
+        return sum(1 for r in self.primary if r.deltas[candidate].p_adjusted is not None)
 
 
 def _values(report: Mapping[str, Any], metric: str) -> tuple[list[float | None] | None, bool]:
@@ -241,18 +291,38 @@ def _delta(base: Mapping[str, Any], cand: Mapping[str, Any], metric: str,
         xs, ys = [x for x, _ in both], [y for _, y in both]
     else:
         xs, ys = [x for x in a if x is not None], [y for y in b if y is not None]
-    if len(xs) < 2 or len(ys) < 2:  # no interval from fewer than two
+    n = min(len(xs), len(ys))
+    if n < 2:  # no interval from fewer than two
         return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
-                     verdict=NOT_COMPUTABLE)
+                     verdict=NOT_COMPUTABLE, n=n)
     try:
         diff: Difference = paired_difference(xs, ys) if paired else welch_difference(xs, ys)
     except ValueError:  # overflow on absurd magnitudes: say so rather than guess
         return Delta(delta=None, ci_low=None, ci_high=None, paired=paired,
-                     verdict=NOT_COMPUTABLE)
+                     verdict=NOT_COMPUTABLE, n=n)
     judged = INFORMATIONAL if lower_is_better is None else verdict(diff, lower_is_better)
     # The statistics estimate baseline - candidate; readers expect candidate - baseline.
     return Delta(delta=-diff.mean + 0.0, ci_low=-diff.ci_high, ci_high=-diff.ci_low,
-                 paired=paired, verdict=judged)
+                 paired=paired, verdict=judged, n=n, p_value=diff.p_value)
+
+
+def _holm_deltas(deltas: Sequence[Delta]) -> list[Delta]:
+    """One candidate's primary deltas with Holm's decision as their verdict.
+
+    The family is every delta with a p-value and a direction: ``n/a`` (too
+    few values or pairs) and ``—`` (no better direction) are left out.
+    """
+    family = [(i, d.p_value) for i, d in enumerate(deltas)
+              if d.p_value is not None and d.verdict not in (NOT_COMPUTABLE, INFORMATIONAL)]
+    adjusted = holm([p for _, p in family])
+    out = list(deltas)
+    for (i, _), p in zip(family, adjusted, strict=True):
+        d = deltas[i]
+        # Holm only withdraws significance: the direction is the interval's, and a
+        # verdict the unadjusted interval does not support is never added.
+        judged = d.verdict if p <= FAMILY_ALPHA else NO_DIFFERENCE
+        out[i] = attrs.evolve(d, p_adjusted=p, verdict=judged)
+    return out
 
 
 def _direction(reports: Sequence[Mapping[str, Any]], metric: str) -> tuple[str, bool | None]:
@@ -306,135 +376,22 @@ def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str], *,
         metrics = report.get("metrics")
         if isinstance(metrics, Mapping):
             names.update(str(k) for k in metrics)
-    rows = []
+    primary: list[ComparisonRow] = []
+    exploratory: list[ComparisonRow] = []
     for section, metrics_in_section in ordered_sections(names):
         for metric in metrics_in_section:
             unit, lib = _direction(reports, metric)
-            rows.append(ComparisonRow(
-                metric=metric, section=section, unit=unit, lower_is_better=lib,
+            role = Role.PRIMARY if metric in PRIMARY_METRICS else Role.EXPLORATORY
+            (primary if role is Role.PRIMARY else exploratory).append(ComparisonRow(
+                metric=metric, section=section, role=role, unit=unit, lower_is_better=lib,
                 estimates=tuple(_estimate(r, metric) for r in reports),
                 deltas=tuple(_delta(base, r, metric, lib) for r in reports[1:])))
-    return Comparison(labels=tuple(labels), rows=tuple(rows), warnings=tuple(warnings))
-
-
-# -- rendering ---------------------------------------------------------------------
-
-
-def _estimate_text(e: Estimate) -> str:
-    if e.no_sample:
-        return "— (no sample)"
-    if e.n is not None and e.n < 2:  # no interval from one sample
-        return f"{format_number(e.mean)} [n/a] (n={e.n} of {e.of})"
-    text = f"{format_number(e.mean)} {format_ci(e.ci_low, e.ci_high)}"
-    if e.n is not None:
-        text += f" (n={e.n} of {e.of})"
-    return text + " (absent: 0)" if e.imputed else text
-
-
-def _delta_text(d: Delta) -> str:
-    sign = "+" if d.delta is not None and d.delta > 0 else ""
-    return f"{sign}{format_number(d.delta)} {format_ci(d.ci_low, d.ci_high)}"
-
-
-def _pairing(d: Delta) -> str:
-    return "paired" if d.paired else "Welch"
-
-
-def _columns(c: Comparison) -> list[str]:
-    cols = ["metric", "unit"] + [f"{label} mean [95% CI]" for label in c.labels]
-    for label in c.labels[1:]:
-        cols += [f"Δ {label} − {c.labels[0]} [95% CI]", "interval", f"{label} verdict"]
-    return cols
-
-
-def _cells(row: ComparisonRow) -> list[str]:
-    cells = [row.metric, row.unit] + [_estimate_text(e) for e in row.estimates]
-    for d in row.deltas:
-        cells += [_delta_text(d), _pairing(d), d.verdict]
-    return cells
-
-
-def _preamble(c: Comparison) -> list[str]:
-    lines = [f"Baseline: {c.labels[0]}; deltas are candidate − baseline."]
-    lines += [f"warning: {w}" for w in c.warnings]
-    return lines
-
-
-def to_markdown(comparison: Comparison) -> str:
-    """A Markdown table per section, with deltas, paired/Welch and verdicts."""
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["# Comparison", ""] + [f"> {cell(p)}" if p.startswith("warning") else cell(p)
-                                    for p in _preamble(comparison)]
-    cols = _columns(comparison)
-    section = None
-    for row in comparison.rows:
-        if row.section != section:
-            section = row.section
-            lines += ["", f"## {section}", "", "| " + " | ".join(cell(c) for c in cols) + " |",
-                      "|" + "---|" * len(cols)]
-        lines.append("| " + " | ".join(cell(c) for c in _cells(row)) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def to_terminal(comparison: Comparison) -> str:
-    """Plain aligned text (no colour codes): one block per section."""
-    cols = _columns(comparison)
-    table = [cols] + [_cells(r) for r in comparison.rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
-
-    def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    lines = _preamble(comparison)
-    section = None
-    for row in comparison.rows:
-        if row.section != section:
-            section = row.section
-            lines += ["", section.upper(), fmt(cols), fmt(["-" * w for w in widths])]
-        lines.append(fmt(_cells(row)))
-    return "\n".join(lines) + "\n"
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-td.better { background: #d4f0d4; color: #155724; }
-td.worse { background: #f6d3d3; color: #721c24; }
-p.warning { background: #fff3cd; padding: 0.4em 0.8em; }
-"""
-
-
-def to_html(comparison: Comparison) -> str:
-    """A self-contained page; better verdicts green, worse red."""
-    def e(text: str) -> str:
-        return html.escape(text, quote=True)
-
-    cols = _columns(comparison)
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           "<title>orderloom comparison</title>", f"<style>{_CSS}</style>", "</head>",
-           "<body>", "<h1>Comparison</h1>"]
-    for p in _preamble(comparison):
-        klass = ' class="warning"' if p.startswith("warning") else ""
-        out.append(f"<p{klass}>{e(p)}</p>")
-    section = None
-    for row in comparison.rows:
-        if row.section != section:
-            if section is not None:
-                out.append("</table>")
-            section = row.section
-            out += [f"<h2>{e(section)}</h2>", "<table>",
-                    "<tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"]
-        cells = _cells(row)
-        verdict_at = {len(cells) - 1 - 3 * k for k in range(len(row.deltas))}
-        tds = []
-        for i, text in enumerate(cells):
-            klass = f' class="{text}"' if i in verdict_at and text in ("better", "worse") else ""
-            tds.append(f"<td{klass}>{e(text)}</td>")
-        out.append("<tr>" + "".join(tds) + "</tr>")
-    if section is not None:
-        out.append("</table>")
-    out += ["</body>", "</html>"]
-    return "\n".join(out) + "\n"
+    primary.sort(key=lambda row: PRIMARY_METRICS.index(row.metric))
+    # One Holm family per candidate: each is its own decision against the baseline.
+    per_candidate = [_holm_deltas([row.deltas[k] for row in primary])
+                     for k in range(len(reports) - 1)]
+    primary = [attrs.evolve(row, deltas=tuple(family[i] for family in per_candidate))
+               for i, row in enumerate(primary)]
+    return Comparison(labels=tuple(labels), rows=tuple(primary + exploratory),
+                      warnings=tuple(warnings),
+                      primary_absent=tuple(m for m in PRIMARY_METRICS if m not in names))

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "HEALTH_METRICS",
     "OTHER_SECTION",
+    "PRIMARY_METRICS",
     "SECTIONS",
     "family_of",
     "format_ci",
@@ -31,6 +32,22 @@ HEALTH_METRICS: tuple[str, ...] = (
     "bounce_rate",
     "manual_overrides",
     "state_mismatches",
+)
+
+#: The primary metrics: one per concern a policy decision rests on (stuck
+#: orders, exception rate, bounce rate, manual overrides, state mismatches,
+#: wrong actions, throughput, end-to-end cycle time), in that order.
+#: ``compare`` controls the family-wise error over them (Holm); every other
+#: metric is exploratory. Counts rather than their ``.rate`` twins, since a
+#: comparison only pairs runs of one world, horizon and warm-up;
+#: ``throughput`` rather than ``throughput.per_hour`` (the same number over
+#: the same horizon); the median end-to-end cycle time, since its tails
+#: (``.p95``, ``.p99``) are noisier over a few replications.
+PRIMARY_METRICS: tuple[str, ...] = (
+    *HEALTH_METRICS,
+    "wrong_actions",
+    "throughput",
+    "cycle_time.end_to_end.p50",
 )
 
 #: Section title and the metric families (dotted-name prefixes) it holds, in order.

@@ -1,4 +1,5 @@
-"""Confidence intervals over replications: Student's t, paired and Welch differences.
+"""Confidence intervals over replications: Student's t, paired and Welch differences,
+and Holm's step-down adjustment for a family of tests.
 
 Pure standard library (``math``, ``statistics``) so the policy simulator's
 verdicts do not drag in numpy or scipy. The t quantile is computed by
@@ -17,6 +18,7 @@ import attrs
 __all__ = [
     "Difference",
     "Summary",
+    "holm",
     "paired_difference",
     "summarize",
     "t_quantile",
@@ -229,7 +231,10 @@ class Difference:
     """A confidence interval for ``mean(a) - mean(b)``: first sample minus second.
 
     Invariants: ``ci_low <= mean <= ci_high``; ``significant`` is true exactly
-    when the interval excludes zero (``ci_low > 0`` or ``ci_high < 0``).
+    when the interval excludes zero (``ci_low > 0`` or ``ci_high < 0``);
+    ``0 <= p_value <= 1``, and ``p_value < 1 - confidence`` exactly when
+    ``significant`` (the same t statistic and degrees of freedom, up to the
+    rounding of a p-value that lands on the boundary).
 
     Attributes:
         mean: the estimated difference ``a - b`` (positive: ``a`` is larger).
@@ -239,6 +244,8 @@ class Difference:
         paired: whether replication ``k`` of ``a`` was paired with ``k`` of ``b``
             (common random numbers) rather than compared as independent samples.
         significant: whether the interval excludes zero.
+        p_value: the two-sided p-value of the t test of "no difference"
+            (1 where the interval is infinite, 0 or 1 where it collapsed).
     """
 
     mean: float
@@ -247,12 +254,30 @@ class Difference:
     n: int
     paired: bool
     significant: bool
+    p_value: float
 
 
-def _difference(mean: float, half: float, n: int, *, paired: bool) -> Difference:
+def _two_sided_p(mean: float, se: float, df: float) -> float:
+    """P(|T| >= |mean / se|) for Student's t with ``df`` degrees of freedom.
+
+    A zero standard error (every difference the same, or constant samples)
+    gives 0 if the mean differs from zero and 1 if not, as the collapsed
+    interval does; an unknown one (``df`` not > 0) gives 1.
+    """
+    if not df > 0.0:  # one value: spread unknown, never significant
+        return 1.0
+    if se == 0.0:
+        return 0.0 if mean != 0.0 else 1.0
+    t = mean / se
+    # 2 * P(T > |t|), the tail computed directly so small p-values keep precision.
+    return min(1.0, 2.0 * _t_upper_tail(abs(t), df))
+
+
+def _difference(mean: float, half: float, n: int, *, paired: bool, p_value: float
+                ) -> Difference:
     low, high = mean - half, mean + half
     return Difference(mean=mean, ci_low=low, ci_high=high, n=n, paired=paired,
-                      significant=low > 0.0 or high < 0.0)
+                      significant=low > 0.0 or high < 0.0, p_value=p_value)
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float],
@@ -285,7 +310,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float],
     if not all(math.isfinite(d) for d in diffs):
         raise ValueError("paired_difference: a - b overflows; values are too large in magnitude")
     s = _summary(len(diffs), *_mean_and_stdev("paired_difference", "a - b", diffs), confidence)
-    return _difference(s.mean, s.half_width, s.n, paired=True)
+    p = _two_sided_p(s.mean, s.stdev / math.sqrt(s.n), s.n - 1.0) if s.n > 1 else 1.0
+    return _difference(s.mean, s.half_width, s.n, paired=True, p_value=p)
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float],
@@ -320,16 +346,17 @@ def welch_difference(a: Sequence[float], b: Sequence[float],
         raise ValueError("welch_difference: mean(a) - mean(b) overflows; values are too large")
     n = len(xs) + len(ys)
     if len(xs) < 2 or len(ys) < 2:
-        return _difference(mean, math.inf, n, paired=False)
+        return _difference(mean, math.inf, n, paired=False, p_value=1.0)
     va, vb = sd_a * sd_a / len(xs), sd_b * sd_b / len(ys)
     se2 = va + vb
     if se2 == 0.0:
-        return _difference(mean, 0.0, n, paired=False)
+        return _difference(mean, 0.0, n, paired=False, p_value=0.0 if mean != 0.0 else 1.0)
     # Welch–Satterthwaite, scaled by se2 so tiny variances cannot underflow.
     ra, rb = va / se2, vb / se2
     df = 1.0 / (ra * ra / (len(xs) - 1) + rb * rb / (len(ys) - 1))
     half = t_quantile(0.5 + confidence / 2.0, df) * math.sqrt(se2)
-    return _difference(mean, half, n, paired=False)
+    return _difference(mean, half, n, paired=False,
+                       p_value=_two_sided_p(mean, math.sqrt(se2), df))
 
 
 def verdict(diff: Difference, lower_is_better: bool) -> str:
@@ -354,3 +381,41 @@ def verdict(diff: Difference, lower_is_better: bool) -> str:
     if diff.ci_high < 0.0:  # a < b
         return "worse" if lower_is_better else "better"
     return "no significant difference"
+
+
+# -- multiplicity ------------------------------------------------------------------
+
+
+def holm(p_values: Sequence[float]) -> tuple[float, ...]:
+    """Holm's step-down adjusted p-values, in the order given.
+
+    Sorted ascending, the ``i``-th smallest of ``m`` p-values (``i`` from 1)
+    adjusts to ``max over j <= i of min(1, (m - j + 1) * p_(j))``; rejecting
+    every hypothesis whose adjusted p-value is ``<= alpha`` is exactly Holm's
+    procedure (reject ``H_(1)``, ``H_(2)``, ... while ``p_(i) <= alpha / (m - i + 1)``,
+    stop at the first that is not), which keeps the chance of any false
+    rejection in the family at most ``alpha`` whatever the tests' dependence.
+    Tied p-values get the same adjusted value, whichever order they sort in.
+
+    Args:
+        p_values: the family's unadjusted p-values, each in [0, 1]; may be empty.
+
+    Returns:
+        The adjusted p-values, one per input, in the input's order.
+
+    Raises:
+        ValueError: if a p-value is not a number in [0, 1].
+    """
+    ps = [float(p) for p in p_values]
+    bad = [p for p in ps if not 0.0 <= p <= 1.0]  # also catches nan
+    if bad:
+        raise ValueError(f"holm: p-values must lie in [0, 1], got {bad[0]!r}")
+    m = len(ps)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda k: ps[k])):
+        # The running maximum makes the adjusted values monotone: a hypothesis
+        # is rejected only if every smaller p-value's was.
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        adjusted[i] = running
+    return tuple(adjusted)

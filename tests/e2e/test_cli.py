@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from orderloom.simulation._sections import PRIMARY_METRICS
+
+from ..unit.compare_data import PRIMARY_BASE, PRIMARY_CAND, report_with_gaps
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERLOOM = str(Path(sys.executable).parent / "orderloom")
@@ -55,8 +60,7 @@ def test_simulate_writes_three_reports(runs: dict[str, Path]) -> None:
     report = json.loads((folder / "report.json").read_text())
     assert report["scenario"] == "fraud-wave" and report["policy"] == "cautious"
     assert report["replications"] == 3 and len(report["replication_seeds"]) == 3
-    for name in ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",
-                 "state_mismatches", "wrong_actions", "throughput"):
+    for name in PRIMARY_METRICS:  # the primary metrics are names the collector emits
         assert name in report["metrics"], name
     md = (folder / "report.md").read_text()
     assert md.index("stuck_orders") < md.index("wrong_actions")
@@ -73,20 +77,29 @@ def test_wrong_actions_print_how_to_reproduce(runs: dict[str, Path], tmp_path: P
 
 
 def test_compare_gives_verdicts(runs: dict[str, Path], tmp_path: Path) -> None:
-    """compare puts the runs side by side with paired deltas and a verdict per metric."""
+    """compare leads with the primary metrics (paired deltas, Holm verdicts);
+    --full adds every metric, and compare.md holds both."""
     result = cli("compare", str(runs["cautious"]), str(runs["aggressive"]),
                  "--out", str(tmp_path))
-    assert "wrong_actions" in result.stdout
-    assert "worse" in result.stdout  # aggressive ships unpaid
-    assert "paired" in result.stdout
+    assert result.stdout.count("PRIMARY METRICS") == 1
+    assert "wrong_actions" in result.stdout and "p (Holm)" in result.stdout
+    assert "worse" in result.stdout  # aggressive leaves the other systems behind
+    assert "paired 95% intervals" in result.stdout
+    assert "EXPLORATORY" not in result.stdout and "(--full prints every metric)" in result.stdout
     assert (tmp_path / "compare.md").exists() and (tmp_path / "compare.html").exists()
+    md = (tmp_path / "compare.md").read_text()
+    assert md.index("## Primary metrics") < md.index("exploratory, unadjusted verdicts")
+    full = cli("compare", str(runs["cautious"]), str(runs["aggressive"]), "--full").stdout
+    assert full.index("PRIMARY METRICS  ") < full.index("PRIMARY METRICS — HOLM-ADJUSTED")
+    assert "HEALTH METRICS — EXPLORATORY, UNADJUSTED VERDICTS" in full
 
 
 def test_compare_gates_a_policy_on_a_metric(runs: dict[str, Path]) -> None:
     """--fail-if-worse exits 1 when the candidate is significantly worse on a
     named metric, 0 when none of the named ones is, 2 for a metric no report has."""
-    table = cli("compare", str(runs["cautious"]), str(runs["aggressive"])).stdout
-    verdicts = {line.split()[0]: line.rstrip() for line in table.splitlines() if line.strip()}
+    table = cli("compare", str(runs["cautious"]), str(runs["aggressive"]), "--full").stdout
+    full = table[table.index("PRIMARY METRICS — HOLM-ADJUSTED"):]
+    verdicts = {line.split()[0]: line.rstrip() for line in full.splitlines() if line.strip()}
     worse = next(m for m, line in verdicts.items() if line.endswith(" worse"))
     same = next(m for m, line in verdicts.items() if line.endswith("no significant difference"))
     failed = cli("compare", str(runs["cautious"]), str(runs["aggressive"]),
@@ -99,6 +112,47 @@ def test_compare_gates_a_policy_on_a_metric(runs: dict[str, Path]) -> None:
     typo = cli("compare", str(runs["cautious"]), str(runs["aggressive"]),
                "--fail-if-worse", "wrong_action", ok=False)
     assert typo.returncode == 2 and "did you mean wrong_actions" in typo.stderr
+
+
+def _compare_files(tmp_path: Path) -> tuple[str, str]:
+    """Two report.json files: a primary metric worse by its own interval but
+    not after Holm (stuck_orders), and its exploratory twin (handoffs)."""
+    paths = []
+    for name, metrics in (("base", PRIMARY_BASE), ("cand", PRIMARY_CAND)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(report_with_gaps(metrics, name)), encoding="utf-8")
+        paths.append(str(path))
+    return paths[0], paths[1]
+
+
+def test_gates_judge_primary_metrics_by_holm(tmp_path: Path) -> None:
+    """A gate on a primary metric uses the Holm decision (stuck_orders passes:
+    p 0.009 alone, 0.056 adjusted); on an exploratory metric with the same
+    values, its own 95% verdict (handoffs fails); the failure says which."""
+    base, cand = _compare_files(tmp_path)
+    passed = cli("compare", base, cand, "--fail-if-worse", "stuck_orders")
+    assert "stuck_orders: worse by its own 95% interval (p 0.009), not after Holm" in (
+        passed.stdout.replace("\n    ", " "))
+    failed = cli("compare", base, cand, "--fail-if-worse", "stuck_orders,handoffs,"
+                 "state_mismatches", ok=False)
+    assert failed.returncode == 1
+    lines = failed.stderr.splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == ["handoffs", "state_mismatches"]
+    assert lines[0].endswith("; exploratory, unadjusted)")
+    assert lines[1].endswith("; primary, Holm-adjusted p <0.001)")
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_compare_fits_the_terminal_width(tmp_path: Path, columns: int) -> None:
+    """The summary takes its width from the terminal (COLUMNS here) and keeps within it."""
+    base, cand = _compare_files(tmp_path)
+    result = subprocess.run([ORDERLOOM, "compare", base, cand], capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "COLUMNS": str(columns)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    whole = any(line.startswith("cycle_time.end_to_end.p50 ") for line in lines)
+    assert whole == (columns == 120)  # at 80 the long name wraps at a dot
 
 
 @pytest.mark.slow

@@ -13,15 +13,16 @@ from orderloom.simulation._compare import (
     Comparison,
     ComparisonRow,
     IncomparableReports,
+    Role,
     compare,
-    to_html,
-    to_markdown,
-    to_terminal,
 )
+from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
 from orderloom.simulation._report import sanitize
-from orderloom.simulation._result import ReplicationResult, aggregate
-from orderloom.simulation._sections import HEALTH_METRICS
-from orderloom.simulation._stats import paired_difference, welch_difference
+from orderloom.simulation._result import ReplicationResult, aggregate, metric_info
+from orderloom.simulation._sections import HEALTH_METRICS, PRIMARY_METRICS
+from orderloom.simulation._stats import holm, paired_difference, welch_difference
+
+from .compare_data import PRIMARY_BASE, PRIMARY_CAND, primary_comparison, report_with_gaps
 
 # Replication k of both policies faces the same world: a large shared
 # component (10, 20, ... 50) plus a small policy effect. Pairing cancels the
@@ -226,3 +227,77 @@ def test_compare_rejects_bad_arguments() -> None:
         compare([], [])
     with pytest.raises(ValueError, match="labels"):
         compare([_report({"stuck_orders": WORLD})], ["a", "b"])
+
+
+# -- primary metrics and Holm ------------------------------------------------------
+
+def test_primary_metrics_come_first_and_the_rest_are_exploratory() -> None:
+    """The eight primary metrics lead, in their fixed order; every other row is exploratory."""
+    c = primary_comparison()
+    assert [r.metric for r in c.primary] == list(PRIMARY_METRICS)
+    assert [r.metric for r in c.rows][:8] == list(PRIMARY_METRICS)
+    assert [r.metric for r in c.exploratory] == ["handoffs"]
+    assert all(r.role is Role.EXPLORATORY for r in c.rows[8:])
+    assert c.primary_absent == ()
+
+
+def test_primary_metrics_have_a_direction_and_a_unit() -> None:
+    """Every primary metric is judged (a better direction) and printed with a unit."""
+    for metric in PRIMARY_METRICS:
+        info = metric_info(metric)
+        assert info.lower_is_better is not None and info.unit, metric
+
+
+def test_primary_verdicts_are_holm_decisions() -> None:
+    """A primary metric's verdict is Holm's decision over the family, so a
+    p-value of 0.0093 that an exploratory metric calls 'worse' is not
+    significant among seven primary tests; the adjusted p-values are holm()'s."""
+    c = primary_comparison()
+    family = [r for r in c.primary if r.deltas[0].p_adjusted is not None]
+    assert len(family) == c.family_size(0) == 7
+    raw = [p for r in family if (p := r.deltas[0].p_value) is not None]
+    assert [r.deltas[0].p_adjusted for r in family] == list(holm(raw)) and len(raw) == 7
+    stuck, twin = _row(c, "stuck_orders").deltas[0], _row(c, "handoffs").deltas[0]
+    assert stuck.p_value == twin.p_value == pytest.approx(0.0092617, rel=1e-4)
+    assert stuck.ci_low is not None and stuck.ci_low > 0  # its own interval excludes 0
+    assert stuck.verdict == "no significant difference"
+    assert stuck.p_adjusted == pytest.approx(6 * 0.0092617, rel=1e-4)  # second smallest of 7
+    assert (twin.verdict, twin.p_adjusted) == ("worse", None)
+    assert _row(c, "wrong_actions").deltas[0].p_adjusted == stuck.p_adjusted  # tied
+    assert _row(c, "state_mismatches").deltas[0].verdict == "worse"
+
+
+def test_a_primary_metric_without_an_interval_is_left_out_of_the_family() -> None:
+    """Absent is not zero: one paired sample of the median cycle time gives
+    n/a, no adjusted p-value, and a family of seven."""
+    d = _row(primary_comparison(), "cycle_time.end_to_end.p50").deltas[0]
+    assert (d.verdict, d.delta, d.n, d.p_value, d.p_adjusted) == ("n/a", None, 1, None, None)
+
+
+def test_a_primary_metric_no_report_has_is_named_absent() -> None:
+    """A primary metric neither report holds has no row and is listed as absent."""
+    base = {k: v for k, v in PRIMARY_BASE.items() if not k.startswith("cycle_time")}
+    cand = {k: v for k, v in PRIMARY_CAND.items() if not k.startswith("cycle_time")}
+    c = compare([report_with_gaps(base), report_with_gaps(cand)], ["a", "b"])
+    assert c.primary_absent == ("cycle_time.end_to_end.p50",)
+    assert c.family_size(0) == 7
+
+
+def test_strong_effects_survive_holm() -> None:
+    """Every primary metric shifted far beyond its noise is significant after Holm."""
+    worse = {m: [v + 100.0 * (1 if m != "throughput" else -1) + k % 2 for k, v in
+                 enumerate(WORLD)] for m in PRIMARY_METRICS}
+    c = compare([_report({m: WORLD for m in PRIMARY_METRICS}), _report(worse)], ["a", "b"])
+    assert [r.deltas[0].verdict for r in c.primary] == ["worse"] * 8
+    assert all((r.deltas[0].p_adjusted or 1.0) < 0.001 for r in c.primary)
+
+
+def test_each_candidate_is_its_own_family() -> None:
+    """With two candidates, each one's primary p-values are adjusted among its own."""
+    base = report_with_gaps(PRIMARY_BASE, "a")
+    c = compare([base, report_with_gaps(PRIMARY_CAND, "b"), report_with_gaps(PRIMARY_BASE, "c")],
+                ["a", "b", "c"])
+    alone = _row(primary_comparison(), "stuck_orders").deltas[0]
+    row = _row(c, "stuck_orders")
+    assert row.deltas[0].p_adjusted == alone.p_adjusted
+    assert row.deltas[1].p_adjusted == 1.0 and c.family_size(1) == 8

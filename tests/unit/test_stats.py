@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from orderloom.simulation._stats import (
     Difference,
     Summary,
+    holm,
     paired_difference,
     summarize,
     t_quantile,
@@ -155,7 +156,7 @@ def test_welch_difference_of_constant_samples_is_exact() -> None:
     """Two constant samples collapse the interval onto the difference, significant if non-zero."""
     d = welch_difference([3.0, 3.0], [1.0, 1.0, 1.0])
     assert d == Difference(mean=2.0, ci_low=2.0, ci_high=2.0, n=5, paired=False,
-                           significant=True)
+                           significant=True, p_value=0.0)
 
 
 def test_single_replications_are_never_significant() -> None:
@@ -216,8 +217,9 @@ def test_paired_difference_interval_contains_its_mean(a: list[float], shift: flo
 
 
 def _diff(low: float, high: float) -> Difference:
+    significant = low > 0 or high < 0
     return Difference(mean=(low + high) / 2, ci_low=low, ci_high=high, n=10, paired=True,
-                      significant=low > 0 or high < 0)
+                      significant=significant, p_value=0.01 if significant else 0.5)
 
 
 @pytest.mark.parametrize(("low", "high", "lower_is_better", "expected"), [
@@ -241,3 +243,122 @@ def test_verdict_direction_end_to_end() -> None:
     diff = paired_difference(baseline, candidate)
     assert verdict(diff, lower_is_better=True) == "better"
     assert verdict(diff, lower_is_better=False) == "worse"
+
+
+# -- p-values ----------------------------------------------------------------------
+
+
+def _closed_form_p(t: float, df: int) -> float:
+    """Two-sided p of Student's t for df 1, 2 and 3, from the closed-form CDFs."""
+    t = abs(t)
+    if df == 1:
+        return 1.0 - 2.0 / math.pi * math.atan(t)
+    if df == 2:
+        return 1.0 - t / math.sqrt(2.0 + t * t)
+    x = t / math.sqrt(3.0)
+    return 1.0 - 2.0 / math.pi * (x / (1.0 + x * x) + math.atan(x))
+
+
+@pytest.mark.parametrize(("a", "b", "t", "df"), [
+    ([10.0, 12.0], [9.0, 10.0], 3.0, 1),  # differences 1, 2: mean 1.5, se 0.5
+    ([10.0, 12.0, 11.0], [9.0, 11.0, 8.0], 2.5, 2),  # 1, 1, 3: mean 5/3, se 2/3
+    ([10.0, 12.0, 11.0, 13.0], [9.0, 11.0, 10.0, 12.5], 7.0, 3),  # mean 0.875, se 0.125
+])
+def test_paired_p_value_matches_the_closed_form(a: list[float], b: list[float], t: float,
+                                                 df: int) -> None:
+    """The paired p-value is the two-sided tail of t = mean / se with n - 1 df."""
+    assert paired_difference(a, b).p_value == pytest.approx(_closed_form_p(t, df), rel=1e-9)
+
+
+def test_welch_p_value_matches_a_reference() -> None:
+    """Welch's p for 1..5 against 2, 4, 6 (t = -0.7385, df = 3.533) is 0.50621."""
+    # Reference: scipy.stats.ttest_ind(..., equal_var=False).pvalue = 0.5062141716...
+    assert welch_difference([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0]).p_value == (
+        pytest.approx(0.50621417, rel=1e-6))
+
+
+def test_degenerate_intervals_have_degenerate_p_values() -> None:
+    """One pair: p = 1; a collapsed interval: p = 0 off zero and 1 on it."""
+    assert paired_difference([1.0], [100.0]).p_value == 1.0
+    assert welch_difference([1.0], [100.0, 101.0]).p_value == 1.0
+    assert paired_difference([3.0, 4.0], [1.0, 2.0]).p_value == 0.0
+    assert paired_difference([3.0, 4.0], [3.0, 4.0]).p_value == 1.0
+    assert welch_difference([3.0, 3.0], [3.0, 3.0, 3.0]).p_value == 1.0
+
+
+@given(a=st.lists(values, min_size=2, max_size=30), shift=values,
+       noise=st.lists(st.floats(-10, 10), min_size=30, max_size=30))
+def test_p_value_agrees_with_the_interval(a: list[float], shift: float,
+                                          noise: list[float]) -> None:
+    """p < 0.05 exactly when the 95% interval excludes zero (away from the boundary)."""
+    b = [x + shift + e for x, e in zip(a, noise, strict=False)]
+    for d in (paired_difference(a, b), welch_difference(a, b)):
+        assert 0.0 <= d.p_value <= 1.0
+        if abs(d.p_value - 0.05) > 1e-9:
+            assert d.significant == (d.p_value < 0.05)
+
+
+# -- Holm ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("p_values", "adjusted", "rejected"), [
+    # Worked by hand. Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> 0.06
+    # (the running maximum); at 5%: reject 0.005 and 0.01, stop at 0.03.
+    ((0.01, 0.04, 0.03, 0.005), (0.03, 0.06, 0.06, 0.02), (True, False, False, True)),
+    # Ties get one adjusted value: 0.02*3 = 0.06 for all three, none rejected ...
+    ((0.02, 0.02, 0.02), (0.06, 0.06, 0.06), (False, False, False)),
+    # ... or all: 0.01*3 = 0.03, 0.01*2 -> 0.03, 0.04*1 = 0.04.
+    ((0.01, 0.04, 0.01), (0.03, 0.04, 0.03), (True, True, True)),
+    # All significant: 8 * 0.001, 7 * 0.002, 6 * 0.003, 5 * 0.004, then the maximum 0.02.
+    ((0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008),
+     (0.008, 0.014, 0.018, 0.02, 0.02, 0.02, 0.02, 0.02), (True,) * 8),
+    # None: every raw p is under 5%, none survives: 0.02*4 = 0.08 first.
+    ((0.02, 0.03, 0.04, 0.045), (0.08, 0.09, 0.09, 0.09), (False,) * 4),
+    # Step-down stops at the first failure: 0.045 alone would pass alpha / 1.
+    ((0.001, 0.04, 0.045), (0.003, 0.08, 0.08), (True, False, False)),
+    # Capped at 1; a single test is its own p-value; an empty family is empty.
+    ((0.2, 0.5, 0.9, 1.0), (0.8, 1.0, 1.0, 1.0), (False,) * 4),
+    ((0.03,), (0.03,), (True,)),
+    ((), (), ()),
+])
+def test_holm_matches_hand_computed_tables(p_values: tuple[float, ...],
+                                           adjusted: tuple[float, ...],
+                                           rejected: tuple[bool, ...]) -> None:
+    """Holm's adjusted p-values, and the rejections at 5%, match tables worked by hand."""
+    got = holm(p_values)
+    assert got == pytest.approx(adjusted, abs=1e-12)
+    assert tuple(p <= 0.05 + 1e-12 for p in got) == rejected
+
+
+def _step_down(p_values: list[float], alpha: float) -> list[bool]:
+    """Holm's procedure as its definition reads, to check ``holm`` against."""
+    order = sorted(range(len(p_values)), key=lambda k: p_values[k])
+    rejected = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+# p-values on a grid, so that ties are common and no value sits on a threshold by rounding.
+grid_p = st.integers(0, 1000).map(lambda k: k / 1000 + 1e-7 if k < 1000 else 1.0)
+
+
+@given(p_values=st.lists(grid_p, max_size=12), data=st.data())
+def test_holm_is_the_step_down_procedure(p_values: list[float], data: st.DataObject) -> None:
+    """Adjusted p <= alpha rejects what the step-down definition rejects; the
+    adjustment never lowers a p-value, stays within 1 and ignores input order."""
+    adjusted = holm(p_values)
+    assert [p <= 0.05 for p in adjusted] == _step_down(p_values, 0.05)
+    assert all(raw <= adj <= 1.0 for raw, adj in zip(p_values, adjusted, strict=True))
+    shuffled = data.draw(st.permutations(range(len(p_values))))
+    again = holm([p_values[k] for k in shuffled])
+    assert again == tuple(adjusted[k] for k in shuffled)
+
+
+@pytest.mark.parametrize("bad", [math.nan, -0.1, 1.5])
+def test_holm_rejects_a_value_that_is_no_p_value(bad: float) -> None:
+    """A p-value outside [0, 1], or NaN, raises ValueError."""
+    with pytest.raises(ValueError, match="p-values must lie in"):
+        holm([0.01, bad])
