@@ -23,6 +23,8 @@ from orderloom.simulation import (
     mmc_metrics,
     provenance_data,
     provenance_of,
+    read_provenance,
+    rerun_warnings,
     software_versions,
     summarize,
 )
@@ -104,6 +106,31 @@ def run_and_report(
         resolved, out=out or Path("out") / f"{scenario.name}-{chosen.name}", workers=workers,
         executor=executor, scheduler=scheduler, trace=trace, command=command,
         reproduce=reproduce, echo=echo)
+
+
+def rerun_and_report(
+    report: Path, *, out: Path | None, workers: int, executor: str, scheduler: str | None,
+    trace: bool, command: str, echo: Echo, warn: Echo,
+) -> list[str]:
+    """Run again the run a report.json (or its folder) records, exactly: its
+    resolved scenario, policy, seed and replications, whatever the scenario
+    file says now. The reports go to ``out`` (default: the report's folder
+    with ``-rerun`` appended, so the record is not overwritten)."""
+    recorded = read_provenance(report)
+    source = report / "report.json" if report.is_dir() else report
+    for warning in rerun_warnings(recorded, str(source)):
+        warn(f"warning: {warning}")
+    if out is None:
+        folder = source.parent
+        if folder.name in ("", ".."):  # "report.json", "../report.json": name the folder
+            folder = folder.resolve()
+        out = folder.with_name(folder.name + "-rerun")
+    reproduce = (f"orderloom simulate --from {shlex.quote(str(out / 'report.json'))}"
+                 f" --out {shlex.quote(str(out))}")
+    lines = _run_and_report(recorded.scenario, out=out, workers=workers, executor=executor,
+                            scheduler=scheduler, trace=trace, command=command,
+                            reproduce=reproduce, echo=echo)
+    return [f"rerun of {source} (recorded by orderloom {recorded.orderloom})", *lines]
 
 
 def _run_and_report(
