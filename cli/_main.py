@@ -14,7 +14,7 @@ import click
 
 from orderloom.actors._documents import DocumentError
 
-from ._simulate import run_and_report, sweep_grid
+from ._simulate import rerun_and_report, run_and_report, sweep_grid
 
 
 def _fail(error: DocumentError) -> None:
@@ -29,14 +29,20 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("scenario")
+@click.argument("scenario", required=False)
 @click.option("--policy", help="Policy name (cautious, balanced, aggressive) or file; "
               "default: the scenario's.")
 @click.option("--replications", "-n", type=click.IntRange(min=1),
               help="Replications (default: the scenario's).")
 @click.option("--seed", type=int, help="Run seed (default: the scenario's).")
+@click.option("--from", "recorded", type=click.Path(exists=True, path_type=Path),
+              metavar="REPORT",
+              help="Rerun the run a report.json (or its folder) records, exactly: its "
+                   "scenario contents, policy, seeds and replications (no SCENARIO, "
+                   "--policy, -n, --seed or --horizon with it).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Report folder (default: out/<scenario>-<policy>).")
+              help="Report folder (default: out/<scenario>-<policy>; with --from, the "
+                   "report's folder with -rerun appended).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
               show_default=True, help="Worker processes.")
 @click.option("--horizon", help="Override the horizon (seconds or 2h, 1d, ...).")
@@ -45,16 +51,37 @@ def main() -> None:
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for --executor dask.")
 @click.option("--trace", is_flag=True,
               help="Also record replication 0's full trace (trace.jsonl) for 'report trace'.")
-def simulate(scenario: str, policy: str | None, replications: int | None, seed: int | None,
-             out: Path | None, workers: int, horizon: str | None, executor: str,
-             scheduler: str | None, trace: bool) -> None:
-    """Run SCENARIO (a file or a name in scenarios/) and write its reports."""
+def simulate(scenario: str | None, policy: str | None, replications: int | None,
+             seed: int | None, recorded: Path | None, out: Path | None, workers: int,
+             horizon: str | None, executor: str, scheduler: str | None, trace: bool) -> None:
+    """Run SCENARIO (a file or a name in scenarios/) and write its reports.
+
+    With --from REPORT, run again exactly what a report records instead.
+    """
     command = "orderloom simulate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    # A rerun runs what was recorded: whatever would change the run is
+    # refused, not silently ignored or silently applied.
+    changes = [flag for flag, value in (
+        ("SCENARIO", scenario), ("--policy", policy), ("--replications", replications),
+        ("--seed", seed), ("--horizon", horizon)) if value is not None]
     try:
-        result = run_and_report(
-            scenario, policy=policy, replications=replications, seed=seed, out=out,
-            workers=workers, horizon=horizon, executor=executor, scheduler=scheduler,
-            trace=trace, command=command, echo=click.echo)
+        if recorded is not None and changes:
+            raise click.UsageError(
+                f"--from reruns the recorded run exactly; it takes no {', '.join(changes)} "
+                "(run the scenario by name to change them)")
+        if recorded is not None:
+            result = rerun_and_report(
+                recorded, out=out, workers=workers, executor=executor, scheduler=scheduler,
+                trace=trace, command=command, echo=click.echo,
+                warn=lambda line: click.echo(line, err=True))
+        elif scenario is not None:
+            result = run_and_report(
+                scenario, policy=policy, replications=replications, seed=seed, out=out,
+                workers=workers, horizon=horizon, executor=executor, scheduler=scheduler,
+                trace=trace, command=command, echo=click.echo)
+        else:
+            raise click.UsageError("Missing argument 'SCENARIO' (or --from REPORT to rerun "
+                                   "a recorded run).")
     except DocumentError as exc:
         _fail(exc)
         return

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import platform
 import shlex
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,15 @@ from orderloom.actors._policy import (
     load_policy,
     policy_from_dict,
 )
-from orderloom.simulation import mmc_metrics, summarize
+from orderloom.simulation import (
+    mmc_metrics,
+    provenance_data,
+    provenance_of,
+    read_provenance,
+    rerun_warnings,
+    software_versions,
+    summarize,
+)
 from orderloom.simulation._report import write_report
 from orderloom.simulation._result import ReplicationResult, aggregate
 from orderloom.simulation._runner import run_replication, run_replications
@@ -57,24 +63,27 @@ def _scenario(name: str, horizon: str | None) -> Scenario:
     return scenario
 
 
-def _versions() -> dict[str, str]:
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "unknown"
+def _run_header(scenario: Scenario, results: Sequence[ReplicationResult]) -> dict[str, Any]:
+    """The report header of a run of the resolved ``scenario``: what compare
+    reads, and the provenance a rerun reads."""
+    return {
+        "scenario": scenario.name, "policy": scenario.policy.name, "seed": scenario.seed,
+        "replications": scenario.replications, "horizon": scenario.horizon,
+        "warm_up": scenario.warm_up, "world": world_digest(scenario),
+        "versions": software_versions(),
+        "provenance": provenance_data(provenance_of(scenario, results)),
+    }
 
-    return {"orderloom": version("orderloom"), "simpy": version("simpy"),
-            "python": platform.python_version()}
 
-
-def _run(scenario: Scenario, policy: Policy, n: int, seed: int, workers: int,
-         executor: str, scheduler: str | None, echo: Echo) -> list[ReplicationResult]:
+def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,
+         echo: Echo) -> list[ReplicationResult]:
+    """The replications of the resolved ``scenario`` (its policy, seed and count)."""
+    n = scenario.replications
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"{scenario.name} / {policy.name}", total=n)
-        return run_replications(scenario, n, policy=policy, seed=seed,
+        task = bar.add_task(f"{scenario.name} / {scenario.policy.name}", total=n)
+        return run_replications(scenario, n, policy=scenario.policy, seed=scenario.seed,
                                 workers=min(workers, n), executor=executor, scheduler=scheduler,
                                 progress=lambda _: bar.advance(task))
 
@@ -87,13 +96,51 @@ def run_and_report(
     """Run a scenario's replications, write report.json/.md/.html; return a summary."""
     scenario = _scenario(name, horizon)
     chosen = _policy(policy) if policy else scenario.policy
-    n = replications or scenario.replications
-    run_seed = scenario.seed if seed is None else seed
-    out = out or Path("out") / f"{scenario.name}-{chosen.name}"
-    results = _run(scenario, chosen, n, run_seed, workers, executor, scheduler, echo)
+    resolved = attrs.evolve(scenario, policy=chosen,
+                            replications=replications or scenario.replications,
+                            seed=scenario.seed if seed is None else seed)
     reproduce = (f"orderloom simulate {shlex.quote(name)} --policy {shlex.quote(policy or chosen.name)}"
-                 f" --seed {run_seed} --replications {n}"
+                 f" --seed {resolved.seed} --replications {resolved.replications}"
                  + (f" --horizon {shlex.quote(horizon)}" if horizon else ""))
+    return _run_and_report(
+        resolved, out=out or Path("out") / f"{scenario.name}-{chosen.name}", workers=workers,
+        executor=executor, scheduler=scheduler, trace=trace, command=command,
+        reproduce=reproduce, echo=echo)
+
+
+def rerun_and_report(
+    report: Path, *, out: Path | None, workers: int, executor: str, scheduler: str | None,
+    trace: bool, command: str, echo: Echo, warn: Echo,
+) -> list[str]:
+    """Run again the run a report.json (or its folder) records, exactly: its
+    resolved scenario, policy, seed and replications, whatever the scenario
+    file says now. The reports go to ``out`` (default: the report's folder
+    with ``-rerun`` appended, so the record is not overwritten)."""
+    recorded = read_provenance(report)
+    source = report / "report.json" if report.is_dir() else report
+    for warning in rerun_warnings(recorded, str(source)):
+        warn(f"warning: {warning}")
+    if out is None:
+        folder = source.parent
+        if folder.name in ("", ".."):  # "report.json", "../report.json": name the folder
+            folder = folder.resolve()
+        out = folder.with_name(folder.name + "-rerun")
+    reproduce = (f"orderloom simulate --from {shlex.quote(str(out / 'report.json'))}"
+                 f" --out {shlex.quote(str(out))}")
+    lines = _run_and_report(recorded.scenario, out=out, workers=workers, executor=executor,
+                            scheduler=scheduler, trace=trace, command=command,
+                            reproduce=reproduce, echo=echo)
+    return [f"rerun of {source} (recorded by orderloom {recorded.orderloom})", *lines]
+
+
+def _run_and_report(
+    scenario: Scenario, *, out: Path, workers: int, executor: str, scheduler: str | None,
+    trace: bool, command: str, reproduce: str, echo: Echo,
+) -> list[str]:
+    """Run the resolved ``scenario`` (its policy, seed and replications), write
+    its reports into ``out``; return the summary lines."""
+    chosen, n, run_seed = scenario.policy, scenario.replications, scenario.seed
+    results = _run(scenario, workers, executor, scheduler, echo)
     # A rerun into the same folder must not leave the last run's trace behind
     # (``report trace`` would show another policy's decisions).
     (out / "trace.jsonl").unlink(missing_ok=True)
@@ -101,10 +148,7 @@ def run_and_report(
         run_replication(scenario, 0, policy=chosen, seed=run_seed,
                         trace_to=str(out / "trace.jsonl"))
     report = aggregate(results, header={
-        "scenario": scenario.name, "description": scenario.description,
-        "policy": chosen.name, "seed": run_seed, "replications": n,
-        "horizon": scenario.horizon, "warm_up": scenario.warm_up, "versions": _versions(),
-        "world": world_digest(scenario),
+        **_run_header(scenario, results), "description": scenario.description,
         "command": command, "reproduce": reproduce + " --trace",
     })
     paths = write_report(report, out)
@@ -217,11 +261,9 @@ def sweep_grid(
         except DocumentError as exc:
             raise ScenarioError("--param", exc.problems) from exc
         label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
-        results = _run(scenario, policy, n, run_seed, workers, "process", None, echo)
-        report = aggregate(results, header={
-            "scenario": scenario.name, "policy": policy.name, "point": label, "seed": run_seed,
-            "replications": n, "horizon": scenario.horizon, "warm_up": scenario.warm_up,
-            "world": world_digest(scenario), "versions": _versions()})
+        resolved = attrs.evolve(scenario, policy=policy, seed=run_seed, replications=n)
+        results = _run(resolved, workers, "process", None, echo)
+        report = aggregate(results, header={**_run_header(resolved, results), "point": label})
         write_report(report, out / label.replace("/", "_"))
         reports.append((label, report))
         echo(f"  {label}: done")

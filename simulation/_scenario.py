@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import cattrs
 
 from orderloom.actors._address import AddressServiceConfig
 from orderloom.actors._documents import (
@@ -54,6 +55,7 @@ __all__ = [
     "Swarm",
     "load_scenario",
     "parse_scenario",
+    "recorded_converter",
     "resolve_scenario",
     "world_digest",
 ]
@@ -300,6 +302,28 @@ def _converter(base: Path | None) -> Any:
         raise TypeError(f"expected a policy name, file or mapping, got {value!r}")
 
     converter.register_structure_hook(Policy, structure_policy)
+    return converter
+
+
+def recorded_converter() -> cattrs.Converter:
+    """The scenario loader's converter for a scenario recorded as plain data
+    (a report's provenance): it reads whatever a scenario file may say, and
+    keeps a whole number a whole number where the file reader would make it
+    a float.
+
+    Defaults written in code as ints (``Shift(0, 24, 1)``) stay ints in a
+    loaded scenario; equal either way, but the world digest tells ``0`` from
+    ``0.0``, and a rerun must have the digest of the run it repeats.
+    """
+    converter: cattrs.Converter = _converter(None)
+    number = converter.get_structure_hook(float)
+
+    def exact_number(value: Any, type_: Any) -> float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return float(number(value, type_))
+
+    converter.register_structure_hook(float, exact_number)
     return converter
 
 
