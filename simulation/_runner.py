@@ -26,6 +26,7 @@ import attrs
 from orderloom.actors._dist import Window
 from orderloom.actors._policy import Policy
 from orderloom.actors._telemetry import Telemetry
+from orderloom.runtime import Store
 
 from ._faults import LinkFaults
 from ._kernel import SimKernel
@@ -113,6 +114,7 @@ def run_replication(
     seed: int | None = None,
     trace_to: str | None = None,
     observe: Callable[[SimKernel], None] | None = None,
+    store: Store | None = None,
 ) -> ReplicationResult:
     """Run one replication to the scenario's horizon and measure it.
 
@@ -125,6 +127,10 @@ def run_replication(
         observe: called with the kernel once the world is built, before the
             run (tests add sinks to it, and keep it to inspect the world at
             the horizon).
+        store: where the persistent actors keep their journals (default: a
+            :class:`~orderloom.runtime.MemoryStore` that keeps what a restore
+            needs; a :class:`~orderloom.runtime.sqlite.SqliteStore` with
+            :func:`~orderloom.actors.journal_codec` runs the same world on disk).
     """
     started = time.perf_counter()
     policy = policy or scenario.policy
@@ -151,7 +157,7 @@ def run_replication(
         kernel.spawn(lambda: CaseSource(team.name, scenario.demand.orders_per_day,
                                         scenario.horizon), "cases")
     else:
-        build_world(kernel, faults.world, truths, truths.forget)
+        build_world(kernel, faults.world, truths, truths.forget, store=store)
         kernel.spawn(lambda: Storefront(scenario, truths), "storefront")
     for sender, recipient, link in faults.links:
         kernel.set_link_faults(sender, recipient, link)
