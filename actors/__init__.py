@@ -161,6 +161,7 @@ from ._policy import (
     PolicyError,
     Route,
     ShortageAction,
+    Sourcing,
     SyncMode,
     builtin_policies,
     load_builtin_policy,
@@ -195,6 +196,10 @@ from ._gateway import (
     GatewayConfig,
     PaymentGateway,
 )
+from ._inventory import (
+    Inventory,
+    StockBoard,
+)
 from ._order_actor import (
     OrderActor,
 )
@@ -219,6 +224,8 @@ from ._protocol import (
     PickLine,
     RequestTimedOut,
     Screened,
+    StockLevel,
+    StockLevels,
     StockShortage,
     StuckCheck,
     StuckReport,
@@ -227,6 +234,9 @@ from ._protocol import (
     WarehouseCancel,
     WarehouseSubmit,
     order_address,
+)
+from ._sourcing import (
+    StockView,
 )
 from ._team import (
     Shift,
@@ -342,6 +352,7 @@ __all__ = [
     "Intake",
     "InvalidTransition",
     "Invariant",
+    "Inventory",
     "IrreversibleAction",
     "IrreversibleCommand",
     "ItemsPicked",
@@ -421,9 +432,14 @@ __all__ = [
     "Shortage",
     "ShortageAction",
     "ShortageRecorded",
+    "Sourcing",
     "SourcingKind",
     "SourcingStep",
+    "StockBoard",
+    "StockLevel",
+    "StockLevels",
     "StockShortage",
+    "StockView",
     "StuckCheck",
     "StuckReport",
     "SubmitFulfillment",
