@@ -161,6 +161,7 @@ from ._policy import (
     PolicyError,
     Route,
     ShortageAction,
+    Sourcing,
     SyncMode,
     builtin_policies,
     load_builtin_policy,
@@ -194,6 +195,10 @@ from ._engine import (
 from ._gateway import (
     GatewayConfig,
     PaymentGateway,
+)
+from ._inventory import (
+    Inventory,
+    StockBoard,
 )
 from ._journal_types import (
     journal_codec,
@@ -234,6 +239,8 @@ from ._protocol import (
     PickLine,
     RequestTimedOut,
     Screened,
+    StockLevel,
+    StockLevels,
     StockShortage,
     StuckCheck,
     StuckReport,
@@ -242,6 +249,9 @@ from ._protocol import (
     WarehouseCancel,
     WarehouseSubmit,
     order_address,
+)
+from ._sourcing import (
+    StockView,
 )
 from ._team import (
     Shift,
@@ -360,6 +370,7 @@ __all__ = [
     "Intake",
     "InvalidTransition",
     "Invariant",
+    "Inventory",
     "IrreversibleAction",
     "IrreversibleCommand",
     "ItemsPicked",
@@ -440,10 +451,15 @@ __all__ = [
     "Shortage",
     "ShortageAction",
     "ShortageRecorded",
+    "Sourcing",
     "SourcingKind",
     "SourcingStep",
     "StageEntered",
+    "StockBoard",
+    "StockLevel",
+    "StockLevels",
     "StockShortage",
+    "StockView",
     "StuckCheck",
     "StuckReport",
     "SubmitFulfillment",

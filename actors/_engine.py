@@ -26,6 +26,7 @@ import attrs
 from orderloom.runtime import Address, Context, Message
 
 from . import _messages as m
+from ._inventory import StockBoard
 from ._order_state import CancelRequest, OrderState
 from ._policy import (
     AmbiguousPaymentAction,
@@ -49,6 +50,7 @@ from ._protocol import (
     GatewayRefund,
     GatewayVoid,
 )
+from ._sourcing import Need, StockView, choose_sources
 from ._states import (
     Approver,
     AuthorizationStatus,
@@ -91,6 +93,8 @@ class OrderSettings:
         gateway_timeout: seconds before a gateway request's outcome is unknown.
         resequence_timeout: seconds to wait for a gap in a source's sequence.
         retire_after: seconds a finished order's actor lingers for late messages.
+        stock: the coordinator's stock view, which the policy's ``sourcing``
+            reads (None: no view, every warehouse believed to have everything).
     """
 
     policy: Policy
@@ -103,6 +107,10 @@ class OrderSettings:
     gateway_timeout: float = 30.0
     resequence_timeout: float = 60.0
     retire_after: float = 900.0
+    stock: StockBoard | None = None
+
+
+_NO_VIEW = StockView()
 
 
 class Engine:
@@ -639,13 +647,30 @@ class Engine:
         return None
 
     def _assign(self, s: OrderState, ctx: Context) -> list[m.Command]:
+        """Fulfillment orders for the unassigned units, at warehouses that have
+        not failed the order, as the policy's sourcing chooses (``_sourcing``)."""
         if any(fo.status in (FS.OPEN, FS.SCHEDULED) for fo in s.fulfillment_orders):
             return []
         missing = self._unassigned(s)
-        wh = self._next_warehouse(s)
-        if not missing or wh is None:
+        if not missing:
             return []
-        return [self._assignment(ctx, wh, missing)]
+        tried = self._tried(s) if s.sourcing else ()
+        untried = [wh for wh in self.settings.warehouses if wh not in tried]
+        if not untried:
+            return []
+        needs = [Need(line_id=k, sku=self._sku(s, k), quantity=v)
+                 for k, v in sorted(missing.items())]
+        board = self.settings.stock
+        sources = choose_sources(needs, untried, board.view if board is not None else _NO_VIEW,
+                                 self.policy.sourcing)
+        return [self._assignment(ctx, src.warehouse_id,
+                                 {lq.line_id: lq.quantity for lq in src.lines})
+                for src in sources]
+
+    @staticmethod
+    def _sku(s: OrderState, line_id: str) -> str:
+        line = s.line(line_id)
+        return line.sku if line is not None else line_id
 
     def _assignment(self, ctx: Context, wh: str, lines: dict[str, int],
                     backorder: bool = False, settles: bool = False) -> m.Command:

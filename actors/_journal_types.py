@@ -16,7 +16,16 @@ import attrs
 
 from orderloom.runtime import AttrsCodec, TimerDue
 
-from . import _automation, _engine, _messages, _order_actor, _order_record, _protocol, _telemetry
+from . import (
+    _automation,
+    _engine,
+    _inventory,
+    _messages,
+    _order_actor,
+    _order_record,
+    _protocol,
+    _telemetry,
+)
 
 __all__ = ["journal_codec", "journal_types"]
 
@@ -24,7 +33,8 @@ __all__ = ["journal_codec", "journal_types"]
 def journal_types() -> tuple[type, ...]:
     """Every attrs class an order coordinator's store may hold."""
     found: dict[type, None] = {TimerDue: None, _engine.Engine.Timer: None}
-    for module in (_messages, _protocol, _order_record, _automation, _telemetry, _order_actor):
+    for module in (_messages, _protocol, _order_record, _automation, _telemetry, _order_actor,
+                   _inventory):
         for value in vars(module).values():
             if (isinstance(value, type) and attrs.has(value)
                     and value.__module__ == module.__name__):

@@ -36,6 +36,7 @@ __all__ = [
     "PolicyError",
     "Route",
     "ShortageAction",
+    "Sourcing",
     "SyncMode",
     "builtin_policies",
     "load_builtin_policy",
@@ -103,6 +104,24 @@ class ShortageAction(enum.Enum):
     SPLIT = "split"
     CANCEL_LINE = "cancel_line"
     HOLD = "hold"
+
+
+class Sourcing(enum.Enum):
+    """Which warehouse an order's unassigned units are sent to (``_sourcing``).
+
+    Every value tries only warehouses that have not failed the order yet,
+    and falls back on rejections as ``first_listed`` does: a rejected
+    fulfillment order goes to the next warehouse, and the shortage policy
+    decides once every warehouse has been tried.
+    """
+
+    FIRST_LISTED = "first_listed"  # the whole order to the first warehouse listed
+    # Each line to the first listed warehouse the coordinator's stock view
+    # (warehouses' stock reports) says has it.
+    STOCK_AWARE = "stock_aware"
+    # The warehouse believed to cover the most lines first (the whole order
+    # if one can), then the next: fewest shipments.
+    FEWEST_SPLITS = "fewest_splits"
 
 
 class AddressAction(enum.Enum):
@@ -249,6 +268,7 @@ class Policy:
     capture: CaptureMode = CaptureMode.ON_AUTHORIZATION
     fraud: FraudPolicy = attrs.Factory(FraudPolicy)
     stock_shortage: ShortageAction = ShortageAction.HOLD
+    sourcing: Sourcing = Sourcing.FIRST_LISTED
     duplicates: DuplicatePolicy = attrs.Factory(DuplicatePolicy)
     address_failure: AddressAction = AddressAction.HOLD
     ambiguous_payment: AmbiguousPaymentPolicy = attrs.Factory(AmbiguousPaymentPolicy)

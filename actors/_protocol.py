@@ -7,8 +7,8 @@ downstream systems, stuck-order reports. Replies from the gateway and the
 warehouses are order events (``PaymentAuthorized``, ``Shipped``, ...) sent
 to the order's actor, carrying their own ``source`` and ``source_seq``.
 
-Addresses: ``order/<id>``, ``automation``, ``intake``, ``gateway``,
-``warehouse/<id>``, ``team/<name>``, ``finance``, ``crm``, ``support``,
+Addresses: ``order/<id>``, ``automation``, ``intake``, ``inventory``,
+``gateway``, ``warehouse/<id>``, ``team/<name>``, ``finance``, ``crm``, ``support``,
 ``notifications``, ``watchdog``, ``address-service``.
 """
 
@@ -45,6 +45,8 @@ __all__ = [
     "PickLine",
     "RequestTimedOut",
     "Screened",
+    "StockLevel",
+    "StockLevels",
     "StockShortage",
     "StuckCheck",
     "StuckReport",
@@ -69,6 +71,11 @@ def _text(_: object, a: attrs.Attribute[Any], v: str) -> None:
 def _positive_int(_: object, a: attrs.Attribute[Any], v: int) -> None:
     if not (isinstance(v, int) and v > 0):
         raise ValueError(f"{a.name} must be a positive integer, got {v!r}")
+
+
+def _non_negative_int(_: object, a: attrs.Attribute[Any], v: int) -> None:
+    if not (isinstance(v, int) and v >= 0):
+        raise ValueError(f"{a.name} must be an integer >= 0, got {v!r}")
 
 
 # -- world truth (simulation only) -------------------------------------------------
@@ -192,6 +199,34 @@ class StockShortage(Message):
     fulfillment_order_id: str
     warehouse_id: str
     available: tuple[PickLine, ...]
+
+
+def _sorted_skus(_: object, a: attrs.Attribute[Any], v: tuple[StockLevel, ...]) -> None:
+    skus = [level.sku for level in v]
+    if skus != sorted(set(skus)):
+        raise ValueError(f"{a.name} must name each SKU once, sorted, got {skus!r}")
+
+
+@attrs.frozen(kw_only=True)
+class StockLevel:
+    """Free (unreserved) units of one SKU. Invariant: ``units >= 0``."""
+
+    sku: str = attrs.field(validator=_text)
+    units: int = attrs.field(validator=_non_negative_int)
+
+
+@attrs.frozen(kw_only=True)
+class StockLevels(Message):
+    """A warehouse's free stock, every SKU it keeps, as of ``as_of`` (its clock),
+    sent to ``inventory`` (a WMS's inventory-level feed).
+
+    A complete snapshot: a SKU it does not list has no free units there.
+    Invariants: ``warehouse_id`` non-empty; one level per SKU, sorted by SKU.
+    """
+
+    warehouse_id: str = attrs.field(validator=_text)
+    levels: tuple[StockLevel, ...] = attrs.field(validator=_sorted_skus)
+    as_of: float
 
 
 # -- address service ---------------------------------------------------------------------

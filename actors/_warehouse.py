@@ -12,6 +12,12 @@ timers (never ``ctx.sleep``), so fulfillment orders overlap.
 Rejection reasons: ``insufficient_stock`` (after a :class:`StockShortage`
 to ``automation``) and ``damaged_goods`` (a random rejection found while
 picking, before :class:`ItemsPicked`; the reservation is released).
+
+Stock reports: the warehouse sends its free stock (:class:`StockLevels`)
+to ``inventory`` when it starts, after each replenishment, and when it
+rejects for insufficient stock a fulfillment order that its last report
+said it could cover (the report was stale: a stock-out is reported once,
+not once per rejection). No report per order.
 """
 
 from __future__ import annotations
@@ -32,11 +38,15 @@ from ._messages import (
     Delivered, Event, FulfillmentAccepted, FulfillmentCanceled, FulfillmentRejected, ItemsPicked,
     LabelCreated, LineQuantity, ShipmentDelayed, Shipped,
 )
-from ._protocol import OrderRetired, PickLine, StockShortage, WarehouseCancel, WarehouseSubmit
+from ._protocol import (
+    OrderRetired, PickLine, StockLevel, StockLevels, StockShortage, WarehouseCancel,
+    WarehouseSubmit,
+)
 
 __all__ = ["CarrierConfig", "Warehouse", "WarehouseConfig"]
 
 AUTOMATION = Address("automation")
+INVENTORY = Address("inventory")
 E = TypeVar("E", bound=Event)
 
 
@@ -185,15 +195,17 @@ class Warehouse(Actor):
         self._submits: dict[str, int] = {}  # order -> fulfillment orders received
         self._labels = 0
         self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
+        self._reported: dict[str, int] = {}  # the free stock of the last report
 
     def available(self, sku: str) -> int:
         """Free (unreserved) units of ``sku``."""
         return self._free.get(sku, 0)
 
     async def on_start(self) -> None:
-        """Start the replenishment cycle, if any."""
+        """Report the stock on hand and start the replenishment cycle, if any."""
         if self.config.replenish_every is not None:
             self.ctx.schedule(self.config.replenish_every, _Replenish())
+        await self._report_stock()
 
     @handler
     async def on_submit(self, msg: WarehouseSubmit) -> None:
@@ -215,6 +227,8 @@ class Warehouse(Actor):
             await self._tell(msg, FulfillmentAccepted)
         else:
             self._jobs[key] = _Job(submit=msg, stage=_Stage.REJECTED, key=job_key)
+            if self._covered_by(self._reported, msg.lines):
+                await self._report_stock()  # the last report promised what is not here
             await self.ctx.send(AUTOMATION, StockShortage(
                 order_id=msg.order_id, fulfillment_order_id=key,
                 warehouse_id=self.config.warehouse_id, available=self._coverable(msg.lines)))
@@ -261,6 +275,7 @@ class Warehouse(Actor):
             self._free[sku] = max(self._free.get(sku, 0), level)
         self._fill_backorders()
         self._dispatch()
+        await self._report_stock()
         if self.config.replenish_every is not None:
             self.ctx.schedule(self.config.replenish_every, _Replenish())
 
@@ -348,6 +363,17 @@ class Warehouse(Actor):
 
     def _covers(self, lines: tuple[PickLine, ...]) -> bool:
         return all(self.available(sku) >= n for sku, n in self._needs(lines).items())
+
+    def _covered_by(self, levels: dict[str, int], lines: tuple[PickLine, ...]) -> bool:
+        return all(levels.get(sku, 0) >= n for sku, n in self._needs(lines).items())
+
+    async def _report_stock(self) -> None:
+        """Tell the coordinator's inventory what is free now, every SKU kept here."""
+        self._reported = dict(self._free)
+        await self.ctx.send(INVENTORY, StockLevels(
+            warehouse_id=self.config.warehouse_id, as_of=self.ctx.now(),
+            levels=tuple(StockLevel(sku=sku, units=n)
+                         for sku, n in sorted(self._free.items()))))
 
     def _coverable(self, lines: tuple[PickLine, ...]) -> tuple[PickLine, ...]:
         """What free stock could cover of ``lines``, line by line in order."""

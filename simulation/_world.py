@@ -17,6 +17,7 @@ from orderloom.actors._automation import Automation, Intake, Watchdog
 from orderloom.actors._downstream import DownstreamConfig, DownstreamSystem
 from orderloom.actors._engine import OrderSettings
 from orderloom.actors._gateway import GatewayConfig, PaymentGateway
+from orderloom.actors._inventory import Inventory, StockBoard
 from orderloom.actors._policy import Policy
 from orderloom.actors._protocol import OrderTruth
 from orderloom.actors._team import TeamConfig, SupportTeam
@@ -92,12 +93,16 @@ def build_world(
     (``forget``: called with an order's id once the world may drop its truth
     about it; ``store``: where the persistent actors keep their journals, by
     default a :class:`MemoryStore` that keeps what a restore needs)."""
-    settings = config.settings()
+    # The warehouses' stock reports reach the order engines through the
+    # Inventory actor's board (the coordinator's view, not the warehouses').
+    board = StockBoard()
+    settings = attrs.evolve(config.settings(), stock=board)
     journals = store if store is not None else MemoryStore(
         keep_history=False, inbox_retention=INBOX_RETENTION,
         passivated_retention=INBOX_RETENTION)
     kernel.spawn(lambda: Intake(settings, journals), "intake")
     kernel.spawn(lambda: Automation(settings, journals), "automation")
+    kernel.spawn(lambda: Inventory(board, journals), "inventory")
     kernel.spawn(Watchdog, "watchdog")
     kernel.spawn(lambda: PaymentGateway(config.gateway, oracle, forget), "gateway")
     for wh in config.warehouses:

@@ -28,20 +28,24 @@ def test_kernel_bench_prints_every_figure() -> None:
 
 def test_simulation_bench_prints_every_figure() -> None:
     """bench/simulate.py (2 simulated hours per run, 2 order-cost rounds) prints its
-    figures: every round's order cost, their medians, per variant and unlabelled."""
+    figures: every round's order cost, their medians, per variant (first_listed and
+    stock_aware) and unlabelled for the first."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "simulate.py"), "--hours", "2", "--rounds", "2"],
         capture_output=True, text=True, check=True, timeout=600,
     ).stdout
     figures = dict(re.findall(r"^(\w+)=([\d.]+)$", out, flags=re.M))
-    assert set(figures) == {
+    per_variant = {f"{figure}_{variant}"
+                   for variant in ("first_listed", "stock_aware")
+                   for figure in ("order_cost_round_1", "order_cost_round_2",
+                                  "order_cost_bare_simpy_msgs",
+                                  "order_cost_finished_lifecycle_round_1",
+                                  "order_cost_finished_lifecycle_round_2",
+                                  "order_cost_finished_lifecycle_bare_simpy_msgs")}
+    assert set(figures) == per_variant | {
         "peak_day_orders_per_s", "peak_day_finished_orders_per_s", "orders_per_s_target_ratio",
         "kernel_msgs_per_s", "msgs_per_order", "bare_simpy_msgs_per_s",
-        "order_cost_round_1_first_listed", "order_cost_round_2_first_listed",
-        "order_cost_bare_simpy_msgs_first_listed", "order_cost_bare_simpy_msgs",
-        "order_cost_finished_lifecycle_round_1_first_listed",
-        "order_cost_finished_lifecycle_round_2_first_listed",
-        "order_cost_finished_lifecycle_bare_simpy_msgs_first_listed",
+        "order_cost_bare_simpy_msgs",
         "order_cost_finished_lifecycle_bare_simpy_msgs", "peak_day_peak_rss_mb",
         "baseline_scaled_orders_per_s", "peak_rss_mb_16k_orders_day",
         "peak_rss_mb_per_1k_orders_day", "projected_peak_rss_mb_1m_orders_day",

@@ -16,7 +16,14 @@ from orderloom.actors import (
     Shipped,
 )
 from orderloom.actors._dist import Dist, Window
-from orderloom.actors._protocol import PickLine, StockShortage, WarehouseCancel, WarehouseSubmit
+from orderloom.actors._protocol import (
+    PickLine,
+    StockLevel,
+    StockLevels,
+    StockShortage,
+    WarehouseCancel,
+    WarehouseSubmit,
+)
 from orderloom.actors._warehouse import CarrierConfig, Warehouse, WarehouseConfig
 from orderloom.runtime import Actor, Address, Message, handler
 from orderloom.simulation import SimKernel
@@ -26,12 +33,12 @@ WH = "warehouse/W1"
 
 
 class Recorder(Actor):
-    """Keeps every order event and stock shortage it is sent, with its arrival time."""
+    """Keeps every order event, stock shortage and stock report it is sent, with its arrival time."""
 
     def __init__(self) -> None:
         self.got: list[tuple[float, Message]] = []
 
-    @handler(Event, StockShortage)
+    @handler(Event, StockShortage, StockLevels)
     async def on_message(self, msg: Message) -> None:
         self.got.append((self.ctx.now(), msg))
 
@@ -49,6 +56,7 @@ def _world(config: WarehouseConfig, seed: int = 0) -> tuple[SimKernel, Warehouse
     kernel.spawn(lambda: Warehouse(config), WH)
     kernel.spawn(Recorder, REC)
     kernel.spawn(Recorder, "automation")
+    kernel.spawn(Recorder, "inventory")
     wh, rec = kernel.actor(WH), kernel.actor(REC)
     assert isinstance(wh, Warehouse) and isinstance(rec, Recorder)
     return kernel, wh, rec
@@ -117,6 +125,31 @@ def test_insufficient_stock_reports_shortage_then_rejects() -> None:
     ((_, rejected),) = rec.got
     assert isinstance(rejected, FulfillmentRejected) and rejected.reason == "insufficient_stock"
     assert (wh.available("A"), wh.available("B")) == (10, 4)
+
+
+def test_stock_is_reported_at_start_after_replenishment_and_when_a_report_went_stale() -> None:
+    """Free stock goes to inventory at start, after each replenishment, and on a rejection
+    its last report would have covered (once: a known stock-out is not reported again)."""
+    config = _config(stock={"A": 3, "B": 4}, replenish_every=100.0, replenish_to={"A": 3})
+    kernel, _, rec = _world(config)
+    for at, fo in ((1.0, "f1"), (2.0, "f2"), (3.0, "f3")):
+        kernel.tell(WH, _submit(fo, ("A", 2), order=fo), delay=at)
+    kernel.run(until=150)
+    assert [(t, type(e).__name__) for t, e in rec.got] == [
+        (1.0, "FulfillmentAccepted"), (2.0, "FulfillmentRejected"),
+        (3.0, "FulfillmentRejected"), (11.0, "ItemsPicked"), (16.0, "LabelCreated"),
+        (16.0, "Shipped"), (116.0, "Delivered")]
+    inventory = kernel.actor("inventory")
+    assert isinstance(inventory, Recorder)
+
+    def levels(**units: int) -> tuple[StockLevel, ...]:
+        return tuple(StockLevel(sku=sku, units=n) for sku, n in units.items())
+
+    assert inventory.got == [
+        (0.0, StockLevels(warehouse_id="W1", levels=levels(A=3, B=4), as_of=0.0)),
+        (2.0, StockLevels(warehouse_id="W1", levels=levels(A=1, B=4), as_of=2.0)),
+        (100.0, StockLevels(warehouse_id="W1", levels=levels(A=3, B=4), as_of=100.0)),
+    ]
 
 
 def test_lines_sharing_a_sku_are_counted_together() -> None:

@@ -12,6 +12,7 @@ from orderloom.actors._policy import (
     IrreversibleAction,
     PolicyError,
     ShortageAction,
+    Sourcing,
     SyncMode,
     builtin_policies,
     load_builtin_policy,
@@ -37,6 +38,15 @@ def test_three_builtin_policies_span_the_trade_offs() -> None:
     assert balanced.stock_shortage is ShortageAction.SPLIT
     assert aggressive.downstream_sync.mode is SyncMode.BATCH
     assert not aggressive.duplicates.detect and cautious.duplicates.detect
+
+
+def test_shipped_policies_source_from_the_first_listed_warehouse() -> None:
+    """Sourcing defaults to first_listed, in every shipped policy and in a bare document."""
+    for name in builtin_policies():
+        assert load_builtin_policy(name).sourcing is Sourcing.FIRST_LISTED
+    assert parse_policy("name: x\n", "p.yaml").sourcing is Sourcing.FIRST_LISTED
+    assert parse_policy("name: x\nsourcing: fewest_splits\n",
+                        "p.yaml").sourcing is Sourcing.FEWEST_SPLITS
 
 
 def test_every_policy_routes_every_hold_reason() -> None:
@@ -75,6 +85,8 @@ def test_partial_routing_overrides_defaults() -> None:
      "capture: expected on_authorization when fulfillment_trigger is payment_captured"),
     ("name: x\nambiguous_payment: {retries: -1}",
      "ambiguous_payment.retries: expected a whole number >= 0, got -1"),
+    ("name: x\nsourcing: nearest",
+     "sourcing: expected one of ['first_listed', 'stock_aware', 'fewest_splits']"),
     ("name: x\napproval_required: [ship, launch]",
      "approval_required[1]: expected one of ['capture', 'refund', 'cancel', 'ship']"),
     ("name: x\nduplicates: {key: [colour]}",
