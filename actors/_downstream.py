@@ -7,8 +7,8 @@ which case its view stays stale until the next snapshot. A snapshot older
 than the view (a lower ``version``, delivered out of order) never overwrites
 it.
 
-:func:`project` is the one summary of a snapshot per system. Both sides of
-the mismatch metric use it: the system emits
+:func:`~._views.project` (the coordinator's) is the one summary of a
+snapshot per system: the system emits
 ``SystemViewChanged(system, project(system, applied))`` and the coordinator
 ``project(system, its own snapshot)``, so equal strings mean agreement.
 """
@@ -25,29 +25,9 @@ from ._documents import probability
 from ._dist import Dist, KeyedRandom, Window
 from ._protocol import OrderRetired, SyncOrder, SyncSnapshot
 from ._telemetry import SystemViewChanged
+from ._views import project
 
 __all__ = ["DownstreamConfig", "DownstreamSystem", "project"]
-
-
-def project(system: str, snapshot: SyncSnapshot) -> str:
-    """What ``system`` cares about in a snapshot, as a comparable string.
-
-    finance: captured and refunded amounts; crm: the customer-facing status;
-    support: lifecycle and payment; notifications: the messages the customer
-    was sent; any other system: every field but the
-    order id and the version (bookkeeping, not a view).
-    """
-    s = snapshot
-    if system == "finance":
-        return f"captured={s.captured};refunded={s.refunded}"
-    if system == "crm":
-        return s.customer_status
-    if system == "support":
-        return f"{s.lifecycle};{s.payment}"
-    if system == "notifications":
-        return s.notified
-    return (f"{s.lifecycle};{s.payment};captured={s.captured};refunded={s.refunded};"
-            f"shipped={s.shipped_units};{s.customer_status}")
 
 
 def _name(_: object, a: attrs.Attribute[Any], v: str) -> None:

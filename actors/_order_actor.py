@@ -39,7 +39,6 @@ from orderloom.runtime import (
 
 from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
-from ._downstream import project
 from ._engine import Engine, OrderSettings
 from ._invariants import check_decision, check_step_changed
 from ._order import OutcomeKind, apply_probed, decide_probed
@@ -90,6 +89,7 @@ from ._telemetry import (
     SystemViewChanged,
     WrongAction,
 )
+from ._views import project
 
 __all__ = ["OrderActor"]
 

@@ -97,3 +97,30 @@ def test_only_persistence_adapters_import_database_drivers() -> None:
                 if module.split(".")[0] in {"sqlite3", "psycopg", "asyncpg"} and name not in adapters:
                     bad.append(f"{name}:{line} imports {module}")
     assert bad == []
+
+
+# The simulated world inside orderloom.actors: what the coordinator talks to
+# over messages (gateway, warehouses, teams, address service, downstream
+# systems) and the distributions that drive them. The live coordinator runs
+# without them, so no coordinator or order-model module may import them.
+WORLD_MODULES = frozenset({"_gateway", "_warehouse", "_team", "_address", "_downstream",
+                           "_dist"})
+
+
+def test_the_coordinator_never_imports_the_simulated_world() -> None:
+    """No module of orderloom.actors outside the simulated world (the order
+    model, the order actor, automation, the engine, telemetry) imports one of
+    the world's modules; only the package's public index re-exports them."""
+    bad = []
+    for path in sorted((ROOT / "actors").glob("_*.py")):
+        if path.stem in WORLD_MODULES or path.stem == "__init__":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                module = (node.module or "").split(".")[0]
+                names = [module] if module else [a.name for a in node.names]
+                bad += [f"actors/{path.name}:{node.lineno} imports .{name}"
+                        for name in names if name in WORLD_MODULES]
+    assert bad == []
+    assert WORLD_MODULES <= {p.stem for p in (ROOT / "actors").glob("_*.py")}
