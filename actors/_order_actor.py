@@ -208,7 +208,15 @@ class OrderActor(PersistentActor[OrderRecord]):
         if event.source_seq > expected and event.event_id not in order.seen_event_ids:
             # A gap: hold the event until the missing ones arrive (or give up
             # waiting), so a reordered pair is applied in order, not dropped.
-            if not self.state.held.get(event.source):
+            waiting = self.state.held.get(event.source)
+            if waiting and (held := waiting.get(event.source_seq)) is not None \
+                    and held.event_id == event.event_id:
+                self.ctx.emit(EventIgnored(
+                    order_id=self.order_id, event_type=type(event).__name__,
+                    event_id=event.event_id, source=event.source,
+                    outcome=OutcomeKind.DUPLICATE.value, reason="already held for a gap"))
+                return
+            if not waiting:
                 self.ctx.schedule(self.settings.resequence_timeout,
                                   _Resequence(source=event.source, gap=expected))
             self.record(EventHeld(event=event))

@@ -92,10 +92,14 @@ def test_duplicated_and_reordered_events_leave_state_and_effects_as_one_delivery
     held = [r for o in ORDERS for r in _store(noisy).journal(f"order/{o.order_id}")
             if isinstance(r.event, EventHeld)]
     assert held  # some webhooks were overtaken and waited for their gap
-    # Each redelivery is ignored as a duplicate, and says so (one that lands
-    # while its original waits for a gap replaces it in the wait instead).
-    ignored = [i for i in noisy.of(EventIgnored) if i.outcome == "duplicate"]
-    assert len(extra) - len(held) <= len(ignored) <= len(extra) + len(held)
+    # One delivery of each event is applied; every other one is ignored and
+    # says so: as a duplicate (also while its original waits for a gap), or
+    # rejected when a copy overtook the original into a state not ready for it.
+    redelivered = {(f"order/{m.order_id}", m.event_id) for _, _, m in extra}
+    ignored = [i for i in noisy.of(EventIgnored)
+               if (f"order/{i.order_id}", i.event_id) in redelivered]
+    assert len(ignored) == len(extra)
+    assert sum(i.outcome == "duplicate" for i in ignored) >= 0.9 * len(extra)
     for order in ORDERS:
         oid = order.order_id
         assert noisy.state(oid).lifecycle == once.state(oid).lifecycle
