@@ -110,8 +110,12 @@ class _Timeline:
     __slots__ = ("pending", "retired", "syncs", "written")
 
     def __init__(self) -> None:
-        self.written: _Update | None = None  # landed by the last update received
-        self.pending: list[_Update] = []
+        # The update in the view as of the last one received (later ones may
+        # have landed since: ``at`` reads the view at a given time).
+        self.written: _Update | None = None
+        # A tuple, rebuilt on change: it holds one or two updates, and most
+        # of the time none (the empty tuple is shared, a list would not be).
+        self.pending: tuple[_Update, ...] = ()
         # view -> updates received with that view (keys their draws)
         self.syncs: dict[str, int] = {}
         self.retired = False  # the coordinator is done: forget once ``pending`` landed
@@ -128,8 +132,12 @@ class _Timeline:
     def settle(self, now: float) -> None:
         """Move the updates that landed by ``now`` into the view."""
         pending = self.pending
-        while pending and pending[0].due <= now:
-            self.written = pending.pop(0)  # a short list: one or two updates
+        landed = 0
+        while landed < len(pending) and pending[landed].due <= now:
+            landed += 1
+        if landed:
+            self.written = pending[landed - 1]
+            self.pending = pending[landed:]
 
     def landed(self, now: float) -> bool:
         """Whether nothing is in its lag any more at ``now``."""
@@ -235,12 +243,9 @@ class DownstreamSystem(Actor):
         while overtaken < len(pending) and pending[overtaken].version <= update.version:
             overtaken += 1
         dropped = overtaken - i
-        if dropped:
-            del pending[i:overtaken]
-            self.stale += dropped
-            self.applied -= dropped
-        pending.insert(i, update)
-        self.applied += 1
+        self.stale += dropped
+        self.applied += 1 - dropped
+        timeline.pending = pending = (*pending[:i], update, *pending[overtaken:])
         if (not dropped and i == len(pending) - 1 and before is not None
                 and before.status == update.status):
             return  # the view's course does not change

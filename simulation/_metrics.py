@@ -369,14 +369,15 @@ class MetricsCollector:
         if slot is None:
             slot = views.slots[system] = Slot()
         plan = slot.plan
-        if plan is None:
-            plan = slot.plan = []
         while plan and plan[-1][0] > e.at:
             plan.pop()  # overtaken: its entry in ``_landings`` is skipped
         if e.at <= t:  # no lag: it lands now (what was due before has landed)
+            slot.plan = None
             slot.downstream = e.status
             self._compare(t, e.order_id, views, slot, system)
             return
+        if plan is None:
+            plan = slot.plan = []
         self._landing_seq = seq = self._landing_seq + 1
         plan.append((e.at, seq, e.status))
         heappush(self._landings, (e.at, seq, e.order_id, system))
@@ -390,9 +391,12 @@ class MetricsCollector:
             if views is None:
                 continue  # the order's views are dropped: every system agreed
             slot = views.slots.get(system)
-            if slot is None or not slot.plan or slot.plan[0][1] != seq:
+            plan = slot.plan if slot is not None else None
+            if slot is None or not plan or plan[0][1] != seq:
                 continue  # replaced by a later announcement
-            status = slot.plan.pop(0)[2]
+            status = plan.pop(0)[2]
+            if not plan:
+                slot.plan = None  # most slots wait for nothing: no list each
             if at > self._next_t:
                 self._sample(at, inclusive=False)
             slot.downstream = status

@@ -54,7 +54,7 @@ class Slot:
         self.downstream: str | None = None
         self.since: float | None = None  # start of the open disagreement, if any
         # The downstream view's announced changes still to come, as
-        # (at, landing number, status) in landing order; None until one is.
+        # (at, landing number, status) in landing order; None while none is.
         self.plan: list[tuple[float, int, str]] | None = None
 
 
