@@ -99,8 +99,8 @@ class _Timeline:
     """One order as a system holds it: the update in its view, the updates
     still in their lag, and how often each view was received.
 
-    Mutable, and changed only by :meth:`DownstreamSystem._receive` (and
-    :meth:`DownstreamSystem.on_retired`, which marks it).
+    Mutable: changed only by :meth:`DownstreamSystem._receive` (through
+    :meth:`settle`) and :meth:`DownstreamSystem.on_retired` (which marks it).
 
     Invariants: ``pending`` is in ascending ``due`` order with strictly
     ascending versions, all newer than ``written``'s: an update overtaken by
@@ -243,7 +243,7 @@ class DownstreamSystem(Actor):
         while overtaken < len(pending) and pending[overtaken].version <= update.version:
             overtaken += 1
         dropped = overtaken - i
-        self.stale += dropped
+        self.stale += dropped  # they would land after it, older: skipped
         self.applied += 1 - dropped
         timeline.pending = pending = (*pending[:i], update, *pending[overtaken:])
         if (not dropped and i == len(pending) - 1 and before is not None
