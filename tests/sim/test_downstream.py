@@ -242,6 +242,24 @@ def test_a_retired_orders_last_snapshot_lands_then_is_forgotten() -> None:
     assert system.view("o1") is None and system.status("o1") is None
 
 
+def test_a_snapshot_after_the_retirement_notice_lands_before_the_order_is_forgotten() -> None:
+    """A snapshot delayed past the order's retirement notice still lands; the
+    order is forgotten once its last snapshot has landed, not before."""
+    from orderloom.actors._protocol import OrderRetired
+
+    kernel, system, _ = _world(DownstreamConfig(system="finance", lag=Dist.fixed(5.0)))
+    kernel.tell("finance", SyncOrder(snapshot=_snap(1)))
+    kernel.tell("finance", OrderRetired(order_id="o1"), delay=1.0)
+    kernel.tell("finance", SyncOrder(snapshot=_snap(2, refunded=100)), delay=2.0)
+    kernel.tell("finance", SyncOrder(snapshot=_snap(1, order_id="o2")), delay=6.0)
+    kernel.run(until=6.5)
+    assert system.view("o1") == _snap(1)
+    kernel.run(until=7.0)
+    assert system.view("o1") is None and system.view("o2") is None  # o2 lands at 11
+    kernel.run(until=11.0)
+    assert system.view("o2") == _snap(1, order_id="o2")
+
+
 # -- the same landings as a timer per update ---------------------------------------------
 
 
