@@ -97,37 +97,42 @@ class _Update(NamedTuple):
 
 class _Timeline:
     """One order as a system holds it: the update in its view, the updates
-    still in their lag, and how often each view was received.
+    still in their lag, and the views received.
 
     Mutable: changed only by :meth:`DownstreamSystem._receive` (through
     :meth:`settle`) and :meth:`DownstreamSystem.on_retired` (which marks it).
 
     Invariants: ``pending`` is in ascending ``due`` order with strictly
-    ascending versions, all newer than ``written``'s: an update overtaken by
-    a newer one would land stale, so it is dropped when it is overtaken.
+    ascending versions, all newer than ``snapshot``'s: an update overtaken
+    by a newer one would land stale, so it is dropped when it is overtaken.
     """
 
-    __slots__ = ("pending", "retired", "syncs", "written")
+    __slots__ = ("pending", "received", "retired", "snapshot", "status")
 
     def __init__(self) -> None:
-        # The update in the view as of the last one received (later ones may
-        # have landed since: ``at`` reads the view at a given time).
-        self.written: _Update | None = None
+        # The view, and its projection, as of the last update received (later
+        # ones may have landed since: ``at`` reads the view at a given time).
+        # Fields rather than the landed ``_Update``: one per order and system.
+        self.snapshot: SyncSnapshot | None = None
+        self.status: str | None = None
         # A tuple, rebuilt on change: it holds one or two updates, and most
         # of the time none (the empty tuple is shared, a list would not be).
         self.pending: tuple[_Update, ...] = ()
-        # view -> updates received with that view (keys their draws)
-        self.syncs: dict[str, int] = {}
+        # The views received, in order: an update's draws are keyed by its
+        # view and how many times that view came. A tuple, not a counting
+        # dict: an order brings each system two or three views (a dict would
+        # be three times the size).
+        self.received: tuple[str, ...] = ()
         self.retired = False  # the coordinator is done: forget once ``pending`` landed
 
-    def at(self, now: float) -> _Update | None:
-        """The update in the view at ``now``."""
-        current = self.written
+    def at(self, now: float) -> tuple[SyncSnapshot | None, str | None]:
+        """The view at ``now``, and its projection."""
+        snapshot, status = self.snapshot, self.status
         for update in self.pending:
             if update.due > now:
                 break
-            current = update
-        return current
+            snapshot, status = update.snapshot, update.status
+        return snapshot, status
 
     def settle(self, now: float) -> None:
         """Move the updates that landed by ``now`` into the view."""
@@ -136,7 +141,8 @@ class _Timeline:
         while landed < len(pending) and pending[landed].due <= now:
             landed += 1
         if landed:
-            self.written = pending[landed - 1]
+            last = pending[landed - 1]
+            self.snapshot, self.status = last.snapshot, last.status
             self.pending = pending[landed:]
 
     def landed(self, now: float) -> bool:
@@ -172,21 +178,19 @@ class DownstreamSystem(Actor):
     def view(self, order_id: str) -> SyncSnapshot | None:
         """The snapshot this system holds for an order now (None if it never
         got one, or forgot the order)."""
-        update = self._current(order_id)
-        return update.snapshot if update is not None else None
+        return self._current(order_id)[0]
 
     def status(self, order_id: str) -> str | None:
         """The projected view of an order now."""
-        update = self._current(order_id)
-        return update.status if update is not None else None
+        return self._current(order_id)[1]
 
-    def _current(self, order_id: str) -> _Update | None:
+    def _current(self, order_id: str) -> tuple[SyncSnapshot | None, str | None]:
         timeline = self._orders.get(order_id)
         if timeline is None:
-            return None
+            return None, None
         now = self.ctx.now()
         if timeline.retired and timeline.landed(now):
-            return None  # forgotten (at the latest by the next message)
+            return None, None  # forgotten (at the latest by the next message)
         return timeline.at(now)
 
     @handler
@@ -210,9 +214,9 @@ class DownstreamSystem(Actor):
         timeline = self._orders.get(order_id)
         if timeline is None:
             timeline = self._orders[order_id] = _Timeline()
-        seen = timeline.syncs
-        n = seen[status] = seen.get(status, 0) + 1
-        rng = self._keyed.at(f"{order_id}/{status}/{n}")
+        received = timeline.received
+        timeline.received = (*received, status)
+        rng = self._keyed.at(f"{order_id}/{status}/{received.count(status) + 1}")
         lag = config.lag.sample(rng)
         failed = rng.random() < config.failure_rate
         due = now + lag
@@ -235,8 +239,16 @@ class DownstreamSystem(Actor):
         i = len(pending)
         while i and pending[i - 1].due > update.due:  # from the end: usually it goes last
             i -= 1
-        before = pending[i - 1] if i else timeline.written
-        if before is not None and before.version >= update.version:
+        # The view just before it lands: its version, and its projection.
+        newest: int | None
+        shown: str | None
+        if i:
+            newest, shown = pending[i - 1].version, pending[i - 1].status
+        elif timeline.snapshot is not None:
+            newest, shown = timeline.snapshot.version, timeline.status
+        else:
+            newest, shown = None, None
+        if newest is not None and newest >= update.version:
             self.stale += 1
             return
         overtaken = i
@@ -246,8 +258,7 @@ class DownstreamSystem(Actor):
         self.stale += dropped  # they would land after it, older: skipped
         self.applied += 1 - dropped
         timeline.pending = pending = (*pending[:i], update, *pending[overtaken:])
-        if (not dropped and i == len(pending) - 1 and before is not None
-                and before.status == update.status):
+        if not dropped and i == len(pending) - 1 and shown == update.status:
             return  # the view's course does not change
         # This update, and the newer ones after it (which an announcement of
         # it would replace), from its due time on.
