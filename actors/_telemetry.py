@@ -23,6 +23,7 @@ __all__ = [
     "OrderStageEntered",
     "OrderStuck",
     "SystemViewChanged",
+    "SystemViewScheduled",
     "TeamLoad",
     "Telemetry",
     "WrongAction",
@@ -126,6 +127,27 @@ class SystemViewChanged(Telemetry):
 
     system: str
     status: str
+
+
+@attrs.frozen(kw_only=True)
+class SystemViewScheduled(Telemetry):
+    """A downstream system will hold ``status`` as its view of an order from
+    ``at`` on: it received an update and applies it once its lag elapses.
+
+    It replaces whatever the system announced for the order from ``at`` on:
+    an update that overtakes older ones still in their lag makes them land
+    stale, so they never show. Consumers read it as a
+    :class:`SystemViewChanged` of ``system`` at ``at``. A simulated system
+    draws an update's lag when the update arrives, so it says then when its
+    view changes, instead of setting a timer to wake itself at the time.
+
+    Invariants: ``status`` as in :class:`SystemViewChanged`; ``at`` is not
+    earlier than the time the event is emitted.
+    """
+
+    system: str
+    status: str
+    at: float
 
 
 @attrs.frozen(kw_only=True)

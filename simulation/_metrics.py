@@ -24,12 +24,19 @@ whole run, warm-up included, at ``k * series_step`` up to ``min(now,
 horizon)``; each point is the state once every event at that instant applied.
 Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
 ``time_in_team.*``) are omitted when they have no sample.
+
+Views. A system's view of an order changes when it says so
+(``SystemViewChanged``) or when it said it would (``SystemViewScheduled``,
+for a time still to come): the collector keeps the announced changes and
+applies each at its time, before any event of a later (or the same) time,
+so they fold exactly as if the system had reported them then.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 from orderloom.actors import (
@@ -48,6 +55,7 @@ from orderloom.actors import (
     OrderStageEntered,
     OrderStuck,
     SystemViewChanged,
+    SystemViewScheduled,
     TeamLoad,
     WrongAction,
 )
@@ -120,6 +128,10 @@ class MetricsCollector:
         self._mismatch_max = 0.0
         self._stuck_now = 0
         self._mismatched_now = 0
+        # Announced downstream view changes, as (at, landing number, order,
+        # system); an entry no longer in its slot's plan was replaced.
+        self._landings: list[tuple[float, int, str, str]] = []
+        self._landing_seq = 0
         self._series: Series = {"stuck_orders": [], "state_mismatches": []}
         self._next_k = 0
         self._next_t = 0.0
@@ -127,7 +139,8 @@ class MetricsCollector:
             OrderStageEntered: self._stage, OrderStuck: self._stuck,
             OrderFinished: self._finished, CaseOpened: self._opened,
             CaseHandedOff: self._handed_off, CaseDecided: self._decided,
-            CaseClosed: self._closed, SystemViewChanged: self._view, TeamLoad: self._load,
+            CaseClosed: self._closed, SystemViewChanged: self._view,
+            SystemViewScheduled: self._scheduled, TeamLoad: self._load,
             WrongAction: self._wrong, EventIgnored: self._ignored,
             CommandRefused: self._refused, ActionTaken: self._action,
             GatewayTimedOut: self._timed_out,
@@ -140,6 +153,8 @@ class MetricsCollector:
 
     def on_emit(self, time: float, address: str, event: object) -> None:
         """The kernel sink: fold one telemetry event (anything else is ignored)."""
+        if self._landings and self._landings[0][0] <= time:
+            self._land(time)
         if time > self._next_t:
             self._sample(time, inclusive=False)
         kind = type(event)
@@ -336,14 +351,60 @@ class MetricsCollector:
         slot = views.slots.get(system)
         if slot is None:
             slot = views.slots[system] = Slot()
-        ours: str | None
-        theirs: str | None
         if coordinator:
-            slot.coordinator = ours = e.status
-            theirs = slot.downstream
+            slot.coordinator = e.status
         else:
-            slot.downstream = theirs = e.status
-            ours = slot.coordinator
+            slot.downstream = e.status
+        self._compare(t, e.order_id, views, slot, system)
+
+    def _scheduled(self, t: float, e: SystemViewScheduled) -> None:
+        """A system's view will change at ``e.at``: replace its plan from then on."""
+        views = self._views.get(e.order_id)
+        if views is None:
+            return
+        system = e.system
+        if system not in self.systems:
+            return
+        slot = views.slots.get(system)
+        if slot is None:
+            slot = views.slots[system] = Slot()
+        plan = slot.plan
+        while plan and plan[-1][0] > e.at:
+            plan.pop()  # overtaken: its entry in ``_landings`` is skipped
+        if e.at <= t:  # no lag: it lands now (what was due before has landed)
+            slot.plan = None
+            slot.downstream = e.status
+            self._compare(t, e.order_id, views, slot, system)
+            return
+        if plan is None:
+            plan = slot.plan = []
+        self._landing_seq = seq = self._landing_seq + 1
+        plan.append((e.at, seq, e.status))
+        heappush(self._landings, (e.at, seq, e.order_id, system))
+
+    def _land(self, until: float) -> None:
+        """Apply the announced view changes due by ``until``, each at its time."""
+        landings = self._landings
+        while landings and landings[0][0] <= until:
+            at, seq, order_id, system = heappop(landings)
+            views = self._views.get(order_id)
+            if views is None:
+                continue  # the order's views are dropped: every system agreed
+            slot = views.slots.get(system)
+            plan = slot.plan if slot is not None else None
+            if slot is None or not plan or plan[0][1] != seq:
+                continue  # replaced by a later announcement
+            status = plan.pop(0)[2]
+            if not plan:
+                slot.plan = None  # most slots wait for nothing: no list each
+            if at > self._next_t:
+                self._sample(at, inclusive=False)
+            slot.downstream = status
+            self._compare(at, order_id, views, slot, system)
+
+    def _compare(self, t: float, order_id: str, views: Views, slot: Slot, system: str) -> None:
+        """A side of ``slot`` changed at ``t``: open or close its disagreement."""
+        ours, theirs = slot.coordinator, slot.downstream
         bad = ours is not None and ours != theirs
         since = slot.since
         if bad and since is None:
@@ -359,7 +420,7 @@ class MetricsCollector:
             if views.counted:
                 self._close_mismatch(views, system, t - since)
             if views.finished and not views.bad:
-                del self._views[e.order_id]
+                del self._views[order_id]
 
     def _close_mismatch(self, views: Views, system: str, span: float) -> None:
         # Runs for every disagreement that ends, however short: the bump and
@@ -451,6 +512,7 @@ class MetricsCollector:
         closed at ``now`` in the result only: calling it again, or streaming
         on, stays consistent.
         """
+        self._land(now)
         self._sample(now, inclusive=True)
         n, by = dict(self._n), {family: dict(keys) for family, keys in self._by.items()}
         mismatch_max = self._mismatch_max

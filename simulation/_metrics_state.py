@@ -47,12 +47,15 @@ class Case:
 class Slot:
     """One order's coordinator and downstream views for one system."""
 
-    __slots__ = ("coordinator", "downstream", "since")
+    __slots__ = ("coordinator", "downstream", "plan", "since")
 
     def __init__(self) -> None:
         self.coordinator: str | None = None
         self.downstream: str | None = None
         self.since: float | None = None  # start of the open disagreement, if any
+        # The downstream view's announced changes still to come, as
+        # (at, landing number, status) in landing order; None while none is.
+        self.plan: list[tuple[float, int, str]] | None = None
 
 
 class Views:

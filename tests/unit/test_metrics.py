@@ -17,6 +17,7 @@ from orderloom.actors import (
     OrderStageEntered,
     OrderStuck,
     SystemViewChanged,
+    SystemViewScheduled,
     TeamLoad,
     WrongAction,
 )
@@ -77,6 +78,10 @@ def closed(oid: str, case: str, team: str = "A", outcome: str = "release") -> Ca
 
 def view(oid: str, system: str, status: str) -> SystemViewChanged:
     return SystemViewChanged(order_id=oid, system=system, status=status)
+
+
+def due(oid: str, system: str, status: str, at: float) -> SystemViewScheduled:
+    return SystemViewScheduled(order_id=oid, system=system, status=status, at=at)
 
 
 def load(team: str, q: int, busy: int, staff: int) -> TeamLoad:
@@ -309,6 +314,57 @@ def test_mismatch_grace_counts_orders_only_past_it() -> None:
     assert m["state_mismatches"] == 1
     assert m["state_mismatches.rate"] == 0.5
     assert m["state_mismatches.total_duration"] == 7.0
+
+
+def test_an_announced_view_change_folds_as_a_change_at_its_time() -> None:
+    """A system's SystemViewScheduled counts as its view changing at ``at``,
+    between the events before and after it, and in the series."""
+    c = make(horizon=400.0)
+    feed(c, [(0, placed("o")), (0, view("o", "coordinator:finance", "a")),
+             (10, due("o", "finance", "a", at=250.0)),
+             (300, view("o", "coordinator:finance", "b"))])
+    assert c.tracked()["views"] == 1
+    m, s, _ = c.finish(400.0)
+    assert m["state_mismatches"] == 1
+    assert m["state_mismatches.total_duration"] == 250.0 + 100.0
+    assert s["state_mismatches"] == [(0.0, 1.0), (100.0, 1.0), (200.0, 1.0), (300.0, 1.0),
+                                     (400.0, 1.0)]
+    late = make(horizon=400.0)  # the same change reported by the system when it happens
+    feed(late, [(0, placed("o")), (0, view("o", "coordinator:finance", "a")),
+                (250, view("o", "finance", "a")), (300, view("o", "coordinator:finance", "b"))])
+    assert late.finish(400.0) == (m, s, {})
+
+
+def test_an_overtaking_announcement_replaces_the_later_plan() -> None:
+    """An announcement replaces what the system announced from its time on: an
+    overtaken update never shows; an earlier one still lands first."""
+    c = make()
+    feed(c, [(0, placed("o")), (0, view("o", "coordinator:finance", "c")),
+             (0, due("o", "finance", "a", at=20.0)),
+             (1, due("o", "finance", "b", at=90.0)),  # overtaken by "c" below: never shows
+             (2, due("o", "finance", "c", at=40.0)),
+             (50, due("o", "finance", "c", at=50.0))])  # no lag: lands at once
+    m, s, _ = c.finish(100.0)
+    assert m["state_mismatches.total_duration"] == 40.0  # nothing, then "a", until "c" at 40
+    assert m["state_mismatches.max_duration"] == 40.0
+    assert s["state_mismatches"] == [(0.0, 1.0), (100.0, 0.0)]
+
+
+def test_due_changes_land_at_finish_and_after_the_order_is_dropped_are_ignored() -> None:
+    """finish applies the changes due by now (not later ones); a change due
+    after every system agreed on a finished order finds it dropped."""
+    c = make(systems=("finance", "crm"))
+    feed(c, [(0, placed("o")), (0, view("o", "coordinator:finance", "a")),
+             (0, due("o", "finance", "a", at=60.0)), (0, due("o", "finance", "z", at=500.0)),
+             (0, placed("p")), (0, view("p", "coordinator:crm", "x")),
+             (1, due("p", "crm", "x", at=5.0)), (2, due("p", "crm", "y", at=30.0)),
+             (3, done("p"))])
+    first = c.finish(100.0)
+    m = first[0]
+    assert m["state_mismatches.total_duration"] == 60.0 + 5.0  # "y" finds "p" dropped at 5
+    assert m["state_mismatches.by_system.crm"] == 1
+    assert c.tracked()["views"] == 1
+    assert c.finish(100.0) == first
 
 
 # -- teams, SLAs ------------------------------------------------------------------------
