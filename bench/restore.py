@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from _business import grown
 from orderloom.actors import _order_actor
 from orderloom.runtime import MemoryStore
 from orderloom.simulation import SimKernel
@@ -44,22 +45,8 @@ BUCKETS = ((0, 2), (3, 5), (6, 8), (9, 20), (21, 50), (51, 10_000))
 
 
 def scenario(per_day: float, hours: float) -> Scenario:
-    """baseline grown to ``per_day`` orders a day, the whole business alike
-    (pickers, stock, customers, reviewers), as ``bench/simulate.py`` grows it."""
-    s = load_scenario(ROOT / "scenarios" / "baseline.yaml")
-    k = max(1.0, per_day / s.demand.orders_per_day)
-
-    def scale(levels: dict[str, int]) -> dict[str, int]:
-        return {sku: int(n * k) for sku, n in levels.items()}
-
-    s = attrs.evolve(
-        s, demand=attrs.evolve(s.demand, orders_per_day=per_day,
-                               customers=int(s.demand.customers * k)),
-        warehouses=tuple(attrs.evolve(w, pickers=int(w.pickers * k), stock=scale(w.stock),
-                                      replenish_to=scale(w.replenish_to))
-                         for w in s.warehouses),
-        teams=tuple(attrs.evolve(t, shifts=tuple(attrs.evolve(sh, staff=int(sh.staff * k))
-                                                 for sh in t.shifts)) for t in s.teams))
+    """baseline grown to ``per_day`` orders a day (the whole business alike)."""
+    s = grown(load_scenario(ROOT / "scenarios" / "baseline.yaml"), per_day)
     return attrs.evolve(s, horizon=hours * 3600.0, warm_up=0.0)
 
 

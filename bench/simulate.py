@@ -72,6 +72,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
 import attrs, json, resource, sys, time
+sys.path.insert(0, BENCH)
+from _business import grown
 from orderloom.simulation._scenario import load_scenario
 from orderloom.simulation._runner import run_replication
 s = load_scenario(sys.argv[1])
@@ -82,18 +84,7 @@ if overrides:
     s = attrs.evolve(s, policy=policy_from_dict(
         {**_CONVERTER.unstructure(s.policy), **overrides}, "bench variant"))
 if per_day > 0:
-    # Scale the world with the demand (pickers, stock, reviewers), so a
-    # bigger run is the same business at a larger size, not an overloaded one.
-    k = max(1.0, per_day / s.demand.orders_per_day)
-    scale = lambda levels: {sku: int(n * k) for sku, n in levels.items()}
-    s = attrs.evolve(
-        s, demand=attrs.evolve(s.demand, orders_per_day=per_day,
-                               customers=int(s.demand.customers * k)),
-        warehouses=tuple(attrs.evolve(w, pickers=int(w.pickers * k), stock=scale(w.stock),
-                                      replenish_to=scale(w.replenish_to))
-                         for w in s.warehouses),
-        teams=tuple(attrs.evolve(t, shifts=tuple(attrs.evolve(sh, staff=int(sh.staff * k))
-                                                 for sh in t.shifts)) for t in s.teams))
+    s = grown(s, per_day)
 s = attrs.evolve(s, horizon=hours * 3600.0, warm_up=0.0)
 t = time.perf_counter()
 r = run_replication(s, 0)
@@ -102,7 +93,7 @@ finished = sum(v for k, v in r.metrics.items() if k.startswith("orders_by_final_
 print(json.dumps({"orders": r.metrics.get("orders.placed", 0.0), "finished": finished,
                   "wall": wall, "messages": r.messages,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+""".replace("BENCH", repr(str(Path(__file__).resolve().parent)))
 
 
 _YARDSTICK = """
