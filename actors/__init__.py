@@ -179,6 +179,10 @@ from ._automation import (
     Intake,
     Watchdog,
 )
+from ._documents import (
+    DocumentError,
+    make_converter,
+)
 from ._dist import (
     Dist,
     Window,
@@ -186,7 +190,6 @@ from ._dist import (
 from ._downstream import (
     DownstreamConfig,
     DownstreamSystem,
-    project,
 )
 from ._engine import (
     Engine,
@@ -277,6 +280,9 @@ from ._telemetry import (
     Telemetry,
     WrongAction,
 )
+from ._views import (
+    project,
+)
 from ._warehouse import (
     CarrierConfig,
     Warehouse,
@@ -328,6 +334,7 @@ __all__ = [
     "Decision",
     "Delivered",
     "Dist",
+    "DocumentError",
     "DownstreamConfig",
     "DownstreamSyncPolicy",
     "DownstreamSystem",
@@ -507,6 +514,7 @@ __all__ = [
     "journal_types",
     "load_builtin_policy",
     "load_policy",
+    "make_converter",
     "order_address",
     "parse_policy",
     "policy_from_dict",

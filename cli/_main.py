@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from orderloom.actors._documents import DocumentError
+from orderloom.actors import DocumentError
 
 from ._simulate import rerun_and_report, run_and_report, sweep_grid
 
@@ -93,9 +93,8 @@ def simulate(scenario: str | None, policy: str | None, replications: int | None,
 @click.argument("files", nargs=-1, required=True)
 def validate(files: tuple[str, ...]) -> None:
     """Check scenario or policy files without running them."""
-    from orderloom.actors._policy import load_policy
-    from orderloom.simulation._runner import world_for
-    from orderloom.simulation._scenario import load_scenario, resolve_scenario
+    from orderloom.actors import load_policy
+    from orderloom.simulation import load_scenario, resolve_scenario, world_for
 
     import random
 
@@ -151,9 +150,16 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
     import shutil
     import textwrap
 
-    from orderloom.simulation._compare import IncomparableReports, Role, compare as build
-    from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
-    from orderloom.simulation._compare_summary import format_p, to_summary
+    from orderloom.simulation import (
+        IncomparableReports,
+        Role,
+        format_p,
+        to_html,
+        to_markdown,
+        to_summary,
+        to_terminal,
+    )
+    from orderloom.simulation import compare as build
 
     if len(reports) < 2:
         raise click.UsageError("compare needs at least two reports")
@@ -281,7 +287,7 @@ def sweep(scenario: str, params: tuple[str, ...], replications: int | None, seed
 @click.option("--no-check", is_flag=True, help="Skip the determinism self-check.")
 def demo(seed: int, orders: int, no_outage: bool, no_check: bool) -> None:
     """Run the small kernel demo (a checkout model) and print what happened."""
-    from orderloom.simulation._demo import run_demo
+    from orderloom.simulation import run_demo
 
     result = run_demo(seed=seed, orders=orders, outage=None if no_outage else (600.0, 900.0),
                       check=not no_check)

@@ -11,34 +11,35 @@ from typing import Any
 import attrs
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from orderloom.actors._documents import DocumentError, make_converter
-from orderloom.actors._policy import (
+from orderloom.actors import (
+    DocumentError,
     Policy,
     builtin_policies,
     load_builtin_policy,
     load_policy,
+    make_converter,
     policy_from_dict,
 )
 from orderloom.simulation import (
+    ReplicationResult,
+    Scenario,
+    ScenarioError,
+    aggregate,
+    load_scenario,
     mmc_metrics,
     provenance_data,
     provenance_of,
     read_provenance,
     rerun_warnings,
+    resolve_scenario,
+    run_replication,
+    run_replications,
     software_versions,
     summarize,
-)
-from orderloom.simulation._report import write_report
-from orderloom.simulation._result import ReplicationResult, aggregate
-from orderloom.simulation._runner import run_replication, run_replications
-from orderloom.simulation._scenario import (
-    Scenario,
-    ScenarioError,
-    load_scenario,
-    resolve_scenario,
     world_digest,
+    write_report,
+    write_sweep,
 )
-from orderloom.simulation._sweep import write_sweep
 
 Echo = Callable[[str], None]
 HEALTH = ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ._compare import IncomparableReports, Role, compare
+from ._compare_render import to_html, to_markdown, to_terminal
+from ._compare_summary import format_p, to_summary
+from ._demo import run_demo
 from ._determinism import DeterminismReport, check_determinism
 from ._faults import LinkFaults
 from ._kernel import SimKernel
@@ -15,22 +19,48 @@ from ._provenance import (
     software_versions,
 )
 from ._queueing import MMcMetrics, mmc_metrics
+from ._report import write_report
+from ._result import ReplicationResult, aggregate
+from ._runner import run_replication, run_replications, world_for
+from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario, world_digest
 from ._stats import Summary, summarize
+from ._sweep import write_sweep
 
 __all__ = [
     "DeterminismReport",
+    "IncomparableReports",
     "LinkFaults",
     "MMcMetrics",
     "Provenance",
+    "ReplicationResult",
     "ReportError",
+    "Role",
+    "Scenario",
+    "ScenarioError",
     "SimKernel",
     "Summary",
+    "aggregate",
     "check_determinism",
+    "compare",
+    "format_p",
+    "load_scenario",
     "mmc_metrics",
     "provenance_data",
     "provenance_of",
     "read_provenance",
     "rerun_warnings",
+    "resolve_scenario",
+    "run_demo",
+    "run_replication",
+    "run_replications",
     "software_versions",
     "summarize",
+    "to_html",
+    "to_markdown",
+    "to_summary",
+    "to_terminal",
+    "world_digest",
+    "world_for",
+    "write_report",
+    "write_sweep",
 ]

@@ -124,3 +124,14 @@ def test_the_coordinator_never_imports_the_simulated_world() -> None:
                         for name in names if name in WORLD_MODULES]
     assert bad == []
     assert WORLD_MODULES <= {p.stem for p in (ROOT / "actors").glob("_*.py")}
+
+
+def test_the_cli_uses_public_names_only() -> None:
+    """The `orderloom` command is a client of the packages' public API: it
+    imports no private module (``orderloom.<package>._x``)."""
+    bad = [f"cli/{path.name}:{line} imports {module}"
+           for path in sorted((ROOT / "cli").glob("*.py"))
+           for line, module in _imports(path)
+           if module.startswith("orderloom.") and any(
+               part.startswith("_") for part in module.split(".")[1:])]
+    assert bad == []
