@@ -23,7 +23,9 @@ from . import (
     _messages,
     _order_actor,
     _order_record,
+    _order_state,
     _protocol,
+    _states,
     _telemetry,
 )
 
@@ -33,17 +35,12 @@ __all__ = ["journal_codec", "journal_types"]
 def journal_types() -> tuple[type, ...]:
     """Every attrs class an order coordinator's store may hold."""
     found: dict[type, None] = {TimerDue: None, _engine.Engine.Timer: None}
-    for module in (_messages, _protocol, _order_record, _automation, _telemetry, _order_actor,
-                   _inventory):
+    for module in (_messages, _states, _order_state, _protocol, _order_record, _automation,
+                   _telemetry, _order_actor, _inventory):
         for value in vars(module).values():
             if (isinstance(value, type) and attrs.has(value)
                     and value.__module__ == module.__name__):
                 found[value] = None
-    from ._order_state import OrderState  # nested state types come with it
-
-    for value in vars(__import__(OrderState.__module__, fromlist=["*"])).values():
-        if isinstance(value, type) and attrs.has(value):
-            found[value] = None
     return tuple(found)
 
 
