@@ -1,6 +1,6 @@
 """Cross-order automation: intake, duplicate screening, the watchdog.
 
-Per-order decisions run in each order's own actor (:mod:`._engine`); what
+Per-order decisions run in each order's own actor (:mod:`._react`); what
 needs a view across orders lives here:
 
 - :class:`Intake` starts an Order actor for each new order and hands it the
@@ -19,7 +19,7 @@ import attrs
 from orderloom.runtime import Actor, DuplicateAddress, Message, PersistentActor, Store, handler
 
 from . import _messages as m
-from ._engine import OrderSettings
+from ._settings import OrderSettings
 from ._order_actor import OrderActor
 from ._protocol import Escalate, OrderUpdated, Screened, StockShortage, StuckReport, order_address
 

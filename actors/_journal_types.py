@@ -18,13 +18,13 @@ from orderloom.runtime import AttrsCodec, TimerDue
 
 from . import (
     _automation,
-    _engine,
     _inventory,
     _messages,
     _order_actor,
     _order_record,
     _order_state,
     _protocol,
+    _reaction,
     _states,
     _telemetry,
 )
@@ -34,7 +34,7 @@ __all__ = ["journal_codec", "journal_types"]
 
 def journal_types() -> tuple[type, ...]:
     """Every attrs class an order coordinator's store may hold."""
-    found: dict[type, None] = {TimerDue: None, _engine.Engine.Timer: None}
+    found: dict[type, None] = {TimerDue: None, _reaction.PolicyTimer: None}
     for module in (_messages, _states, _order_state, _protocol, _order_record, _automation,
                    _telemetry, _order_actor, _inventory):
         for value in vars(module).values():

@@ -12,7 +12,9 @@ After each change the actor
 3. emits telemetry (stage changes, stuck orders, the finish) and, once per
    turn, the coordinator's view per downstream system and the snapshot
    the systems whose view changed are sent,
-4. runs the policy engine (:mod:`._engine`) for the next commands.
+4. runs the policy engine (:func:`._react.react`, a pure function) and
+   performs its reaction: the effects it chose, in order, then its
+   commands, decided like any other.
 
 The engine runs inside the order's own turn, so it always sees the state
 its commands will be decided against: no race between two automation
@@ -39,7 +41,6 @@ from orderloom.runtime import (
 
 from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
-from ._engine import Engine, OrderSettings
 from ._invariants import check_decision, check_step_changed
 from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_record import (
@@ -53,15 +54,36 @@ from ._order_record import (
     WrongActionReported,
     evolve_record,
 )
-from ._order_state import OrderState
+from ._order_state import OrderState, PaymentRequest
+from ._reaction import (
+    AssignCase,
+    CancelAsked,
+    EventsApplied,
+    PersonDecided,
+    PolicyTimer,
+    QueryGateway,
+    Reaction,
+    SetTimer,
+    StuckEscalated,
+    Trigger,
+    VerifyAddress,
+    WithdrawCase,
+)
+from ._react import react, unsafe_shipments
+from ._settings import OrderSettings
+from ._sourcing import StockView
 from ._policy import SyncMode
 from ._protocol import (
     AddressChecked,
+    CaseAssigned,
     CaseDecision,
+    CaseWithdrawn,
+    CheckAddress,
     CustomerCancel,
     Escalate,
     GatewayAuthorize,
     GatewayCapture,
+    GatewayQuery,
     GatewayRefund,
     GatewayVoid,
     OrderRetired,
@@ -76,10 +98,14 @@ from ._protocol import (
     SyncSnapshot,
     WarehouseCancel,
     WarehouseSubmit,
+    team_address,
+    warehouse_address,
 )
-from ._states import TERMINAL_STAGES, Lifecycle, RequestStatus
+from ._states import TERMINAL_STAGES, Lifecycle, PaymentOperation, RequestStatus
 from ._telemetry import (
     ActionTaken,
+    CaseHandedOff,
+    CaseOpened,
     CommandRefused,
     EventIgnored,
     GatewayTimedOut,
@@ -95,6 +121,7 @@ __all__ = ["OrderActor"]
 
 
 _APPLIED = OutcomeKind.APPLIED
+_NO_VIEW = StockView()
 # The decided events ``_effect`` sends a message for.
 _OUTBOX = (m.PaymentAuthorizationRequested, m.PaymentCaptureRequested, m.PaymentVoidRequested,
            m.PaymentRefundRequested, m.FulfillmentSubmitted, m.FulfillmentCanceled)
@@ -140,13 +167,12 @@ class OrderActor(PersistentActor[OrderRecord]):
     order in flight, and a restore folds at most that many."""
 
     # One per order in flight: no instance dictionary.
-    __slots__ = ("order_id", "settings", "engine", "_views", "_view_key", "_timeouts",
+    __slots__ = ("order_id", "settings", "_views", "_view_key", "_timeouts",
                  "_stuck_due", "_stuck_timer", "_sync_timer", "_retire_timer")
 
     def __init__(self, order_id: str, settings: OrderSettings, store: Store) -> None:
         self.order_id = order_id
         self.settings = settings
-        self.engine = Engine(settings)
         # Derived from the store (see on_start): the views last published and
         # the handles of the pending timers the actor may cancel.
         self._views: dict[str, str] = {}
@@ -287,22 +313,24 @@ class OrderActor(PersistentActor[OrderRecord]):
     @handler
     async def on_decision(self, msg: CaseDecision) -> None:
         """A person decided one of this order's cases."""
-        await self._run(await self.engine.decided(self.state.order, msg, self.ctx))
+        await self._run(await self._policy(PersonDecided(
+            case_id=msg.case_id, decision=msg.decision, by=msg.reviewer,
+            handoff_to=msg.handoff_to, note=msg.note)))
 
     @handler
     async def on_customer_cancel(self, msg: CustomerCancel) -> None:
         """The customer wants the order canceled."""
-        await self._run(await self.engine.customer_cancel(self.state.order, msg, self.ctx))
+        await self._run(await self._policy(CancelAsked(reason=msg.reason)))
 
     @handler
     async def on_escalate(self, msg: Escalate) -> None:
         """The watchdog escalates this stuck order."""
-        await self._run(await self.engine.escalate(self.state.order, msg, self.ctx))
+        await self._run(await self._policy(StuckEscalated(stage=msg.stage)))
 
     @handler
-    async def on_engine_timer(self, msg: Engine.Timer) -> None:
+    async def on_policy_timer(self, msg: PolicyTimer) -> None:
         """A retry or reconciliation the engine scheduled."""
-        await self._run(await self.engine.timer(self.state.order, msg, self.ctx))
+        await self._run(await self._policy(msg))
 
     @handler
     async def on_stuck_check(self, msg: StuckCheck) -> None:
@@ -361,7 +389,7 @@ class OrderActor(PersistentActor[OrderRecord]):
                               captured=order.captured_amount,
                               refunded=order.refunded_amount)
         for address in (self.settings.gateway, *(Address(s) for s in self.settings.downstream),
-                        *sorted({Address(f"warehouse/{fo.warehouse_id}") for fo in fos})):
+                        *sorted({warehouse_address(fo.warehouse_id) for fo in fos})):
             await self.ctx.send(address, notice)
         # Nothing stays pending for a retired order (a stuck check not yet
         # due, the timeout of an answered request): its stream goes quiet.
@@ -485,7 +513,7 @@ class OrderActor(PersistentActor[OrderRecord]):
                 await self._effect(event)
         if self._timeouts:
             self._cancel_resolved_timeouts()
-        for detail in self.engine.unsafe_shipments(self.state.order, applied):
+        for detail in unsafe_shipments(self.state.order, applied):
             self._wrong("never_ship_unpaid", detail)
         self._telemetry()
         order = self.state.order
@@ -500,42 +528,85 @@ class OrderActor(PersistentActor[OrderRecord]):
                 break
         if self.state.finished:
             return []
-        # A fresh list each call: no copy needed.
-        return await self.engine.react(order, applied, self.ctx, progress=progress)
+        return await self._policy(EventsApplied(events=tuple(applied), progress=progress))
+
+    async def _policy(self, trigger: Trigger) -> list[m.Command]:
+        """Run the policy engine on ``trigger`` and perform its effects, in the
+        order it chose them (the turn releases them after its commit); its
+        commands are returned for deciding."""
+        ctx, settings = self.ctx, self.settings
+        board = settings.stock
+        order = self.state.order
+        reaction: Reaction = react(order, trigger, settings.policy, ctx.now(),
+                                   ids=ctx.new_id, wiring=settings.wiring,
+                                   stock=board.view if board is not None else _NO_VIEW)
+        for effect in reaction.effects:
+            if isinstance(effect, SetTimer):
+                ctx.schedule(effect.delay, effect.timer)
+            elif isinstance(effect, QueryGateway):
+                await ctx.send(settings.gateway, GatewayQuery(
+                    order_id=self.order_id, request_id=effect.request_id, notify=ctx.address))
+            elif isinstance(effect, AssignCase):
+                await self._assign_case(effect)
+            elif isinstance(effect, WithdrawCase):
+                await ctx.send(team_address(effect.team),
+                               CaseWithdrawn(order_id=self.order_id, case_id=effect.hold_id))
+            elif isinstance(effect, VerifyAddress):
+                if settings.address_service is not None:
+                    await ctx.send(settings.address_service,
+                                   CheckAddress(order_id=self.order_id, correct=effect.correct))
+            else:  # ResendRequest: the same request again (its id is the idempotency key)
+                request = order.request(effect.request_id)
+                if request is not None:
+                    await ctx.send(settings.gateway, self._gateway_message(request))
+        return list(reaction.commands)
+
+    async def _assign_case(self, effect: AssignCase) -> None:
+        """Put a case in a team's queue (and say it opened, or moved)."""
+        order, ctx = self.state.order, self.ctx
+        hold = order.hold(effect.hold_id)
+        if effect.handed_off_from is not None:
+            ctx.emit(CaseHandedOff(order_id=self.order_id, case_id=effect.hold_id,
+                                   reason=hold.reason.value if hold else "other",
+                                   from_team=effect.handed_off_from, to_team=effect.team))
+        if hold is None:
+            return
+        reason = hold.reason.value
+        visit = [h.hold_id for h in order.holds if h.reason is hold.reason].index(
+            hold.hold_id) + 1
+        if not hold.handoffs:
+            ctx.emit(CaseOpened(order_id=self.order_id, case_id=hold.hold_id, reason=reason,
+                                team=effect.team, deadline=hold.deadline,
+                                proposal=hold.proposal))
+        await ctx.send(team_address(effect.team), CaseAssigned(
+            order_id=self.order_id, case_id=hold.hold_id, reason=reason, team=effect.team,
+            proposal=hold.proposal, options=hold.options, opened_at=hold.opened_at,
+            deadline=hold.deadline, history=tuple(h.from_team for h in hold.handoffs),
+            escalate_to=self.settings.policy.route(hold.reason).escalate_to,
+            notify=ctx.address, visit=visit))
 
     async def _effect(self, event: m.Event) -> None:
         """The outbox: each decided event's message to the outside, exactly once."""
         s, me, order = self.settings, self.ctx.address, self.state.order
         match event:
-            case m.PaymentAuthorizationRequested():
-                await self.ctx.send(s.gateway, GatewayAuthorize(
-                    order_id=self.order_id, request_id=event.request_id, notify=me,
-                    amount=event.amount, customer_id=order.customer_id or ""))
-            case m.PaymentCaptureRequested():
-                await self.ctx.send(s.gateway, GatewayCapture(
-                    order_id=self.order_id, request_id=event.request_id, notify=me,
-                    authorization_id=event.authorization_id, amount=event.amount))
-            case m.PaymentVoidRequested():
-                await self.ctx.send(s.gateway, GatewayVoid(
-                    order_id=self.order_id, request_id=event.request_id, notify=me,
-                    authorization_id=event.authorization_id))
-            case m.PaymentRefundRequested():
-                await self.ctx.send(s.gateway, GatewayRefund(
-                    order_id=self.order_id, request_id=event.request_id, notify=me,
-                    amount=event.amount))
+            case (m.PaymentAuthorizationRequested() | m.PaymentCaptureRequested()
+                  | m.PaymentVoidRequested() | m.PaymentRefundRequested()):
+                request = order.request(event.request_id)
+                if request is not None:
+                    await self.ctx.send(s.gateway, self._gateway_message(request))
             case m.FulfillmentSubmitted():
                 fo = order.fulfillment_order(event.fulfillment_order_id)
                 if fo is not None:
                     lines = tuple(PickLine(line_id=lq.line_id, sku=self._sku(lq.line_id),
                                            quantity=lq.quantity) for lq in fo.lines)
-                    await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseSubmit(
+                    await self.ctx.send(warehouse_address(fo.warehouse_id), WarehouseSubmit(
                         order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
                         lines=lines, notify=me,
                         backorder=fo.backorder))
             case m.FulfillmentCanceled():
                 fo = order.fulfillment_order(event.fulfillment_order_id)
                 if fo is not None:
-                    await self.ctx.send(Address(f"warehouse/{fo.warehouse_id}"), WarehouseCancel(
+                    await self.ctx.send(warehouse_address(fo.warehouse_id), WarehouseCancel(
                         order_id=self.order_id, fulfillment_order_id=fo.fulfillment_order_id,
                         notify=me))
             case _:
@@ -545,6 +616,23 @@ class OrderActor(PersistentActor[OrderRecord]):
             self._timeouts[event.request_id] = self.ctx.schedule(
                 s.gateway_timeout, RequestTimedOut(order_id=self.order_id,
                                                    request_id=event.request_id))
+
+    def _gateway_message(self, r: PaymentRequest) -> Message:
+        """The gateway's message for payment request ``r``: sent once when the
+        request is decided, and again as is (same id, the gateway's
+        idempotency key) when the policy retries an unknown outcome."""
+        oid, me = self.order_id, self.ctx.address
+        if r.operation is PaymentOperation.AUTHORIZE:
+            return GatewayAuthorize(order_id=oid, request_id=r.request_id, notify=me,
+                                    amount=r.amount,
+                                    customer_id=self.state.order.customer_id or "")
+        if r.operation is PaymentOperation.CAPTURE and r.authorization_id:
+            return GatewayCapture(order_id=oid, request_id=r.request_id, notify=me,
+                                  authorization_id=r.authorization_id, amount=r.amount)
+        if r.operation is PaymentOperation.VOID and r.authorization_id:
+            return GatewayVoid(order_id=oid, request_id=r.request_id, notify=me,
+                               authorization_id=r.authorization_id)
+        return GatewayRefund(order_id=oid, request_id=r.request_id, notify=me, amount=r.amount)
 
     def _cancel_resolved_timeouts(self) -> None:
         """Cancel the timeouts of requests the gateway answered: once a request

@@ -372,7 +372,7 @@ class OrderState:
     seen_event_ids: frozenset[str] = frozenset()
     source_seqs: tuple[tuple[str, int], ...] = ()
     # What automation learnt and asked for, recorded as events so that every
-    # later decision reads the journal only (see ``_engine``).
+    # later decision reads the journal only (see ``_react``).
     screened: bool = False
     duplicate_of: str | None = None
     address_usable: bool | None = None

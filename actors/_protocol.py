@@ -55,12 +55,24 @@ __all__ = [
     "WarehouseCancel",
     "WarehouseSubmit",
     "order_address",
+    "team_address",
+    "warehouse_address",
 ]
 
 
 def order_address(order_id: str) -> Address:
     """The address of an order's actor."""
     return Address(f"order/{order_id}")
+
+
+def team_address(team: str) -> Address:
+    """The address of a team's case queue (a simulated team or a review desk)."""
+    return Address(f"team/{team}")
+
+
+def warehouse_address(warehouse_id: str) -> Address:
+    """The address of a warehouse."""
+    return Address(f"warehouse/{warehouse_id}")
 
 
 def _text(_: object, a: attrs.Attribute[Any], v: str) -> None:

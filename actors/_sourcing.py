@@ -19,14 +19,21 @@ its likely rejection does not take lines that warehouse has with it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._messages import LineQuantity
 from ._policy import Sourcing
+from ._states import FulfillmentStatus, SourcingKind
 
-__all__ = ["Need", "Source", "StockView", "choose_sources"]
+if TYPE_CHECKING:
+    from ._order_state import OrderState
+
+__all__ = ["Need", "Source", "StockView", "choose_sources", "tried_warehouses",
+           "unassigned_units"]
+
+_GONE = (FulfillmentStatus.REJECTED, FulfillmentStatus.CANCELED)
 
 
 def _positive(_: object, a: attrs.Attribute[Any], v: int) -> None:
@@ -186,3 +193,37 @@ def choose_sources(needs: Sequence[Need], warehouses: Sequence[str], view: Stock
     if left:
         sources.append(Source(warehouse_id=warehouses[0], lines=_lines(left)))
     return tuple(sources)
+
+
+def unassigned_units(s: OrderState) -> dict[str, int]:
+    """Units per line id that no live fulfillment order of ``s`` covers."""
+    owed = {li.line_id: li.quantity - li.canceled for li in s.line_items}
+    for fo in s.fulfillment_orders:
+        if fo.status in _GONE:
+            continue
+        for lq in fo.lines:
+            owed[lq.line_id] = owed.get(lq.line_id, 0) - lq.quantity
+    return {k: v for k, v in owed.items() if v > 0}
+
+
+def tried_warehouses(s: OrderState, everywhere: int) -> set[str]:
+    """Warehouses that failed the order since sourcing last started over.
+
+    Sourcing starts over when a redrive round (with the warehouses it
+    withdrew work from) finds every one of the ``everywhere`` warehouses tried.
+    """
+    tried: set[str] = set()
+    in_round = False
+    for step in s.sourcing:
+        kind = step.kind
+        if in_round and kind is not SourcingKind.WITHDRAWN:
+            in_round = False  # the round is over: did it try them all?
+            if len(tried) >= everywhere:
+                tried = set()
+        if kind is SourcingKind.REDRIVE:
+            in_round = True
+        elif step.warehouse_id is not None:
+            tried.add(step.warehouse_id)
+    if in_round and len(tried) >= everywhere:
+        tried = set()
+    return tried

@@ -15,7 +15,7 @@ import attrs
 from orderloom.actors._address import AddressService, AddressServiceConfig
 from orderloom.actors._automation import Automation, Intake, Watchdog
 from orderloom.actors._downstream import DownstreamConfig, DownstreamSystem
-from orderloom.actors._engine import OrderSettings
+from orderloom.actors._settings import OrderSettings
 from orderloom.actors._gateway import GatewayConfig, PaymentGateway
 from orderloom.actors._inventory import Inventory, StockBoard
 from orderloom.actors._policy import Policy

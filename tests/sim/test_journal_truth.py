@@ -1,108 +1,61 @@
 """An order's truth is its journal: a restart loses nothing automation knew.
 
-The policy engine keeps no per-order data; everything it reads is the order's
-state. These tests run orders through the exception paths in a simulated
+The policy engine is a pure function of the order's state; everything it
+reads is the order's state. These tests run orders through the exception paths in a simulated
 world, record each order's journal (the events its actor applied), and check
 that the state folded from the journal alone equals the live state and that
-a fresh engine on it proposes exactly what the live one does.
+the engine reacts to it exactly as to the live state.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Coroutine
 from typing import Any
 
 import attrs
 import pytest
 
 from orderloom.actors import (
-    CaseDecision,
-    CustomerCancel,
-    Decision,
-    Escalate,
+    CancelAsked,
     Event,
+    EventsApplied,
     Lifecycle,
+    OrderSettings,
     OrderState,
     OutcomeKind,
+    PersonDecided,
+    Reaction,
+    StockView,
+    StuckEscalated,
+    _order_actor,
     fold,
+    react,
 )
-from orderloom.actors import _order_actor
-from orderloom.actors._engine import Engine, OrderSettings
 from orderloom.actors._protocol import OrderTruth
 from orderloom.actors._warehouse import WarehouseConfig
-from orderloom.runtime import ActorNotFound, Address
+from orderloom.runtime import ActorNotFound
 
 from .world import OrderSpec, run_world, warehouses
 
 
-def test_engine_keeps_settings_only() -> None:
-    """The engine's slots are its settings; it has no instance dictionary to hide data in."""
-    assert Engine.__slots__ == ("settings", "policy", "actor_name")
-    from orderloom.actors._policy import load_builtin_policy
-
-    engine = Engine(OrderSettings(policy=load_builtin_policy("cautious")))
-    assert not hasattr(engine, "__dict__")
-
-
-class _Ctx:
-    """Just enough of an actor context to run the engine outside a kernel."""
-
-    def __init__(self, order_id: str, now: float) -> None:
-        self.address = Address(f"order/{order_id}")
-        self._now = now
-        self._ids = 0
-        self.effects: list[tuple[str, Any, Any]] = []
-
-    def now(self) -> float:
-        return self._now
-
-    def new_id(self) -> str:
-        self._ids += 1
-        return f"id-{self._ids}"
-
-    async def send(self, to: Address, message: Any, **_: Any) -> None:
-        self.effects.append(("send", to, message))
-
-    def schedule(self, delay: float, message: Any) -> int:
-        self.effects.append(("schedule", delay, message))
-        return len(self.effects)
-
-    def emit(self, event: Any) -> None:
-        self.effects.append(("emit", None, event))
-
-
-def _done(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never really waits (the fake context's sends don't)."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    raise AssertionError("the engine waited on something")
-
-
-def _proposals(engine: Engine, state: OrderState, now: float) -> list[Any]:
+def _reactions(settings: OrderSettings, state: OrderState, now: float) -> list[Any]:
     """What the engine proposes, and does, for a few triggers on ``state``."""
-    out: list[Any] = []
-    oid = state.order_id
     triggers: list[tuple[str, Any]] = [
-        ("progress", lambda ctx: engine.react(state, (), ctx)),
-        ("escalate", lambda ctx: engine.escalate(
-            state, Escalate(order_id=oid, stage=state.lifecycle.value, reason="stuck"), ctx)),
-        ("customer_cancel", lambda ctx: engine.customer_cancel(
-            state, CustomerCancel(order_id=oid), ctx)),
+        ("progress", EventsApplied()),
+        ("escalate", StuckEscalated(stage=state.lifecycle)),
+        ("customer_cancel", CancelAsked()),
     ]
     for hold in state.open_holds:
         for decision in hold.options:
-            triggers.append((f"decided {hold.hold_id} {decision}", lambda ctx, h=hold, d=decision:
-                             engine.decided(state, CaseDecision(
-                                 order_id=oid, case_id=h.hold_id, team=h.owner_team,
-                                 reviewer=f"{h.owner_team}#1", decision=d, proposal=h.proposal),
-                                 ctx)))
+            triggers.append((f"decided {hold.hold_id} {decision}", PersonDecided(
+                case_id=hold.hold_id, decision=decision, by=f"{hold.owner_team}#1")))
+    out: list[tuple[str, Reaction]] = []
     for name, trigger in triggers:
-        ctx = _Ctx(oid, now)
-        commands = _done(trigger(ctx))
-        out.append((name, commands, ctx.effects))
+        ids = iter(range(1, 10_000))
+        board = settings.stock
+        out.append((name, react(state, trigger, settings.policy, now,
+                                ids=lambda: f"id-{next(ids)}", wiring=settings.wiring,
+                                stock=board.view if board is not None else StockView())))
     return out
 
 
@@ -151,10 +104,10 @@ def test_state_folded_from_the_journal_decides_like_the_live_order(
         live: OrderState = actor.order  # type: ignore[attr-defined]
         folded = fold(journals[spec.order_id], order_id=spec.order_id)
         assert folded == live, spec.order_id
-        fresh = Engine(actor.settings)  # type: ignore[attr-defined]
+        settings: OrderSettings = actor.settings  # type: ignore[attr-defined]
         now = ran.kernel.now()
-        assert _proposals(fresh, folded, now) == _proposals(
-            actor.engine, live, now), spec.order_id  # type: ignore[attr-defined]
+        reactions = _reactions(settings, folded, now)
+        assert reactions == _reactions(settings, live, now), spec.order_id
         checked += 1
     assert checked or until < 200.0
     if until == 3 * 86400.0:  # the journals hold the facts automation learnt
