@@ -12,8 +12,8 @@ are the safety net checked in tests, simulation and live.
 
 from __future__ import annotations
 
-from ._errors import CommandRejected, EventRejected, InvalidTransition
-from ._invariants import (
+from .order._errors import CommandRejected, EventRejected, InvalidTransition
+from .order._invariants import (
     INVARIANTS,
     INVARIANTS_BY_NAME,
     Invariant,
@@ -26,7 +26,7 @@ from ._invariants import (
     check_step,
     check_step_changed,
 )
-from ._messages import (
+from .order._messages import (
     AddressVerified,
     ApproveShipment,
     AssignWarehouse,
@@ -94,7 +94,7 @@ from ._messages import (
     SubmitFulfillment,
     VoidAuthorization,
 )
-from ._order import (
+from .order._order import (
     COORDINATOR_SOURCE,
     Outcome,
     OutcomeKind,
@@ -105,7 +105,7 @@ from ._order import (
     fold,
     handle,
 )
-from ._order_state import (
+from .order._order_state import (
     Authorization,
     CancelRequest,
     Capture,
@@ -121,7 +121,7 @@ from ._order_state import (
     Shortage,
     SourcingStep,
 )
-from ._states import (
+from .order._states import (
     SETTLED_STAGES,
     TERMINAL_STAGES,
     TRANSITIONS,
@@ -146,7 +146,7 @@ from ._states import (
     check_transition,
 )
 
-from ._policy import (
+from .order._policy import (
     AddressAction,
     AmbiguousPaymentAction,
     AmbiguousPaymentPolicy,
@@ -163,50 +163,55 @@ from ._policy import (
     ShortageAction,
     Sourcing,
     SyncMode,
-    builtin_policies,
-    load_builtin_policy,
-    load_policy,
     parse_policy,
     policy_from_dict,
 )
+from .coordinator._policy_files import (
+    builtin_policies,
+    load_builtin_policy,
+    load_policy,
+)
 
-from ._address import (
+from .world._address import (
     AddressService,
     AddressServiceConfig,
 )
-from ._automation import (
+from .coordinator._automation import (
     Automation,
     Intake,
     Watchdog,
 )
-from ._documents import (
+from .order._documents import (
     DocumentError,
     make_converter,
 )
-from ._dist import (
+from .world._dist import (
     Dist,
     Window,
 )
-from ._downstream import (
+from .world._downstream import (
     DownstreamConfig,
     DownstreamSystem,
 )
-from ._gateway import (
+from .world._gateway import (
     GatewayConfig,
     PaymentGateway,
 )
-from ._inventory import (
+from .coordinator._inventory import (
     Inventory,
     StockBoard,
 )
-from ._journal_types import (
+from .coordinator._journal_types import (
     journal_codec,
     journal_types,
 )
-from ._order_actor import (
+from .coordinator._metrics import (
+    MetricsCollector,
+)
+from .coordinator._order_actor import (
     OrderActor,
 )
-from ._order_record import (
+from .coordinator._order_record import (
     EventHeld,
     FinishReported,
     HeldTaken,
@@ -217,7 +222,7 @@ from ._order_record import (
     WrongActionReported,
     evolve_record,
 )
-from ._protocol import (
+from .coordinator._protocol import (
     AddressChecked,
     CaseAssigned,
     CaseDecision,
@@ -251,12 +256,12 @@ from ._protocol import (
     team_address,
     warehouse_address,
 )
-from ._react import (
+from .order._react import (
     automation_name,
     react,
     unsafe_shipments,
 )
-from ._reaction import (
+from .order._reaction import (
     AssignCase,
     CancelAsked,
     Effect,
@@ -274,19 +279,19 @@ from ._reaction import (
     WithdrawCase,
     Wiring,
 )
-from ._settings import (
+from .coordinator._settings import (
     OrderSettings,
 )
-from ._sourcing import (
+from .order._sourcing import (
     StockView,
 )
-from ._team import (
+from .world._team import (
     Shift,
     SupportTeam,
     TeamConfig,
     right_decision,
 )
-from ._telemetry import (
+from .coordinator._telemetry import (
     ActionTaken,
     CaseClosed,
     CaseDecided,
@@ -304,10 +309,10 @@ from ._telemetry import (
     Telemetry,
     WrongAction,
 )
-from ._views import (
+from .coordinator._views import (
     project,
 )
-from ._warehouse import (
+from .world._warehouse import (
     CarrierConfig,
     Warehouse,
     WarehouseConfig,
@@ -416,6 +421,7 @@ __all__ = [
     "LineItemSpec",
     "LineItemsCanceled",
     "LineQuantity",
+    "MetricsCollector",
     "MoneyView",
     "Notification",
     "NotificationKind",

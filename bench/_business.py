@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import attrs
 
-from orderloom.simulation._scenario import Scenario
+from orderloom.simulation import Scenario
 
 
 def grown(s: Scenario, per_day: float) -> Scenario:

@@ -20,11 +20,8 @@ from typing import Any
 
 import attrs
 
-from orderloom.actors._policy import load_builtin_policy
-from orderloom.simulation._compare import compare
-from orderloom.simulation._result import aggregate
-from orderloom.simulation._runner import run_replications
-from orderloom.simulation._scenario import load_scenario
+from orderloom.actors import load_builtin_policy
+from orderloom.simulation import aggregate, compare, load_scenario, run_replications
 from orderloom.simulation._stats import welch_difference
 
 ROOT = Path(__file__).resolve().parents[1]

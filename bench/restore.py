@@ -33,12 +33,11 @@ from typing import Any
 import attrs
 
 from _business import grown
-from orderloom.actors import _order_actor
+from orderloom.actors.coordinator import _order_actor
 from orderloom.runtime import MemoryStore
 from orderloom.simulation import SimKernel
 from orderloom.simulation import _world
-from orderloom.simulation._runner import run_replication
-from orderloom.simulation._scenario import Scenario, load_scenario
+from orderloom.simulation import Scenario, load_scenario, run_replication
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKETS = ((0, 2), (3, 5), (6, 8), (9, 20), (21, 50), (51, 10_000))

@@ -74,15 +74,14 @@ _CHILD = """
 import attrs, json, resource, sys, time
 sys.path.insert(0, BENCH)
 from _business import grown
-from orderloom.simulation._scenario import load_scenario
-from orderloom.simulation._runner import run_replication
+from orderloom.simulation import load_scenario, run_replication
 s = load_scenario(sys.argv[1])
 hours, per_day = float(sys.argv[2]), float(sys.argv[3])
 overrides = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
 if overrides:
-    from orderloom.actors._policy import _CONVERTER, policy_from_dict
+    from orderloom.actors import make_converter, policy_from_dict
     s = attrs.evolve(s, policy=policy_from_dict(
-        {**_CONVERTER.unstructure(s.policy), **overrides}, "bench variant"))
+        {**make_converter().unstructure(s.policy), **overrides}, "bench variant"))
 if per_day > 0:
     s = grown(s, per_day)
 s = attrs.evolve(s, horizon=hours * 3600.0, warm_up=0.0)
@@ -176,8 +175,7 @@ def speedup(hours: float) -> float:
     """Wall time of 4 replications (``hours`` each) on 1 worker over 2 workers."""
     import attrs
 
-    from orderloom.simulation._runner import run_replications
-    from orderloom.simulation._scenario import load_scenario
+    from orderloom.simulation import load_scenario, run_replications
 
     scenario = load_scenario(ROOT / "scenarios" / "peak-day.yaml")
     scenario = attrs.evolve(scenario, horizon=hours * 3600.0, warm_up=0.0)

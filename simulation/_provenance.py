@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from orderloom.actors._documents import (
+from orderloom.actors.order._documents import (
     DocumentError,
     FieldError,
     make_converter,

@@ -23,14 +23,14 @@ from typing import Any
 
 import attrs
 
-from orderloom.actors._dist import Window
-from orderloom.actors._policy import Policy
-from orderloom.actors._telemetry import Telemetry
+from orderloom.actors import MetricsCollector
+from orderloom.actors.world._dist import Window
+from orderloom.actors.order._policy import Policy
+from orderloom.actors.coordinator._telemetry import Telemetry
 from orderloom.runtime import Store
 
 from ._faults import LinkFaults
 from ._kernel import SimKernel
-from ._metrics import MetricsCollector
 from ._result import ReplicationResult
 from ._scenario import Scenario
 from ._workload import CaseSource, Storefront, Truths
@@ -151,7 +151,7 @@ def run_replication(
     truths = Truths()
     if scenario.demand.mode == "cases":
         team = faults.world.teams[0]
-        from orderloom.actors._team import SupportTeam
+        from orderloom.actors.world._team import SupportTeam
 
         kernel.spawn(lambda: SupportTeam(team, None), f"team/{team.name}")
         kernel.spawn(lambda: CaseSource(team.name, scenario.demand.orders_per_day,

@@ -21,26 +21,20 @@ from typing import Any
 import attrs
 import cattrs
 
-from orderloom.actors._address import AddressServiceConfig
-from orderloom.actors._documents import (
+from orderloom.actors.world._address import AddressServiceConfig
+from orderloom.actors.order._documents import (
     DocumentError,
     FieldError,
     make_converter,
     parse_yaml,
     structure_document,
 )
-from orderloom.actors._downstream import DownstreamConfig
-from orderloom.actors._gateway import GatewayConfig
-from orderloom.actors._policy import (
-    Policy,
-    PolicyError,
-    builtin_policies,
-    load_builtin_policy,
-    load_policy,
-    policy_from_dict,
-)
-from orderloom.actors._team import TeamConfig
-from orderloom.actors._warehouse import WarehouseConfig
+from orderloom.actors.world._downstream import DownstreamConfig
+from orderloom.actors.world._gateway import GatewayConfig
+from orderloom.actors import builtin_policies, load_builtin_policy, load_policy
+from orderloom.actors.order._policy import Policy, PolicyError, policy_from_dict
+from orderloom.actors.world._team import TeamConfig
+from orderloom.actors.world._warehouse import WarehouseConfig
 
 from ._faults import LinkFaults
 

@@ -15,15 +15,15 @@ import itertools
 
 import attrs
 
-from orderloom.actors import _messages as m
-from orderloom.actors._protocol import (
+from orderloom.actors.order import _messages as m
+from orderloom.actors.coordinator._protocol import (
     CaseAssigned,
     CaseDecision,
     CustomerCancel,
     Decision,
     OrderTruth,
 )
-from orderloom.actors._telemetry import CaseOpened
+from orderloom.actors.coordinator._telemetry import CaseOpened
 from orderloom.runtime import Actor, Address, Message, handler
 
 from ._scenario import Demand, Scenario

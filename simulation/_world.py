@@ -12,16 +12,16 @@ from collections.abc import Callable
 
 import attrs
 
-from orderloom.actors._address import AddressService, AddressServiceConfig
-from orderloom.actors._automation import Automation, Intake, Watchdog
-from orderloom.actors._downstream import DownstreamConfig, DownstreamSystem
-from orderloom.actors._settings import OrderSettings
-from orderloom.actors._gateway import GatewayConfig, PaymentGateway
-from orderloom.actors._inventory import Inventory, StockBoard
-from orderloom.actors._policy import Policy
-from orderloom.actors._protocol import OrderTruth
-from orderloom.actors._team import TeamConfig, SupportTeam
-from orderloom.actors._warehouse import Warehouse, WarehouseConfig
+from orderloom.actors.world._address import AddressService, AddressServiceConfig
+from orderloom.actors.coordinator._automation import Automation, Intake, Watchdog
+from orderloom.actors.world._downstream import DownstreamConfig, DownstreamSystem
+from orderloom.actors.coordinator._settings import OrderSettings
+from orderloom.actors.world._gateway import GatewayConfig, PaymentGateway
+from orderloom.actors.coordinator._inventory import Inventory, StockBoard
+from orderloom.actors.order._policy import Policy
+from orderloom.actors.coordinator._protocol import OrderTruth
+from orderloom.actors.world._team import TeamConfig, SupportTeam
+from orderloom.actors.world._warehouse import Warehouse, WarehouseConfig
 from orderloom.runtime import Address, Kernel, MemoryStore, Store
 
 INBOX_RETENTION = 900.0

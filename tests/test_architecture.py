@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,39 +100,92 @@ def test_only_persistence_adapters_import_database_drivers() -> None:
     assert bad == []
 
 
-# The simulated world inside orderloom.actors: what the coordinator talks to
-# over messages (gateway, warehouses, teams, address service, downstream
-# systems) and the distributions that drive them. The live coordinator runs
-# without them, so no coordinator or order-model module may import them.
-WORLD_MODULES = frozenset({"_gateway", "_warehouse", "_team", "_address", "_downstream",
-                           "_dist"})
+# Inside orderloom.actors (DESIGN.md): ``order`` imports nothing of the other
+# two; ``coordinator`` imports ``order``; ``world`` imports ``order`` and the
+# coordinator's seams (its protocol, telemetry and the downstream views),
+# never the coordinator's actors. The live coordinator runs without ``world``.
+SUBPACKAGES = ("order", "coordinator", "world")
+WORLD_MAY_USE = frozenset({"coordinator._protocol", "coordinator._telemetry",
+                           "coordinator._views"})
+# The pure model does no I/O and reads no clock, randomness or environment.
+FORBIDDEN_IN_ORDER = ("pathlib", "importlib", "os", "random", "uuid", "io", "datetime")
 
 
-def test_the_coordinator_never_imports_the_simulated_world() -> None:
-    """No module of orderloom.actors outside the simulated world (the order
-    model, the order actor, automation, the engine, telemetry) imports one of
-    the world's modules; only the package's public index re-exports them."""
-    bad = []
-    for path in sorted((ROOT / "actors").glob("_*.py")):
-        if path.stem in WORLD_MODULES or path.stem == "__init__":
+def _actors_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, "<subpackage>.<module>") for each import of an actors subpackage,
+    relative or absolute."""
+    here = path.parent.name
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
             continue
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                module = (node.module or "").split(".")[0]
-                names = [module] if module else [a.name for a in node.names]
-                bad += [f"actors/{path.name}:{node.lineno} imports .{name}"
-                        for name in names if name in WORLD_MODULES]
+        if node.level == 0 and (node.module or "").startswith("orderloom.actors."):
+            target = node.module.removeprefix("orderloom.actors.")  # type: ignore[union-attr]
+        elif node.level == 1:
+            target = f"{here}.{node.module}" if node.module else here
+        elif node.level == 2:
+            target = node.module or ""
+        else:
+            continue
+        parts = target.split(".")
+        if parts[0] not in SUBPACKAGES:
+            continue
+        if len(parts) == 1:  # from ..order import _messages
+            found += [(node.lineno, f"{parts[0]}.{a.name}") for a in node.names]
+        else:
+            found.append((node.lineno, ".".join(parts[:2])))
+    return found
+
+
+def test_actors_subpackages_point_one_way() -> None:
+    """order imports neither coordinator nor world; coordinator never imports
+    world; world uses only the coordinator's protocol, telemetry and views."""
+    bad = []
+    for sub in SUBPACKAGES:
+        for path in sorted((ROOT / "actors" / sub).glob("*.py")):
+            for line, target in _actors_imports(path):
+                other = target.split(".")[0]
+                if other == sub:
+                    continue
+                allowed = (sub == "coordinator" and other == "order") or (
+                    sub == "world" and (other == "order" or target in WORLD_MAY_USE))
+                if not allowed:
+                    bad.append(f"actors/{sub}/{path.name}:{line} imports {target}")
     assert bad == []
-    assert WORLD_MODULES <= {p.stem for p in (ROOT / "actors").glob("_*.py")}
 
 
-def test_the_cli_uses_public_names_only() -> None:
-    """The `orderloom` command is a client of the packages' public API: it
-    imports no private module (``orderloom.<package>._x``)."""
+def test_the_order_model_is_pure() -> None:
+    """actors/order imports no file, clock, randomness or environment module."""
+    assert _violations("actors/order", FORBIDDEN_IN_ORDER) == []
+
+
+def _notebook_imports(path: Path) -> list[tuple[int, str]]:
+    cells = json.loads(path.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(code, filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return found
+
+
+def _private(module: str) -> bool:
+    return module.startswith("orderloom.") and any(
+        part.startswith("_") for part in module.split(".")[1:])
+
+
+def test_the_cli_and_notebooks_use_public_names_only() -> None:
+    """The `orderloom` command and the notebooks are clients of the packages'
+    public API: they import no private module (``orderloom.<package>._x``,
+    ``orderloom.actors.<part>._x``) and no subpackage's internals."""
     bad = [f"cli/{path.name}:{line} imports {module}"
            for path in sorted((ROOT / "cli").glob("*.py"))
-           for line, module in _imports(path)
-           if module.startswith("orderloom.") and any(
-               part.startswith("_") for part in module.split(".")[1:])]
+           for line, module in _imports(path) if _private(module)]
+    bad += [f"notebooks/{path.name}:{line} imports {module}"
+            for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+            for line, module in _notebook_imports(path) if _private(module)]
     assert bad == []

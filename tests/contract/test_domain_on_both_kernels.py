@@ -9,11 +9,11 @@ import anyio
 import attrs
 
 from orderloom.actors import Lifecycle
-from orderloom.actors._dist import Dist
-from orderloom.actors._policy import load_builtin_policy
-from orderloom.actors._protocol import OrderTruth
-from orderloom.actors._telemetry import CaseOpened
-from orderloom.actors._warehouse import CarrierConfig
+from orderloom.actors.world._dist import Dist
+from orderloom.actors import load_builtin_policy
+from orderloom.actors.coordinator._protocol import OrderTruth
+from orderloom.actors.coordinator._telemetry import CaseOpened
+from orderloom.actors.world._warehouse import CarrierConfig
 from orderloom.runtime.live import LiveKernel
 from orderloom.simulation import SimKernel
 from orderloom.simulation._world import WorldConfig, build_world

@@ -14,12 +14,12 @@ import attrs
 import pytest
 
 from orderloom.actors import OrderFinished, OrderStageEntered, SystemViewChanged, SystemViewScheduled
-from orderloom.actors._dist import Dist, KeyedRandom, Window
-from orderloom.actors._downstream import DownstreamConfig, DownstreamSystem, project
-from orderloom.actors._protocol import OrderRetired, SyncOrder, SyncSnapshot
+from orderloom.actors.world._dist import Dist, KeyedRandom, Window
+from orderloom.actors.world._downstream import DownstreamConfig, DownstreamSystem, project
+from orderloom.actors.coordinator._protocol import OrderRetired, SyncOrder, SyncSnapshot
 from orderloom.runtime import Actor, Address, Message, handler
 from orderloom.simulation import SimKernel
-from orderloom.simulation._metrics import MetricsCollector
+from orderloom.actors import MetricsCollector
 
 
 def _snap(version: int, order_id: str = "o1", **kw: Any) -> SyncSnapshot:
@@ -205,7 +205,7 @@ def test_a_retiring_order_flushes_its_pending_batch_sync() -> None:
     sends its final snapshot before it retires: no system keeps a stale view."""
     import attrs
 
-    from orderloom.actors._policy import DownstreamSyncPolicy, SyncMode, load_builtin_policy
+    from orderloom.actors import DownstreamSyncPolicy, SyncMode, load_builtin_policy
     from orderloom.runtime import ActorNotFound
     from tests.sim.world import OrderSpec, run_world
 
@@ -230,7 +230,7 @@ def test_a_retired_orders_last_snapshot_lands_then_is_forgotten() -> None:
     """A retirement notice that overtakes the order's last snapshot (still in
     its lag) lets that snapshot land, then forgets the order: no view is kept
     for a retired order."""
-    from orderloom.actors._protocol import OrderRetired
+    from orderloom.actors.coordinator._protocol import OrderRetired
 
     kernel, system, events = _world(DownstreamConfig(system="finance", lag=Dist.fixed(5.0)))
     kernel.tell("finance", SyncOrder(snapshot=_snap(1)))
@@ -245,7 +245,7 @@ def test_a_retired_orders_last_snapshot_lands_then_is_forgotten() -> None:
 def test_a_snapshot_after_the_retirement_notice_lands_before_the_order_is_forgotten() -> None:
     """A snapshot delayed past the order's retirement notice still lands; the
     order is forgotten once its last snapshot has landed, not before."""
-    from orderloom.actors._protocol import OrderRetired
+    from orderloom.actors.coordinator._protocol import OrderRetired
 
     kernel, system, _ = _world(DownstreamConfig(system="finance", lag=Dist.fixed(5.0)))
     kernel.tell("finance", SyncOrder(snapshot=_snap(1)))

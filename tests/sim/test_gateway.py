@@ -20,9 +20,9 @@ from orderloom.actors import (
     RiskAssessed,
     RiskRecommendation,
 )
-from orderloom.actors._dist import Dist, Window
-from orderloom.actors._gateway import GatewayConfig, PaymentGateway
-from orderloom.actors._protocol import (
+from orderloom.actors.world._dist import Dist, Window
+from orderloom.actors.world._gateway import GatewayConfig, PaymentGateway
+from orderloom.actors.coordinator._protocol import (
     GatewayAuthorize,
     GatewayCapture,
     GatewayQuery,
@@ -339,8 +339,8 @@ def test_config_rejects_nonsense() -> None:
 def test_retirement_checks_money_then_forgets_the_order() -> None:
     """On OrderRetired the gateway flags a money mismatch with the order's totals
     (money_conserved) and then drops the order's ledger."""
-    from orderloom.actors._protocol import OrderRetired
-    from orderloom.actors._telemetry import WrongAction
+    from orderloom.actors.coordinator._protocol import OrderRetired
+    from orderloom.actors.coordinator._telemetry import WrongAction
 
     kernel, gateway, rec = _world()
     emitted: list[object] = []

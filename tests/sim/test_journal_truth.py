@@ -27,12 +27,12 @@ from orderloom.actors import (
     Reaction,
     StockView,
     StuckEscalated,
-    _order_actor,
     fold,
     react,
 )
-from orderloom.actors._protocol import OrderTruth
-from orderloom.actors._warehouse import WarehouseConfig
+from orderloom.actors.coordinator import _order_actor
+from orderloom.actors.coordinator._protocol import OrderTruth
+from orderloom.actors.world._warehouse import WarehouseConfig
 from orderloom.runtime import ActorNotFound
 
 from .world import OrderSpec, run_world, warehouses

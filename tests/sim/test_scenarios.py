@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from orderloom.actors._policy import load_builtin_policy
+from orderloom.actors import load_builtin_policy
 from orderloom.simulation._result import ReplicationResult
 from orderloom.simulation._runner import run_replication
 from orderloom.simulation._scenario import load_scenario, resolve_scenario

@@ -10,11 +10,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from orderloom.actors._inventory import Inventory, StockBoard
-from orderloom.actors._policy import Sourcing, load_builtin_policy
-from orderloom.actors._protocol import StockLevel, StockLevels
-from orderloom.actors._sourcing import StockView
-from orderloom.actors._states import FulfillmentStatus
+from orderloom.actors.coordinator._inventory import Inventory, StockBoard
+from orderloom.actors import Sourcing, load_builtin_policy
+from orderloom.actors.coordinator._protocol import StockLevel, StockLevels
+from orderloom.actors.order._sourcing import StockView
+from orderloom.actors.order._states import FulfillmentStatus
 from orderloom.runtime import MemoryStore
 from orderloom.simulation import SimKernel
 from orderloom.simulation._runner import run_replication

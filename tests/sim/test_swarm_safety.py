@@ -15,8 +15,8 @@ import attrs
 import pytest
 
 from orderloom.actors import TERMINAL_STAGES, Lifecycle, OrderStageEntered
-from orderloom.actors._order_actor import OrderActor
-from orderloom.actors._policy import load_builtin_policy
+from orderloom.actors.coordinator._order_actor import OrderActor
+from orderloom.actors import load_builtin_policy
 from orderloom.simulation import SimKernel
 from orderloom.simulation._faults import LinkFaults
 from orderloom.simulation._runner import run_replication

@@ -10,9 +10,9 @@ import attrs
 import pytest
 
 from orderloom.actors import CaseClosed, CaseDecided, TeamLoad
-from orderloom.actors._dist import Dist, Window
-from orderloom.actors._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, OrderTruth
-from orderloom.actors._team import Shift, SupportTeam, TeamConfig, right_decision
+from orderloom.actors.world._dist import Dist, Window
+from orderloom.actors.coordinator._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, OrderTruth
+from orderloom.actors.world._team import Shift, SupportTeam, TeamConfig, right_decision
 from orderloom.runtime import Actor, Address, handler
 from orderloom.simulation import SimKernel
 

@@ -9,9 +9,9 @@ from typing import Any
 import attrs
 import pytest
 
-from orderloom.actors._dist import Dist
-from orderloom.actors._policy import load_builtin_policy
-from orderloom.actors._team import Shift
+from orderloom.actors.world._dist import Dist
+from orderloom.actors import load_builtin_policy
+from orderloom.actors.world._team import Shift
 from orderloom.simulation._compare import compare
 from orderloom.simulation._queueing import mmc_metrics
 from orderloom.simulation._result import aggregate

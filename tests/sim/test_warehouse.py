@@ -15,8 +15,8 @@ from orderloom.actors import (
     LineQuantity,
     Shipped,
 )
-from orderloom.actors._dist import Dist, Window
-from orderloom.actors._protocol import (
+from orderloom.actors.world._dist import Dist, Window
+from orderloom.actors.coordinator._protocol import (
     PickLine,
     StockLevel,
     StockLevels,
@@ -24,7 +24,7 @@ from orderloom.actors._protocol import (
     WarehouseCancel,
     WarehouseSubmit,
 )
-from orderloom.actors._warehouse import CarrierConfig, Warehouse, WarehouseConfig
+from orderloom.actors.world._warehouse import CarrierConfig, Warehouse, WarehouseConfig
 from orderloom.runtime import Actor, Address, Message, handler
 from orderloom.simulation import SimKernel
 

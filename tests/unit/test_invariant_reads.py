@@ -33,7 +33,7 @@ from orderloom.actors import (
     check_changed,
     check_invariants,
 )
-from orderloom.actors._order_state import (
+from orderloom.actors.order._order_state import (
     DERIVED_FROM,
     Authorization,
     Capture,

@@ -21,8 +21,8 @@ from orderloom.actors import (
     TeamLoad,
     WrongAction,
 )
-from orderloom.simulation._metrics import MetricsCollector
-from orderloom.simulation._streaming import QuantileSketch, StepAverage
+from orderloom.actors import MetricsCollector
+from orderloom.actors.coordinator._streaming import QuantileSketch, StepAverage
 
 Stream = list[tuple[float, object]]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orderloom.actors._policy import (
+from orderloom.actors import (
     FulfillmentTrigger,
     HighRiskAction,
     IrreversibleAction,
@@ -19,7 +19,7 @@ from orderloom.actors._policy import (
     load_policy,
     parse_policy,
 )
-from orderloom.actors._states import HoldReason, Lifecycle
+from orderloom.actors.order._states import HoldReason, Lifecycle
 
 
 def test_three_builtin_policies_span_the_trade_offs() -> None:

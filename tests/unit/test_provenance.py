@@ -10,7 +10,7 @@ import attrs
 import pytest
 import yaml
 
-from orderloom.actors._policy import load_builtin_policy
+from orderloom.actors import load_builtin_policy
 from orderloom.simulation._provenance import (
     Provenance,
     ReportError,

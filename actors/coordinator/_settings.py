@@ -7,8 +7,8 @@ import attrs
 from orderloom.runtime import Address
 
 from ._inventory import StockBoard
-from ._policy import Policy
-from ._reaction import Wiring
+from ..order._policy import Policy
+from ..order._reaction import Wiring
 
 __all__ = ["OrderSettings"]
 

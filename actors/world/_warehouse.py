@@ -32,13 +32,13 @@ import attrs
 
 from orderloom.runtime import Actor, Address, Message, TimerId, handler
 
-from ._documents import probability
+from ..order._documents import probability
 from ._dist import Dist, KeyedRandom, Window
-from ._messages import (
+from ..order._messages import (
     Delivered, Event, FulfillmentAccepted, FulfillmentCanceled, FulfillmentRejected, ItemsPicked,
     LabelCreated, LineQuantity, ShipmentDelayed, Shipped,
 )
-from ._protocol import (
+from ..coordinator._protocol import (
     OrderRetired, PickLine, StockLevel, StockLevels, StockShortage, WarehouseCancel,
     WarehouseSubmit,
 )

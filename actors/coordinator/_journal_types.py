@@ -16,18 +16,8 @@ import attrs
 
 from orderloom.runtime import AttrsCodec, TimerDue
 
-from . import (
-    _automation,
-    _inventory,
-    _messages,
-    _order_actor,
-    _order_record,
-    _order_state,
-    _protocol,
-    _reaction,
-    _states,
-    _telemetry,
-)
+from ..order import _messages, _order_state, _reaction, _states
+from . import _automation, _inventory, _order_actor, _order_record, _protocol, _telemetry
 
 __all__ = ["journal_codec", "journal_types"]
 

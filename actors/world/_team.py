@@ -40,10 +40,10 @@ import attrs
 
 from orderloom.runtime import Actor, Message, TimerId, handler
 
-from ._documents import probability
+from ..order._documents import probability
 from ._dist import Dist, KeyedRandom, Window
-from ._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, Decision, OrderTruth
-from ._telemetry import CaseClosed, CaseDecided, TeamLoad
+from ..coordinator._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, Decision, OrderTruth
+from ..coordinator._telemetry import CaseClosed, CaseDecided, TeamLoad
 
 __all__ = ["Shift", "SupportTeam", "TeamConfig", "right_decision"]
 

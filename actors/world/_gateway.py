@@ -25,20 +25,20 @@ import attrs
 
 from orderloom.runtime import Actor, Address, Message, handler
 
-from ._documents import probability
+from ..order._documents import probability
 from ._dist import Dist, KeyedRandom, Window
-from ._invariants import MoneyView
-from ._messages import (
+from ..order._invariants import MoneyView
+from ..order._messages import (
     AuthorizationExpired, Event, PaymentAuthorized, PaymentCaptured, PaymentFailed,
     PaymentRefunded, PaymentVoided, RiskAssessed,
 )
-from ._telemetry import WrongAction
-from ._protocol import (
+from ..coordinator._telemetry import WrongAction
+from ..coordinator._protocol import (
     GatewayAuthorize, GatewayCapture, GatewayQuery, GatewayRefund, GatewayRequest, GatewayVoid,
     OrderRetired,
     OrderTruth,
 )
-from ._states import AuthorizationStatus, PaymentFailure, Risk, RiskRecommendation
+from ..order._states import AuthorizationStatus, PaymentFailure, Risk, RiskRecommendation
 
 __all__ = ["GatewayConfig", "PaymentGateway"]
 

@@ -30,11 +30,11 @@ import attrs
 
 from orderloom.runtime import Actor, handler
 
-from ._documents import probability
+from ..order._documents import probability
 from ._dist import Dist, KeyedRandom, Window
-from ._protocol import OrderRetired, SyncOrder, SyncSnapshot
-from ._telemetry import SystemViewScheduled
-from ._views import project
+from ..coordinator._protocol import OrderRetired, SyncOrder, SyncSnapshot
+from ..coordinator._telemetry import SystemViewScheduled
+from ..coordinator._views import project
 
 __all__ = ["DownstreamConfig", "DownstreamSystem", "project"]
 

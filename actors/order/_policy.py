@@ -12,8 +12,6 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -38,9 +36,6 @@ __all__ = [
     "ShortageAction",
     "Sourcing",
     "SyncMode",
-    "builtin_policies",
-    "load_builtin_policy",
-    "load_policy",
     "parse_policy",
     "policy_from_dict",
 ]
@@ -320,29 +315,3 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
 def parse_policy(text: str, source: str) -> Policy:
     """Parse a YAML policy document."""
     return policy_from_dict(parse_yaml(text, source, PolicyError) or {}, source)
-
-
-def load_policy(path: str | Path) -> Policy:
-    """Load a policy file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(str(path), [f"(file): cannot read: {exc.strerror}"]) from exc
-    return parse_policy(text, str(path))
-
-
-def builtin_policies() -> list[str]:
-    """Names of the policies shipped with orderloom."""
-    folder = resources.files("orderloom.actors").joinpath("policies")
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
-                  if p.name.endswith(".yaml"))
-
-
-def load_builtin_policy(name: str) -> Policy:
-    """Load a shipped policy by name (``cautious``, ``balanced``, ``aggressive``)."""
-    names = builtin_policies()
-    if name not in names:
-        raise PolicyError(f"policy {name!r}", [f"(name): expected one of {names}"])
-    resource = resources.files("orderloom.actors").joinpath("policies", f"{name}.yaml")
-    return parse_policy(resource.read_text(encoding="utf-8"), f"builtin:{name}.yaml")

@@ -9,7 +9,7 @@ applied partially: the caller keeps the old state.
 Facts that are legal moves but break a business rule (a capture after a
 cancellation, a second capture of one authorization, a refund beyond what
 was captured) are recorded as told, because money really moved; the
-invariants in :mod:`orderloom.actors._invariants` flag them as wrong actions.
+invariants in :mod:`orderloom.actors.order._invariants` flag them as wrong actions.
 
 Payment status and lifecycle progress are *derived* after every event
 (:func:`_settle`) from the money records and the line items, and each

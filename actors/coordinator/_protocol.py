@@ -20,9 +20,9 @@ import attrs
 
 from orderloom.runtime import Address, Message
 
-from ._messages import Event
-from ._order_state import OrderState
-from ._states import Decision
+from ..order._messages import Event
+from ..order._order_state import OrderState
+from ..order._states import Decision
 
 __all__ = [
     "AddressChecked",

@@ -12,9 +12,9 @@ import attrs
 
 from orderloom.runtime import Actor, handler
 
-from ._documents import probability
+from ..order._documents import probability
 from ._dist import Dist, KeyedRandom
-from ._protocol import AddressChecked, CheckAddress, OrderTruth
+from ..coordinator._protocol import AddressChecked, CheckAddress, OrderTruth
 
 __all__ = ["AddressService", "AddressServiceConfig"]
 

@@ -39,10 +39,10 @@ from orderloom.runtime import (
     handler,
 )
 
-from . import _messages as m
-from ._decide import COORDINATOR_SOURCE
-from ._invariants import check_decision, check_step_changed
-from ._order import OutcomeKind, apply_probed, decide_probed
+from ..order import _messages as m
+from ..order._decide import COORDINATOR_SOURCE
+from ..order._invariants import check_decision, check_step_changed
+from ..order._order import OutcomeKind, apply_probed, decide_probed
 from ._order_record import (
     EventHeld,
     FinishReported,
@@ -54,8 +54,8 @@ from ._order_record import (
     WrongActionReported,
     evolve_record,
 )
-from ._order_state import OrderState, PaymentRequest
-from ._reaction import (
+from ..order._order_state import OrderState, PaymentRequest
+from ..order._reaction import (
     AssignCase,
     CancelAsked,
     EventsApplied,
@@ -69,10 +69,10 @@ from ._reaction import (
     VerifyAddress,
     WithdrawCase,
 )
-from ._react import react, unsafe_shipments
+from ..order._react import react, unsafe_shipments
 from ._settings import OrderSettings
-from ._sourcing import StockView
-from ._policy import SyncMode
+from ..order._sourcing import StockView
+from ..order._policy import SyncMode
 from ._protocol import (
     AddressChecked,
     CaseAssigned,
@@ -101,7 +101,7 @@ from ._protocol import (
     team_address,
     warehouse_address,
 )
-from ._states import TERMINAL_STAGES, Lifecycle, PaymentOperation, RequestStatus
+from ..order._states import TERMINAL_STAGES, Lifecycle, PaymentOperation, RequestStatus
 from ._telemetry import (
     ActionTaken,
     CaseHandedOff,

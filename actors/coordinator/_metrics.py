@@ -3,7 +3,7 @@
 ``kernel.add_sink(collector.on_emit)`` streams every ``ctx.emit`` through
 :class:`MetricsCollector`; ``finish(now)`` returns the ``(metrics, series,
 examples)`` of a :class:`~._result.ReplicationResult`. The telemetry of
-:mod:`orderloom.actors._telemetry` is the only input, so the definitions are
+:mod:`orderloom.actors.coordinator._telemetry` is the only input, so the definitions are
 the same live and simulated.
 
 Memory stays bounded on million-order runs: an order's record is dropped on
@@ -39,18 +39,16 @@ from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
 
-from orderloom.actors import (
+from ..order._states import SETTLED_STAGES, Approver, Decision
+from ._telemetry import (
     ActionTaken,
-    Approver,
-    SETTLED_STAGES,
-    Decision,
-    GatewayTimedOut,
     CaseClosed,
     CaseDecided,
     CaseHandedOff,
     CaseOpened,
     CommandRefused,
     EventIgnored,
+    GatewayTimedOut,
     OrderFinished,
     OrderStageEntered,
     OrderStuck,

@@ -18,7 +18,7 @@ import attrs
 
 from orderloom.runtime import Actor, DuplicateAddress, Message, PersistentActor, Store, handler
 
-from . import _messages as m
+from ..order import _messages as m
 from ._settings import OrderSettings
 from ._order_actor import OrderActor
 from ._protocol import Escalate, OrderUpdated, Screened, StockShortage, StuckReport, order_address

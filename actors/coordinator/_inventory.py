@@ -14,7 +14,7 @@ from __future__ import annotations
 from orderloom.runtime import PersistentActor, Store, handler
 
 from ._protocol import StockLevels
-from ._sourcing import StockView
+from ..order._sourcing import StockView
 
 __all__ = ["Inventory", "StockBoard"]
 

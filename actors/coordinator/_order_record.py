@@ -24,10 +24,10 @@ import attrs
 
 from orderloom.runtime import Message
 
-from . import _messages as m
-from ._evolve import evolve
-from ._order_state import OrderState
-from ._states import Lifecycle
+from ..order import _messages as m
+from ..order._evolve import evolve
+from ..order._order_state import OrderState
+from ..order._states import Lifecycle
 
 __all__ = [
     "EventHeld",
