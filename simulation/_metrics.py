@@ -21,7 +21,13 @@ counted orders only. Team metrics (``queue_length``, ``utilisation``,
 actions are never excluded: they are a safety proof, not a steady-state
 estimate, and one hidden in the warm-up is still a bug. Series cover the
 whole run, warm-up included, at ``k * series_step`` up to ``min(now,
-horizon)``; each point is the state once every event at that instant applied.
+horizon)``; each point is the state once every event at that instant applied,
+except ``stuck_orders``: its point is the most orders stuck at once in the
+interval ending at it, so a spell shorter than ``series_step`` (even one that
+starts and ends at one instant, as when an order flagged stuck is put on hold
+at once) still shows, as it counts in ``stuck_orders``. Not so
+``state_mismatches``: a disagreement that ends at the instant it starts is
+one system updating just after another, which no metric counts.
 Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
 ``time_in_team.*``) are omitted when they have no sample.
 
@@ -128,6 +134,7 @@ class MetricsCollector:
         self._mismatch_max = 0.0
         self._stuck_now = 0
         self._mismatched_now = 0
+        self._stuck_peak = 0  # the most at once since the last series point
         # Announced downstream view changes, as (at, landing number, order,
         # system); an entry no longer in its slot's plan was replaced.
         self._landings: list[tuple[float, int, str, str]] = []
@@ -208,6 +215,8 @@ class MetricsCollector:
         if not order.stuck_now:
             order.stuck_now = True
             self._stuck_now += 1
+            if self._stuck_now > self._stuck_peak:
+                self._stuck_peak = self._stuck_now
         if not order.counted:
             return
         if order.stuck is None:
@@ -490,8 +499,10 @@ class MetricsCollector:
         """Record every grid point before ``until`` (or at it, if ``inclusive``)."""
         k, t = self._next_k, self._next_t
         while t <= self.horizon and (t < until or (inclusive and t == until)):
-            self._series["stuck_orders"].append((t, float(self._stuck_now)))
+            self._series["stuck_orders"].append(
+                (t, float(max(self._stuck_peak, self._stuck_now))))
             self._series["state_mismatches"].append((t, float(self._mismatched_now)))
+            self._stuck_peak = self._stuck_now  # the next interval starts from here
             for name, team in self._teams.items():
                 self._series[f"queue_length.{name}"].append((t, team.queue.value))
             for stage, count in self._in_stage.items():
