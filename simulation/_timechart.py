@@ -155,8 +155,9 @@ def _averaging(timelines: Sequence[Timeline]) -> str:
 
     kinds = {one(t) for t in timelines}
     if len(kinds) == 1:
-        return ("Each run: " if len(timelines) > 1 else "") + kinds.pop()
-    return "; ".join(f"{t.label}: {one(t)}" for t in timelines)
+        kind = kinds.pop()
+        return f"Each run: {kind}" if len(timelines) > 1 else kind[:1].upper() + kind[1:]
+    return "Per run: " + "; ".join(f"{t.label}: {one(t)}" for t in timelines)
 
 
 def _spans(timelines: Sequence[Timeline], end: float) -> tuple[Span, ...]:
@@ -215,8 +216,7 @@ def time_chart(title: str, ylabel: str, timelines: Sequence[Timeline],
     kinds = {s.kind for s in spans}
     shaded = [text for kind, text in ((SpanKind.WARM_UP, "warm-up grey"),
                                       (SpanKind.FAULT, "faults red")) if kind in kinds]
-    averaging = _averaging(timelines)
-    caption = f"{averaging[:1].upper()}{averaging[1:]}. A point is {'; '.join(meanings)}"
+    caption = f"{_averaging(timelines)}. A point is {'; '.join(meanings)}"
     xs = built[0].lines[0].xs
     if len(xs) > 1:
         step = (xs[-1] - xs[0]) / (len(xs) - 1) * SECONDS_PER_HOUR
