@@ -22,7 +22,6 @@ import base64
 import io
 import math
 from collections.abc import Mapping, Sequence
-
 from typing import TYPE_CHECKING
 
 from matplotlib.axes import Axes

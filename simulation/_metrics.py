@@ -21,13 +21,17 @@ counted orders only. Team metrics (``queue_length``, ``utilisation``,
 actions are never excluded: they are a safety proof, not a steady-state
 estimate, and one hidden in the warm-up is still a bug. Series cover the
 whole run, warm-up included, at ``k * series_step`` up to ``min(now,
-horizon)``; each point is the state once every event at that instant applied,
-except ``stuck_orders``: its point is the most orders stuck at once in the
-interval ending at it, so a spell shorter than ``series_step`` (even one that
-starts and ends at one instant, as when an order flagged stuck is put on hold
-at once) still shows, as it counts in ``stuck_orders``. Not so
-``state_mismatches``: a disagreement that ends at the instant it starts is
-one system updating just after another, which no metric counts.
+horizon)``; each point is the state once every event at that instant applied.
+``stuck_orders`` and ``state_mismatches`` count counted orders only, as their
+metrics do, so a chart never shows a stuck order its table leaves out (an
+order placed in the warm-up); queue lengths and orders per stage count
+everything (load is load, whoever's order). A ``stuck_orders`` point is the
+most orders stuck at once in the interval ending at it, so a spell shorter
+than ``series_step`` (even one that starts and ends at one instant, as when an
+order flagged stuck is put on hold at once) still shows, as it counts in
+``stuck_orders``. Not so ``state_mismatches``: a disagreement that ends at the
+instant it starts is one system updating just after another, which no metric
+counts.
 Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
 ``time_in_team.*``) are omitted when they have no sample.
 
@@ -214,9 +218,10 @@ class MetricsCollector:
             return
         if not order.stuck_now:
             order.stuck_now = True
-            self._stuck_now += 1
-            if self._stuck_now > self._stuck_peak:
-                self._stuck_peak = self._stuck_now
+            if order.counted:
+                self._stuck_now += 1
+                if self._stuck_now > self._stuck_peak:
+                    self._stuck_peak = self._stuck_now
         if not order.counted:
             return
         if order.stuck is None:
@@ -234,8 +239,8 @@ class MetricsCollector:
         times the watchdog surfaced it meanwhile."""
         if order.stuck_now:
             order.stuck_now = False
-            self._stuck_now -= 1
             if order.counted:
+                self._stuck_now -= 1
                 self._stuck_age.add(t - order.entered)
 
     def _finished(self, t: float, e: OrderFinished) -> None:
@@ -419,12 +424,12 @@ class MetricsCollector:
         if bad and since is None:
             slot.since = t
             views.bad += 1
-            if views.bad == 1:
+            if views.bad == 1 and views.counted:
                 self._mismatched_now += 1
         elif not bad and since is not None:
             slot.since = None
             views.bad -= 1
-            if not views.bad:
+            if not views.bad and views.counted:
                 self._mismatched_now -= 1
             if views.counted:
                 self._close_mismatch(views, system, t - since)

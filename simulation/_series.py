@@ -46,9 +46,10 @@ FaultWindow = tuple[float, float, str]
 
 #: What a point of each series family is, and its unit.
 SERIES_MEANING: dict[str, tuple[str, str]] = {
-    "stuck_orders": ("the most orders stuck at once in the sample interval ending at it",
-                     "orders"),
-    "state_mismatches": ("the orders whose downstream views disagree at its time", "orders"),
+    "stuck_orders": ("the most orders stuck at once in the sample interval ending at it "
+                     "(orders placed after the warm-up, as in the table)", "orders"),
+    "state_mismatches": ("the orders whose downstream views disagree at its time (orders "
+                         "placed after the warm-up, as in the table)", "orders"),
     "queue_length": ("the cases waiting for a reviewer at its time", "cases"),
     "in_stage": ("the orders in the stage at its time", "orders"),
 }

@@ -571,3 +571,18 @@ def test_step_average_integrates_from_the_window_start() -> None:
     assert avg.area(30.0) == 60.0
     assert avg.average(30.0) == 3.0
     assert avg.maximum(30.0) == 4.0
+
+
+def test_stuck_and_mismatch_series_count_the_orders_their_metrics_count() -> None:
+    """An order placed in the warm-up is in neither the stuck nor the mismatch
+    series, as it is in neither metric; one placed after it is in both."""
+    c = make(warm_up=50.0, horizon=300.0)
+    feed(c, [(0, placed("early")), (60, placed("late")),
+             (110, stuck("early", "placed", "no_progress", 110)),
+             (120, stuck("late", "placed", "no_progress", 60)),
+             (130, view("early", "coordinator:finance", "a")),
+             (140, view("late", "coordinator:finance", "a"))])
+    m, s, _ = c.finish(300.0)
+    assert m["stuck_orders"] == 1 and m["state_mismatches"] == 1
+    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 1.0)]
+    assert s["state_mismatches"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 1.0)]
