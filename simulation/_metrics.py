@@ -25,14 +25,15 @@ horizon)``; each point is the state once every event at that instant applied.
 ``stuck_orders`` and ``state_mismatches`` count counted orders only, as their
 metrics do, so a chart never shows a stuck order its table leaves out (an
 order placed in the warm-up); queue lengths and orders per stage count
-everything (load is load, whoever's order). A ``stuck_orders`` point is the
-most orders stuck at once in the interval ending at it, so a spell shorter
-than ``series_step`` (even one that starts and ends at one instant, as when an
-order flagged stuck is put on hold at once) still shows, as it counts in
-``stuck_orders``. Not so ``state_mismatches``: a disagreement that ends at the
-instant it starts is one system updating just after another, which no metric
-counts.
-Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
+everything (load is load, whoever's order). A ``stuck_orders`` point counts
+the stuck spells in force at some moment of the interval ending at it (those
+open at its start and those begun in it), so a spell shorter than
+``series_step`` still shows, as it counts in the metric: even one that starts
+and ends at one instant, as when an order flagged stuck is put on hold at
+once (payment-outage flags some 150 orders so during its outage: a snapshot
+at each point saw none of them, the most at once says 1). Not so
+``state_mismatches``: a disagreement that ends at the instant it starts is one
+system updating just after another, which no metric counts. Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
 ``time_in_team.*``) are omitted when they have no sample.
 
 Views. A system's view of an order changes when it says so
@@ -138,7 +139,7 @@ class MetricsCollector:
         self._mismatch_max = 0.0
         self._stuck_now = 0
         self._mismatched_now = 0
-        self._stuck_peak = 0  # the most at once since the last series point
+        self._stuck_spells = 0  # stuck spells in force since the last series point
         # Announced downstream view changes, as (at, landing number, order,
         # system); an entry no longer in its slot's plan was replaced.
         self._landings: list[tuple[float, int, str, str]] = []
@@ -220,8 +221,7 @@ class MetricsCollector:
             order.stuck_now = True
             if order.counted:
                 self._stuck_now += 1
-                if self._stuck_now > self._stuck_peak:
-                    self._stuck_peak = self._stuck_now
+                self._stuck_spells += 1
         if not order.counted:
             return
         if order.stuck is None:
@@ -504,10 +504,9 @@ class MetricsCollector:
         """Record every grid point before ``until`` (or at it, if ``inclusive``)."""
         k, t = self._next_k, self._next_t
         while t <= self.horizon and (t < until or (inclusive and t == until)):
-            self._series["stuck_orders"].append(
-                (t, float(max(self._stuck_peak, self._stuck_now))))
+            self._series["stuck_orders"].append((t, float(self._stuck_spells)))
             self._series["state_mismatches"].append((t, float(self._mismatched_now)))
-            self._stuck_peak = self._stuck_now  # the next interval starts from here
+            self._stuck_spells = self._stuck_now  # the next interval starts with these
             for name, team in self._teams.items():
                 self._series[f"queue_length.{name}"].append((t, team.queue.value))
             for stage, count in self._in_stage.items():

@@ -46,8 +46,8 @@ FaultWindow = tuple[float, float, str]
 
 #: What a point of each series family is, and its unit.
 SERIES_MEANING: dict[str, tuple[str, str]] = {
-    "stuck_orders": ("the most orders stuck at once in the sample interval ending at it "
-                     "(orders placed after the warm-up, as in the table)", "orders"),
+    "stuck_orders": ("the orders stuck at some moment of the sample interval ending at it, "
+                     "however briefly (placed after the warm-up, as in the table)", "orders"),
     "state_mismatches": ("the orders whose downstream views disagree at its time (orders "
                          "placed after the warm-up, as in the table)", "orders"),
     "queue_length": ("the cases waiting for a reviewer at its time", "cases"),

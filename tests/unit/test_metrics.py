@@ -174,7 +174,7 @@ def test_stuck_orders_distinct_by_stage_and_reason_with_ages() -> None:
 
 def test_stuck_series_counts_orders_until_they_move_or_finish() -> None:
     """An order is stuck in the series from its report to its next stage or its
-    finish; each point holds the most stuck at once in the interval ending at it."""
+    finish; each point counts the spells in force in the interval ending at it."""
     c = make(horizon=600.0)
     feed(c, [(0, placed("a")), (0, placed("b")),
              (100, stuck("a", "placed", "no_progress", 100)),
@@ -190,16 +190,19 @@ def test_stuck_series_counts_orders_until_they_move_or_finish() -> None:
 
 def test_a_stuck_spell_shorter_than_the_sample_step_shows_in_the_series() -> None:
     """A spell between two sample points, even one that ends at the instant it
-    starts (flagged stuck, then put on hold), shows at the next point."""
+    starts (flagged stuck, then put on hold), shows at the next point; two such
+    spells in one interval count two, as they do in the metric."""
     c = make(horizon=400.0)
-    feed(c, [(0, placed("a")), (0, placed("b")),
+    feed(c, [(0, placed("a")), (0, placed("b")), (0, placed("c")),
              (120, stuck("a", "placed", "no_progress", 120)),
              (130, enter("a", "awaiting_payment", "placed")),
              (250, stuck("b", "placed", "no_progress", 250)),
-             (250, enter("b", "on_hold", "placed"))])
+             (250, enter("b", "on_hold", "placed")),
+             (260, stuck("c", "placed", "no_progress", 260)),
+             (260, enter("c", "on_hold", "placed"))])
     m, s, _ = c.finish(400.0)
-    assert m["stuck_orders"] == 2
-    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 1.0),
+    assert m["stuck_orders"] == 3
+    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 2.0),
                                  (400.0, 0.0)]
 
 

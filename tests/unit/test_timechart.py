@@ -71,7 +71,7 @@ def test_captions_say_what_is_plotted() -> None:
     chart = time_chart("t", "y", [_timeline()], [("", "stuck_orders")])
     assert chart is not None
     assert chart.caption.startswith("The mean of 3 replications, band: 95% CI of the mean.")
-    assert "most orders stuck at once in the sample interval ending at it" in chart.caption
+    assert "orders stuck at some moment of the sample interval ending at it" in chart.caption
     assert "points every 2 h" in chart.caption
     assert "Shaded: warm-up grey, faults red." in chart.caption
     one = time_chart("t", "y", [_timeline(replications=1)], [("", "stuck_orders")])
