@@ -49,6 +49,7 @@ import attrs
 
 from ._result import is_sampled, metric_info
 from ._sections import PRIMARY_METRICS, metric_estimate, ordered_sections
+from ._series import Timeline, timeline_of
 from ._stats import Difference, holm, paired_difference, verdict, welch_difference
 
 __all__ = [
@@ -203,12 +204,14 @@ class Comparison:
             :data:`PRIMARY_METRICS` order, then the exploratory ones in report order.
         warnings: things the reader should know (e.g. scenarios differ).
         primary_absent: primary metrics that no report holds (so no row).
+        timelines: each report's time series, for charts, in report order.
     """
 
     labels: tuple[str, ...]
     rows: tuple[ComparisonRow, ...]
     warnings: tuple[str, ...]
     primary_absent: tuple[str, ...] = ()
+    timelines: tuple[Timeline, ...] = ()
 
     @property
     def primary(self) -> tuple[ComparisonRow, ...]:
@@ -394,4 +397,6 @@ def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str], *,
                for i, row in enumerate(primary)]
     return Comparison(labels=tuple(labels), rows=tuple(primary + exploratory),
                       warnings=tuple(warnings),
-                      primary_absent=tuple(m for m in PRIMARY_METRICS if m not in names))
+                      primary_absent=tuple(m for m in PRIMARY_METRICS if m not in names),
+                      timelines=tuple(timeline_of(r, label)
+                                      for r, label in zip(reports, labels, strict=True)))

@@ -15,6 +15,7 @@ import html
 from collections.abc import Sequence
 
 from ._compare import Comparison, ComparisonRow, Delta, Estimate, Role
+from ._compare_charts import ChartImage, compare_figures
 from ._compare_summary import exploratory_tally, format_p, summary_blocks
 from ._sections import format_ci, format_number
 
@@ -138,6 +139,9 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
 td.better { background: #d4f0d4; color: #155724; }
 td.worse { background: #f6d3d3; color: #721c24; }
 p.warning { background: #fff3cd; padding: 0.4em 0.8em; }
+figure { margin: 1em 0; max-width: 60em; } figure img { max-width: 100%; }
+figcaption { color: #444; font-size: 0.9em; }
+p.note { color: #777; font-style: italic; }
 """
 
 
@@ -149,11 +153,20 @@ def _html_row(cells: Sequence[str], verdict_at: set[int]) -> str:
     return "<tr>" + "".join(tds) + "</tr>"
 
 
+def _figure(chart: ChartImage) -> str:
+    e = html.escape
+    return (f'<figure><img src="{chart.uri}" alt="{e(chart.title, quote=True)}">'
+            f"<figcaption>{e(chart.caption)}</figcaption></figure>")
+
+
 def to_html(comparison: Comparison) -> str:
-    """A self-contained page, laid out as :func:`to_markdown`; better verdicts
-    green, worse red."""
+    """A self-contained page, laid out as :func:`to_markdown`, plus charts: a
+    forest plot under each candidate's summary, then the time series of every
+    run overlaid with fault windows shaded. Better verdicts green, worse red."""
     def e(text: str) -> str:
         return html.escape(text, quote=True)
+
+    figures = compare_figures(comparison)
 
     def header(cols: Sequence[str]) -> str:
         return "<tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>"
@@ -164,7 +177,7 @@ def to_html(comparison: Comparison) -> str:
     for p in _preamble(comparison):
         klass = ' class="warning"' if p.startswith("warning") else ""
         out.append(f"<p{klass}>{e(p)}</p>")
-    for block in summary_blocks(comparison):
+    for k, block in enumerate(summary_blocks(comparison)):
         out += [f"<h2>Primary metrics: {e(block.title)}</h2>", f"<p>{e(block.method)}</p>",
                 "<table>", header(_SUMMARY_COLUMNS)]
         out += [_html_row(_summary_cells(row, d), {len(_SUMMARY_COLUMNS) - 1})
@@ -172,6 +185,12 @@ def to_html(comparison: Comparison) -> str:
         out.append("</table>")
         if block.notes:
             out += ["<ul>"] + [f"<li>{e(note)}</li>" for note in block.notes] + ["</ul>"]
+        if k < len(figures.forests):
+            out.append(_figure(figures.forests[k]))
+    out.append("<h2>Over time</h2>")
+    out += [_figure(chart) for chart in figures.series]
+    out += [f'<p class="note">{e(title)}: chart skipped, {e(why)} in these reports.</p>'
+            for title, why in figures.skipped]
     out += ["<h2>Every metric</h2>", f"<p>{e(exploratory_tally(comparison))}</p>"]
     cols = _columns(comparison)
     group = None

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._result import metric_info
+from ._series import timeline_of
 from ._sections import (
     HEALTH_METRICS,
     family_of,
@@ -29,9 +30,10 @@ from ._sections import (
     metric_estimate,
     ordered_sections,
 )
+from ._timechart import lifecycle_order, standard_charts
 
 if TYPE_CHECKING:
-    from ._charts import Bar, FaultWindow
+    from ._charts import Bar
 
 __all__ = ["render_html", "render_markdown", "sanitize", "write_report"]
 
@@ -44,7 +46,6 @@ _HEADER_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("warm-up", ("warm_up", "warmup", "warm-up")),
 )
 _PERCENTILES = ("p50", "p95", "p99")
-_END_TO_END = ("end_to_end", "total")
 
 
 def sanitize(value: Any) -> Any:
@@ -178,6 +179,7 @@ table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1em 0; } figure img { max-width: 100%; }
+figcaption { color: #444; font-size: 0.9em; }
 p.note { color: #777; font-style: italic; }
 pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; }
 """
@@ -185,30 +187,6 @@ pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; }
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
-
-
-def _points(raw: object) -> list[tuple[float, float]]:
-    points: list[tuple[float, float]] = []
-    if not isinstance(raw, list):
-        return points
-    for item in raw:
-        if (isinstance(item, (list, tuple)) and len(item) == 2
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in item)
-                and all(math.isfinite(v) for v in item)):
-            points.append((float(item[0]), float(item[1])))
-    return points
-
-
-def _fault_windows(report: Mapping[str, Any]) -> list[FaultWindow]:
-    windows: list[FaultWindow] = []
-    raw = report.get("fault_windows")
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, (list, tuple)) and len(item) == 3:
-            start, end, label = item
-            if all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and math.isfinite(v) for v in (start, end)):
-                windows.append((float(start), float(end), str(label)))
-    return windows
 
 
 def _bars(report: Mapping[str, Any], prefix: str) -> list[Bar]:
@@ -219,6 +197,12 @@ def _bars(report: Mapping[str, Any], prefix: str) -> list[Bar]:
             if mean is not None:
                 bars.append((name[len(prefix) + 1:], mean, low, high))
     return bars
+
+
+def _replications(report: Mapping[str, Any]) -> str:
+    seeds = report.get("replication_seeds")
+    n = len(seeds) if isinstance(seeds, list) else None
+    return f"{n} replications" if n is not None and n != 1 else "one replication"
 
 
 def _cycle_time_chart(report: Mapping[str, Any]) -> str | None:
@@ -233,40 +217,34 @@ def _cycle_time_chart(report: Mapping[str, Any]) -> str | None:
             stages.add(stage)
     if not stages:
         return None
-    order = sorted(stages, key=lambda s: (s in _END_TO_END, s))
+    order = lifecycle_order(sorted(stages))
     rank = {s: i for i, s in enumerate(order)}
     by_pct = {p: sorted(bars, key=lambda b: rank[b[0]]) for p, bars in found.items() if bars}
-    return percentile_chart("Cycle time percentiles per stage (mean over replications)",
-                            order, by_pct)
+    return percentile_chart("Time in each stage, percentiles", order, by_pct)
 
 
-def _charts(report: Mapping[str, Any]) -> list[tuple[str, str | None, str]]:
-    """(title, data URI or None, note if skipped) for each chart, in page order."""
+#: ``(title, data URI or None, why it is missing, caption)`` of one chart.
+Chart = tuple[str, str | None, str, str]
+
+
+def _charts(report: Mapping[str, Any]) -> list[Chart]:
+    """Every chart of the page, in page order."""
     # Imported here so that importing this module (or a package re-exporting
     # write_report) does not load matplotlib until a page is actually drawn.
-    from ._charts import bar_chart, time_series_chart
+    from ._charts import bar_chart, render_time_chart
 
-    series = report.get("series")
-    series = series if isinstance(series, Mapping) else {}
-    windows = _fault_windows(report)
-    charts: list[tuple[str, str | None, str]] = []
-
-    stuck = _points(series.get("stuck_orders"))
-    title = "Stuck orders over time"
-    charts.append((title, time_series_chart(title, "stuck orders", {"stuck_orders": stuck},
-                                            windows) if stuck else None,
-                   "no series 'stuck_orders' in this report"))
-
-    queues = {name.removeprefix("queue_length."): pts for name in sorted(series)
-              if name.startswith("queue_length.") and (pts := _points(series[name]))}
-    title = "Queue length per team over time"
-    charts.append((title, time_series_chart(title, "cases waiting", queues, windows)
-                   if queues else None, "no series 'queue_length.<team>' in this report"))
-
-    title = "Cycle-time percentiles per stage"
-    charts.append((title, _cycle_time_chart(report),
-                   "no metrics 'cycle_time.<stage>.p50/p95/p99' in this report"))
-
+    charts: list[Chart] = []
+    timeline = timeline_of(report, str(report.get("policy", "")))
+    for title, chart, why in standard_charts([timeline]):
+        charts.append((title, None if chart is None else render_time_chart(chart),
+                       f"{why} in this report", "" if chart is None else chart.caption))
+    runs = _replications(report)
+    charts.append(("Time in each stage, percentiles", _cycle_time_chart(report),
+                   "no metrics 'cycle_time.<stage>.p50/p95/p99' in this report",
+                   f"Per stage in lifecycle order (end_to_end: placed to shipped), the mean "
+                   f"over {runs} of each replication's p50, p95 and p99 time in the stage, "
+                   f"orders placed after the warm-up; whiskers: 95% CI of the mean. "
+                   f"Linear axis from 0; each bar is labelled with its value."))
     for title, prefix, xlabel in (
         ("Exceptions by reason", "exception_rate.by_reason", "cases per placed order"),
         ("Manual overrides by team", "manual_overrides.by_team", "decisions"),
@@ -275,7 +253,9 @@ def _charts(report: Mapping[str, Any]) -> list[tuple[str, str | None, str]]:
     ):
         bars = _bars(report, prefix)
         charts.append((title, bar_chart(f"{title} (mean, 95% CI)", xlabel, bars)
-                       if bars else None, f"no metrics '{prefix}.*' in this report"))
+                       if bars else None, f"no metrics '{prefix}.*' in this report",
+                       f"Mean over {runs} ({xlabel}), largest first; whiskers: 95% CI of "
+                       f"the mean. Orders placed after the warm-up."))
     return charts
 
 
@@ -287,12 +267,12 @@ def render_html(report: Mapping[str, Any]) -> str:
            "</head>", "<body>", f"<h1>Simulation report: {_e(scenario)}</h1>", "<table>"]
     out += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _header(report)]
     out += ["</table>", "<h2>Charts</h2>"]
-    for title, uri, note in _charts(report):
+    for title, uri, note, caption in _charts(report):
         if uri is None:
             out.append(f'<p class="note">{_e(title)}: chart skipped, {_e(note)}.</p>')
         else:
             out.append(f'<figure><img src="{uri}" alt="{_e(title)}">'
-                       f"<figcaption>{_e(title)}</figcaption></figure>")
+                       f"<figcaption>{_e(caption)}</figcaption></figure>")
     for title, rows in _sections(report):
         out += [f"<h2>{_e(title)}</h2>", "<table>",
                 "<tr><th>metric</th><th>mean</th><th>95% CI</th><th>unit</th></tr>"]

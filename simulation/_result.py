@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from ._series import aggregate_series
 from ._stats import summarize
 
 __all__ = ["MetricInfo", "ReplicationResult", "aggregate", "is_sampled", "metric_info"]
@@ -171,7 +172,10 @@ def aggregate(
     occurred 0 times). A statistic of samples (``cycle_time.*``,
     ``stuck_orders.age.*``, ``time_in_team.*``) missing from a replication had
     no sample there: its value is ``null`` and the estimate uses the
-    replications that have one (absent is not zero). Every metric is a count, rate, share or
+    replications that have one (absent is not zero). Series are combined point
+    by point into their mean (``series``) and the 95% interval of that mean
+    (``series_band``) by :func:`._series.aggregate_series`; ``fault_windows``
+    holds every replication's windows, each once. Every metric is a count, rate, share or
     duration, so it cannot be negative: the Student's t interval is cut at
     0 (cutting an interval to the values the mean can take never makes it
     miss the true mean more often), and a rare count reads ``[0, 0.76]``, not
@@ -202,14 +206,19 @@ def aggregate(
     for r in ordered:
         for invariant, order_id in r.examples.items():
             examples.setdefault(invariant, f"{order_id} (replication {r.replication})")
-    first = ordered[0] if ordered else None
+    means, bands = aggregate_series([r.series for r in ordered])
+    windows: list[tuple[float, float, str]] = []
+    for r in ordered:  # a swarm draws its faults per replication
+        windows += [w for w in r.fault_windows if w not in windows]
     return {
         "format": REPORT_FORMAT,
         **header,
         "replication_seeds": [r.seed for r in ordered],
         "metrics": metrics,
-        "series": first.series if first else {},
-        "fault_windows": first.fault_windows if first else [],
+        "series": means,
+        "series_band": bands,
+        "series_replications": len(ordered),
+        "fault_windows": windows,
         "wrong_action_examples": examples,
         "timing": {
             "wall_seconds": [r.wall_seconds for r in ordered],

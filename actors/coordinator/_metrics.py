@@ -22,7 +22,18 @@ actions are never excluded: they are a safety proof, not a steady-state
 estimate, and one hidden in the warm-up is still a bug. Series cover the
 whole run, warm-up included, at ``k * series_step`` up to ``min(now,
 horizon)``; each point is the state once every event at that instant applied.
-Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
+``stuck_orders`` and ``state_mismatches`` count counted orders only, as their
+metrics do, so a chart never shows a stuck order its table leaves out (an
+order placed in the warm-up); queue lengths and orders per stage count
+everything (load is load, whoever's order). A ``stuck_orders`` point counts
+the stuck spells in force at some moment of the interval ending at it (those
+open at its start and those begun in it), so a spell shorter than
+``series_step`` still shows, as it counts in the metric: even one that starts
+and ends at one instant, as when an order flagged stuck is put on hold at
+once (payment-outage flags some 150 orders so during its outage: a snapshot
+at each point saw none of them, the most at once says 1). Not so
+``state_mismatches``: a disagreement that ends at the instant it starts is one
+system updating just after another, which no metric counts. Quantile-type metrics (``cycle_time.*``, ``stuck_orders.age.*``,
 ``time_in_team.*``) are omitted when they have no sample.
 
 Views. A system's view of an order changes when it says so
@@ -126,6 +137,7 @@ class MetricsCollector:
         self._mismatch_max = 0.0
         self._stuck_now = 0
         self._mismatched_now = 0
+        self._stuck_spells = 0  # stuck spells in force since the last series point
         # Announced downstream view changes, as (at, landing number, order,
         # system); an entry no longer in its slot's plan was replaced.
         self._landings: list[tuple[float, int, str, str]] = []
@@ -205,7 +217,9 @@ class MetricsCollector:
             return
         if not order.stuck_now:
             order.stuck_now = True
-            self._stuck_now += 1
+            if order.counted:
+                self._stuck_now += 1
+                self._stuck_spells += 1
         if not order.counted:
             return
         if order.stuck is None:
@@ -223,8 +237,8 @@ class MetricsCollector:
         times the watchdog surfaced it meanwhile."""
         if order.stuck_now:
             order.stuck_now = False
-            self._stuck_now -= 1
             if order.counted:
+                self._stuck_now -= 1
                 self._stuck_age.add(t - order.entered)
 
     def _finished(self, t: float, e: OrderFinished) -> None:
@@ -408,12 +422,12 @@ class MetricsCollector:
         if bad and since is None:
             slot.since = t
             views.bad += 1
-            if views.bad == 1:
+            if views.bad == 1 and views.counted:
                 self._mismatched_now += 1
         elif not bad and since is not None:
             slot.since = None
             views.bad -= 1
-            if not views.bad:
+            if not views.bad and views.counted:
                 self._mismatched_now -= 1
             if views.counted:
                 self._close_mismatch(views, system, t - since)
@@ -488,8 +502,9 @@ class MetricsCollector:
         """Record every grid point before ``until`` (or at it, if ``inclusive``)."""
         k, t = self._next_k, self._next_t
         while t <= self.horizon and (t < until or (inclusive and t == until)):
-            self._series["stuck_orders"].append((t, float(self._stuck_now)))
+            self._series["stuck_orders"].append((t, float(self._stuck_spells)))
             self._series["state_mismatches"].append((t, float(self._mismatched_now)))
+            self._stuck_spells = self._stuck_now  # the next interval starts with these
             for name, team in self._teams.items():
                 self._series[f"queue_length.{name}"].append((t, team.queue.value))
             for stage, count in self._in_stage.items():

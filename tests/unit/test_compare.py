@@ -16,7 +16,9 @@ from orderloom.simulation._compare import (
     Role,
     compare,
 )
+from orderloom.simulation._compare_charts import compare_figures, forest_of
 from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
+from orderloom.simulation._compare_summary import format_p
 from orderloom.simulation._report import sanitize
 from orderloom.simulation._result import ReplicationResult, aggregate, metric_info
 from orderloom.simulation._sections import HEALTH_METRICS, PRIMARY_METRICS
@@ -301,3 +303,68 @@ def test_each_candidate_is_its_own_family() -> None:
     row = _row(c, "stuck_orders")
     assert row.deltas[0].p_adjusted == alone.p_adjusted
     assert row.deltas[1].p_adjusted == 1.0 and c.family_size(1) == 8
+
+
+# -- compare.html's charts -------------------------------------------------------------
+
+
+def test_forest_rows_are_the_primary_deltas_with_their_verdicts() -> None:
+    """The forest plot holds each primary metric in order with the table's delta,
+    interval and Holm verdict, and the Holm p-value beside it."""
+    c = primary_comparison()
+    forest = forest_of(c, 0)
+    assert [r.metric for r in forest.rows] == [r.metric for r in c.primary]
+    for frow, row in zip(forest.rows, c.primary, strict=True):
+        d = row.deltas[0]
+        assert frow.verdict == d.verdict
+        if row.unit != "s":
+            assert (frow.delta, frow.low, frow.high, frow.unit) == (
+                d.delta, d.ci_low, d.ci_high, row.unit)
+        if d.p_adjusted is not None:
+            assert frow.note == f"{d.verdict}\np (Holm) {format_p(d.p_adjusted)}"
+    mismatches = next(r for r in forest.rows if r.metric == "state_mismatches")
+    assert mismatches.verdict == "worse" and mismatches.low is not None and mismatches.low > 0
+    cycle = next(r for r in forest.rows if r.metric == "cycle_time.end_to_end.p50")
+    assert cycle.delta is None and cycle.verdict == "n/a"  # one sample: no interval
+    assert "aggressive − cautious" in forest.title
+    assert f"Holm-adjusted over the {c.family_size(0)} metrics" in forest.caption
+
+
+def test_forest_draws_durations_in_minutes_or_hours() -> None:
+    """A duration delta of about two hours is drawn in h, its interval scaled alike."""
+    base = {"cycle_time.end_to_end.p50": [7200.0, 7300.0, 7100.0, 7250.0, 7150.0]}
+    cand = {"cycle_time.end_to_end.p50": [14400.0, 14600.0, 14300.0, 14500.0, 14450.0]}
+    c = compare([_report(base), _report(cand)], ["a", "b"])
+    row = forest_of(c, 0).rows[0]
+    delta = _row(c, "cycle_time.end_to_end.p50").deltas[0]
+    assert row.unit == "h" and delta.delta is not None and delta.ci_low is not None
+    assert row.delta == delta.delta / 3600.0 and row.low == delta.ci_low / 3600.0
+
+
+def _with_series(metrics: Mapping[str, Sequence[float]], level: float) -> dict[str, Any]:
+    n = len(next(iter(metrics.values())))
+    results = [ReplicationResult(
+        replication=k, seed=100 + k, metrics={name: v[k] for name, v in metrics.items()},
+        series={"stuck_orders": [(0.0, 0.0), (3600.0, level + k), (7200.0, level)],
+                "queue_length.fraud": [(0.0, 1.0), (3600.0, level), (7200.0, 0.0)]},
+        fault_windows=[(1800.0, 5400.0, "gateway_outage down")]) for k in range(n)]
+    return aggregate(results, header={"scenario": "peak-day", "horizon": 7200.0,
+                                      "warm_up": 600.0})
+
+
+def test_compare_page_holds_the_forest_plot_and_the_runs_overlaid() -> None:
+    """compare.html embeds a forest plot per candidate under its summary and the
+    series of both runs overlaid, each with its caption; no chart is external."""
+    metrics = {"stuck_orders": WORLD, "throughput": WORLD}
+    c = compare([_with_series(metrics, 2.0), _with_series(metrics, 5.0)], ["base", "cand"])
+    assert [t.label for t in c.timelines] == ["base", "cand"]
+    assert c.timelines[1].series["stuck_orders"].mean == (0.0, 7.0, 5.0)
+    figures = compare_figures(c)
+    assert len(figures.forests) == 1 and len(figures.series) == 2
+    assert [title for title, _ in figures.skipped] == ["Orders whose downstream views disagree",
+                                                       "Orders in each open stage"]
+    page = to_html(c)
+    assert page.count('<img src="data:image/png;base64,') == 3
+    assert page.index("Primary metrics: cand − base") < page.index(figures.forests[0].caption)
+    assert "Each run: the mean of 5 replications, band: 95% CI of the mean." in page
+    assert "http://" not in page and "https://" not in page

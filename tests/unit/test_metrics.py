@@ -173,17 +173,37 @@ def test_stuck_orders_distinct_by_stage_and_reason_with_ages() -> None:
 
 
 def test_stuck_series_counts_orders_until_they_move_or_finish() -> None:
-    """An order is stuck in the series from its report to its next stage or its finish."""
-    c = make(horizon=500.0)
+    """An order is stuck in the series from its report to its next stage or its
+    finish; each point counts the spells in force in the interval ending at it."""
+    c = make(horizon=600.0)
     feed(c, [(0, placed("a")), (0, placed("b")),
              (100, stuck("a", "placed", "no_progress", 100)),
              (150, stuck("b", "placed", "no_progress", 150)),
              (250, stuck("a", "placed", "no_progress", 250)),
              (300, enter("a", "awaiting_payment", "placed")),
              (400, done("b", "canceled"))])
-    _, s, _ = c.finish(500.0)
-    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 1.0), (200.0, 2.0), (300.0, 1.0),
-                                 (400.0, 0.0), (500.0, 0.0)]
+    _, s, _ = c.finish(600.0)
+    # (200, 300] held both until a moved on at 300; (300, 400] held b until 400.
+    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 1.0), (200.0, 2.0), (300.0, 2.0),
+                                 (400.0, 1.0), (500.0, 0.0), (600.0, 0.0)]
+
+
+def test_a_stuck_spell_shorter_than_the_sample_step_shows_in_the_series() -> None:
+    """A spell between two sample points, even one that ends at the instant it
+    starts (flagged stuck, then put on hold), shows at the next point; two such
+    spells in one interval count two, as they do in the metric."""
+    c = make(horizon=400.0)
+    feed(c, [(0, placed("a")), (0, placed("b")), (0, placed("c")),
+             (120, stuck("a", "placed", "no_progress", 120)),
+             (130, enter("a", "awaiting_payment", "placed")),
+             (250, stuck("b", "placed", "no_progress", 250)),
+             (250, enter("b", "on_hold", "placed")),
+             (260, stuck("c", "placed", "no_progress", 260)),
+             (260, enter("c", "on_hold", "placed"))])
+    m, s, _ = c.finish(400.0)
+    assert m["stuck_orders"] == 3
+    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 2.0),
+                                 (400.0, 0.0)]
 
 
 # -- exceptions, bounces, overrides -----------------------------------------------------
@@ -554,3 +574,18 @@ def test_step_average_integrates_from_the_window_start() -> None:
     assert avg.area(30.0) == 60.0
     assert avg.average(30.0) == 3.0
     assert avg.maximum(30.0) == 4.0
+
+
+def test_stuck_and_mismatch_series_count_the_orders_their_metrics_count() -> None:
+    """An order placed in the warm-up is in neither the stuck nor the mismatch
+    series, as it is in neither metric; one placed after it is in both."""
+    c = make(warm_up=50.0, horizon=300.0)
+    feed(c, [(0, placed("early")), (60, placed("late")),
+             (110, stuck("early", "placed", "no_progress", 110)),
+             (120, stuck("late", "placed", "no_progress", 60)),
+             (130, view("early", "coordinator:finance", "a")),
+             (140, view("late", "coordinator:finance", "a"))])
+    m, s, _ = c.finish(300.0)
+    assert m["stuck_orders"] == 1 and m["state_mismatches"] == 1
+    assert s["stuck_orders"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 1.0)]
+    assert s["state_mismatches"] == [(0.0, 0.0), (100.0, 0.0), (200.0, 1.0), (300.0, 1.0)]

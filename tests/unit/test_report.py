@@ -39,6 +39,8 @@ def _replication(k: int, *, wall: float = 1.5) -> ReplicationResult:
         "stuck_orders": [(0.0, 0.0), (3600.0, 5.0), (7200.0, 2.0)],
         "queue_length.fraud": [(0.0, 1.0), (3600.0, 4.0)],
         "queue_length.support": [(0.0, 0.0), (3600.0, 2.0)],
+        "state_mismatches": [(0.0, 0.0), (3600.0, 1.0 + base), (7200.0, 0.0)],
+        "in_stage.awaiting_payment": [(0.0, 2.0), (3600.0, 4.0 + base), (7200.0, 1.0)],
     }
     return ReplicationResult(
         replication=k, seed=100 + k, metrics=metrics, series=series,
@@ -140,7 +142,7 @@ def test_team_metrics_are_grouped_per_team() -> None:
 def test_html_is_self_contained_with_embedded_charts(tmp_path: Path) -> None:
     """report.html embeds every chart as base64 PNG and references nothing external."""
     page = write_report(_report(), tmp_path)["html"].read_text(encoding="utf-8")
-    assert page.count('<img src="data:image/png;base64,') == 7
+    assert page.count('<img src="data:image/png;base64,') == 9
     assert "http://" not in page and "https://" not in page
     assert "<link" not in page and "<script" not in page
     assert "chart skipped" not in page
@@ -153,7 +155,7 @@ def test_html_skips_missing_charts_with_a_note() -> None:
                        header={"scenario": "s"})
     page = render_html(sanitize(report))
     assert "data:image/png" not in page
-    assert page.count("chart skipped") == 7
+    assert page.count("chart skipped") == 9
 
 
 def test_html_escapes_text() -> None:
