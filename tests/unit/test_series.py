@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from orderloom.simulation._metrics import MetricsCollector
+from orderloom.actors import MetricsCollector
 from orderloom.simulation._report import sanitize
 from orderloom.simulation._result import ReplicationResult, aggregate
 from orderloom.simulation._series import aggregate_series, timeline_of
