@@ -95,8 +95,10 @@ class TeamConfig:
 
     Invariants: rates in [0, 1] with ``reassign_rate + override_rate <= 1``;
     ``reassign_to`` never names the team itself and is non-empty when
-    ``reassign_rate > 0``. ``track_staff`` emits :class:`TeamLoad` at every
-    staffing change too (timers forever: run the kernel with ``until``).
+    ``reassign_rate > 0``. ``track_staff`` (the default) emits
+    :class:`TeamLoad` at every staffing change too, so utilisation and
+    overtime see a shift end when it happens, not at the team's next event
+    (a timer per shift edge, forever: run the kernel with ``until``).
     """
 
     name: str
@@ -107,7 +109,7 @@ class TeamConfig:
     reassign_to: tuple[str, ...] = ()
     error_rate: float = attrs.field(default=0.0, validator=probability)
     absences: tuple[Window, ...] = ()
-    track_staff: bool = False
+    track_staff: bool = True
 
     def __attrs_post_init__(self) -> None:
         if not self.name:

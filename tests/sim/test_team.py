@@ -63,6 +63,8 @@ def _times(kernel: SimKernel) -> dict[str, float]:
 def _config(**kw: Any) -> TeamConfig:
     kw.setdefault("name", "ops")
     kw.setdefault("review", Dist.fixed(10.0))
+    # These tests run the kernel until it is idle: no staffing ticks unless asked.
+    kw.setdefault("track_staff", False)
     return TeamConfig(**kw)
 
 
