@@ -263,13 +263,16 @@ def run_replications(
     progress: Progress | None = None,
     executor: str = "process",
     scheduler: str | None = None,
+    start: int = 0,
 ) -> list[ReplicationResult]:
-    """Run replications 0..n-1, in ``workers`` processes (or on Dask)."""
-    indices = list(range(replications))
+    """Run replications ``start..replications-1`` (0..n-1 by default), in
+    ``workers`` processes (or on Dask). Replication k's world depends on the
+    seed and k alone, so running 0..4 and then 5..9 gives what 0..9 does."""
+    indices = list(range(start, replications))
     results: list[ReplicationResult] = []
     if executor == "dask":
         return _run_dask(scenario, indices, policy, seed, scheduler, progress)
-    if workers <= 1 or replications == 1:
+    if workers <= 1 or len(indices) == 1:
         for k in indices:
             result = run_replication(scenario, k, policy=policy, seed=seed)
             results.append(result)
