@@ -4,6 +4,7 @@ the paired differences are precise, and write the extended reports."""
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def extend_reports(
         report = aggregate(res, header={
             **_run_header(scenario, res), "description": scenario.description,
             "command": command, "precision": outcome.as_dict(),
-            "reproduce": f"orderloom simulate --from {out / 'report.json'} --out {out}"})
+            "reproduce": (f"orderloom simulate --from {shlex.quote(str(out / 'report.json'))}"
+                          f" --out {shlex.quote(str(out))}")})
         write_report(report, out)
         out_docs.append(json.loads((out / "report.json").read_text(encoding="utf-8")))
         out_paths.append(out)
