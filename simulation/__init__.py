@@ -25,6 +25,7 @@ from ._runner import run_replication, run_replications, world_for
 from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario, world_digest
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
+from ._world import WorldConfig, build_world
 
 __all__ = [
     "DeterminismReport",
@@ -39,7 +40,9 @@ __all__ = [
     "ScenarioError",
     "SimKernel",
     "Summary",
+    "WorldConfig",
     "aggregate",
+    "build_world",
     "check_determinism",
     "compare",
     "format_p",
