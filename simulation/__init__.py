@@ -37,6 +37,7 @@ from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario,
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
 from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
+from ._world import WorldConfig, build_world
 
 __all__ = [
     "DEFAULT_MAX_REPLICATIONS",
@@ -57,7 +58,9 @@ __all__ = [
     "SimKernel",
     "Summary",
     "WarmUpSuggestion",
+    "WorldConfig",
     "aggregate",
+    "build_world",
     "check_determinism",
     "compare",
     "difference_precision",

@@ -9,9 +9,12 @@ import attrs
 import pytest
 
 from orderloom.actors import load_builtin_policy
-from orderloom.simulation._result import ReplicationResult
-from orderloom.simulation._runner import run_replication
-from orderloom.simulation._scenario import load_scenario, resolve_scenario
+from orderloom.simulation import (
+    ReplicationResult,
+    load_scenario,
+    resolve_scenario,
+    run_replication,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
