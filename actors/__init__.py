@@ -187,6 +187,7 @@ from .order._documents import (
 )
 from .world._dist import (
     Dist,
+    KeyedRandom,
     Window,
 )
 from .world._downstream import (
@@ -283,7 +284,10 @@ from .coordinator._settings import (
     OrderSettings,
 )
 from .order._sourcing import (
+    Need,
+    Source,
     StockView,
+    choose_sources,
 )
 from .world._team import (
     Shift,
@@ -414,6 +418,7 @@ __all__ = [
     "IrreversibleAction",
     "IrreversibleCommand",
     "ItemsPicked",
+    "KeyedRandom",
     "LabelCreated",
     "Lifecycle",
     "LineItem",
@@ -423,6 +428,7 @@ __all__ = [
     "LineQuantity",
     "MetricsCollector",
     "MoneyView",
+    "Need",
     "Notification",
     "NotificationKind",
     "NotifyCustomer",
@@ -498,6 +504,7 @@ __all__ = [
     "Shortage",
     "ShortageAction",
     "ShortageRecorded",
+    "Source",
     "Sourcing",
     "SourcingKind",
     "SourcingStep",
@@ -550,6 +557,7 @@ __all__ = [
     "check_step",
     "check_step_changed",
     "check_transition",
+    "choose_sources",
     "decide",
     "derive_payment",
     "evolve",

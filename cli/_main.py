@@ -14,12 +14,24 @@ import click
 
 from orderloom.actors import DocumentError
 
+from orderloom.simulation import DEFAULT_MAX_REPLICATIONS, parse_precision
+
 from ._simulate import rerun_and_report, run_and_report, sweep_grid
 
 
 def _fail(error: DocumentError) -> None:
     click.echo(str(error), err=True)
     sys.exit(2)
+
+
+def _precision_option(text: str | None) -> float | None:
+    """``--precision``'s value as a fraction (a usage error, exit 2, if it is not one)."""
+    if text is None:
+        return None
+    try:
+        return parse_precision(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--precision'") from exc
 
 
 @click.group()
@@ -51,9 +63,17 @@ def main() -> None:
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for --executor dask.")
 @click.option("--trace", is_flag=True,
               help="Also record replication 0's full trace (trace.jsonl) for 'report trace'.")
+@click.option("--precision", "precision_text", metavar="PCT",
+              help="Add replications until every primary metric's 95% CI half-width is "
+                   "within PCT (e.g. 5%) of its mean, starting from -n (or the scenario's "
+                   "replications), up to --max-replications.")
+@click.option("--max-replications", "cap", type=click.IntRange(min=1), metavar="N",
+              help="The most replications --precision runs (default "
+                   f"{DEFAULT_MAX_REPLICATIONS}).")
 def simulate(scenario: str | None, policy: str | None, replications: int | None,
              seed: int | None, recorded: Path | None, out: Path | None, workers: int,
-             horizon: str | None, executor: str, scheduler: str | None, trace: bool) -> None:
+             horizon: str | None, executor: str, scheduler: str | None, trace: bool,
+             precision_text: str | None, cap: int | None) -> None:
     """Run SCENARIO (a file or a name in scenarios/) and write its reports.
 
     With --from REPORT, run again exactly what a report records instead.
@@ -63,7 +83,12 @@ def simulate(scenario: str | None, policy: str | None, replications: int | None,
     # refused, not silently ignored or silently applied.
     changes = [flag for flag, value in (
         ("SCENARIO", scenario), ("--policy", policy), ("--replications", replications),
-        ("--seed", seed), ("--horizon", horizon)) if value is not None]
+        ("--seed", seed), ("--horizon", horizon), ("--precision", precision_text),
+        ("--max-replications", cap)) if value is not None]
+    if cap is not None and precision_text is None and recorded is None:
+        raise click.UsageError("--max-replications caps a --precision run; give --precision "
+                               "too (or -n for a fixed number of replications)")
+    precision = _precision_option(precision_text)
     try:
         if recorded is not None and changes:
             raise click.UsageError(
@@ -78,7 +103,7 @@ def simulate(scenario: str | None, policy: str | None, replications: int | None,
             result = run_and_report(
                 scenario, policy=policy, replications=replications, seed=seed, out=out,
                 workers=workers, horizon=horizon, executor=executor, scheduler=scheduler,
-                trace=trace, command=command, echo=click.echo)
+                trace=trace, command=command, echo=click.echo, precision=precision, cap=cap)
         else:
             raise click.UsageError("Missing argument 'SCENARIO' (or --from REPORT to rerun "
                                    "a recorded run).")
@@ -134,8 +159,19 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--full", is_flag=True,
               help="After the summary of the primary metrics, print the full table "
                    "(every metric, exploratory ones with unadjusted verdicts; wide).")
+@click.option("--precision", "precision_text", metavar="PCT",
+              help="Rerun every report's run with more replications (the same seeds on "
+                   "every side) until each paired difference's 95% CI half-width is within "
+                   "PCT (e.g. 5%) of the baseline's mean, up to --max-replications; the "
+                   "extended reports go next to each report's folder, suffixed -n<N>.")
+@click.option("--max-replications", "cap", type=click.IntRange(min=1), metavar="N",
+              help="The most replications --precision runs per report (default "
+                   f"{DEFAULT_MAX_REPLICATIONS}).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default=True, help="Worker processes (for --precision's runs).")
 def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
-            gates: tuple[str, ...], full: bool) -> None:
+            gates: tuple[str, ...], full: bool, precision_text: str | None, cap: int | None,
+            workers: int) -> None:
     """Compare REPORTS (report.json files or run folders); the first is the baseline.
 
     Prints the primary metrics (stuck orders, exception rate, bounce rate,
@@ -163,6 +199,9 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
 
     if len(reports) < 2:
         raise click.UsageError("compare needs at least two reports")
+    if cap is not None and precision_text is None:
+        raise click.UsageError("--max-replications caps a --precision run; give --precision too")
+    precision = _precision_option(precision_text)
     docs: list[dict[str, Any]] = []
     labels: list[str] = []
     for path in reports:
@@ -175,6 +214,31 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
             raise click.BadParameter(f"{file}: not an orderloom report (no 'metrics')")
         docs.append(doc)
         labels.append(f"{doc.get('scenario', '?')}/{doc.get('policy', '?')}")
+    if precision is not None:
+        from orderloom.simulation import compare as precheck
+
+        from ._compare_precision import extend_reports
+
+        try:  # like with like before anything runs
+            precheck(docs, labels, allow_different=allow_different)
+        except IncomparableReports as exc:
+            raise click.UsageError(str(exc)) from exc
+        if cap is not None and cap < len(docs[0].get("replication_seeds", [])):
+            raise click.UsageError(f"--max-replications ({cap}) is below the replications "
+                                   "the reports already have")
+        command = "orderloom compare " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        try:
+            docs, paths, outcome = extend_reports(
+                reports, docs, labels, target=precision, cap=cap or DEFAULT_MAX_REPLICATIONS,
+                workers=workers, command=command, echo=click.echo,
+                warn=lambda line: click.echo(line, err=True))
+        except DocumentError as exc:
+            _fail(exc)
+            return
+        for line in outcome.lines():
+            click.echo(line)
+        if list(paths) != list(reports):
+            click.echo("extended reports: " + ", ".join(str(p) for p in paths))
     try:
         comparison = build(docs, labels, allow_different=allow_different)
     except IncomparableReports as exc:

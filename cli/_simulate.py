@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderloom.actors import (
@@ -21,11 +23,14 @@ from orderloom.actors import (
     policy_from_dict,
 )
 from orderloom.simulation import (
+    PrecisionOutcome,
     ReplicationResult,
     Scenario,
     ScenarioError,
+    WarmUpSuggestion,
     aggregate,
     load_scenario,
+    mean_precision,
     mmc_metrics,
     provenance_data,
     provenance_of,
@@ -34,8 +39,11 @@ from orderloom.simulation import (
     resolve_scenario,
     run_replication,
     run_replications,
+    run_to_precision,
     software_versions,
+    suggest_warm_up,
     summarize,
+    values_of,
     world_digest,
     write_report,
     write_sweep,
@@ -77,22 +85,48 @@ def _run_header(scenario: Scenario, results: Sequence[ReplicationResult]) -> dic
 
 
 def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,
-         echo: Echo) -> list[ReplicationResult]:
-    """The replications of the resolved ``scenario`` (its policy, seed and count)."""
+         echo: Echo, start: int = 0) -> list[ReplicationResult]:
+    """Replications ``start..n-1`` of the resolved ``scenario`` (its policy,
+    seed and count ``n``)."""
     n = scenario.replications
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
+    which = f" (replications {start + 1}-{n})" if start else ""
     with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"{scenario.name} / {scenario.policy.name}", total=n)
+        task = bar.add_task(f"{scenario.name} / {scenario.policy.name}{which}", total=n - start)
         return run_replications(scenario, n, policy=scenario.policy, seed=scenario.seed,
-                                workers=min(workers, n), executor=executor, scheduler=scheduler,
-                                progress=lambda _: bar.advance(task))
+                                workers=max(1, min(workers, n - start)), executor=executor,
+                                scheduler=scheduler, progress=lambda _: bar.advance(task),
+                                start=start)
+
+
+def run_precisely(scenario: Scenario, results: list[ReplicationResult], *, target: float,
+                  cap: int, run: Callable[[Scenario, int], list[ReplicationResult]]
+                  ) -> tuple[Scenario, list[ReplicationResult], PrecisionOutcome]:
+    """Add replications to ``results`` (replications ``0..n-1`` of ``scenario``)
+    until every primary metric is within ``target`` of its mean, or ``cap``;
+    return the scenario with its final count, all results and the outcome.
+    ``run(scenario, start)`` runs replications ``start..scenario.replications-1``."""
+    table = values_of(results)
+    current = [scenario]
+
+    def extend(a: int, b: int) -> None:
+        current[0] = attrs.evolve(scenario, replications=b)
+        results.extend(run(current[0], a))
+        table.clear()
+        table.update(values_of(results))
+
+    outcome = run_to_precision(
+        target=target, start=scenario.replications, cap=cap,
+        assess=lambda n: mean_precision(table, n, target), extend=extend)
+    return current[0], results, outcome
 
 
 def run_and_report(
     name: str, *, policy: str | None, replications: int | None, seed: int | None,
     out: Path | None, workers: int, horizon: str | None, executor: str,
     scheduler: str | None, trace: bool, command: str, echo: Echo,
+    precision: float | None = None, cap: int | None = None,
 ) -> list[str]:
     """Run a scenario's replications, write report.json/.md/.html; return a summary."""
     scenario = _scenario(name, horizon)
@@ -100,13 +134,21 @@ def run_and_report(
     resolved = attrs.evolve(scenario, policy=chosen,
                             replications=replications or scenario.replications,
                             seed=scenario.seed if seed is None else seed)
-    reproduce = (f"orderloom simulate {shlex.quote(name)} --policy {shlex.quote(policy or chosen.name)}"
-                 f" --seed {resolved.seed} --replications {resolved.replications}"
-                 + (f" --horizon {shlex.quote(horizon)}" if horizon else ""))
+    if precision is not None and cap is not None and cap < resolved.replications:
+        raise click.UsageError(
+            f"--max-replications: expected at least the {resolved.replications} replications "
+            f"the run starts with (-n or the scenario's replications), got {cap}")
+
+    def reproduce(n: int) -> str:
+        # A precision run that stopped at n equals a plain run of n replications.
+        return (f"orderloom simulate {shlex.quote(name)} --policy {shlex.quote(policy or chosen.name)}"
+                f" --seed {resolved.seed} --replications {n}"
+                + (f" --horizon {shlex.quote(horizon)}" if horizon else ""))
+
     return _run_and_report(
         resolved, out=out or Path("out") / f"{scenario.name}-{chosen.name}", workers=workers,
         executor=executor, scheduler=scheduler, trace=trace, command=command,
-        reproduce=reproduce, echo=echo)
+        reproduce=reproduce, echo=echo, precision=precision, cap=cap)
 
 
 def rerun_and_report(
@@ -130,33 +172,50 @@ def rerun_and_report(
                  f" --out {shlex.quote(str(out))}")
     lines = _run_and_report(recorded.scenario, out=out, workers=workers, executor=executor,
                             scheduler=scheduler, trace=trace, command=command,
-                            reproduce=reproduce, echo=echo)
+                            reproduce=lambda _: reproduce, echo=echo)
     return [f"rerun of {source} (recorded by orderloom {recorded.orderloom})", *lines]
 
 
 def _run_and_report(
     scenario: Scenario, *, out: Path, workers: int, executor: str, scheduler: str | None,
-    trace: bool, command: str, reproduce: str, echo: Echo,
+    trace: bool, command: str, reproduce: Callable[[int], str], echo: Echo,
+    precision: float | None = None, cap: int | None = None,
 ) -> list[str]:
     """Run the resolved ``scenario`` (its policy, seed and replications), write
-    its reports into ``out``; return the summary lines."""
-    chosen, n, run_seed = scenario.policy, scenario.replications, scenario.seed
+    its reports into ``out``; return the summary lines. With ``precision``,
+    add replications (up to ``cap``) until the primary metrics are that precise."""
     results = _run(scenario, workers, executor, scheduler, echo)
+    outcome: PrecisionOutcome | None = None
+    if precision is not None:
+        from orderloom.simulation import DEFAULT_MAX_REPLICATIONS
+
+        scenario, results, outcome = run_precisely(
+            scenario, results, target=precision, cap=cap or DEFAULT_MAX_REPLICATIONS,
+            run=lambda s, start: _run(s, workers, executor, scheduler, echo, start))
+    chosen, n, run_seed = scenario.policy, scenario.replications, scenario.seed
+    warm_up = suggest_warm_up(results, scenario.warm_up)
     # A rerun into the same folder must not leave the last run's trace behind
     # (``report trace`` would show another policy's decisions).
     (out / "trace.jsonl").unlink(missing_ok=True)
     if trace:
         run_replication(scenario, 0, policy=chosen, seed=run_seed,
                         trace_to=str(out / "trace.jsonl"))
+    extra: dict[str, Any] = {}
+    if outcome is not None:
+        extra["precision"] = outcome.as_dict()
+    extra["warm_up_suggestion"] = warm_up.as_dict()
     report = aggregate(results, header={
         **_run_header(scenario, results), "description": scenario.description,
-        "command": command, "reproduce": reproduce + " --trace",
+        "command": command, "reproduce": reproduce(n) + " --trace", **extra,
     })
     paths = write_report(report, out)
     lines = [f"{scenario.name} / {chosen.name}: {n} replications, seed {run_seed}"]
+    if outcome is not None:
+        lines += outcome.lines()
+
     metrics = report["metrics"]
     if scenario.demand.mode == "cases":  # a review desk on its own: no orders to speak of
-        lines += _desk_lines(scenario, metrics)
+        lines += _desk_lines(scenario, metrics) + _warm_up_lines(warm_up, scenario)
         lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
         return lines
     for key in ("orders.placed", "throughput", *HEALTH, "cycle_time.end_to_end.p95"):
@@ -165,14 +224,37 @@ def _run_and_report(
             ci = (f"95% CI [{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]" if n > 1
                   else "95% CI n/a (1 replication)")
             lines.append(f"  {key:<28} {entry['mean']:>12.4g} {entry.get('unit', ''):<12} {ci}")
+    lines += _warm_up_lines(warm_up, scenario)
     wrong = metrics.get("wrong_actions", {}).get("mean", 0.0)
     if wrong:
-        lines.append(f"  wrong actions happened; reproduce with: {reproduce} --trace")
+        lines.append(f"  wrong actions happened; reproduce with: {reproduce(n)} --trace")
         for invariant, example in sorted(report["wrong_action_examples"].items()):
             order = example.split(" ")[0]
             lines.append(f"    {invariant}: e.g. order {example}; then: orderloom report trace "
                          f"{order} --run {out}")
     lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
+    return lines
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.3g} h"
+
+
+def _warm_up_lines(suggestion: WarmUpSuggestion, scenario: Scenario) -> list[str]:
+    """MSER-5's reading, printed only when it has something to say."""
+    lines = []
+    if suggestion.too_short and suggestion.suggested is not None:
+        lines.append(
+            f"  warm-up looks too short: MSER-5 on the mean {suggestion.series} series cuts at "
+            f"{_hours(suggestion.suggested)}, the scenario's warm-up is "
+            f"{_hours(suggestion.configured)}; consider warm_up: "
+            f"{math.ceil(suggestion.suggested / 360) / 10:g}h")
+        if scenario.demand.profile or scenario.demand.peaks:
+            lines.append("    (MSER assumes the run settles into a steady state; under a "
+                         "daily demand profile or peaks, read it as a hint)")
+    if suggestion.unsettled:
+        lines.append(f"  MSER-5 found no settled stretch in {', '.join(suggestion.unsettled)} "
+                     "(the run is too short for it, or that load never settles)")
     return lines
 
 

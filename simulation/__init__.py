@@ -9,6 +9,17 @@ from ._demo import run_demo
 from ._determinism import DeterminismReport, check_determinism
 from ._faults import LinkFaults
 from ._kernel import SimKernel
+from ._precision import (
+    DEFAULT_MAX_REPLICATIONS,
+    MetricPrecision,
+    PrecisionOutcome,
+    PrecisionStatus,
+    difference_precision,
+    mean_precision,
+    parse_precision,
+    run_to_precision,
+    values_of,
+)
 from ._provenance import (
     Provenance,
     ReportError,
@@ -25,12 +36,19 @@ from ._runner import run_replication, run_replications, world_for
 from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario, world_digest
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
+from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
+from ._world import WorldConfig, build_world
 
 __all__ = [
+    "DEFAULT_MAX_REPLICATIONS",
     "DeterminismReport",
     "IncomparableReports",
     "LinkFaults",
     "MMcMetrics",
+    "MetricPrecision",
+    "MserCut",
+    "PrecisionOutcome",
+    "PrecisionStatus",
     "Provenance",
     "ReplicationResult",
     "ReportError",
@@ -39,12 +57,19 @@ __all__ = [
     "ScenarioError",
     "SimKernel",
     "Summary",
+    "WarmUpSuggestion",
+    "WorldConfig",
     "aggregate",
+    "build_world",
     "check_determinism",
     "compare",
+    "difference_precision",
     "format_p",
     "load_scenario",
+    "mean_precision",
     "mmc_metrics",
+    "mser",
+    "parse_precision",
     "provenance_data",
     "provenance_of",
     "read_provenance",
@@ -53,12 +78,15 @@ __all__ = [
     "run_demo",
     "run_replication",
     "run_replications",
+    "run_to_precision",
     "software_versions",
+    "suggest_warm_up",
     "summarize",
     "to_html",
     "to_markdown",
     "to_summary",
     "to_terminal",
+    "values_of",
     "world_digest",
     "world_for",
     "write_report",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -48,6 +49,9 @@ from orderloom.runtime import (
 
 from ._faults import LinkFaults
 from ._ops import AskOp, SleepOp
+
+# A link rule: its faults, its own seeded stream, and its window [start, end).
+_LinkRule = tuple[LinkFaults, random.Random, float, float]
 
 __all__ = ["SimKernel"]
 
@@ -261,8 +265,8 @@ class SimKernel(KernelRecords):
         # Bound once, not per scheduled event (each binding is an allocation).
         self._delivery_cb: Callable[[Event], None] = self._on_delivery
         self._timer_cb: Callable[[Event], None] = self._on_timer
-        self._links: list[tuple[str, str, LinkFaults, random.Random]] = []
-        self._link_cache: dict[tuple[str, str], tuple[LinkFaults, random.Random] | None] = {}
+        self._links: list[tuple[str, str, _LinkRule]] = []
+        self._link_cache: dict[tuple[str, str], tuple[_LinkRule, ...]] = {}
 
     # -- public API -------------------------------------------------------------
 
@@ -384,12 +388,26 @@ class SimKernel(KernelRecords):
             raise ActorNotFound(address)
         return cell.actor
 
-    def set_link_faults(self, sender: str, recipient: str, faults: LinkFaults) -> None:
+    def set_link_faults(self, sender: str, recipient: str, faults: LinkFaults, *,
+                        start: float = 0.0, end: float = math.inf) -> None:
         """Apply ``faults`` to messages whose sender and recipient match the
-        glob patterns (``"gateway"``, ``"order/*"``; ``"-"`` is "from outside").
-        The first matching rule wins; each rule has its own seeded stream."""
-        rng = random.Random(f"{self.seed}/link/{sender}->{recipient}")
-        self._links.append((sender, recipient, faults, rng))
+        glob patterns (``"gateway"``, ``"order/*"``; ``"-"`` is "from outside")
+        and that are due in ``[start, end)`` (virtual seconds; a message is
+        due at its send time plus the delay its sender asked for).
+
+        Every matching rule in force acts, in the order they were set: a
+        message is lost if any rule drops it (independent draws, so drop
+        probabilities combine as ``1 - (1 - p1)(1 - p2)``), each rule may
+        duplicate it, and the rules' extra delays (delay and reorder jitter)
+        add. Each rule has its own seeded stream.
+        """
+        if not start < end:
+            raise ValueError(f"link fault {sender}->{recipient}: end ({end!r}) must be after "
+                             f"start ({start!r})")
+        stream = f"{self.seed}/link/{sender}->{recipient}"
+        same = sum(1 for s, r, _ in self._links if (s, r) == (sender, recipient))
+        rng = random.Random(stream if not same else f"{stream}#{same}")
+        self._links.append((sender, recipient, (faults, rng, float(start), float(end))))
         self._link_cache.clear()
 
     def take_down(self, address: Address | str) -> None:
@@ -509,20 +527,24 @@ class SimKernel(KernelRecords):
         if delay < 0:
             raise ValueError(f"send to {envelope.recipient}: delay must be >= 0, got {delay!r}")
         if self._links:
-            link = self._link_for(envelope.sender or "-", envelope.recipient)
-            if link is not None:
-                faults, rng = link
-                if faults.drop and rng.random() < faults.drop:
-                    if self.trace is not None:
-                        self._record("drop", envelope.recipient, envelope)
-                    self._dead(envelope, "dropped_by_fault")
-                    return
-                if faults.duplicate and rng.random() < faults.duplicate:
-                    if self.trace is not None:
-                        self._record("duplicate", envelope.recipient, envelope)
-                    _schedule(self.env, envelope, self._delivery_cb, self._priority(),
-                              delay + self._jitter(faults, rng))
-                delay += self._jitter(faults, rng)
+            rules = self._link_for(envelope.sender or "-", envelope.recipient)
+            if rules:
+                due = self.env._now + delay
+                active = [r for r in rules if r[2] <= due < r[3]]
+                if active:
+                    for faults, rng, _, _ in active:
+                        if faults.drop and rng.random() < faults.drop:
+                            if self.trace is not None:
+                                self._record("drop", envelope.recipient, envelope)
+                            self._dead(envelope, "dropped_by_fault")
+                            return
+                    for faults, rng, _, _ in active:
+                        if faults.duplicate and rng.random() < faults.duplicate:
+                            if self.trace is not None:
+                                self._record("duplicate", envelope.recipient, envelope)
+                            _schedule(self.env, envelope, self._delivery_cb, self._priority(),
+                                      delay + sum(self._jitter(f, g) for f, g, _, _ in active))
+                    delay += sum(self._jitter(f, g) for f, g, _, _ in active)
         shuffle = self._shuffle  # self._priority(), inlined on this hot path
         _schedule(self.env, envelope, self._delivery_cb,
                   _NORMAL if shuffle is None else shuffle.randrange(1, 1 << 30), delay)
@@ -536,17 +558,16 @@ class SimKernel(KernelRecords):
             extra += rng.uniform(0.0, faults.reorder)
         return extra
 
-    def _link_for(self, sender: str, recipient: str) -> tuple[LinkFaults, random.Random] | None:
+    def _link_for(self, sender: str, recipient: str) -> tuple[_LinkRule, ...]:
+        """Every rule whose patterns match the link, in the order they were set."""
         key = (sender, recipient)
         try:
             return self._link_cache[key]
         except KeyError:
             pass
-        found = None
-        for s_pat, r_pat, faults, rng in self._links:
-            if fnmatch.fnmatchcase(sender, s_pat) and fnmatch.fnmatchcase(recipient, r_pat):
-                found = (faults, rng)
-                break
+        found = tuple(rule for s_pat, r_pat, rule in self._links
+                      if fnmatch.fnmatchcase(sender, s_pat)
+                      and fnmatch.fnmatchcase(recipient, r_pat))
         if len(self._link_cache) > 100_000:
             self._link_cache.clear()  # bounded: many short-lived addresses in long runs
         self._link_cache[key] = found

@@ -29,7 +29,7 @@ from orderloom.actors.order._policy import Policy
 from orderloom.actors.coordinator._telemetry import Telemetry
 from orderloom.runtime import Store
 
-from ._faults import LinkFaults
+from ._faults import LinkFaults, LinkRule
 from ._kernel import SimKernel
 from ._result import ReplicationResult
 from ._scenario import Scenario
@@ -50,23 +50,33 @@ def replication_seed(seed: int, replication: int) -> int:
 @attrs.frozen(kw_only=True)
 class _Faults:
     world: WorldConfig
-    links: tuple[tuple[str, str, LinkFaults], ...]
+    links: tuple[LinkRule, ...]
     windows: tuple[tuple[float, float, str], ...]
 
 
 def world_for(scenario: Scenario, policy: Policy, rng: random.Random) -> _Faults:
     """The world of one replication: the scenario's systems with its fault
-    schedule applied (and, in swarm mode, faults drawn from ``rng``)."""
+    schedule applied (and, in swarm mode, faults drawn from ``rng``).
+
+    Link rules keep their window, and the scenario's rules come before
+    swarm's; the kernel applies every matching rule (a scenario's rule on
+    the gateway's webhooks adds to swarm's rather than shadowing it). A link
+    rule's window is listed with the fault windows unless it spans the whole
+    run (shading a whole chart says nothing).
+    """
     gateway, warehouses = scenario.gateway, list(scenario.warehouses)
     teams, downstream = list(scenario.teams), list(scenario.downstream)
-    links: list[tuple[str, str, LinkFaults]] = []
+    links: list[LinkRule] = []
     windows: list[tuple[float, float, str]] = []
     horizon = scenario.horizon
     for fault in scenario.faults:
         end = min(fault.end, horizon * 10)
         if fault.kind == "link":
             assert fault.link is not None  # validated on load
-            links.append((fault.sender, fault.recipient, fault.link))
+            links.append(LinkRule(sender=fault.sender, recipient=fault.recipient,
+                                  faults=fault.link, start=fault.start, end=fault.end))
+            if fault.start > 0 or fault.end < horizon:
+                windows.append((fault.start, end, fault.label()))
             continue
         window = Window(start=fault.start, end=end, mode=fault.mode, factor=fault.factor)
         windows.append((fault.start, end, fault.label()))
@@ -83,7 +93,7 @@ def world_for(scenario: Scenario, policy: Policy, rng: random.Random) -> _Faults
                           if d.system == fault.target else d for d in downstream]
     swarm = scenario.swarm
     if swarm.enabled:
-        links.append(("gateway", "order/*", LinkFaults(
+        links.append(LinkRule(sender="gateway", recipient="order/*", faults=LinkFaults(
             duplicate=rng.uniform(0, swarm.webhook_duplicate),
             drop=rng.uniform(0, swarm.webhook_drop),
             reorder=rng.uniform(0, swarm.webhook_reorder))))
@@ -159,8 +169,9 @@ def run_replication(
     else:
         build_world(kernel, faults.world, truths, truths.forget, store=store)
         kernel.spawn(lambda: Storefront(scenario, truths), "storefront")
-    for sender, recipient, link in faults.links:
-        kernel.set_link_faults(sender, recipient, link)
+    for rule in faults.links:
+        kernel.set_link_faults(rule.sender, rule.recipient, rule.faults,
+                               start=rule.start, end=rule.end)
     if observe is not None:
         observe(kernel)
     with collector_tuned():
@@ -252,13 +263,16 @@ def run_replications(
     progress: Progress | None = None,
     executor: str = "process",
     scheduler: str | None = None,
+    start: int = 0,
 ) -> list[ReplicationResult]:
-    """Run replications 0..n-1, in ``workers`` processes (or on Dask)."""
-    indices = list(range(replications))
+    """Run replications ``start..replications-1`` (0..n-1 by default), in
+    ``workers`` processes (or on Dask). Replication k's world depends on the
+    seed and k alone, so running 0..4 and then 5..9 gives what 0..9 does."""
+    indices = list(range(start, replications))
     results: list[ReplicationResult] = []
     if executor == "dask":
         return _run_dask(scenario, indices, policy, seed, scheduler, progress)
-    if workers <= 1 or replications == 1:
+    if workers <= 1 or len(indices) == 1:
         for k in indices:
             result = run_replication(scenario, k, policy=policy, seed=seed)
             results.append(result)

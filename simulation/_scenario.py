@@ -183,7 +183,12 @@ class FaultSpec:
     ``kind`` is one of ``gateway_outage`` (``mode`` down / errors / slow with
     ``factor``), ``warehouse_outage`` / ``team_absence`` /
     ``downstream_outage`` (``target`` names it), or ``link`` (``sender`` and
-    ``recipient`` globs with ``link`` faults, in force all run long).
+    ``recipient`` globs with ``link`` faults, on the messages due between
+    ``start`` and ``end``; by default all run long). Every fault is in force
+    from ``start`` (seconds, default 0) to ``end`` (default: the run's end).
+    Two link rules matching one message both act on it (see
+    :mod:`orderloom.simulation._faults`: drops combine as independent
+    draws, duplicates each, delays add).
     """
 
     kind: str
@@ -199,7 +204,7 @@ class FaultSpec:
     def __attrs_post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise FieldError("kind", f"one of {list(FAULT_KINDS)}", self.kind)
-        if self.kind != "link" and not self.end > self.start:
+        if not self.end > self.start:
             raise FieldError("end", f"a time after start ({self.start})", self.end)
         if self.kind in ("warehouse_outage", "team_absence", "downstream_outage") \
                 and not self.target:

@@ -8,15 +8,16 @@ from typing import Any
 import anyio
 import attrs
 
-from orderloom.actors import Lifecycle
-from orderloom.actors.world._dist import Dist
-from orderloom.actors import load_builtin_policy
-from orderloom.actors.coordinator._protocol import OrderTruth
-from orderloom.actors.coordinator._telemetry import CaseOpened
-from orderloom.actors.world._warehouse import CarrierConfig
+from orderloom.actors import (
+    CarrierConfig,
+    CaseOpened,
+    Dist,
+    Lifecycle,
+    OrderTruth,
+    load_builtin_policy,
+)
 from orderloom.runtime.live import LiveKernel
-from orderloom.simulation import SimKernel
-from orderloom.simulation._world import WorldConfig, build_world
+from orderloom.simulation import SimKernel, WorldConfig, build_world
 
 from ..sim.world import OrderSpec, place, teams, warehouses
 

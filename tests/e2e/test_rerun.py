@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orderloom.simulation._provenance import software_versions
+from orderloom.simulation import software_versions
 
 from .test_cli import ROOT, cli
 

@@ -7,9 +7,14 @@ from collections.abc import Callable
 import attrs
 import pytest
 
-from orderloom.actors.world._address import AddressService, AddressServiceConfig
-from orderloom.actors.world._dist import Dist
-from orderloom.actors.coordinator._protocol import AddressChecked, CheckAddress, OrderTruth
+from orderloom.actors import (
+    AddressChecked,
+    AddressService,
+    AddressServiceConfig,
+    CheckAddress,
+    Dist,
+    OrderTruth,
+)
 from orderloom.runtime import Actor, Address, Message, handler
 from orderloom.simulation import SimKernel
 

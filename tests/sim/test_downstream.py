@@ -13,13 +13,24 @@ from typing import Any
 import attrs
 import pytest
 
-from orderloom.actors import OrderFinished, OrderStageEntered, SystemViewChanged, SystemViewScheduled
-from orderloom.actors.world._dist import Dist, KeyedRandom, Window
-from orderloom.actors.world._downstream import DownstreamConfig, DownstreamSystem, project
-from orderloom.actors.coordinator._protocol import OrderRetired, SyncOrder, SyncSnapshot
+from orderloom.actors import (
+    Dist,
+    DownstreamConfig,
+    DownstreamSystem,
+    KeyedRandom,
+    MetricsCollector,
+    OrderFinished,
+    OrderRetired,
+    OrderStageEntered,
+    SyncOrder,
+    SyncSnapshot,
+    SystemViewChanged,
+    SystemViewScheduled,
+    Window,
+    project,
+)
 from orderloom.runtime import Actor, Address, Message, handler
 from orderloom.simulation import SimKernel
-from orderloom.actors import MetricsCollector
 
 
 def _snap(version: int, order_id: str = "o1", **kw: Any) -> SyncSnapshot:
@@ -230,7 +241,7 @@ def test_a_retired_orders_last_snapshot_lands_then_is_forgotten() -> None:
     """A retirement notice that overtakes the order's last snapshot (still in
     its lag) lets that snapshot land, then forgets the order: no view is kept
     for a retired order."""
-    from orderloom.actors.coordinator._protocol import OrderRetired
+    from orderloom.actors import OrderRetired
 
     kernel, system, events = _world(DownstreamConfig(system="finance", lag=Dist.fixed(5.0)))
     kernel.tell("finance", SyncOrder(snapshot=_snap(1)))
@@ -245,7 +256,7 @@ def test_a_retired_orders_last_snapshot_lands_then_is_forgotten() -> None:
 def test_a_snapshot_after_the_retirement_notice_lands_before_the_order_is_forgotten() -> None:
     """A snapshot delayed past the order's retirement notice still lands; the
     order is forgotten once its last snapshot has landed, not before."""
-    from orderloom.actors.coordinator._protocol import OrderRetired
+    from orderloom.actors import OrderRetired
 
     kernel, system, _ = _world(DownstreamConfig(system="finance", lag=Dist.fixed(5.0)))
     kernel.tell("finance", SyncOrder(snapshot=_snap(1)))

@@ -10,14 +10,21 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from orderloom.actors import Lifecycle
-from orderloom.actors.world._dist import Dist, Window
-from orderloom.actors.world._gateway import GatewayConfig
-from orderloom.actors import AmbiguousPaymentAction, load_builtin_policy
-from orderloom.actors.coordinator._protocol import OrderTruth
-from orderloom.actors.order._states import FulfillmentStatus
-from orderloom.actors.coordinator._telemetry import CaseDecided, CommandRefused, OrderStuck, WrongAction
-from orderloom.actors.world._warehouse import WarehouseConfig
+from orderloom.actors import (
+    AmbiguousPaymentAction,
+    CaseDecided,
+    CommandRefused,
+    Dist,
+    FulfillmentStatus,
+    GatewayConfig,
+    Lifecycle,
+    OrderStuck,
+    OrderTruth,
+    WarehouseConfig,
+    Window,
+    WrongAction,
+    load_builtin_policy,
+)
 
 from .world import OrderSpec, Ran, run_world, teams, warehouses
 
@@ -216,7 +223,7 @@ def test_risk_assessment_lost_to_reordering_is_fetched_again(
         monkeypatch: "pytest.MonkeyPatch") -> None:
     """A risk assessment delayed past the resequencing wait is dropped as stale;
     the engine asks the gateway to replay it and the order ships."""
-    from orderloom.actors.order._messages import RiskAssessed
+    from orderloom.actors import RiskAssessed
     from orderloom.simulation import SimKernel
 
     post = SimKernel._post
@@ -257,7 +264,7 @@ def test_an_unknown_capture_after_shipping_becomes_a_payments_case() -> None:
 def test_notifications_system_sees_what_the_customer_was_told() -> None:
     """The notifications system's view follows the messages sent to the customer,
     and agrees with the coordinator's view once synced."""
-    from orderloom.actors.coordinator._telemetry import SystemViewChanged, SystemViewScheduled
+    from orderloom.actors import SystemViewChanged, SystemViewScheduled
 
     ran = run_world([OrderSpec(order_id="o1")])
     views = {(e.system, e.status) for e in ran.of(SystemViewChanged, "o1")}
@@ -272,9 +279,9 @@ def test_the_coordinator_publishes_one_snapshot_per_system_per_turn(
     """A turn that moves the order through several states (authorized, then
     captured, assigned and submitted at once) sends each system one snapshot,
     of where the turn ended, and changes the coordinator's view of it once."""
-    from orderloom.actors.world._downstream import DownstreamSystem
-    from orderloom.actors.coordinator._protocol import SyncOrder
-    from orderloom.actors.coordinator._telemetry import SystemViewChanged
+    from orderloom.actors import DownstreamSystem
+    from orderloom.actors import SyncOrder
+    from orderloom.actors import SystemViewChanged
     from orderloom.runtime import handler
 
     turns: dict[str, list[str]] = {}

@@ -10,26 +10,26 @@ import pytest
 from orderloom.actors import (
     AuthorizationExpired,
     AuthorizationStatus,
+    Dist,
     Event,
-    PaymentAuthorized,
-    PaymentCaptured,
-    PaymentFailed,
-    PaymentRefunded,
-    PaymentVoided,
-    Risk,
-    RiskAssessed,
-    RiskRecommendation,
-)
-from orderloom.actors.world._dist import Dist, Window
-from orderloom.actors.world._gateway import GatewayConfig, PaymentGateway
-from orderloom.actors.coordinator._protocol import (
     GatewayAuthorize,
     GatewayCapture,
+    GatewayConfig,
     GatewayQuery,
     GatewayRefund,
     GatewayRequest,
     GatewayVoid,
     OrderTruth,
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentGateway,
+    PaymentRefunded,
+    PaymentVoided,
+    Risk,
+    RiskAssessed,
+    RiskRecommendation,
+    Window,
 )
 from orderloom.runtime import Actor, Address, handler
 from orderloom.simulation import SimKernel
@@ -339,8 +339,8 @@ def test_config_rejects_nonsense() -> None:
 def test_retirement_checks_money_then_forgets_the_order() -> None:
     """On OrderRetired the gateway flags a money mismatch with the order's totals
     (money_conserved) and then drops the order's ledger."""
-    from orderloom.actors.coordinator._protocol import OrderRetired
-    from orderloom.actors.coordinator._telemetry import WrongAction
+    from orderloom.actors import OrderRetired
+    from orderloom.actors import WrongAction
 
     kernel, gateway, rec = _world()
     emitted: list[object] = []

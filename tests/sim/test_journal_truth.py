@@ -22,17 +22,17 @@ from orderloom.actors import (
     Lifecycle,
     OrderSettings,
     OrderState,
+    OrderTruth,
     OutcomeKind,
     PersonDecided,
     Reaction,
     StockView,
     StuckEscalated,
+    WarehouseConfig,
     fold,
     react,
 )
 from orderloom.actors.coordinator import _order_actor
-from orderloom.actors.coordinator._protocol import OrderTruth
-from orderloom.actors.world._warehouse import WarehouseConfig
 from orderloom.runtime import ActorNotFound
 
 from .world import OrderSpec, run_world, warehouses

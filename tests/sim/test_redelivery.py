@@ -15,10 +15,14 @@ from collections import Counter
 
 import pytest
 
-from orderloom.actors import Event
-from orderloom.actors.order._decide import COORDINATOR_SOURCE
-from orderloom.actors.coordinator._order_record import EventHeld
-from orderloom.actors.coordinator._telemetry import ActionTaken, EventIgnored, OrderFinished
+from orderloom.actors import (
+    ActionTaken,
+    COORDINATOR_SOURCE,
+    Event,
+    EventHeld,
+    EventIgnored,
+    OrderFinished,
+)
 from orderloom.runtime import ActorNotFound, MemoryStore, Store
 from orderloom.simulation import LinkFaults
 

@@ -21,9 +21,13 @@ import pytest
 from orderloom.actors import journal_codec
 from orderloom.runtime import Store
 from orderloom.runtime.sqlite import SqliteStore
-from orderloom.simulation import SimKernel
-from orderloom.simulation._runner import run_replication
-from orderloom.simulation._scenario import Scenario, load_scenario, resolve_scenario
+from orderloom.simulation import (
+    Scenario,
+    SimKernel,
+    load_scenario,
+    resolve_scenario,
+    run_replication,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0

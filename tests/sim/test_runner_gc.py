@@ -11,8 +11,11 @@ from pathlib import Path
 import attrs
 import pytest
 
-from orderloom.simulation._runner import collector_tuned, run_replication
-from orderloom.simulation._scenario import load_scenario
+from orderloom.simulation import (
+    load_scenario,
+    run_replication,
+)
+from orderloom.simulation._runner import collector_tuned
 
 ROOT = Path(__file__).resolve().parents[2]
 

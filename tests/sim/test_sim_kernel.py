@@ -268,14 +268,15 @@ def test_link_delay_and_reorder() -> None:
     assert sorted(ids) == list(range(1, 201)) and ids != sorted(ids)
 
 
-def test_link_faults_match_by_glob_first_rule_wins() -> None:
-    """Rules match sender/recipient globs in order; unmatched links are untouched."""
+def test_link_faults_match_by_glob_every_rule_in_order() -> None:
+    """Rules match sender/recipient globs; every matching rule applies, in the
+    order set; unmatched links are untouched."""
     kernel = SimKernel(seed=1)
     kernel.set_link_faults("shop", "gateway*", LinkFaults(drop=1.0))
-    kernel.set_link_faults("*", "*", LinkFaults(duplicate=1.0))
-    assert kernel._link_for("shop", "gateway-eu") is not None
-    assert kernel._link_for("shop", "gateway-eu")[0].drop == 1.0  # type: ignore[index]
-    assert kernel._link_for("crm", "x")[0].duplicate == 1.0  # type: ignore[index]
+    kernel.set_link_faults("*", "x*", LinkFaults(duplicate=1.0))
+    assert [r[0].drop for r in kernel._link_for("shop", "gateway-eu")] == [1.0]
+    assert [r[0].duplicate for r in kernel._link_for("crm", "x")] == [1.0]
+    assert kernel._link_for("crm", "y") == ()
 
 
 def test_link_faults_validate_input() -> None:

@@ -10,15 +10,23 @@ from pathlib import Path
 import attrs
 import pytest
 
-from orderloom.actors.coordinator._inventory import Inventory, StockBoard
-from orderloom.actors import Sourcing, load_builtin_policy
-from orderloom.actors.coordinator._protocol import StockLevel, StockLevels
-from orderloom.actors.order._sourcing import StockView
-from orderloom.actors.order._states import FulfillmentStatus
+from orderloom.actors import (
+    FulfillmentStatus,
+    Inventory,
+    Sourcing,
+    StockBoard,
+    StockLevel,
+    StockLevels,
+    StockView,
+    load_builtin_policy,
+)
 from orderloom.runtime import MemoryStore
-from orderloom.simulation import SimKernel
-from orderloom.simulation._runner import run_replication
-from orderloom.simulation._scenario import load_scenario, resolve_scenario
+from orderloom.simulation import (
+    SimKernel,
+    load_scenario,
+    resolve_scenario,
+    run_replication,
+)
 
 from .world import OrderSpec, run_world, warehouses
 

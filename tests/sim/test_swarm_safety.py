@@ -14,13 +14,22 @@ from pathlib import Path
 import attrs
 import pytest
 
-from orderloom.actors import TERMINAL_STAGES, Lifecycle, OrderStageEntered
-from orderloom.actors.coordinator._order_actor import OrderActor
-from orderloom.actors import load_builtin_policy
-from orderloom.simulation import SimKernel
-from orderloom.simulation._faults import LinkFaults
-from orderloom.simulation._runner import run_replication
-from orderloom.simulation._scenario import FaultSpec, Scenario, load_scenario, resolve_scenario
+from orderloom.actors import (
+    Lifecycle,
+    OrderActor,
+    OrderStageEntered,
+    TERMINAL_STAGES,
+    load_builtin_policy,
+)
+from orderloom.simulation import (
+    LinkFaults,
+    Scenario,
+    SimKernel,
+    load_scenario,
+    resolve_scenario,
+    run_replication,
+)
+from orderloom.simulation._scenario import FaultSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0

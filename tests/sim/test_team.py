@@ -9,10 +9,21 @@ from typing import Any
 import attrs
 import pytest
 
-from orderloom.actors import CaseClosed, CaseDecided, TeamLoad
-from orderloom.actors.world._dist import Dist, Window
-from orderloom.actors.coordinator._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, OrderTruth
-from orderloom.actors.world._team import Shift, SupportTeam, TeamConfig, right_decision
+from orderloom.actors import (
+    CaseAssigned,
+    CaseClosed,
+    CaseDecided,
+    CaseDecision,
+    CaseWithdrawn,
+    Dist,
+    OrderTruth,
+    Shift,
+    SupportTeam,
+    TeamConfig,
+    TeamLoad,
+    Window,
+    right_decision,
+)
 from orderloom.runtime import Actor, Address, handler
 from orderloom.simulation import SimKernel
 

@@ -9,15 +9,20 @@ from typing import Any
 import attrs
 import pytest
 
-from orderloom.actors.world._dist import Dist
-from orderloom.actors import load_builtin_policy
-from orderloom.actors.world._team import Shift
-from orderloom.simulation._compare import compare
-from orderloom.simulation._queueing import mmc_metrics
-from orderloom.simulation._result import aggregate
-from orderloom.simulation._runner import run_replications
-from orderloom.simulation._scenario import Scenario, load_scenario
-from orderloom.simulation._stats import summarize
+from orderloom.actors import (
+    Dist,
+    Shift,
+    load_builtin_policy,
+)
+from orderloom.simulation import (
+    Scenario,
+    aggregate,
+    compare,
+    load_scenario,
+    mmc_metrics,
+    run_replications,
+    summarize,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0

@@ -7,24 +7,25 @@ from typing import Any
 import pytest
 
 from orderloom.actors import (
+    CarrierConfig,
     Delivered,
+    Dist,
     Event,
     FulfillmentRejected,
     ItemsPicked,
     LabelCreated,
     LineQuantity,
-    Shipped,
-)
-from orderloom.actors.world._dist import Dist, Window
-from orderloom.actors.coordinator._protocol import (
     PickLine,
+    Shipped,
     StockLevel,
     StockLevels,
     StockShortage,
+    Warehouse,
     WarehouseCancel,
+    WarehouseConfig,
     WarehouseSubmit,
+    Window,
 )
-from orderloom.actors.world._warehouse import CarrierConfig, Warehouse, WarehouseConfig
 from orderloom.runtime import Actor, Address, Message, handler
 from orderloom.simulation import SimKernel
 

@@ -8,16 +8,20 @@ from typing import Any
 import attrs
 
 from orderloom.actors.order import _messages as m
-from orderloom.actors.world._dist import Dist
-from orderloom.actors.order._order_state import OrderState
-from orderloom.actors import Policy, load_builtin_policy
-from orderloom.actors.coordinator._protocol import OrderTruth
-from orderloom.actors.world._team import TeamConfig
-from orderloom.actors.coordinator._telemetry import ActionTaken, CaseOpened, Telemetry
-from orderloom.actors.world._warehouse import WarehouseConfig
+from orderloom.actors import (
+    ActionTaken,
+    CaseOpened,
+    Dist,
+    OrderState,
+    OrderTruth,
+    Policy,
+    TeamConfig,
+    Telemetry,
+    WarehouseConfig,
+    load_builtin_policy,
+)
 from orderloom.runtime import Message, Store
-from orderloom.simulation import LinkFaults, SimKernel
-from orderloom.simulation._world import WorldConfig, build_world
+from orderloom.simulation import LinkFaults, SimKernel, WorldConfig, build_world
 
 TEAMS = ("payments-ops", "fraud", "customer-care", "fulfillment-ops")
 

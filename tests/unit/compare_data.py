@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orderloom.simulation._compare import Comparison, compare
-from orderloom.simulation._result import ReplicationResult, aggregate
+from orderloom.simulation import (
+    ReplicationResult,
+    aggregate,
+    compare,
+)
+from orderloom.simulation._compare import Comparison
 
 # A baseline and a candidate holding every primary metric (and one exploratory
 # twin of stuck_orders): state mismatches rise sharply; stuck orders and wrong

@@ -9,18 +9,21 @@ from typing import Any
 
 import pytest
 
-from orderloom.simulation._compare import (
-    Comparison,
-    ComparisonRow,
+from orderloom.simulation import (
     IncomparableReports,
+    ReplicationResult,
     Role,
+    aggregate,
     compare,
+    format_p,
+    to_html,
+    to_markdown,
+    to_terminal,
 )
+from orderloom.simulation._compare import Comparison, ComparisonRow
 from orderloom.simulation._compare_charts import compare_figures, forest_of
-from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
-from orderloom.simulation._compare_summary import format_p
 from orderloom.simulation._report import sanitize
-from orderloom.simulation._result import ReplicationResult, aggregate, metric_info
+from orderloom.simulation._result import metric_info
 from orderloom.simulation._sections import HEALTH_METRICS, PRIMARY_METRICS
 from orderloom.simulation._stats import holm, paired_difference, welch_difference
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from orderloom.simulation._compare import compare
-from orderloom.simulation._compare_render import to_html, to_markdown, to_terminal
-from orderloom.simulation._compare_summary import format_p, short_number, to_summary
+from orderloom.simulation import (
+    compare,
+    format_p,
+    to_html,
+    to_markdown,
+    to_summary,
+    to_terminal,
+)
+from orderloom.simulation._compare_summary import short_number
 from orderloom.simulation._sections import PRIMARY_METRICS
 
 from .compare_data import PRIMARY_BASE, PRIMARY_CAND, primary_comparison, report_with_gaps

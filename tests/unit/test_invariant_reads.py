@@ -16,35 +16,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orderloom.actors import (
-    INVARIANTS,
+    Authorization,
     AuthorizationStatus,
+    Capture,
+    FulfillmentOrder,
     FulfillmentStatus,
+    Hold,
     HoldReason,
     HoldStatus,
+    INVARIANTS,
     Lifecycle,
+    LineItem,
     LineQuantity,
+    Notification,
     NotificationKind,
     OrderState,
     Payment,
     PaymentOperation,
+    PaymentRequest,
+    Refund,
     ReleaseBasis,
     RequestStatus,
     ShipmentStatus,
     check_changed,
     check_invariants,
 )
-from orderloom.actors.order._order_state import (
-    DERIVED_FROM,
-    Authorization,
-    Capture,
-    FulfillmentOrder,
-    Hold,
-    LineItem,
-    Notification,
-    PaymentRequest,
-    Refund,
-    replace,
-)
+from orderloom.actors.order._order_state import DERIVED_FROM, replace
 
 # Few ids, so captures name real authorizations, notices real fulfillment
 # orders, and so on, about as often as not.

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderloom.actors.world._dist import KeyedRandom
+from orderloom.actors import KeyedRandom
 
 
 def _spec(seed: int, key: str, n: int) -> float:

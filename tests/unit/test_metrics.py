@@ -13,6 +13,7 @@ from orderloom.actors import (
     CaseOpened,
     CommandRefused,
     EventIgnored,
+    MetricsCollector,
     OrderFinished,
     OrderStageEntered,
     OrderStuck,
@@ -21,7 +22,6 @@ from orderloom.actors import (
     TeamLoad,
     WrongAction,
 )
-from orderloom.actors import MetricsCollector
 from orderloom.actors.coordinator._streaming import QuantileSketch, StepAverage
 
 Stream = list[tuple[float, object]]

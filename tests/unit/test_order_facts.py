@@ -16,13 +16,15 @@ from orderloom.actors import (
     Approver,
     AssignWarehouse,
     AuthorizePayment,
-    CancellationRequested,
+    COORDINATOR_SOURCE,
     CancelFulfillment,
     CancelOrder,
     CancelRequest,
+    CancellationRequested,
     CapturePayment,
     CommandRejected,
     Decision,
+    EventRejected,
     FulfillmentRejected,
     HoldReason,
     OpenHold,
@@ -40,9 +42,9 @@ from orderloom.actors import (
     SourcingKind,
     SourcingStep,
     SubmitFulfillment,
+    evolve,
     fold,
 )
-from orderloom.actors import COORDINATOR_SOURCE, EventRejected, evolve
 from tests.strategies import qty
 from tests.unit.test_order_model import Order, paid_by_authorization, placed
 

@@ -9,7 +9,9 @@ import pytest
 from orderloom.actors import (
     FulfillmentTrigger,
     HighRiskAction,
+    HoldReason,
     IrreversibleAction,
+    Lifecycle,
     PolicyError,
     ShortageAction,
     Sourcing,
@@ -19,7 +21,6 @@ from orderloom.actors import (
     load_policy,
     parse_policy,
 )
-from orderloom.actors.order._states import HoldReason, Lifecycle
 
 
 def test_three_builtin_policies_span_the_trade_offs() -> None:

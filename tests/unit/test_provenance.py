@@ -11,16 +11,18 @@ import pytest
 import yaml
 
 from orderloom.actors import load_builtin_policy
-from orderloom.simulation._provenance import (
+from orderloom.simulation import (
     Provenance,
     ReportError,
+    load_scenario,
     provenance_data,
     read_provenance,
     rerun_warnings,
     software_versions,
+    world_digest,
 )
 from orderloom.simulation._runner import replication_seed
-from orderloom.simulation._scenario import load_scenario, parse_scenario, world_digest
+from orderloom.simulation._scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "scenarios").glob("*.yaml"))

@@ -8,11 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderloom.simulation._queueing import (
-    erlang_c,
-    littles_law_gap,
-    mmc_metrics,
-)
+from orderloom.simulation import mmc_metrics
+from orderloom.simulation._queueing import erlang_c, littles_law_gap
 
 # A stable M/M/c queue drawn as (servers, service rate, utilisation) so lam < c * mu holds.
 servers = st.integers(min_value=1, max_value=60)

@@ -28,6 +28,7 @@ from orderloom.actors import (
     AssignCase,
     AssignWarehouse,
     AuthorizePayment,
+    COORDINATOR_SOURCE,
     CancelAsked,
     CaptureMode,
     Decision,
@@ -48,6 +49,7 @@ from orderloom.actors import (
     PaymentFailure,
     PaymentOutcomeUnknown,
     PersonDecided,
+    PlaceOrder,
     Policy,
     PolicyTimer,
     QueryGateway,
@@ -68,7 +70,6 @@ from orderloom.actors import (
     Wiring,
     react,
 )
-from orderloom.actors import COORDINATOR_SOURCE, PlaceOrder
 from tests.strategies import qty
 from tests.unit.test_order_model import Order, lines
 

@@ -7,8 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from orderloom.simulation._report import render_html, render_markdown, sanitize, write_report
-from orderloom.simulation._result import ReplicationResult, aggregate
+from orderloom.simulation import (
+    ReplicationResult,
+    aggregate,
+    write_report,
+)
+from orderloom.simulation._report import render_html, render_markdown, sanitize
 from orderloom.simulation._sections import HEALTH_METRICS, format_number, ordered_sections
 
 HEADER = {"scenario": "payment-outage", "policy": "cautious", "seed": 7, "replications": 3,

@@ -6,9 +6,12 @@ import math
 
 from orderloom.actors import MetricsCollector
 from orderloom.simulation._report import sanitize
-from orderloom.simulation._result import ReplicationResult, aggregate
+from orderloom.simulation import (
+    ReplicationResult,
+    aggregate,
+    summarize,
+)
 from orderloom.simulation._series import aggregate_series, timeline_of
-from orderloom.simulation._stats import summarize
 
 from .test_metrics import enter, feed, placed, stuck
 

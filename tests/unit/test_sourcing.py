@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from orderloom.actors import LineQuantity
-from orderloom.actors.order._policy import Sourcing
-from orderloom.actors.order._sourcing import Need, Source, StockView, choose_sources
+from orderloom.actors import (
+    LineQuantity,
+    Need,
+    Source,
+    Sourcing,
+    StockView,
+    choose_sources,
+)
 
 FIRST, AWARE, FEWEST = Sourcing.FIRST_LISTED, Sourcing.STOCK_AWARE, Sourcing.FEWEST_SPLITS
 

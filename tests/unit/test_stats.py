@@ -8,16 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orderloom.simulation._stats import (
-    Difference,
-    Summary,
-    holm,
-    paired_difference,
-    summarize,
-    t_quantile,
-    verdict,
-    welch_difference,
-)
+from orderloom.simulation import Summary, summarize
+from orderloom.simulation._stats import Difference, holm, paired_difference, t_quantile, verdict, welch_difference
 
 # Replication outputs: finite and moderate, so sums and squares cannot overflow.
 values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)

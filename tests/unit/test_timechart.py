@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 from orderloom.simulation._report import sanitize
-from orderloom.simulation._result import ReplicationResult, aggregate
+from orderloom.simulation import ReplicationResult, aggregate
 from orderloom.simulation._series import Timeline, timeline_of
-from orderloom.simulation._timechart import (
-    Span,
-    SpanKind,
-    clock_label,
-    clock_ticks,
-    lifecycle_order,
-    standard_charts,
-    time_chart,
-)
+from orderloom.simulation._timechart import Span, SpanKind, clock_label, clock_ticks, lifecycle_order, standard_charts, time_chart
 
 HOUR = 3600.0
 OUTAGE = (14 * HOUR, 16 * HOUR, "gateway_outage down")
