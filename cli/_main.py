@@ -127,7 +127,14 @@ def validate(files: tuple[str, ...]) -> None:
     for name in files:
         try:
             path = resolve_scenario(name)
-            text = path.read_text(encoding="utf-8")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = ("is a folder, not a file" if path.is_dir() else
+                          "is not UTF-8 text" if isinstance(exc, UnicodeDecodeError)
+                          else f"cannot be read: {exc.strerror}")
+                click.echo(f"{path}: {reason}", err=True)
+                sys.exit(2)
             if "fulfillment_trigger" in text and "catalog" not in text:
                 policy = load_policy(path)
                 click.echo(f"{path}: ok (policy {policy.name})")

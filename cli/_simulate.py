@@ -63,12 +63,12 @@ def _policy(name: str) -> Policy:
 def _scenario(name: str, horizon: str | None) -> Scenario:
     scenario = load_scenario(resolve_scenario(name))
     if horizon is not None:
-        seconds = make_converter().structure(horizon, float)
         try:
+            seconds = make_converter().structure(horizon, float)
             scenario = attrs.evolve(scenario, horizon=seconds,
                                     warm_up=min(scenario.warm_up, seconds / 10))
-        except ValueError as exc:
-            raise ScenarioError("--horizon", [str(exc)]) from exc
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError("--horizon", [f"{horizon!r}: {exc}"]) from exc
     return scenario
 
 

@@ -41,6 +41,24 @@ def test_validate_accepts_the_library_and_names_bad_fields(tmp_path: Path) -> No
     assert "horizon: expected a number or a duration" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("simulate", "baseline", "-n", "1", "--horizon", "garbage"),
+     "'garbage': expected a number or a duration like '90s'"),
+    (("validate", "docs"), "docs: is a folder, not a file"),
+    (("validate", "{bad}"), "bad.yaml: is not UTF-8 text"),
+])
+def test_a_mistake_is_a_message_and_exit_2_not_a_traceback(
+        args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    """A malformed --horizon, a folder or a non-UTF-8 file given to validate end in
+    one clear line and exit 2."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe not text")
+    result = cli(*(a.format(bad=bad) for a in args), ok=False)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two short runs of one seed under two policies, one of them traced."""
