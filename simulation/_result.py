@@ -111,15 +111,20 @@ _FAMILIES: dict[str, MetricInfo] = {
 }
 
 
-# Statistics of samples (quantiles, means of durations): a replication with no
-# sample has no value, which is not a value of 0. Everything else is a count,
-# rate or share, where a missing breakdown key means 0 occurrences.
-_SAMPLED = ("cycle_time", "stuck_orders.age", "time_in_team")
+# Statistics of samples (quantiles, means of durations) and ratios of a
+# whole that can be empty (a bounce rate with no case, a utilisation with no
+# one on duty): a replication with no sample, or nothing to divide by, has
+# no value, which is not a value of 0. Everything else is a count, or a
+# breakdown share where a missing key means 0 occurrences.
+_SAMPLED = ("cycle_time", "stuck_orders.age", "time_in_team", "utilisation")
+_RATIOS = frozenset({"stuck_orders.rate", "exception_rate", "bounce_rate",
+                     "manual_overrides.rate", "state_mismatches.rate"})
 
 
 def is_sampled(name: str) -> bool:
-    """Whether ``name`` summarises samples, so that absent means "no sample", not 0."""
-    return any(name == f or name.startswith(f + ".") for f in _SAMPLED)
+    """Whether ``name`` summarises samples or is a ratio of a whole that can be
+    empty, so that absent means "no value", not 0."""
+    return name in _RATIOS or any(name == f or name.startswith(f + ".") for f in _SAMPLED)
 
 
 def metric_info(name: str) -> MetricInfo:

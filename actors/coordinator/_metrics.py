@@ -88,6 +88,14 @@ def _rate(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
+def _ratio(out: dict[str, float], name: str, part: float, whole: float) -> None:
+    """Set ``out[name]`` to ``part / whole``, or leave it out when there is
+    nothing to divide by: a bounce rate of a run with no case is undefined,
+    not 0 (absent is not zero)."""
+    if whole:
+        out[name] = part / whole
+
+
 def _bump(counter: dict[str, float], key: str, by: float = 1.0) -> None:
     counter[key] = counter.get(key, 0.0) + by
 
@@ -562,12 +570,12 @@ class MetricsCollector:
                 "state_mismatches.total_duration", "wrong_actions", "sla_breaches",
                 "commands_refused", "unreviewed_irreversible", "gateway_timeouts")}
         out["throughput.per_hour"] = _rate(n.get("throughput", 0.0), hours)
-        out["stuck_orders.rate"] = _rate(n.get("stuck_orders", 0.0), placed)
-        out["exception_rate"] = _rate(cases, placed)
-        out["bounce_rate"] = _rate(n.get("bounces", 0.0), cases)
-        out["manual_overrides.rate"] = _rate(n.get("manual_overrides", 0.0),
-                                             n.get("decisions", 0.0))
-        out["state_mismatches.rate"] = _rate(n.get("state_mismatches", 0.0), placed)
+        _ratio(out, "stuck_orders.rate", n.get("stuck_orders", 0.0), placed)
+        _ratio(out, "exception_rate", cases, placed)
+        _ratio(out, "bounce_rate", n.get("bounces", 0.0), cases)
+        _ratio(out, "manual_overrides.rate", n.get("manual_overrides", 0.0),
+               n.get("decisions", 0.0))
+        _ratio(out, "state_mismatches.rate", n.get("state_mismatches", 0.0), placed)
         out["state_mismatches.max_duration"] = mismatch_max
         by.setdefault("state_mismatches.by_system", {})
         for system in self.systems:
@@ -594,8 +602,8 @@ class MetricsCollector:
             out[f"queue_length.{name}"] = team.queue.average(now)
             out[f"queue_length.{name}.max"] = team.queue.maximum(now)
             # Against the staff on duty, so at most 1; work past shifts apart.
-            out[f"utilisation.{name}"] = _rate(team.on_duty_busy.area(now),
-                                               team.staff.area(now))
+            _ratio(out, f"utilisation.{name}", team.on_duty_busy.area(now),
+                   team.staff.area(now))
             out[f"overtime.{name}"] = team.overtime.area(now) / 3600.0
             out[f"busy.{name}"] = team.busy.average(now)
             out[f"throughput_cases.{name}"] = team.counts.get("throughput_cases", 0.0)

@@ -209,6 +209,18 @@ def test_a_stuck_spell_shorter_than_the_sample_step_shows_in_the_series() -> Non
 # -- exceptions, bounces, overrides -----------------------------------------------------
 
 
+def test_a_rate_with_nothing_to_divide_by_is_absent_not_zero() -> None:
+    """With orders but no case, the exception rate is 0 and the bounce and
+    override rates are left out (no case, no decision): absent is not zero."""
+    c = make(warm_up=0.0, horizon=3600.0)
+    feed(c, [(10, placed("a")), (20, enter("a", "closed", "placed")), (20, done("a"))])
+    m, _, _ = c.finish(3600.0)
+    assert m["exception_rate"] == 0.0 and m["stuck_orders.rate"] == 0.0
+    assert "bounce_rate" not in m and "manual_overrides.rate" not in m
+    empty, _, _ = make(warm_up=0.0, horizon=3600.0).finish(3600.0)
+    assert not {"exception_rate", "stuck_orders.rate", "state_mismatches.rate"} & set(empty)
+
+
 def test_exception_rate_by_reason_per_placed_order() -> None:
     """Cases opened per placed order, in total and by reason."""
     c = make()
@@ -391,7 +403,8 @@ def test_due_changes_land_at_finish_and_after_the_order_is_dropped_are_ignored()
 
 
 def test_queue_time_average_max_and_utilisation_from_a_step_function() -> None:
-    """Queue and utilisation are time-averages over [warm_up, now] of the TeamLoad steps."""
+    """Queue and utilisation are time-averages over [warm_up, now] of the TeamLoad
+    steps; a team no one staffed has no utilisation (absent, not 0)."""
     c = make(warm_up=100.0, horizon=500.0, teams=("care", "idle"))
     feed(c, [(0, load("care", 10, 1, 2)), (50, load("care", 4, 1, 2)),
              (200, load("care", 2, 2, 2)), (300, load("care", 0, 0, 1)),
@@ -400,7 +413,7 @@ def test_queue_time_average_max_and_utilisation_from_a_step_function() -> None:
     assert m["queue_length.care"] == 3.0  # (4 + 2 + 0 + 6) * 100 / 400
     assert m["queue_length.care.max"] == 6.0  # the 10 was before warm-up
     assert m["utilisation.care"] == pytest.approx(400 / 600)
-    assert m["queue_length.idle"] == 0.0 and m["utilisation.idle"] == 0.0
+    assert m["queue_length.idle"] == 0.0 and "utilisation.idle" not in m
     assert s["queue_length.care"] == [(0.0, 10.0), (100.0, 4.0), (200.0, 2.0), (300.0, 0.0),
                                       (400.0, 6.0), (500.0, 6.0)]
     assert s["queue_length.idle"] == [(t, 0.0) for t in (0.0, 100.0, 200.0, 300.0, 400.0, 500.0)]
