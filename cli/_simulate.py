@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orderloom.actors import (
     DocumentError,
-    Policy,
-    builtin_policies,
-    load_builtin_policy,
-    load_policy,
+    did_you_mean,
     make_converter,
     policy_from_dict,
+    resolve_policy,
 )
 from orderloom.simulation import (
     PrecisionOutcome,
@@ -54,10 +52,14 @@ HEALTH = ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",
           "state_mismatches", "wrong_actions")
 
 
-def _policy(name: str) -> Policy:
-    if name in builtin_policies():
-        return load_builtin_policy(name)
-    return load_policy(name)
+def _evolve(scenario: Scenario, source: str, **changes: Any) -> Scenario:
+    """``scenario`` with ``changes`` (another policy, seed, ...); a change that
+    breaks an invariant (a policy routing to a team the scenario lacks) is a
+    scenario error naming the field, not a traceback."""
+    try:
+        return attrs.evolve(scenario, **changes)
+    except ValueError as exc:
+        raise ScenarioError(source, [str(exc)]) from exc
 
 
 def _scenario(name: str, horizon: str | None) -> Scenario:
@@ -130,10 +132,10 @@ def run_and_report(
 ) -> list[str]:
     """Run a scenario's replications, write report.json/.md/.html; return a summary."""
     scenario = _scenario(name, horizon)
-    chosen = _policy(policy) if policy else scenario.policy
-    resolved = attrs.evolve(scenario, policy=chosen,
-                            replications=replications or scenario.replications,
-                            seed=scenario.seed if seed is None else seed)
+    chosen = resolve_policy(policy) if policy else scenario.policy
+    resolved = _evolve(scenario, f"{name} with policy {chosen.name!r}", policy=chosen,
+                       replications=replications or scenario.replications,
+                       seed=scenario.seed if seed is None else seed)
     if precision is not None and cap is not None and cap < resolved.replications:
         raise click.UsageError(
             f"--max-replications: expected at least the {resolved.replications} replications "
@@ -300,11 +302,19 @@ def _set(data: dict[str, Any], dotted: str, value: str) -> None:
     for key in keys[:-1]:
         child = node.get(key)
         if not isinstance(child, dict):
-            raise ScenarioError("--param", [f"{dotted}: {key!r} is not a section of the policy"])
+            sections = [k for k, v in node.items() if isinstance(v, dict)]
+            raise ScenarioError("--param", [f"{dotted}: {key!r} is not a section of the policy"
+                                            + _hint(key, sections)])
         node = child
     if keys[-1] not in node:
-        raise ScenarioError("--param", [f"{dotted}: the policy has no field {keys[-1]!r}"])
+        raise ScenarioError("--param", [f"{dotted}: the policy has no field {keys[-1]!r}"
+                                        + _hint(keys[-1], node)])
     node[keys[-1]] = value
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    hint = did_you_mean(name, known)
+    return f"; {hint}" if hint else ""
 
 
 def _points(params: Sequence[str]) -> list[list[tuple[str, str]]]:
@@ -334,7 +344,7 @@ def sweep_grid(
         base = scenario.policy
         for key, value in point:
             if key == "policy":
-                base = _policy(value)
+                base = resolve_policy(value)
         data = converter.unstructure(base)
         for key, value in point:
             if key != "policy":
@@ -344,7 +354,8 @@ def sweep_grid(
         except DocumentError as exc:
             raise ScenarioError("--param", exc.problems) from exc
         label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
-        resolved = attrs.evolve(scenario, policy=policy, seed=run_seed, replications=n)
+        resolved = _evolve(scenario, f"{name} with --param {label}", policy=policy,
+                           seed=run_seed, replications=n)
         results = _run(resolved, workers, "process", None, echo)
         report = aggregate(results, header={**_run_header(resolved, results), "point": label})
         write_report(report, out / label.replace("/", "_"))
