@@ -11,7 +11,6 @@ from typing import Any
 
 import attrs
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderloom.actors import (
     DocumentError,
@@ -46,6 +45,8 @@ from orderloom.simulation import (
     write_report,
     write_sweep,
 )
+
+from ._progress import ReplicationProgress
 
 Echo = Callable[[str], None]
 HEALTH = ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",
@@ -87,19 +88,15 @@ def _run_header(scenario: Scenario, results: Sequence[ReplicationResult]) -> dic
 
 
 def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,
-         echo: Echo, start: int = 0) -> list[ReplicationResult]:
+         echo: Echo, start: int = 0, label: str | None = None) -> list[ReplicationResult]:
     """Replications ``start..n-1`` of the resolved ``scenario`` (its policy,
-    seed and count ``n``)."""
+    seed and count ``n``), showing their progress on stderr."""
     n = scenario.replications
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    which = f" (replications {start + 1}-{n})" if start else ""
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"{scenario.name} / {scenario.policy.name}{which}", total=n - start)
+    with ReplicationProgress(label or f"{scenario.name} / {scenario.policy.name}", n,
+                             start) as progress:
         return run_replications(scenario, n, policy=scenario.policy, seed=scenario.seed,
                                 workers=max(1, min(workers, n - start)), executor=executor,
-                                scheduler=scheduler, progress=lambda _: bar.advance(task),
-                                start=start)
+                                scheduler=scheduler, progress=progress.done, start=start)
 
 
 def run_precisely(scenario: Scenario, results: list[ReplicationResult], *, target: float,
@@ -340,7 +337,8 @@ def sweep_grid(
     out = out or Path("out") / f"sweep-{scenario.name}"
     reports: list[tuple[str, dict[str, Any]]] = []
     converter = make_converter()
-    for point in _points(params):
+    points = _points(params)
+    for number, point in enumerate(points, start=1):
         base = scenario.policy
         for key, value in point:
             if key == "policy":
@@ -356,7 +354,8 @@ def sweep_grid(
         label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
         resolved = _evolve(scenario, f"{name} with --param {label}", policy=policy,
                            seed=run_seed, replications=n)
-        results = _run(resolved, workers, "process", None, echo)
+        results = _run(resolved, workers, "process", None, echo,
+                       label=f"{scenario.name} / {label} (point {number}/{len(points)})")
         report = aggregate(results, header={**_run_header(resolved, results), "point": label})
         write_report(report, out / label.replace("/", "_"))
         reports.append((label, report))
