@@ -42,6 +42,7 @@ from ._scenario import (
     resolve_scenario,
     world_digest,
 )
+from ._starter import starter_scenario
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
 from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
@@ -90,6 +91,7 @@ __all__ = [
     "run_replications",
     "run_to_precision",
     "software_versions",
+    "starter_scenario",
     "suggest_warm_up",
     "summarize",
     "to_html",
