@@ -316,13 +316,22 @@ def _hint(name: str, known: Iterable[str]) -> str:
 
 def _points(params: Sequence[str]) -> list[list[tuple[str, str]]]:
     axes: list[list[tuple[str, str]]] = []
+    given: set[str] = set()
     for param in params:
         name, sep, values = param.partition("=")
+        name = name.strip()
         if not sep or not values or not name:
             raise ScenarioError("--param", [f"{param!r}: expected NAME=V1,V2,..."])
         if name != "policy" and not name.startswith("policy."):
             raise ScenarioError("--param", [f"{name}: expected 'policy' or 'policy.<field>'"])
-        axes.append([(name, v.strip()) for v in values.split(",") if v.strip()])
+        if name in given:  # two axes of one knob: which value would a point take?
+            raise ScenarioError("--param", [f"{name}: given twice; expected each NAME once, "
+                                            f"with all its values (--param {name}=V1,V2,...)"])
+        given.add(name)
+        axis = [(name, v.strip()) for v in values.split(",") if v.strip()]
+        if not axis:
+            raise ScenarioError("--param", [f"{param!r}: expected at least one value"])
+        axes.append(axis)
     return [list(p) for p in itertools.product(*axes)]
 
 
@@ -330,15 +339,15 @@ def sweep_grid(
     name: str, params: Sequence[str], *, replications: int | None, seed: int | None,
     workers: int, out: Path | None, horizon: str | None, echo: Echo,
 ) -> list[str]:
-    """Run every point of a parameter grid and write one sweep report."""
+    """Run every point of a parameter grid and write one sweep report. Every
+    point is checked before the first one runs."""
     scenario = _scenario(name, horizon)
     n = replications or scenario.replications
     run_seed = scenario.seed if seed is None else seed
     out = out or Path("out") / f"sweep-{scenario.name}"
-    reports: list[tuple[str, dict[str, Any]]] = []
     converter = make_converter()
-    points = _points(params)
-    for number, point in enumerate(points, start=1):
+    grid: list[tuple[str, Scenario]] = []
+    for point in _points(params):
         base = scenario.policy
         for key, value in point:
             if key == "policy":
@@ -352,10 +361,12 @@ def sweep_grid(
         except DocumentError as exc:
             raise ScenarioError("--param", exc.problems) from exc
         label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
-        resolved = _evolve(scenario, f"{name} with --param {label}", policy=policy,
-                           seed=run_seed, replications=n)
+        grid.append((label, _evolve(scenario, f"{name} with --param {label}", policy=policy,
+                                    seed=run_seed, replications=n)))
+    reports: list[tuple[str, dict[str, Any]]] = []
+    for number, (label, resolved) in enumerate(grid, start=1):
         results = _run(resolved, workers, "process", None, echo,
-                       label=f"{scenario.name} / {label} (point {number}/{len(points)})")
+                       label=f"{scenario.name} / {label} (point {number}/{len(grid)})")
         report = aggregate(results, header={**_run_header(resolved, results), "point": label})
         write_report(report, out / label.replace("/", "_"))
         reports.append((label, report))

@@ -121,3 +121,22 @@ def test_progress_off_a_terminal_is_one_log_line_per_replication(tmp_path: Path)
     assert [line.split(" done in ")[0] for line in swept.stderr.splitlines()] == [
         "baseline / policy=cautious (point 1/2): replication 1/1",
         "baseline / policy=aggressive (point 2/2): replication 1/1"]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    (("policy=cautious", "policy=balanced"),
+     "policy: given twice; expected each NAME once, with all its values "
+     "(--param policy=V1,V2,...)"),
+    (("policy.fraud.review_above=0.5", "policy.fraud.review_above=0.7"),
+     "policy.fraud.review_above: given twice"),
+    (("policy.fraud.review_above=0.5,2",), "fraud.review_above: expected a number in [0, 1], "
+     "got 2.0"),
+])
+def test_sweep_checks_its_whole_grid_before_running_any_point(
+        tmp_path: Path, params: tuple[str, ...], message: str) -> None:
+    """A --param named twice, or a bad value at any point of the grid, is exit 2 before
+    a single replication runs."""
+    result = cli(tmp_path, "sweep", "baseline", *(f"--param={p}" for p in params), "-n", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "replication" not in result.stderr and not (tmp_path / "out").exists()
