@@ -297,7 +297,8 @@ def check_teams(teams: tuple[TeamConfig, ...], policy: Policy) -> None:
     A misspelt name is the scenario's to fix (the shipped policies name their
     teams), so the error names the scenario's field: the ``reassign_to`` that
     names no team, or the team whose name is nearest to one the policy routes
-    cases to.
+    cases to (asking whether the policy is misspelt instead when it is not a
+    shipped one).
 
     Raises:
         FieldError: at the scenario field to correct, with the nearest name.
@@ -322,8 +323,11 @@ def check_teams(teams: tuple[TeamConfig, ...], policy: Policy) -> None:
         near = difflib.get_close_matches(wanted, [n for n in names if n not in routed], n=1)
         if near:
             index = names.index(near[0])
+            shipped = (policy.name in builtin_policies()
+                       and policy == load_builtin_policy(policy.name))
             raise FieldError(f"teams[{index}].name", f"{wanted!r} ({why})", near[0],
-                             f"did you mean {wanted}?")
+                             f"did you mean {wanted}?" if shipped else
+                             f"or is the policy's {wanted!r} misspelt?")
         raise FieldError("teams", f"a team named {wanted!r} ({why})", sorted(names))
 
 

@@ -84,3 +84,15 @@ def test_an_unknown_scenario_name_suggests_the_nearest_shipped_one(tmp_path: Pat
     with pytest.raises(ScenarioError) as caught:
         resolve_scenario("basline", search=tmp_path)
     assert caught.value.problems[0].endswith("; did you mean baseline?")
+
+
+def test_a_custom_policys_team_near_a_scenario_team_asks_which_is_misspelt(
+        tmp_path: Path) -> None:
+    """With an inline policy routing to 'frud', the scenario's 'fraud' may be right: the
+    error names the team field and asks whether the policy is misspelt instead."""
+    text = BASELINE.read_text().replace(
+        "policy: balanced", "policy:\n  name: mine\n  fulfillment_trigger: payment_authorized\n"
+        "  routing:\n    high_risk_of_fraud: {team: frud, deadline: 4h}")
+    assert _problems(tmp_path, text) == [
+        "teams[1].name: expected 'frud' (policy 'mine' routes high_risk_of_fraud cases to "
+        "'frud'), got 'fraud'; or is the policy's 'frud' misspelt?"]
