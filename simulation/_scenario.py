@@ -314,10 +314,10 @@ def check_teams(teams: tuple[TeamConfig, ...], policy: Policy) -> None:
         for team_name in (route.team, route.escalate_to):
             if team_name:
                 routed.setdefault(team_name, reason.value)
-    for wanted, reason in sorted(routed.items()):
+    for wanted, reason_name in sorted(routed.items()):
         if wanted in names:
             continue
-        why = f"policy {policy.name!r} routes {reason} cases to {wanted!r}"
+        why = f"policy {policy.name!r} routes {reason_name} cases to {wanted!r}"
         # The team a misspelling would have given: near the routed name, and
         # not itself a name the policy routes to.
         near = difflib.get_close_matches(wanted, [n for n in names if n not in routed], n=1)
