@@ -170,6 +170,8 @@ from .coordinator._policy_files import (
     builtin_policies,
     load_builtin_policy,
     load_policy,
+    resolve_policy,
+    unknown_policy,
 )
 
 from .world._address import (
@@ -183,6 +185,7 @@ from .coordinator._automation import (
 )
 from .order._documents import (
     DocumentError,
+    did_you_mean,
     make_converter,
 )
 from .world._dist import (
@@ -560,6 +563,7 @@ __all__ = [
     "choose_sources",
     "decide",
     "derive_payment",
+    "did_you_mean",
     "evolve",
     "evolve_record",
     "fold",
@@ -574,8 +578,10 @@ __all__ = [
     "policy_from_dict",
     "project",
     "react",
+    "resolve_policy",
     "right_decision",
     "team_address",
+    "unknown_policy",
     "unsafe_shipments",
     "warehouse_address",
 ]

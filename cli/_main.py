@@ -350,6 +350,78 @@ def sweep(scenario: str, params: tuple[str, ...], replications: int | None, seed
         _fail(exc)
 
 
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _listing(entries: list[tuple[str, str]]) -> None:
+    width = max((len(name) for name, _ in entries), default=0)
+    for name, description in entries:
+        click.echo(f"{name:<{width}}  {description}".rstrip())
+
+
+@main.command("scenarios")
+def scenarios_command() -> None:
+    """List the scenarios shipped with orderloom (usable by name from any folder)."""
+    from orderloom.simulation import builtin_scenarios, load_builtin_scenario
+
+    try:
+        _listing([(name, _first_line(load_builtin_scenario(name).description))
+                  for name in builtin_scenarios()])
+    except DocumentError as exc:
+        _fail(exc)
+
+
+@main.command("policies")
+def policies_command() -> None:
+    """List the policies shipped with orderloom (usable by name with --policy)."""
+    from orderloom.actors import builtin_policies, load_builtin_policy
+
+    try:
+        _listing([(name, _first_line(load_builtin_policy(name).description))
+                  for name in builtin_policies()])
+    except DocumentError as exc:
+        _fail(exc)
+
+
+@main.group()
+def init() -> None:
+    """Write starter files to edit."""
+
+
+@init.command("scenario")
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Where to write it (default: NAME.yaml in the current folder); an "
+                   "existing file is never overwritten.")
+def init_scenario(name: str, out: Path | None) -> None:
+    """Write a commented starter scenario called NAME that validates and runs as it is."""
+    from orderloom.simulation import starter_scenario
+
+    try:
+        text = starter_scenario(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("NAME: "),
+                                 param_hint="'NAME'") from exc
+    path = out or Path(f"{name}.yaml")
+    if path.exists():
+        click.echo(f"{path}: already exists; not overwritten (remove it, or give "
+                   "--out another file)", err=True)
+        sys.exit(2)
+    if not path.parent.is_dir():
+        click.echo(f"{path}: its folder {path.parent} does not exist", err=True)
+        sys.exit(2)
+    try:
+        with path.open("x", encoding="utf-8") as file:  # "x": never overwrite, even in a race
+            file.write(text)
+    except OSError as exc:
+        click.echo(f"{path}: cannot be written: {exc.strerror}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {path}; check it with: orderloom validate {shlex.quote(str(path))}; "
+               f"run it with: orderloom simulate {shlex.quote(str(path))}")
+
+
 @main.command()
 @click.option("--seed", type=int, default=1, show_default=True, help="Run seed.")
 @click.option("--orders", type=click.IntRange(min=1), default=2000, show_default=True,

@@ -5,22 +5,19 @@ from __future__ import annotations
 import itertools
 import math
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orderloom.actors import (
     DocumentError,
-    Policy,
-    builtin_policies,
-    load_builtin_policy,
-    load_policy,
+    did_you_mean,
     make_converter,
     policy_from_dict,
+    resolve_policy,
 )
 from orderloom.simulation import (
     PrecisionOutcome,
@@ -49,15 +46,21 @@ from orderloom.simulation import (
     write_sweep,
 )
 
+from ._progress import ReplicationProgress
+
 Echo = Callable[[str], None]
 HEALTH = ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",
           "state_mismatches", "wrong_actions")
 
 
-def _policy(name: str) -> Policy:
-    if name in builtin_policies():
-        return load_builtin_policy(name)
-    return load_policy(name)
+def _evolve(scenario: Scenario, source: str, **changes: Any) -> Scenario:
+    """``scenario`` with ``changes`` (another policy, seed, ...); a change that
+    breaks an invariant (a policy routing to a team the scenario lacks) is a
+    scenario error naming the field, not a traceback."""
+    try:
+        return attrs.evolve(scenario, **changes)
+    except ValueError as exc:
+        raise ScenarioError(source, [str(exc)]) from exc
 
 
 def _scenario(name: str, horizon: str | None) -> Scenario:
@@ -85,19 +88,15 @@ def _run_header(scenario: Scenario, results: Sequence[ReplicationResult]) -> dic
 
 
 def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,
-         echo: Echo, start: int = 0) -> list[ReplicationResult]:
+         echo: Echo, start: int = 0, label: str | None = None) -> list[ReplicationResult]:
     """Replications ``start..n-1`` of the resolved ``scenario`` (its policy,
-    seed and count ``n``)."""
+    seed and count ``n``), showing their progress on stderr."""
     n = scenario.replications
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    which = f" (replications {start + 1}-{n})" if start else ""
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task(f"{scenario.name} / {scenario.policy.name}{which}", total=n - start)
+    with ReplicationProgress(label or f"{scenario.name} / {scenario.policy.name}", n,
+                             start) as progress:
         return run_replications(scenario, n, policy=scenario.policy, seed=scenario.seed,
                                 workers=max(1, min(workers, n - start)), executor=executor,
-                                scheduler=scheduler, progress=lambda _: bar.advance(task),
-                                start=start)
+                                scheduler=scheduler, progress=progress.done, start=start)
 
 
 def run_precisely(scenario: Scenario, results: list[ReplicationResult], *, target: float,
@@ -130,10 +129,10 @@ def run_and_report(
 ) -> list[str]:
     """Run a scenario's replications, write report.json/.md/.html; return a summary."""
     scenario = _scenario(name, horizon)
-    chosen = _policy(policy) if policy else scenario.policy
-    resolved = attrs.evolve(scenario, policy=chosen,
-                            replications=replications or scenario.replications,
-                            seed=scenario.seed if seed is None else seed)
+    chosen = resolve_policy(policy) if policy else scenario.policy
+    resolved = _evolve(scenario, f"{name} with policy {chosen.name!r}", policy=chosen,
+                       replications=replications or scenario.replications,
+                       seed=scenario.seed if seed is None else seed)
     if precision is not None and cap is not None and cap < resolved.replications:
         raise click.UsageError(
             f"--max-replications: expected at least the {resolved.replications} replications "
@@ -300,22 +299,39 @@ def _set(data: dict[str, Any], dotted: str, value: str) -> None:
     for key in keys[:-1]:
         child = node.get(key)
         if not isinstance(child, dict):
-            raise ScenarioError("--param", [f"{dotted}: {key!r} is not a section of the policy"])
+            sections = [k for k, v in node.items() if isinstance(v, dict)]
+            raise ScenarioError("--param", [f"{dotted}: {key!r} is not a section of the policy"
+                                            + _hint(key, sections)])
         node = child
     if keys[-1] not in node:
-        raise ScenarioError("--param", [f"{dotted}: the policy has no field {keys[-1]!r}"])
+        raise ScenarioError("--param", [f"{dotted}: the policy has no field {keys[-1]!r}"
+                                        + _hint(keys[-1], node)])
     node[keys[-1]] = value
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    hint = did_you_mean(name, known)
+    return f"; {hint}" if hint else ""
 
 
 def _points(params: Sequence[str]) -> list[list[tuple[str, str]]]:
     axes: list[list[tuple[str, str]]] = []
+    given: set[str] = set()
     for param in params:
         name, sep, values = param.partition("=")
+        name = name.strip()
         if not sep or not values or not name:
             raise ScenarioError("--param", [f"{param!r}: expected NAME=V1,V2,..."])
         if name != "policy" and not name.startswith("policy."):
             raise ScenarioError("--param", [f"{name}: expected 'policy' or 'policy.<field>'"])
-        axes.append([(name, v.strip()) for v in values.split(",") if v.strip()])
+        if name in given:  # two axes of one knob: which value would a point take?
+            raise ScenarioError("--param", [f"{name}: given twice; expected each NAME once, "
+                                            f"with all its values (--param {name}=V1,V2,...)"])
+        given.add(name)
+        axis = [(name, v.strip()) for v in values.split(",") if v.strip()]
+        if not axis:
+            raise ScenarioError("--param", [f"{param!r}: expected at least one value"])
+        axes.append(axis)
     return [list(p) for p in itertools.product(*axes)]
 
 
@@ -323,18 +339,19 @@ def sweep_grid(
     name: str, params: Sequence[str], *, replications: int | None, seed: int | None,
     workers: int, out: Path | None, horizon: str | None, echo: Echo,
 ) -> list[str]:
-    """Run every point of a parameter grid and write one sweep report."""
+    """Run every point of a parameter grid and write one sweep report. Every
+    point is checked before the first one runs."""
     scenario = _scenario(name, horizon)
     n = replications or scenario.replications
     run_seed = scenario.seed if seed is None else seed
     out = out or Path("out") / f"sweep-{scenario.name}"
-    reports: list[tuple[str, dict[str, Any]]] = []
     converter = make_converter()
+    grid: list[tuple[str, Scenario]] = []
     for point in _points(params):
         base = scenario.policy
         for key, value in point:
             if key == "policy":
-                base = _policy(value)
+                base = resolve_policy(value)
         data = converter.unstructure(base)
         for key, value in point:
             if key != "policy":
@@ -344,8 +361,12 @@ def sweep_grid(
         except DocumentError as exc:
             raise ScenarioError("--param", exc.problems) from exc
         label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
-        resolved = attrs.evolve(scenario, policy=policy, seed=run_seed, replications=n)
-        results = _run(resolved, workers, "process", None, echo)
+        grid.append((label, _evolve(scenario, f"{name} with --param {label}", policy=policy,
+                                    seed=run_seed, replications=n)))
+    reports: list[tuple[str, dict[str, Any]]] = []
+    for number, (label, resolved) in enumerate(grid, start=1):
+        results = _run(resolved, workers, "process", None, echo,
+                       label=f"{scenario.name} / {label} (point {number}/{len(grid)})")
         report = aggregate(results, header={**_run_header(resolved, results), "point": label})
         write_report(report, out / label.replace("/", "_"))
         reports.append((label, report))

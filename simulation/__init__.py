@@ -33,7 +33,16 @@ from ._queueing import MMcMetrics, mmc_metrics
 from ._report import write_report
 from ._result import ReplicationResult, aggregate
 from ._runner import run_replication, run_replications, world_for
-from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario, world_digest
+from ._scenario import (
+    Scenario,
+    ScenarioError,
+    builtin_scenarios,
+    load_builtin_scenario,
+    load_scenario,
+    resolve_scenario,
+    world_digest,
+)
+from ._starter import starter_scenario
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
 from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
@@ -61,10 +70,12 @@ __all__ = [
     "WorldConfig",
     "aggregate",
     "build_world",
+    "builtin_scenarios",
     "check_determinism",
     "compare",
     "difference_precision",
     "format_p",
+    "load_builtin_scenario",
     "load_scenario",
     "mean_precision",
     "mmc_metrics",
@@ -80,6 +91,7 @@ __all__ = [
     "run_replications",
     "run_to_precision",
     "software_versions",
+    "starter_scenario",
     "suggest_warm_up",
     "summarize",
     "to_html",

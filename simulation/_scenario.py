@@ -25,13 +25,14 @@ from orderloom.actors.world._address import AddressServiceConfig
 from orderloom.actors.order._documents import (
     DocumentError,
     FieldError,
+    did_you_mean,
     make_converter,
     parse_yaml,
     structure_document,
 )
 from orderloom.actors.world._downstream import DownstreamConfig
 from orderloom.actors.world._gateway import GatewayConfig
-from orderloom.actors import builtin_policies, load_builtin_policy, load_policy
+from orderloom.actors import builtin_policies, load_builtin_policy, load_policy, unknown_policy
 from orderloom.actors.order._policy import Policy, PolicyError, policy_from_dict
 from orderloom.actors.world._team import TeamConfig
 from orderloom.actors.world._warehouse import WarehouseConfig
@@ -47,6 +48,9 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Swarm",
+    "builtin_scenarios",
+    "check_teams",
+    "load_builtin_scenario",
     "load_scenario",
     "parse_scenario",
     "recorded_converter",
@@ -281,7 +285,50 @@ class Scenario:
         for i, fault in enumerate(self.faults):
             known = names.get(fault.kind)
             if known is not None and fault.target not in known:
-                raise FieldError(f"faults[{i}].target", f"one of {sorted(known)}", fault.target)
+                raise FieldError(f"faults[{i}].target", f"one of {sorted(known)}", fault.target,
+                                 did_you_mean(fault.target, known))
+        check_teams(self.teams, self.policy)
+
+
+def check_teams(teams: tuple[TeamConfig, ...], policy: Policy) -> None:
+    """Every team named in ``teams``' ``reassign_to`` and in ``policy``'s
+    routing is one of ``teams``.
+
+    A misspelt name is the scenario's to fix (the shipped policies name their
+    teams), so the error names the scenario's field: the ``reassign_to`` that
+    names no team, or the team whose name is nearest to one the policy routes
+    cases to (asking whether the policy is misspelt instead when it is not a
+    shipped one).
+
+    Raises:
+        FieldError: at the scenario field to correct, with the nearest name.
+    """
+    names = [t.name for t in teams]
+    for i, team in enumerate(teams):
+        for other in team.reassign_to:
+            if other not in names:
+                raise FieldError(f"teams[{i}].reassign_to", f"names of this scenario's teams "
+                                 f"{sorted(names)}", other, did_you_mean(other, names))
+    routed: dict[str, str] = {}
+    for reason, route in policy.routing.items():
+        for team_name in (route.team, route.escalate_to):
+            if team_name:
+                routed.setdefault(team_name, reason.value)
+    for wanted, reason_name in sorted(routed.items()):
+        if wanted in names:
+            continue
+        why = f"policy {policy.name!r} routes {reason_name} cases to {wanted!r}"
+        # The team a misspelling would have given: near the routed name, and
+        # not itself a name the policy routes to.
+        near = difflib.get_close_matches(wanted, [n for n in names if n not in routed], n=1)
+        if near:
+            index = names.index(near[0])
+            shipped = (policy.name in builtin_policies()
+                       and policy == load_builtin_policy(policy.name))
+            raise FieldError(f"teams[{index}].name", f"{wanted!r} ({why})", near[0],
+                             f"did you mean {wanted}?" if shipped else
+                             f"or is the policy's {wanted!r} misspelt?")
+        raise FieldError("teams", f"a team named {wanted!r} ({why})", sorted(names))
 
 
 def _converter(base: Path | None) -> Any:
@@ -294,8 +341,7 @@ def _converter(base: Path | None) -> Any:
             path = Path(value) if base is None else base / value
             if path.suffix in (".yaml", ".yml") and path.exists():
                 return load_policy(path)
-            raise ValueError(f"expected one of {builtin_policies()} or a policy file, "
-                             f"got {value!r}")
+            raise ValueError(unknown_policy(value).removeprefix("(name): "))
         if isinstance(value, dict):
             return policy_from_dict(value, "inline policy")
         raise TypeError(f"expected a policy name, file or mapping, got {value!r}")
@@ -379,10 +425,26 @@ def resolve_scenario(name_or_path: str, search: Path = Path("scenarios")) -> Pat
         shipped = library.joinpath(name)
         if shipped.is_file():
             return Path(str(shipped))
-    known = sorted({p.name.removesuffix(".yaml") for p in library.iterdir()
-                    if p.name.endswith(".yaml")}
+    known = sorted(set(builtin_scenarios())
                    | ({p.stem for p in search.glob("*.yaml")} if search.is_dir() else set()))
-    close = difflib.get_close_matches(name_or_path, known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = did_you_mean(name_or_path, known)
     raise ScenarioError(name_or_path, [f"(file): no such file, and not a scenario name "
-                                       f"(known: {known}){hint}"])
+                                       f"(known: {known})" + (f"; {hint}" if hint else "")])
+
+
+def builtin_scenarios() -> list[str]:
+    """Names of the scenarios shipped with orderloom (the ``orderloom.scenarios`` data)."""
+    library = resources.files("orderloom.scenarios")
+    return sorted(p.name.removesuffix(".yaml") for p in library.iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_builtin_scenario(name: str) -> Scenario:
+    """Load a shipped scenario by name (``baseline``, ``fraud-wave``, ...)."""
+    names = builtin_scenarios()
+    if name not in names:
+        hint = did_you_mean(name, names)
+        raise ScenarioError(f"scenario {name!r}", [f"(name): expected one of {names}, got "
+                                                   f"{name!r}" + (f"; {hint}" if hint else "")])
+    return load_scenario(Path(str(resources.files("orderloom.scenarios").joinpath(
+        f"{name}.yaml"))))

@@ -8,9 +8,10 @@ what was expected. Durations may be given as seconds or as ``"90s"``,
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import cattrs
@@ -21,6 +22,7 @@ from orderloom.runtime import DomainError
 __all__ = [
     "DocumentError",
     "FieldError",
+    "did_you_mean",
     "make_converter",
     "parse_yaml",
     "probability",
@@ -49,13 +51,31 @@ class DocumentError(DomainError, ValueError):
 
 
 class FieldError(ValueError):
-    """Raised by validators so the loader can name the field that failed."""
+    """Raised by validators so the loader can name the field that failed;
+    ``hint`` (e.g. :func:`did_you_mean`'s) follows the message after a ``;``."""
 
-    def __init__(self, field: str, expected: str, got: object) -> None:
+    def __init__(self, field: str, expected: str, got: object, hint: str = "") -> None:
         self.field = field
         self.expected = expected
         self.got = got
-        super().__init__(f"{field}: expected {expected}, got {got!r}")
+        self.hint = hint
+        super().__init__(f"{field}: expected {expected}, got {got!r}"
+                         + (f"; {hint}" if hint else ""))
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"did you mean X?"`` naming the nearest of ``known`` to a misspelt
+    ``name`` (up to three, nearest first), or ``""`` when none is near."""
+    by_folded = {k.casefold(): k for k in sorted(set(known))}  # 'w2' is near 'W2'
+    folded = name.casefold()
+    close = difflib.get_close_matches(folded, list(by_folded), n=3)
+    if not close:
+        return ""
+    # Only the names about as near as the nearest: 'payments-ops' is not a
+    # second guess for 'fulfilment-ops' just because both end in '-ops'.
+    ratios = [difflib.SequenceMatcher(None, folded, c).ratio() for c in close]
+    return "did you mean " + " or ".join(
+        by_folded[c] for c, r in zip(close, ratios, strict=True) if r >= ratios[0] - 0.05) + "?"
 
 
 def probability(_: object, attribute: Any, value: float) -> None:
@@ -92,7 +112,7 @@ def make_converter() -> cattrs.Converter:
 
 def _describe(exc: BaseException, _type: Any = None) -> str:
     if isinstance(exc, FieldError):
-        return f"{exc.field}: expected {exc.expected}, got {exc.got!r}"
+        return str(exc)
     if isinstance(exc, KeyError):
         return "required field missing"
     if isinstance(_type, type) and issubclass(_type, enum.Enum):
