@@ -36,6 +36,15 @@ from ._runner import run_replication, run_replications, world_for
 from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario, world_digest
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
+from ._trace import TRACE_FILE, TraceError, find_trace, read_trace, stale_trace_files, write_trace
+from ._trace_report import (
+    WRONG_MARK,
+    causal_chain,
+    clock,
+    order_story,
+    raw_lines,
+    trace_overview,
+)
 from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
 from ._world import WorldConfig, build_world
 
@@ -57,22 +66,31 @@ __all__ = [
     "ScenarioError",
     "SimKernel",
     "Summary",
+    "TRACE_FILE",
+    "TraceError",
+    "WRONG_MARK",
     "WarmUpSuggestion",
     "WorldConfig",
     "aggregate",
     "build_world",
+    "causal_chain",
     "check_determinism",
+    "clock",
     "compare",
     "difference_precision",
+    "find_trace",
     "format_p",
     "load_scenario",
     "mean_precision",
     "mmc_metrics",
     "mser",
+    "order_story",
     "parse_precision",
     "provenance_data",
     "provenance_of",
+    "raw_lines",
     "read_provenance",
+    "read_trace",
     "rerun_warnings",
     "resolve_scenario",
     "run_demo",
@@ -80,15 +98,18 @@ __all__ = [
     "run_replications",
     "run_to_precision",
     "software_versions",
+    "stale_trace_files",
     "suggest_warm_up",
     "summarize",
     "to_html",
     "to_markdown",
     "to_summary",
     "to_terminal",
+    "trace_overview",
     "values_of",
     "world_digest",
     "world_for",
     "write_report",
     "write_sweep",
+    "write_trace",
 ]
