@@ -86,7 +86,7 @@ def write_trace(path: Path, kernel_trace: Iterable[TraceEvent],
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as out:  # type: ignore[operator]
+    with opener(path, "wt", encoding="utf-8") as out:
         out.write(json.dumps({"orderloom_trace": _VERSION}) + "\n")
         for record in _compact(kernel_trace, iter(telemetry)):
             out.write(json.dumps(record, separators=(",", ":")) + "\n")

@@ -48,11 +48,11 @@ def _duration(seconds: float) -> str:
 
 
 def _is_msg(r: Record) -> bool:
-    return r["k"] == "msg"
+    return bool(r["k"] == "msg")
 
 
 def _is_telemetry(r: Record) -> bool:
-    return r["k"][:1].isupper()
+    return str(r["k"])[:1].isupper()
 
 
 def causal_chain(records: Iterable[Record], message_id: str) -> list[Record]:
