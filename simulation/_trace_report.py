@@ -338,13 +338,13 @@ def trace_overview(records: Sequence[Record]) -> list[str]:
     lines: list[str] = []
     for order in wrong + stuck:
         rs = found[order]
-        what: list[str] = []
+        what: dict[str, float] = {}  # phrase -> the longest stuck age seen (0: a wrong action)
         for r in rs:
             if r["k"] == "WrongAction":
-                phrase = f"wrong action {r.get('invariant')}"
+                what.setdefault(f"wrong action {r.get('invariant')}", 0.0)
             else:
                 phrase = f"stuck in {r.get('stage')} ({r.get('reason')})"
-            if phrase not in what:
-                what.append(phrase)
-        lines.append(f"{order:<10} {'; '.join(what)}  first at {clock(rs[0]['t'])}")
+                what[phrase] = max(what.get(phrase, 0.0), float(r.get("age", 0.0)))
+        said = "; ".join(f"{p} for {_duration(age)}" if age else p for p, age in what.items())
+        lines.append(f"{order:<10} {said}  first at {clock(rs[0]['t'])}")
     return lines

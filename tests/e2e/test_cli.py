@@ -227,12 +227,15 @@ def test_report_trace_without_an_order_lists_where_to_look(runs: dict[str, Path]
 
 
 def test_report_trace_refuses_a_folder_without_a_trace(runs: dict[str, Path]) -> None:
-    """A run folder with no trace is a usage error (exit 2), an unknown order exit 1."""
+    """A run folder with no trace, or --raw with no order, is a usage error
+    (exit 2); an unknown order exits 1."""
     r = cli("report", "trace", "o1", "--run", str(runs["cautious"]), ok=False)
     assert r.returncode == 2 and "no trace.jsonl.gz here" in r.stderr
     assert "Traceback" not in r.stderr
     r = cli("report", "trace", "o999999", "--run", str(runs["aggressive"]), ok=False)
     assert r.returncode == 1 and "no record of order o999999" in r.stderr
+    r = cli("report", "trace", "--raw", "--run", str(runs["aggressive"]), ok=False)
+    assert r.returncode == 2 and "--raw needs an ORDER_ID" in r.stderr
 
 
 def test_sweep_over_policies(tmp_path: Path) -> None:

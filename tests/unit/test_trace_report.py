@@ -129,7 +129,7 @@ def test_overview_lists_wrong_actions_first_then_stuck_spells() -> None:
     """With no order given: one line per order worth a look, wrong actions first."""
     assert trace_overview(TRACE) == [
         "o1         wrong action never_ship_unpaid  first at 01:05:00",
-        "o2         stuck in on_hold (awaiting_payment)  first at day 2 01:00:00",
+        "o2         stuck in on_hold (awaiting_payment) for 2.0 h  first at day 2 01:00:00",
     ]
 
 
