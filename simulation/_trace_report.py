@@ -222,11 +222,24 @@ def order_story(records: Sequence[Record], order_id: str) -> list[str]:
     for r in mine:
         if _is_msg(r) and r.get("to") == order_actor:
             handled.add(r["id"])
+    elsewhere: dict[str, list[Record]] = {}  # another actor's turn -> its telemetry of the order
     for r in mine:
         if _is_telemetry(r) and r.get("in") in handled and not r.get("a"):
             turns.setdefault(r["in"], []).append(r)
+        elif _is_telemetry(r) and r.get("a") and r.get("in"):
+            elsewhere.setdefault(r["in"], []).append(r)
         elif _is_msg(r) and r.get("fr") == order_actor and r.get("c") in handled:
             sent.setdefault(r["c"], []).append(r)
+    # What another actor said of the order in the turn that sent it a message
+    # at that same instant (a team decided the case, then told the order) is
+    # told with that message, not on lines of its own.
+    told: dict[str, list[Record]] = {}
+    attached: set[int] = set()
+    for r in mine:
+        if _is_msg(r) and r.get("to") == order_actor and r.get("c") in elsewhere:
+            same = [e for e in elsewhere[r["c"]] if e["t"] == r["t"] and id(e) not in attached]
+            told[r["id"]] = same
+            attached.update(id(e) for e in same)
     lines: list[str] = []
     shown: set[str] = set()
     for r in mine:
@@ -235,7 +248,7 @@ def order_story(records: Sequence[Record], order_id: str) -> list[str]:
                 lines.append(f"{_message_line(r, order_actor)} (a duplicate: handled above)")
                 continue
             shown.add(r["id"])
-            details = _outcomes(turns.get(r["id"], ()))
+            details = _outcomes([*told.get(r["id"], ()), *turns.get(r["id"], ())])
             out = [m for m in sent.get(r["id"], ()) if not m.get("tm")]
             if out:
                 details.append("sent " + ", ".join(f"{m['ty']} → {m['to']}" for m in out))
@@ -252,7 +265,8 @@ def order_story(records: Sequence[Record], order_id: str) -> list[str]:
             if r.get("c") not in handled:  # sent outside a turn the trace shows
                 lines.append(_message_line(r, order_actor))
         elif _is_telemetry(r):
-            if not (r.get("in") in handled and not r.get("a")) and r["k"] not in _QUIET:
+            if (not (r.get("in") in handled and not r.get("a")) and r["k"] not in _QUIET
+                    and id(r) not in attached):
                 who = r.get("a") or "order"
                 lines.append(f"{clock(r['t'])}  {who}: {_outcome(r)}")
         elif r["k"] != "spawn":

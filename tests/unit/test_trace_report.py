@@ -205,3 +205,23 @@ def test_stuck_telemetry_reads_in_the_story_with_units() -> None:
     story = order_story(TRACE, "o2")
     assert story[0] == ("day 2 01:00:00  order: stuck in on_hold (awaiting_payment) "
                         "for 2.0 h, deadline 1.0 h")
+
+
+def test_a_teams_decision_is_told_with_the_message_that_brings_it() -> None:
+    """What a team emitted about the order in the turn that told the order, at
+    that instant, reads under that message rather than on lines of its own."""
+    records = [
+        msg(100.0, "m1", "_ReviewDone", "team/fraud", "team/fraud", tm=True),
+        {"t": 100.0, "k": "CaseDecided", "o": "o1", "a": "team/fraud", "in": "m1",
+         "case_id": "c1", "team": "fraud", "reviewer": "fraud#1", "proposal": "release",
+         "decision": "cancel", "override": True},
+        msg(100.0, "m2", "CaseDecision", "team/fraud", "order/o1", "m1"),
+        {"t": 100.0, "k": "ActionTaken", "o": "o1", "in": "m2", "command_type": "CancelOrder",
+         "issued_by": "fraud#1", "irreversible": True},
+    ]
+    assert order_story(records, "o1")[:3] == [
+        "00:01:40  team/fraud → order: CaseDecision",
+        "          case c1 decided by fraud#1 (fraud): cancel, automation proposed release "
+        "(overrides automation)",
+        "          decided by fraud#1: CancelOrder (irreversible)",
+    ]
