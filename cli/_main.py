@@ -62,7 +62,7 @@ def main() -> None:
               show_default=True)
 @click.option("--scheduler", help="Dask scheduler address (tcp://host:8786) for --executor dask.")
 @click.option("--trace", is_flag=True,
-              help="Also record replication 0's full trace (trace.jsonl) for 'report trace'.")
+              help="Also record replication 0's full trace (trace.jsonl.gz) for 'report trace'.")
 @click.option("--precision", "precision_text", metavar="PCT",
               help="Add replications until every primary metric's 95% CI half-width is "
                    "within PCT (e.g. 5%) of its mean, starting from -n (or the scenario's "
@@ -296,37 +296,45 @@ def report() -> None:
 
 
 @report.command("trace")
-@click.argument("order_id")
+@click.argument("order_id", required=False)
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False,
                                                                   path_type=Path),
               help="A run folder written by 'simulate --trace'.")
-def trace(order_id: str, run_dir: Path) -> None:
-    """Show ORDER_ID's causal history: messages, decisions, holds, handoffs, overrides."""
-    path = run_dir / "trace.jsonl"
-    if not path.exists():
-        raise click.BadParameter(f"{path} does not exist: run 'orderloom simulate ... --trace'")
-    actor = f"order/{order_id}"
-    shown = 0
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            rec = json.loads(line)
-            if rec.get("order_id") == order_id or rec.get("actor") == actor:
-                click.echo(_trace_line(rec))
-                shown += 1
-    if not shown:
+@click.option("--raw", is_flag=True,
+              help="Every record that mentions the order, unabridged (clock time, seconds, "
+                   "all fields).")
+def trace(order_id: str | None, run_dir: Path, raw: bool) -> None:
+    """Show ORDER_ID's history: one line per message it handled and what the
+    order decided, each wrong action with the messages that led to it, and its
+    final state. Without ORDER_ID: the orders with wrong actions or stuck spells."""
+    from orderloom.simulation import (
+        WRONG_MARK, TraceError, find_trace, order_story, raw_lines, read_trace, trace_overview,
+    )
+
+    try:
+        path = find_trace(run_dir)
+        records = read_trace(path)
+    except TraceError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--run'") from exc
+    if order_id is None:
+        if raw:
+            raise click.UsageError("--raw needs an ORDER_ID")
+        listed = trace_overview(records)
+        if not listed:
+            click.echo(f"no order has a wrong action or a stuck spell in {path}")
+            return
+        click.echo(f"orders with wrong actions or stuck spells ({len(listed)}); "
+                   f"see one with: orderloom report trace ORDER_ID --run {run_dir}")
+        for line in listed:
+            click.echo("  " + line)
+        return
+    lines = raw_lines(records, order_id) if raw else order_story(records, order_id)
+    if not lines:
         raise click.ClickException(f"no record of order {order_id} in {path}")
-
-
-def _trace_line(rec: dict[str, Any]) -> str:
-    t = float(rec.pop("t"))
-    kind = rec.pop("type")
-    rec.pop("order_id", None)
-    if kind == "kernel":
-        return (f"{t:>12.1f}  {rec['kind']:<11} {rec['actor']:<14} {rec['message']:<28} "
-                f"{rec['message_id']} {rec['detail']}").rstrip()
-    rec.pop("actor", None)
-    fields = " ".join(f"{k}={v}" for k, v in sorted(rec.items()))
-    return f"{t:>12.1f}  {kind:<11} {fields}"
+    for line in lines:
+        if WRONG_MARK in line:
+            line = click.style(line, fg="red", bold=True)
+        click.echo(line)
 
 
 @main.command()

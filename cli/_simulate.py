@@ -20,6 +20,7 @@ from orderloom.actors import (
     resolve_policy,
 )
 from orderloom.simulation import (
+    TRACE_FILE,
     PrecisionOutcome,
     ReplicationResult,
     Scenario,
@@ -38,6 +39,7 @@ from orderloom.simulation import (
     run_replications,
     run_to_precision,
     software_versions,
+    stale_trace_files,
     suggest_warm_up,
     summarize,
     values_of,
@@ -195,10 +197,11 @@ def _run_and_report(
     warm_up = suggest_warm_up(results, scenario.warm_up)
     # A rerun into the same folder must not leave the last run's trace behind
     # (``report trace`` would show another policy's decisions).
-    (out / "trace.jsonl").unlink(missing_ok=True)
+    for stale in stale_trace_files(out):
+        stale.unlink(missing_ok=True)
     if trace:
         run_replication(scenario, 0, policy=chosen, seed=run_seed,
-                        trace_to=str(out / "trace.jsonl"))
+                        trace_to=str(out / TRACE_FILE))
     extra: dict[str, Any] = {}
     if outcome is not None:
         extra["precision"] = outcome.as_dict()

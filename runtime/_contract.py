@@ -139,8 +139,12 @@ class TraceEvent:
             ``spawn``, ``crash``.
         actor: the actor concerned.
         message_type: class name of the message, if any.
-        message_id: envelope id, if any.
+        message_id: envelope id, if any (for ``emit``: the message whose
+            turn emitted the event, "" outside a turn).
         detail: a short free text (reason, delay, ...), deterministic.
+        sender: the envelope's sender, if any ("" from outside).
+        causation_id: the envelope's causation id, if any: with it a trace
+            can follow a message back to the messages that led to it.
     """
 
     time: float
@@ -149,6 +153,8 @@ class TraceEvent:
     message_type: str = ""
     message_id: str = ""
     detail: str = ""
+    sender: str = ""
+    causation_id: str = ""
 
     def as_line(self) -> str:
         """Render as one stable text line (used for byte-identical comparison)."""

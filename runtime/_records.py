@@ -129,7 +129,9 @@ class KernelRecords:
             self.escalations.append(notice)
         return None
 
-    def _emit(self, address: Address, event: object) -> None:
+    def _emit(self, address: Address, event: object, envelope: Envelope | None = None) -> None:
+        """Hand ``event`` to the sinks; trace it with ``envelope``, the message
+        whose turn emitted it (so a trace ties telemetry to its message)."""
         now = self.now()
         for sink in self._sinks:
             try:
@@ -137,7 +139,7 @@ class KernelRecords:
             except Exception as exc:  # a metrics sink's bug is not the actor's failure
                 self._record_failure(address, None, exc, "recorded", hook="sink")
         if self.trace is not None:
-            self._record("emit", address, detail=type(event).__qualname__)
+            self._record("emit", address, envelope, type(event).__qualname__)
 
     def _record(
         self, kind: str, actor: str, envelope: Envelope | None = None, detail: str = ""
@@ -150,4 +152,6 @@ class KernelRecords:
             message_type=type(envelope.body).__qualname__ if envelope is not None else "",
             message_id=envelope.message_id if envelope is not None else "",
             detail=detail,
+            sender=(envelope.sender or "") if envelope is not None else "",
+            causation_id=(envelope.causation_id or "") if envelope is not None else "",
         ))

@@ -45,6 +45,15 @@ from ._scenario import (
 from ._starter import starter_scenario
 from ._stats import Summary, summarize
 from ._sweep import write_sweep
+from ._trace import TRACE_FILE, TraceError, find_trace, read_trace, stale_trace_files, write_trace
+from ._trace_report import (
+    WRONG_MARK,
+    causal_chain,
+    clock,
+    order_story,
+    raw_lines,
+    trace_overview,
+)
 from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
 from ._world import WorldConfig, build_world
 
@@ -66,24 +75,33 @@ __all__ = [
     "ScenarioError",
     "SimKernel",
     "Summary",
+    "TRACE_FILE",
+    "TraceError",
+    "WRONG_MARK",
     "WarmUpSuggestion",
     "WorldConfig",
     "aggregate",
     "build_world",
     "builtin_scenarios",
+    "causal_chain",
     "check_determinism",
+    "clock",
     "compare",
     "difference_precision",
+    "find_trace",
     "format_p",
     "load_builtin_scenario",
     "load_scenario",
     "mean_precision",
     "mmc_metrics",
     "mser",
+    "order_story",
     "parse_precision",
     "provenance_data",
     "provenance_of",
+    "raw_lines",
     "read_provenance",
+    "read_trace",
     "rerun_warnings",
     "resolve_scenario",
     "run_demo",
@@ -92,15 +110,18 @@ __all__ = [
     "run_to_precision",
     "software_versions",
     "starter_scenario",
+    "stale_trace_files",
     "suggest_warm_up",
     "summarize",
     "to_html",
     "to_markdown",
     "to_summary",
     "to_terminal",
+    "trace_overview",
     "values_of",
     "world_digest",
     "world_for",
     "write_report",
     "write_sweep",
+    "write_trace",
 ]

@@ -225,7 +225,7 @@ class _SimCell:
         self._kernel.stop(address if address is not None else self._address)
 
     def emit(self, event: object) -> None:
-        self._kernel._emit(self._address, event)
+        self._kernel._emit(self._address, event, self.current)
 
 
 class SimKernel(KernelRecords):

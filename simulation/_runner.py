@@ -12,27 +12,24 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import json
-import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from orderloom.actors import MetricsCollector
 from orderloom.actors.world._dist import Window
 from orderloom.actors.order._policy import Policy
-from orderloom.actors.coordinator._telemetry import Telemetry
 from orderloom.runtime import Store
 
 from ._faults import LinkFaults, LinkRule
 from ._kernel import SimKernel
 from ._result import ReplicationResult
 from ._scenario import Scenario
+from ._trace import write_trace
 from ._workload import CaseSource, Storefront, Truths
 from ._world import WorldConfig, build_world
 
@@ -133,7 +130,8 @@ def run_replication(
         replication: its index; with ``seed`` it fixes the world's randomness.
         policy: overrides the scenario's policy.
         seed: overrides the scenario's seed.
-        trace_to: write the kernel trace and all telemetry, as JSON lines, here.
+        trace_to: write the kernel trace and all telemetry here, compact
+            (see :mod:`._trace`; gzip-compressed when the name ends in ``.gz``).
         observe: called with the kernel once the world is built, before the
             run (tests add sinks to it, and keep it to inspect the world at
             the horizon).
@@ -182,7 +180,7 @@ def run_replication(
         metrics[f"dead_letters.{reason}"] = float(count)
     metrics["handler_failures"] = float(kernel.failure_total)  # past the kept records too
     if trace_to is not None and telemetry is not None:
-        _write_trace(Path(trace_to), kernel, telemetry)
+        write_trace(Path(trace_to), kernel.trace or (), telemetry)
     return ReplicationResult(
         replication=replication, seed=rep_seed, metrics=metrics, series=series,
         examples=examples, fault_windows=list(faults.windows),
@@ -227,30 +225,6 @@ def collector_tuned() -> Iterator[None]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
-
-
-def _write_trace(path: Path, kernel: SimKernel, telemetry: list[tuple[float, str, object]]) -> None:
-    """Every kernel trace event and every telemetry event, time-ordered, one JSON per line."""
-    records: list[tuple[float, int, dict[str, Any]]] = []
-    for i, ev in enumerate(kernel.trace or ()):
-        records.append((ev.time, i, {"t": ev.time, "type": "kernel", "kind": ev.kind,
-                                     "actor": ev.actor, "message": ev.message_type,
-                                     "message_id": ev.message_id, "detail": ev.detail}))
-    offset = len(records)
-    for i, (t, address, event) in enumerate(telemetry):
-        body = attrs.asdict(event) if isinstance(event, Telemetry) else {"repr": repr(event)}
-        records.append((t, offset + i, {"t": t, "type": type(event).__name__,
-                                        "actor": address, **_plain(body)}))
-    records.sort(key=lambda r: (r[0], r[1]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for _, _, record in records:
-            out.write(json.dumps(record, sort_keys=True) + "\n")
-
-
-def _plain(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in body.items()
-            if not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def run_replications(

@@ -114,6 +114,7 @@ from ._telemetry import (
     OrderStuck,
     SystemViewChanged,
     WrongAction,
+    chain_of,
 )
 from ._views import project
 
@@ -484,11 +485,8 @@ class OrderActor(PersistentActor[OrderRecord]):
         if key in self.state.reported:
             return
         self.record(WrongActionReported(key=key))
-        envelope = self.ctx.envelope
-        chain = tuple(x for x in (envelope.causation_id, envelope.message_id)
-                      if x) if envelope else ()
         self.ctx.emit(WrongAction(order_id=self.order_id, invariant=invariant,
-                                  detail=detail, chain=chain))
+                                  detail=detail, chain=chain_of(self.ctx.envelope)))
 
     def _drain_pending(self, source: str) -> list[m.Event]:
         applied: list[m.Event] = []

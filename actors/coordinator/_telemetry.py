@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from orderloom.runtime import Envelope
+
 __all__ = [
     "ActionTaken",
     "CaseDecided",
@@ -27,6 +29,7 @@ __all__ = [
     "TeamLoad",
     "Telemetry",
     "WrongAction",
+    "chain_of",
 ]
 
 
@@ -161,6 +164,15 @@ class WrongAction(Telemetry):
     invariant: str
     detail: str
     chain: tuple[str, ...] = ()
+
+
+def chain_of(envelope: Envelope | None) -> tuple[str, ...]:
+    """A :class:`WrongAction`'s ``chain`` from the message being handled: its
+    cause's id and its own, oldest first (a trace follows the cause's
+    ``causation_id`` further back); empty outside a turn."""
+    if envelope is None:
+        return ()
+    return tuple(x for x in (envelope.causation_id, envelope.message_id) if x)
 
 
 @attrs.frozen(kw_only=True)

@@ -32,7 +32,7 @@ from ..order._messages import (
     AuthorizationExpired, Event, PaymentAuthorized, PaymentCaptured, PaymentFailed,
     PaymentRefunded, PaymentVoided, RiskAssessed,
 )
-from ..coordinator._telemetry import WrongAction
+from ..coordinator._telemetry import WrongAction, chain_of
 from ..coordinator._protocol import (
     GatewayAuthorize, GatewayCapture, GatewayQuery, GatewayRefund, GatewayRequest, GatewayVoid,
     OrderRetired,
@@ -225,7 +225,8 @@ class PaymentGateway(Actor):
             self.ctx.emit(WrongAction(
                 order_id=msg.order_id, invariant="money_conserved",
                 detail=f"gateway captured {captured} refunded {refunded}; the order "
-                       f"recorded captured {msg.captured} refunded {msg.refunded}"))
+                       f"recorded captured {msg.captured} refunded {msg.refunded}",
+                chain=chain_of(self.ctx.envelope)))
         for key in self._keys.pop(msg.order_id, ()):
             self._outcomes.pop(key, None)
             self._auths.pop(key, None)

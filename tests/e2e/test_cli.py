@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -198,12 +199,43 @@ def test_compare_refuses_unlike_runs(runs: dict[str, Path], tmp_path: Path) -> N
 
 
 def test_report_trace_shows_one_orders_history(runs: dict[str, Path]) -> None:
-    """report trace prints an order's messages, decisions and stages from a traced run."""
+    """report trace tells an order's history in clock time, each message once,
+    its wrong action with the messages that led to it, and its final state."""
     report = json.loads((runs["aggressive"] / "report.json").read_text())
     example = report["wrong_action_examples"]["never_ship_unpaid"].split(" ")[0]
     out = cli("report", "trace", example, "--run", str(runs["aggressive"])).stdout
-    assert "PlaceOrder" in out and "ActionTaken" in out and "WrongAction" in out
-    assert "OrderStageEntered" in out
+    lines = out.splitlines()
+    assert re.match(r"\d\d:\d\d:\d\d  intake → order: PlaceOrder$", lines[0]), lines[0]
+    assert any("stage (new) → placed" in line for line in lines)
+    assert any("!! WRONG ACTION never_ship_unpaid" in line for line in lines)
+    chain = lines[lines.index("          the messages that led to it, oldest first:") + 1:]
+    assert "storefront → " in chain[0]  # the chain goes back to where the order came from
+    assert any(f"→ order/{example}: Shipped [m" in line for line in chain)
+    assert lines[-1].startswith("final state (last change ")
+    assert "ActionTaken" not in out and "k=" not in out  # no raw dumps by default
+    raw = cli("report", "trace", example, "--run", str(runs["aggressive"]), "--raw").stdout
+    assert "WrongAction" in raw and "chain=['m" in raw and " s  msg " in raw
+
+
+def test_report_trace_without_an_order_lists_where_to_look(runs: dict[str, Path]) -> None:
+    """report trace with no order lists the orders with wrong actions, one line each."""
+    report = json.loads((runs["aggressive"] / "report.json").read_text())
+    example = report["wrong_action_examples"]["never_ship_unpaid"].split(" ")[0]
+    out = cli("report", "trace", "--run", str(runs["aggressive"])).stdout
+    line = next(ln for ln in out.splitlines() if ln.split()[:1] == [example])
+    assert re.search(r"wrong action never_ship_unpaid.*first at \d\d:\d\d:\d\d$", line), line
+
+
+def test_report_trace_refuses_a_folder_without_a_trace(runs: dict[str, Path]) -> None:
+    """A run folder with no trace, or --raw with no order, is a usage error
+    (exit 2); an unknown order exits 1."""
+    r = cli("report", "trace", "o1", "--run", str(runs["cautious"]), ok=False)
+    assert r.returncode == 2 and "no trace.jsonl.gz here" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli("report", "trace", "o999999", "--run", str(runs["aggressive"]), ok=False)
+    assert r.returncode == 1 and "no record of order o999999" in r.stderr
+    r = cli("report", "trace", "--raw", "--run", str(runs["aggressive"]), ok=False)
+    assert r.returncode == 2 and "--raw needs an ORDER_ID" in r.stderr
 
 
 def test_sweep_over_policies(tmp_path: Path) -> None:
@@ -269,7 +301,8 @@ def test_a_rerun_into_the_same_folder_leaves_no_stale_trace(tmp_path: Path) -> N
     out = tmp_path / "run"
     cli("simulate", "baseline", "--horizon", "1h", "-n", "1", "-j", "1", "--trace",
         "--out", str(out))
-    assert (out / "trace.jsonl").exists()
+    assert (out / "trace.jsonl.gz").exists()
+    (out / "trace.jsonl").write_text("a trace of an earlier release\n")
     cli("simulate", "baseline", "--policy", "aggressive", "--horizon", "1h", "-n", "1",
         "-j", "1", "--out", str(out))
-    assert not (out / "trace.jsonl").exists()
+    assert not (out / "trace.jsonl.gz").exists() and not (out / "trace.jsonl").exists()

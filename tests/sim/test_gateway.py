@@ -338,7 +338,7 @@ def test_config_rejects_nonsense() -> None:
 
 def test_retirement_checks_money_then_forgets_the_order() -> None:
     """On OrderRetired the gateway flags a money mismatch with the order's totals
-    (money_conserved) and then drops the order's ledger."""
+    (money_conserved, its chain naming the notice) and then drops the order's ledger."""
     from orderloom.actors import OrderRetired
     from orderloom.actors import WrongAction
 
@@ -355,10 +355,11 @@ def test_retirement_checks_money_then_forgets_the_order() -> None:
     _tell(kernel, (0.0, _auth(rid="r2", order="o2")),
           (5.0, _capture("c2", "auth:o2:1", 1000, order="o2")))
     kernel.run()
-    kernel.tell("gateway", OrderRetired(order_id="o2", captured=400))
+    notice = kernel.tell("gateway", OrderRetired(order_id="o2", captured=400))
     kernel.run()
     (mismatch,) = [e for e in emitted if isinstance(e, WrongAction)]
     assert mismatch.invariant == "money_conserved" and mismatch.order_id == "o2"
+    assert mismatch.chain == (notice,)  # the retirement notice that revealed it
     assert gateway.money_view("o2").captured == 0
 
 

@@ -4,7 +4,6 @@ inventory, and on peak-day stock-aware routing spares the warehouses rejections.
 from __future__ import annotations
 
 import collections
-import json
 from pathlib import Path
 
 import attrs
@@ -24,6 +23,7 @@ from orderloom.runtime import MemoryStore
 from orderloom.simulation import (
     SimKernel,
     load_scenario,
+    read_trace,
     resolve_scenario,
     run_replication,
 )
@@ -118,14 +118,12 @@ def _peak_slice(sourcing: Sourcing, trace: Path) -> _Day:
     result = run_replication(scenario, 0, trace_to=str(trace))
     delivered: collections.Counter[str] = collections.Counter()
     actions: dict[str, list[str]] = {}
-    with trace.open(encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)
-            if record["type"] == "kernel" and record["kind"] == "deliver":
-                delivered[record["message"]] += 1
-            elif (record["type"] == "ActionTaken"
-                  and record["command_type"] in ("AssignWarehouse", "SubmitFulfillment")):
-                actions.setdefault(record["order_id"], []).append(record["command_type"])
+    for record in read_trace(trace):
+        if record["k"] == "msg":
+            delivered[record["ty"]] += 1
+        elif (record["k"] == "ActionTaken"
+              and record["command_type"] in ("AssignWarehouse", "SubmitFulfillment")):
+            actions.setdefault(record["o"], []).append(record["command_type"])
 
     def first_batch(commands: list[str]) -> int:
         n = 0
@@ -143,7 +141,7 @@ def _peak_slice(sourcing: Sourcing, trace: Path) -> _Day:
 def peak(tmp_path_factory: pytest.TempPathFactory) -> dict[Sourcing, _Day]:
     """A 6-hour peak-day slice (seed 1, replication 0) under each knob value."""
     folder = tmp_path_factory.mktemp("peak")
-    return {s: _peak_slice(s, folder / f"{s.value}.jsonl") for s in Sourcing}
+    return {s: _peak_slice(s, folder / f"{s.value}.jsonl.gz") for s in Sourcing}
 
 
 def test_stock_aware_sends_fewer_rejections_and_shortages_than_first_listed(
