@@ -40,7 +40,7 @@ from orderloom.runtime import (
 from . import _messages as m
 from ._decide import COORDINATOR_SOURCE
 from ._engine import Engine, OrderSettings
-from ._invariants import check_decision, check_step_changed
+from ._invariants import check_decision, check_step
 from ._order import OutcomeKind, apply_probed, decide_probed
 from ._order_record import (
     EventHeld,
@@ -446,7 +446,7 @@ class OrderActor(PersistentActor[OrderRecord]):
                     order_id=self.order_id, event_type=type(event).__name__,
                     event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
                     reason=str(outcome.error) if outcome.error else ""))
-            for violation in check_step_changed(before, event, outcome, after):
+            for violation in check_step(before, event, outcome, after):
                 self._wrong(violation.name, violation.detail)
         return applied
 
