@@ -79,7 +79,7 @@ def evolve(state: OrderState, event: m.Event) -> OrderState:
         _reject(state, event, "the order has not been placed yet")
     changes = _dispatch(state, event)
     changes["version"] = state.version + 1
-    changes["seen_event_ids"] = state.seen_event_ids | {event.event_id}
+    changes["seen_event_ids"] = (*state.seen_event_ids, event.event_id)
     changes["source_seqs"] = _advance(state.source_seqs, event.source, event.source_seq)
     new = replace(state, **changes)
     if type(event) in _FACTS:  # automation's facts move no money and no units

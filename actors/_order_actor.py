@@ -135,9 +135,8 @@ class OrderActor(PersistentActor[OrderRecord]):
     """
 
     snapshot_every = 8
-    """A snapshot (the record the actor holds anyway) every 8 journal entries:
-    a store that keeps no history then holds at most that many events of an
-    order in flight, and a restore folds at most that many."""
+    """On a durable store, a snapshot every 8 journal entries: a restore folds
+    at most that many (a store that is not durable takes one every turn)."""
 
     # One per order in flight: no instance dictionary.
     __slots__ = ("order_id", "settings", "engine", "_views", "_view_key", "_timeouts",

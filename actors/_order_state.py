@@ -348,7 +348,9 @@ class OrderState:
     canceled_at_version: int | None = None
     notifications: tuple[Notification, ...] = ()
     returns: tuple[ReturnCase, ...] = ()
-    seen_event_ids: frozenset[str] = frozenset()
+    # The ids of the applied events, in order (a tuple: an order sees a few
+    # dozen events, and a set of them would take five times the memory).
+    seen_event_ids: tuple[str, ...] = ()
     source_seqs: tuple[tuple[str, int], ...] = ()
     # What automation learnt and asked for, recorded as events so that every
     # later decision reads the journal only (see ``_engine``).
