@@ -165,13 +165,17 @@ def _every_open_hold_has_owner_and_deadline(s: OrderState) -> list[str]:
 def _money_conserved(s: OrderState) -> list[str]:
     found = []
     captures = s.captures
+    known = [auth.authorization_id for auth in s.authorizations]
     for auth in s.authorizations:
-        taken = sum(c.amount for c in captures if c.authorization_id == auth.authorization_id)
+        taken = 0
+        for c in captures:
+            if c.authorization_id == auth.authorization_id:
+                taken += c.amount
         if taken > auth.amount:
             found.append(f"authorization {auth.authorization_id} of {auth.amount} "
                          f"captured {taken}")
     for c in captures:
-        if s.authorization(c.authorization_id) is None:
+        if c.authorization_id not in known:
             found.append(f"capture {c.capture_id} names unknown authorization "
                          f"{c.authorization_id}")
     implied = derive_payment(s)
@@ -218,8 +222,11 @@ INVARIANTS_BY_NAME: Mapping[str, Invariant] = MappingProxyType(
 
 def check_invariants(state: OrderState) -> tuple[Violation, ...]:
     """Every state invariant's violations on ``state`` (empty when all hold)."""
-    return tuple(Violation(name=inv.name, order_id=state.order_id, detail=detail)
-                 for inv in INVARIANTS for detail in inv.check(state))
+    found: list[Violation] = []
+    for inv in INVARIANTS:
+        for detail in inv.check(state):
+            found.append(Violation(name=inv.name, order_id=state.order_id, detail=detail))
+    return tuple(found)
 
 
 def _regression(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
@@ -241,14 +241,23 @@ def replace(inst: T, **changes: Any) -> T:
     """A copy of a frozen value with ``changes``, as ``attrs.evolve`` makes it.
 
     The fold copies a state for nearly every event, so this reads the old
-    values with one :func:`operator.attrgetter` call (``attrs.evolve`` walks
-    the fields in Python) and builds the copy through the class's own
-    ``__init__``. Unknown field names raise ``TypeError``, as there.
+    values in one step (the instance's dictionary, without the fields
+    ``__init__`` computes; or one :func:`operator.attrgetter` call for a
+    slotted class) where ``attrs.evolve`` walks the fields in Python, and
+    builds the copy through the class's own ``__init__``. Unknown field
+    names raise ``TypeError``, as there.
     """
-    names, values = _init_fields(type(inst))
-    kwargs = dict(zip(names, values(inst)))
+    cls = type(inst)
+    names, values = _init_fields(cls)
+    computed = _COMPUTED.get(cls)
+    if computed is not None:  # a dict-backed class
+        kwargs = dict(inst.__dict__)
+        for name in computed:
+            del kwargs[name]
+    else:
+        kwargs = dict(zip(names, values(inst)))
     kwargs.update(changes)
-    return type(inst)(**kwargs)
+    return cls(**kwargs)
 
 
 def changed_fields(before: T, after: T) -> dict[str, Any]:
@@ -270,10 +279,14 @@ def _init_fields(cls: type[Any]) -> tuple[tuple[str, ...], Callable[[Any], tuple
         else:
             found = names, getter
         _INIT_FIELDS[cls] = found
+        if "__dict__" in dir(cls):
+            _COMPUTED[cls] = tuple(a.name for a in attrs.fields(cls) if not a.init)
     return found
 
 
 _INIT_FIELDS: dict[type[Any], tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
+# For each dict-backed class, its fields that ``__init__`` computes (not arguments).
+_COMPUTED: dict[type[Any], tuple[str, ...]] = {}
 
 
 def by_id(items: Iterable[T], key: str, value: str) -> T | None:
@@ -290,20 +303,48 @@ def replace_by_id(items: tuple[T, ...], key: str, new: T) -> tuple[T, ...]:
     return tuple(new if getattr(item, key) == wanted else item for item in items)
 
 
-def _derived(compute: Callable[[Any], Any]) -> Any:
-    """A field of :class:`OrderState` computed from the others when a state is built."""
-    return attrs.field(init=False, eq=False, repr=False,
-                       default=attrs.Factory(compute, takes_self=True))
+class _Totals(NamedTuple):
+    """An order state's derived totals (see the properties of the same names)."""
+
+    amount_due: int
+    units_shipped: int
+    units_active: int
+    authorized_amount: int
+    open_authorized_amount: int
+    captured_amount: int
+    refunded_amount: int
+    open_holds: tuple[Hold, ...]
+    unresolved: tuple[PaymentRequest, ...]
 
 
-def _open_authorized(s: OrderState) -> int:
-    voiding = [r.authorization_id for r in s._unresolved
-               if r.operation is PaymentOperation.VOID]
-    return sum([a.amount for a in s.authorizations
-                if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding])
+def _totals(s: OrderState) -> _Totals:
+    """``s``'s derived totals, one pass over each collection."""
+    due = shipped = active = 0
+    for li in s.line_items:
+        due += (li.quantity - li.canceled - li.returned) * li.unit_price
+        shipped += li.shipped + li.returned
+        active += li.quantity - li.canceled
+    unresolved = tuple([r for r in s.payment_requests
+                        if r.status is RequestStatus.PENDING or r.status is RequestStatus.UNKNOWN])
+    voiding = [r.authorization_id for r in unresolved if r.operation is PaymentOperation.VOID]
+    authorized = open_authorized = 0
+    for a in s.authorizations:
+        authorized += a.amount
+        if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding:
+            open_authorized += a.amount
+    return _Totals(
+        amount_due=due, units_shipped=shipped, units_active=active,
+        authorized_amount=authorized, open_authorized_amount=open_authorized,
+        captured_amount=sum([c.amount for c in s.captures]),
+        refunded_amount=sum([r.amount for r in s.refunds]),
+        open_holds=tuple([h for h in s.holds if h.status is HoldStatus.OPEN]),
+        unresolved=unresolved)
 
 
-@attrs.frozen(kw_only=True)
+# Not slotted, unlike the other value classes: the fold builds a state for
+# nearly every event, and attrs builds a frozen instance with a dictionary
+# several times faster than one with slots. Still frozen.
+@attrs.frozen(kw_only=True, slots=False)
 class OrderState:
     """One order, dimension by dimension. Built only by folding events.
 
@@ -363,34 +404,13 @@ class OrderState:
     risk_replay_requested: bool = False
     capture_failures: int = 0
 
-    # Derived totals: computed once, when the state is built (it is
-    # immutable, so they cannot go stale), rather than summed on every read:
-    # the fold, the invariants, the engine and the telemetry read them many
-    # times per event. Not part of equality, hashing or the repr: they are
-    # functions of the fields above.
-    amount_due: int = _derived(lambda s: sum([
-        (li.quantity - li.canceled - li.returned) * li.unit_price for li in s.line_items]))
-    """Price of the units neither canceled nor returned, in minor units."""
-    units_shipped: int = _derived(lambda s: sum([li.shipped + li.returned
-                                                 for li in s.line_items]))
-    """Units that left a warehouse (including those since returned)."""
-    units_active: int = _derived(lambda s: sum([li.quantity - li.canceled
-                                                for li in s.line_items]))
-    """Units not canceled."""
-    authorized_amount: int = _derived(lambda s: sum([a.amount for a in s.authorizations]))
-    """Total ever authorized."""
-    captured_amount: int = _derived(lambda s: sum([c.amount for c in s.captures]))
-    """Total captured."""
-    refunded_amount: int = _derived(lambda s: sum([r.amount for r in s.refunds]))
-    """Total refunded."""
-    open_holds: tuple[Hold, ...] = _derived(lambda s: tuple([
-        h for h in s.holds if h.status is HoldStatus.OPEN]))
-    """Holds not yet released."""
-    _unresolved: tuple[PaymentRequest, ...] = _derived(lambda s: tuple([
-        r for r in s.payment_requests
-        if r.status is RequestStatus.PENDING or r.status is RequestStatus.UNKNOWN]))
-    open_authorized_amount: int = _derived(_open_authorized)
-    """Authorized, not captured, not voided or expired, and no void under way."""
+    # Derived totals, computed once when a state is built (it is immutable,
+    # so they cannot go stale) rather than summed on every read: the fold, the
+    # invariants, the engine and the telemetry read them many times per
+    # event. Not part of equality, hashing or the repr: they are functions of
+    # the fields above.
+    _totals: _Totals = attrs.field(init=False, eq=False, repr=False,
+                                   default=attrs.Factory(lambda s: _totals(s), takes_self=True))
 
     # -- lookups -------------------------------------------------------------
 
@@ -438,15 +458,55 @@ class OrderState:
         return self.held_lifecycle if self.held_lifecycle is not None else self.lifecycle
 
     @property
+    def open_holds(self) -> tuple[Hold, ...]:
+        """Holds not yet released."""
+        return self._totals.open_holds
+
+    @property
+    def amount_due(self) -> int:
+        """Price of the units neither canceled nor returned, in minor units."""
+        return self._totals.amount_due
+
+    @property
+    def authorized_amount(self) -> int:
+        """Total ever authorized."""
+        return self._totals.authorized_amount
+
+    @property
+    def open_authorized_amount(self) -> int:
+        """Authorized, not captured, not voided or expired, and no void under way."""
+        return self._totals.open_authorized_amount
+
+    @property
+    def captured_amount(self) -> int:
+        """Total captured."""
+        return self._totals.captured_amount
+
+    @property
+    def refunded_amount(self) -> int:
+        """Total refunded."""
+        return self._totals.refunded_amount
+
+    @property
+    def units_shipped(self) -> int:
+        """Units that left a warehouse (including those since returned)."""
+        return self._totals.units_shipped
+
+    @property
+    def units_active(self) -> int:
+        """Units not canceled."""
+        return self._totals.units_active
+
+    @property
     def payment_secured(self) -> bool:
         """Open authorizations plus net captures cover what is due."""
-        covered = self.open_authorized_amount + self.captured_amount - self.refunded_amount
-        return covered >= self.amount_due
+        t = self._totals
+        return t.open_authorized_amount + t.captured_amount - t.refunded_amount >= t.amount_due
 
     def unresolved_requests(
         self, operation: PaymentOperation | None = None
     ) -> tuple[PaymentRequest, ...]:
         """Gateway requests still pending or of unknown outcome (optionally of one kind)."""
         if operation is None:
-            return self._unresolved
-        return tuple(r for r in self._unresolved if r.operation is operation)
+            return self._totals.unresolved
+        return tuple(r for r in self._totals.unresolved if r.operation is operation)
