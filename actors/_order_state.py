@@ -279,7 +279,7 @@ def _init_fields(cls: type[Any]) -> tuple[tuple[str, ...], Callable[[Any], tuple
         else:
             found = names, getter
         _INIT_FIELDS[cls] = found
-        if "__dict__" in dir(cls):
+        if "__slots__" not in vars(cls):  # instances keep their fields in a dictionary
             _COMPUTED[cls] = tuple(a.name for a in attrs.fields(cls) if not a.init)
     return found
 
