@@ -204,7 +204,9 @@ class PersistentActor(Actor, Generic[S]):
                  "_pending", "_armed", "_handles", "_handle_of", "_handle_seq", "_timer_seq", "_since_snapshot")
 
     snapshot_every: ClassVar[int] = 0
-    """Write a snapshot after this many events since the last one (0: never)."""
+    """Write a snapshot after this many events since the last one (0: never),
+    to a durable store; a store that is not durable gets one every turn that
+    records events (see :meth:`_commit`)."""
 
     def __init__(self, store: Store, stream: str | None = None) -> None:
         self.store = store
@@ -381,7 +383,11 @@ class PersistentActor(Actor, Generic[S]):
                 for i, effect in enumerate(e for e in turn.effects if e[0] == "send"))
         snapshot = None
         since = self._since_snapshot + len(events)
-        if self.snapshot_every and since >= self.snapshot_every:
+        # A store that does not outlive the process (MemoryStore) keeps the
+        # objects it is given: a snapshot there is a reference to the state
+        # the actor holds anyway, so every turn that records events takes one,
+        # and a store that keeps no history then holds no event of it at all.
+        if (events and not store.durable) or (self.snapshot_every and since >= self.snapshot_every):
             snapshot = Snapshot(version=self.version + len(events), state=self.state)
             since = 0
         timers_set, cancelled = turn.timers_set, turn.timers_cancelled

@@ -41,7 +41,7 @@ from orderloom.runtime import (
 
 from ..order import _messages as m
 from ..order._decide import COORDINATOR_SOURCE
-from ..order._invariants import check_decision, check_step_changed
+from ..order._invariants import check_decision, check_step
 from ..order._order import OutcomeKind, apply_probed, decide_probed
 from ._order_record import (
     EventHeld,
@@ -163,9 +163,8 @@ class OrderActor(PersistentActor[OrderRecord]):
     """
 
     snapshot_every = 8
-    """A snapshot (the record the actor holds anyway) every 8 journal entries:
-    a store that keeps no history then holds at most that many events of an
-    order in flight, and a restore folds at most that many."""
+    """On a durable store, a snapshot every 8 journal entries: a restore folds
+    at most that many (a store that is not durable takes one every turn)."""
 
     # One per order in flight: no instance dictionary.
     __slots__ = ("order_id", "settings", "_views", "_view_key", "_timeouts",
@@ -475,7 +474,7 @@ class OrderActor(PersistentActor[OrderRecord]):
                     order_id=self.order_id, event_type=type(event).__name__,
                     event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
                     reason=str(outcome.error) if outcome.error else ""))
-            for violation in check_step_changed(before, event, outcome, after):
+            for violation in check_step(before, event, outcome, after):
                 self._wrong(violation.name, violation.detail)
         return applied
 

@@ -42,6 +42,7 @@ from ._order_state import (
     Shortage,
     SourcingStep,
     by_id,
+    changed_fields,
     replace_by_id,
 )
 from ._states import (
@@ -76,22 +77,15 @@ def evolve(state: OrderState, event: m.Event) -> OrderState:
         _reject(state, event, f"event is for order {event.order_id}")
     if not state.placed and not isinstance(event, m.OrderPlaced):
         _reject(state, event, "the order has not been placed yet")
-    new = _dispatch(state, event)
-    # A state the dispatch built is this call's own until it is returned:
-    # the settling and the bookkeeping below fill it in (fields no derived
-    # total depends on) instead of copying it once per sub-step.
-    fresh = new is not state
-    if type(event) not in _FACTS:  # automation's facts move no money and no units
-        new = _settle(new, fresh)
-    changes = {
-        "version": state.version + 1,
-        "seen_event_ids": new.seen_event_ids | {event.event_id},
-        "source_seqs": _advance(new.source_seqs, event.source, event.source_seq),
-    }
-    if new is state:
-        return replace(new, **changes)
-    new.__dict__.update(changes)
-    return new
+    changes = _dispatch(state, event)
+    changes["version"] = state.version + 1
+    changes["seen_event_ids"] = (*state.seen_event_ids, event.event_id)
+    changes["source_seqs"] = _advance(state.source_seqs, event.source, event.source_seq)
+    new = replace(state, **changes)
+    if type(event) in _FACTS:  # automation's facts move no money and no units
+        return new
+    settled = _settled(new)
+    return replace(new, **settled) if settled else new
 
 
 def _advance(
@@ -106,6 +100,9 @@ def _advance(
     return tuple(sorted((*seqs, (source, seq))))
 
 
+Changes = dict[str, Any]
+"""The fields of an :class:`OrderState` an event changes, with their new values."""
+
 # What automation learnt or asked for: no payment or lifecycle moves on them.
 _FACTS = frozenset({
     m.OrderScreened, m.AddressVerified, m.ShortageRecorded, m.CancellationRequested,
@@ -119,7 +116,7 @@ _FULFILLMENT_EVENTS = frozenset({
 })
 
 
-def _dispatch(s: OrderState, e: m.Event) -> OrderState:
+def _dispatch(s: OrderState, e: m.Event) -> Changes:
     if type(e) in _FULFILLMENT_EVENTS:
         # Half of all events; skip the twenty order-level cases they would
         # fall through (the ``case _`` below routes them the same way).
@@ -144,14 +141,14 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
         case m.PaymentRefunded():
             requests = _resolved(s, e, e.request_id, Op.REFUND, RequestStatus.SUCCEEDED)
             refund = Refund(refund_id=e.refund_id, amount=e.amount, at_version=s.version + 1)
-            return replace(s, payment_requests=requests, refunds=(*s.refunds, refund))
+            return {"payment_requests": requests, "refunds": (*s.refunds, refund)}
         case m.PaymentVoided():
             auths = _auth_statuses(s, e, e.authorization_id, AuthS.VOIDED)
             requests = _resolved(s, e, e.request_id, Op.VOID, RequestStatus.SUCCEEDED)
-            return replace(s, authorizations=auths, payment_requests=requests)
+            return {"authorizations": auths, "payment_requests": requests}
         case m.AuthorizationExpired():
             auths = _auth_statuses(s, e, e.authorization_id, AuthS.EXPIRED)
-            return replace(s, authorizations=auths)
+            return {"authorizations": auths}
         case m.PaymentFailed():
             return _payment_failed(s, e)
         case m.PaymentOutcomeUnknown():
@@ -162,13 +159,13 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
             if e.recommendation is not s.risk_recommendation:
                 check_transition(s.order_id, "risk_recommendation", s.risk_recommendation,
                                  e.recommendation)
-            return replace(s, risk=e.level, risk_recommendation=e.recommendation)
+            return {"risk": e.level, "risk_recommendation": e.recommendation}
         case m.ShipmentApproved():
-            return replace(s, ship_approved_by=e.approved_by, ship_approver=e.approver)
+            return {"ship_approved_by": e.approved_by, "ship_approver": e.approver}
         case m.LineItemsCanceled():
             lines = _moved_lines(s, e, ((line.line_id, line.quantity, Q.ORDERED, Q.CANCELED)
                                         for line in e.lines))
-            return s if lines is s.line_items else replace(s, line_items=lines)
+            return {} if lines is s.line_items else {"line_items": lines}
         case m.HoldOpened() | m.HoldHandedOff() | m.HoldReleased():
             return _hold_event(s, e)
         case m.CustomerNotified():
@@ -180,16 +177,16 @@ def _dispatch(s: OrderState, e: m.Event) -> OrderState:
         case m.OrderClosed():
             return _set_lifecycle(s, L.CLOSED)
         case m.OrderScreened():
-            return replace(s, screened=True, duplicate_of=e.duplicate_of)
+            return {"screened": True, "duplicate_of": e.duplicate_of}
         case m.AddressVerified():
-            return replace(s, address_usable=e.usable)
+            return {"address_usable": e.usable}
         case m.ShortageRecorded():
             return _shortage_recorded(s, e)
         case m.CancellationRequested():
-            return replace(s, cancel_request=CancelRequest(
-                reason=e.reason, requested_by=e.requested_by, approver=e.approver))
+            return {"cancel_request": CancelRequest(
+                reason=e.reason, requested_by=e.requested_by, approver=e.approver)}
         case m.RiskReplayRequested():
-            return replace(s, risk_replay_requested=True)
+            return {"risk_replay_requested": True}
         case _:
             return _fulfillment_event(s, e)
 
@@ -201,31 +198,27 @@ def _reject(s: OrderState, e: m.Event, reason: str) -> NoReturn:
     raise EventRejected(s.order_id, e.event_id, reason)
 
 
-def _set_lifecycle(s: OrderState, target: L, fresh: bool = False) -> OrderState:
-    """Move lifecycle progress; while on hold, the held progress moves instead.
-
-    ``fresh``: ``s`` was built by the current ``evolve`` and not yet handed
-    out, so it is updated in place rather than copied.
-    """
+def _set_lifecycle(s: OrderState, target: L) -> Changes:
+    """Move lifecycle progress; while on hold, the held progress moves instead."""
     if target is s.progress:
-        return s
-    field = "lifecycle"
-    if s.held_lifecycle is not None:
-        check_transition(s.order_id, "lifecycle", s.held_lifecycle, target)
-        field = "held_lifecycle"
-    else:
-        check_transition(s.order_id, "lifecycle", s.lifecycle, target)
-    if fresh:
-        s.__dict__[field] = target
-        return s
-    return replace(s, **{field: target})
+        return {}
+    field = "held_lifecycle" if s.held_lifecycle is not None else "lifecycle"
+    return {field: _moved(s, s.progress, target)}
+
+
+def _moved(s: OrderState, progress: L, target: L) -> L:
+    """``target``, once the move of lifecycle progress from ``progress`` to it
+    is checked against the table (none is needed when they are equal)."""
+    if target is not progress:
+        check_transition(s.order_id, "lifecycle", progress, target)
+    return target
 
 
 def _move_units(
     s: OrderState, e: m.Event, line_id: str, n: int, src: Q, dst: Q
-) -> OrderState:
+) -> Changes:
     lines = _moved_lines(s, e, ((line_id, n, src, dst),))
-    return s if lines is s.line_items else replace(s, line_items=lines)
+    return {} if lines is s.line_items else {"line_items": lines}
 
 
 def _moved_lines(
@@ -282,13 +275,13 @@ def _request(s: OrderState, e: m.Event, request_id: str) -> PaymentRequest:
 
 def _requested(
     s: OrderState, e: m.Event, request_id: str, op: Op, amount: int, auth_id: str | None
-) -> OrderState:
+) -> Changes:
     if s.request(request_id) is not None:
         _reject(s, e, f"payment request {request_id} already exists")
     req = PaymentRequest(request_id=request_id, operation=op, amount=amount,
                          authorization_id=auth_id, status=RequestStatus.PENDING,
                          at_version=s.version + 1)
-    return replace(s, payment_requests=(*s.payment_requests, req))
+    return {"payment_requests": (*s.payment_requests, req)}
 
 
 def _resolved(
@@ -311,13 +304,13 @@ def _resolved(
 
 def _resolve(
     s: OrderState, e: m.Event, request_id: str | None, op: Op | None, to: RequestStatus
-) -> OrderState:
+) -> Changes:
     """Record the gateway's answer to one of our requests (None: nobody here asked)."""
     requests = _resolved(s, e, request_id, op, to)
-    return s if requests is s.payment_requests else replace(s, payment_requests=requests)
+    return {} if requests is s.payment_requests else {"payment_requests": requests}
 
 
-def _payment_failed(s: OrderState, e: m.PaymentFailed) -> OrderState:
+def _payment_failed(s: OrderState, e: m.PaymentFailed) -> Changes:
     """Record the refusal on its request (why, too: retries count the
     gateway's unavailability); a refused capture counts until a person
     decides the order's awaiting-payment case."""
@@ -328,22 +321,22 @@ def _payment_failed(s: OrderState, e: m.PaymentFailed) -> OrderState:
         if failed is not None:
             requests = replace_by_id(requests, "request_id", replace(failed, failure=e.reason))
     authorize = req.operation is Op.AUTHORIZE
-    return replace(s, payment_requests=requests,
-                   failed_authorizations=s.failed_authorizations + int(authorize),
-                   capture_failures=s.capture_failures + int(req.operation is Op.CAPTURE))
+    return {"payment_requests": requests,
+            "failed_authorizations": s.failed_authorizations + int(authorize),
+            "capture_failures": s.capture_failures + int(req.operation is Op.CAPTURE)}
 
 
-def _shortage_recorded(s: OrderState, e: m.ShortageRecorded) -> OrderState:
+def _shortage_recorded(s: OrderState, e: m.ShortageRecorded) -> Changes:
     """Keep the latest report per rejected fulfillment order, in arrival order."""
     _fo(s, e, e.fulfillment_order_id)
     report = Shortage(fulfillment_order_id=e.fulfillment_order_id,
                       warehouse_id=e.warehouse_id, available=e.available)
     if by_id(s.shortages, "fulfillment_order_id", e.fulfillment_order_id) is not None:
-        return replace(s, shortages=replace_by_id(s.shortages, "fulfillment_order_id", report))
-    return replace(s, shortages=(*s.shortages, report))
+        return {"shortages": replace_by_id(s.shortages, "fulfillment_order_id", report)}
+    return {"shortages": (*s.shortages, report)}
 
 
-def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
+def _placed(s: OrderState, e: m.OrderPlaced) -> Changes:
     if s.placed:
         _reject(s, e, "the order was already placed")
     lines = tuple(
@@ -351,20 +344,20 @@ def _placed(s: OrderState, e: m.OrderPlaced) -> OrderState:
                  quantity=li.quantity, ordered=li.quantity)
         for li in e.lines
     )
-    return replace(s, placed_at=e.occurred_at, customer_id=e.customer_id,
-                        currency=e.currency, line_items=lines)
+    return {"placed_at": e.occurred_at, "customer_id": e.customer_id,
+            "currency": e.currency, "line_items": lines}
 
 
-def _authorized(s: OrderState, e: m.PaymentAuthorized) -> OrderState:
+def _authorized(s: OrderState, e: m.PaymentAuthorized) -> Changes:
     if s.authorization(e.authorization_id) is not None:
         _reject(s, e, f"authorization {e.authorization_id} already recorded")
     requests = _resolved(s, e, e.request_id, Op.AUTHORIZE, RequestStatus.SUCCEEDED)
     auth = Authorization(authorization_id=e.authorization_id, amount=e.amount,
                          status=AuthS.OPEN, at_version=s.version + 1)
-    return replace(s, payment_requests=requests, authorizations=(*s.authorizations, auth))
+    return {"payment_requests": requests, "authorizations": (*s.authorizations, auth)}
 
 
-def _captured(s: OrderState, e: m.PaymentCaptured) -> OrderState:
+def _captured(s: OrderState, e: m.PaymentCaptured) -> Changes:
     auth = _authorization(s, e, e.authorization_id)
     auths = s.authorizations
     if auth.status is not AuthS.CAPTURED:
@@ -374,8 +367,8 @@ def _captured(s: OrderState, e: m.PaymentCaptured) -> OrderState:
     requests = _resolved(s, e, e.request_id, Op.CAPTURE, RequestStatus.SUCCEEDED)
     capture = Capture(capture_id=e.capture_id, authorization_id=e.authorization_id,
                       amount=e.amount, at_version=s.version + 1)
-    return replace(s, authorizations=auths, payment_requests=requests,
-                   captures=(*s.captures, capture))
+    return {"authorizations": auths, "payment_requests": requests,
+            "captures": (*s.captures, capture)}
 
 
 def _fo(s: OrderState, e: m.Event, fulfillment_order_id: str) -> FulfillmentOrder:
@@ -385,17 +378,16 @@ def _fo(s: OrderState, e: m.Event, fulfillment_order_id: str) -> FulfillmentOrde
     return fo
 
 
-def _put_fo(s: OrderState, fo: FulfillmentOrder) -> OrderState:
-    return replace(s, fulfillment_orders=replace_by_id(
-        s.fulfillment_orders, "fulfillment_order_id", fo))
+def _put_fo(s: OrderState, fo: FulfillmentOrder) -> Changes:
+    return {"fulfillment_orders": replace_by_id(s.fulfillment_orders, "fulfillment_order_id", fo)}
 
 
 def _put_fo_moving(
     s: OrderState, e: m.Event, fo: FulfillmentOrder, moves: Iterable[tuple[str, int, Q, Q]]
-) -> OrderState:
-    """``_put_fo`` then the line moves (checked in turn), as one new state."""
-    return replace(s, fulfillment_orders=replace_by_id(
-        s.fulfillment_orders, "fulfillment_order_id", fo), line_items=_moved_lines(s, e, moves))
+) -> Changes:
+    """``_put_fo`` and the line moves (checked in turn)."""
+    return {"fulfillment_orders": replace_by_id(s.fulfillment_orders, "fulfillment_order_id", fo),
+            "line_items": _moved_lines(s, e, moves)}
 
 
 def _fo_status(s: OrderState, fo: FulfillmentOrder, to: FS, **changes: Any) -> FulfillmentOrder:
@@ -414,10 +406,10 @@ def _fo_shipment(
     return replace(fo, shipment=to, **changes)
 
 
-def _unassign(s: OrderState, e: m.Event, fo: FulfillmentOrder) -> OrderState:
+def _unassign(s: OrderState, e: m.Event, fo: FulfillmentOrder) -> Changes:
     """Put a fulfillment order's units back to ORDERED (rejected or canceled)."""
     lines = _moved_lines(s, e, _unassign_moves(fo))
-    return s if lines is s.line_items else replace(s, line_items=lines)
+    return {} if lines is s.line_items else {"line_items": lines}
 
 
 def _unassign_moves(fo: FulfillmentOrder) -> list[tuple[str, int, Q, Q]]:
@@ -425,7 +417,7 @@ def _unassign_moves(fo: FulfillmentOrder) -> list[tuple[str, int, Q, Q]]:
     return [(line.line_id, line.quantity, src, Q.ORDERED) for line in fo.lines]
 
 
-def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
+def _fulfillment_event(s: OrderState, e: m.Event) -> Changes:
     match e:
         case m.FulfillmentOrderCreated():
             return _fo_created(s, e)
@@ -444,17 +436,17 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
                 # The warehouse confirming a cancel the coordinator already
                 # recorded: its units were released then; releasing them again
                 # would take another fulfillment order's allocation.
-                return s
+                return {}
             redrive = isinstance(e, m.FulfillmentCanceled) and e.redrive
             if not (rejected or redrive):
                 return _put_fo_moving(s, e, _fo_status(s, fo, to), _unassign_moves(fo))
             # The warehouse failed the order: sourcing tries the next one.
             step = SourcingStep(kind=SourcingKind.REJECTED if rejected else SourcingKind.WITHDRAWN,
                                 warehouse_id=fo.warehouse_id)
-            return replace(s, fulfillment_orders=replace_by_id(
-                s.fulfillment_orders, "fulfillment_order_id", _fo_status(s, fo, to)),
-                line_items=_moved_lines(s, e, _unassign_moves(fo)),
-                sourcing=(*s.sourcing, step))
+            return {"fulfillment_orders": replace_by_id(
+                        s.fulfillment_orders, "fulfillment_order_id", _fo_status(s, fo, to)),
+                    "line_items": _moved_lines(s, e, _unassign_moves(fo)),
+                    "sourcing": (*s.sourcing, step)}
         case m.ItemsPicked():
             fo = _fo(s, e, e.fulfillment_order_id)
             if fo.picked:
@@ -484,7 +476,7 @@ def _fulfillment_event(s: OrderState, e: m.Event) -> OrderState:
             raise TypeError(f"evolve does not know event type {type(e).__qualname__}")
 
 
-def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> OrderState:
+def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> Changes:
     if s.fulfillment_order(e.fulfillment_order_id) is not None:
         _reject(s, e, f"fulfillment order {e.fulfillment_order_id} already exists")
     if s.progress in (L.CANCELED, L.CLOSED):
@@ -498,12 +490,12 @@ def _fo_created(s: OrderState, e: m.FulfillmentOrderCreated) -> OrderState:
                           warehouse_id=e.warehouse_id, lines=e.lines, status=status,
                           fulfill_at=e.fulfill_at, backorder=e.backorder)
     if e.settles_shortages:
-        return replace(s, line_items=lines, fulfillment_orders=(*s.fulfillment_orders, fo),
-                       shortages=())
-    return replace(s, line_items=lines, fulfillment_orders=(*s.fulfillment_orders, fo))
+        return {"line_items": lines, "fulfillment_orders": (*s.fulfillment_orders, fo),
+                "shortages": ()}
+    return {"line_items": lines, "fulfillment_orders": (*s.fulfillment_orders, fo)}
 
 
-def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
+def _shipped(s: OrderState, e: m.Shipped) -> Changes:
     fo = _fo(s, e, e.fulfillment_order_id)
     planned = {line.line_id: line.quantity for line in fo.lines}
     shipping = {line.line_id: line.quantity for line in e.lines} if e.lines else planned
@@ -525,21 +517,23 @@ def _shipped(s: OrderState, e: m.Shipped) -> OrderState:
     return _put_fo_moving(s, e, updated, moves)
 
 
-def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldReleased) -> OrderState:
+def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldReleased) -> Changes:
     if isinstance(e, m.HoldOpened):
         if s.hold(e.hold_id) is not None:
             _reject(s, e, f"hold {e.hold_id} already exists")
+        changes: Changes = {}
         if not s.open_holds:
             check_transition(s.order_id, "lifecycle", s.lifecycle, L.ON_HOLD)
             fos = tuple(_fo_status(s, fo, FS.ON_HOLD)
                         if fo.status in (FS.OPEN, FS.SCHEDULED) else fo
                         for fo in s.fulfillment_orders)
-            s = replace(s, lifecycle=L.ON_HOLD, held_lifecycle=s.lifecycle,
-                             fulfillment_orders=fos)
+            changes = {"lifecycle": L.ON_HOLD, "held_lifecycle": s.lifecycle,
+                       "fulfillment_orders": fos}
         opened = Hold(hold_id=e.hold_id, reason=e.reason, owner_team=e.owner_team,
                       opened_at=e.occurred_at, deadline=e.deadline, proposal=e.proposal,
                       options=e.options)
-        return replace(s, holds=(*s.holds, opened))
+        changes["holds"] = (*s.holds, opened)
+        return changes
     hold = s.hold(e.hold_id)
     if hold is None:
         _reject(s, e, f"unknown hold {e.hold_id}")
@@ -551,19 +545,19 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
         handoff = Handoff(from_team=e.from_team, to_team=e.to_team, at=e.occurred_at,
                           by=e.by, note=e.note)
         hold = replace(hold, owner_team=e.to_team, handoffs=(*hold.handoffs, handoff))
-        return replace(s, holds=replace_by_id(s.holds, "hold_id", hold))
+        return {"holds": replace_by_id(s.holds, "hold_id", hold)}
     check_transition(s.order_id, f"hold[{e.hold_id}]", hold.status, HoldStatus.RELEASED)
     hold = replace(hold, status=HoldStatus.RELEASED, released_at=e.occurred_at,
-                        released_by=e.released_by, resolution=e.resolution,
-                        decision=e.decision)
-    s = replace(s, holds=replace_by_id(s.holds, "hold_id", hold), **_decided(s, hold))
-    if s.open_holds or s.held_lifecycle is None:
-        return s
+                   released_by=e.released_by, resolution=e.resolution, decision=e.decision)
+    holds = replace_by_id(s.holds, "hold_id", hold)
+    changes = {"holds": holds, **_decided(s, hold)}
+    if s.held_lifecycle is None or any(h.status is HoldStatus.OPEN for h in holds):
+        return changes
     check_transition(s.order_id, "lifecycle", L.ON_HOLD, s.held_lifecycle)
     fos = tuple(_fo_status(s, fo, FS.OPEN) if fo.status is FS.ON_HOLD else fo
                 for fo in s.fulfillment_orders)
-    return replace(s, lifecycle=s.held_lifecycle, held_lifecycle=None,
-                        fulfillment_orders=fos)
+    changes.update(lifecycle=s.held_lifecycle, held_lifecycle=None, fulfillment_orders=fos)
+    return changes
 
 
 def _decided(s: OrderState, hold: Hold) -> dict[str, Any]:
@@ -588,7 +582,7 @@ def _decided(s: OrderState, hold: Hold) -> dict[str, Any]:
     return {}
 
 
-def _notified(s: OrderState, e: m.CustomerNotified) -> OrderState:
+def _notified(s: OrderState, e: m.CustomerNotified) -> Changes:
     existed = True
     if e.kind in (NotificationKind.SHIPPED, NotificationKind.DELIVERED):
         fo = s.fulfillment_order(e.fulfillment_order_id) if e.fulfillment_order_id else None
@@ -596,44 +590,48 @@ def _notified(s: OrderState, e: m.CustomerNotified) -> OrderState:
         existed = fo is not None and fo.shipment in wanted
     note = Notification(kind=e.kind, fulfillment_order_id=e.fulfillment_order_id,
                         at=e.occurred_at, shipment_existed=existed)
-    return replace(s, notifications=(*s.notifications, note))
+    return {"notifications": (*s.notifications, note)}
 
 
-def _canceled(s: OrderState, e: m.OrderCanceled) -> OrderState:
-    s = _set_lifecycle(s, L.CANCELED)
+def _canceled(s: OrderState, e: m.OrderCanceled) -> Changes:
+    before = s
+    s = replace(s, **_set_lifecycle(s, L.CANCELED))
     for fo in s.fulfillment_orders:
         if fo.status in (FS.OPEN, FS.SCHEDULED, FS.ON_HOLD):
-            s = _unassign(_put_fo(s, _fo_status(s, fo, FS.CANCELED)), e, fo)
+            s = replace(s, **_put_fo(s, _fo_status(s, fo, FS.CANCELED)))
+            s = replace(s, **_unassign(s, e, fo))
     for line in s.line_items:
-        s = _move_units(s, e, line.line_id, line.ordered, Q.ORDERED, Q.CANCELED)
-    return replace(s, canceled_at_version=s.version + 1, cancel_request=None)
+        s = replace(s, **_move_units(s, e, line.line_id, line.ordered, Q.ORDERED, Q.CANCELED))
+    return {**changed_fields(before, s), "canceled_at_version": s.version + 1,
+            "cancel_request": None}
 
 
-def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> OrderState:
+def _return_event(s: OrderState, e: m.ReturnRequested | m.ReturnReceived) -> Changes:
     if isinstance(e, m.ReturnRequested):
         if s.return_case(e.return_id) is not None:
             _reject(s, e, f"return {e.return_id} already exists")
-        s = _set_lifecycle(s, L.RETURN_IN_PROGRESS)
+        changes = _set_lifecycle(s, L.RETURN_IN_PROGRESS)
         for line in e.lines:
             item = s.line(line.line_id)
             pending = sum(r_line.quantity for r in s.returns if not r.received
                           for r_line in r.lines if r_line.line_id == line.line_id)
             if item is None or item.shipped - pending < line.quantity:
                 _reject(s, e, f"line {line.line_id} has not enough shipped units to return")
-        case = ReturnCase(return_id=e.return_id, lines=e.lines)
-        return replace(s, returns=(*s.returns, case))
+        changes["returns"] = (*s.returns, ReturnCase(return_id=e.return_id, lines=e.lines))
+        return changes
     case_ = s.return_case(e.return_id)
     if case_ is None:
         _reject(s, e, f"unknown return {e.return_id}")
     if case_.received:
         _reject(s, e, f"return {e.return_id} already received")
+    before = s
     for line in case_.lines:
-        s = _move_units(s, e, line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED)
-    s = replace(s, returns=replace_by_id(
-        s.returns, "return_id", replace(case_, received=True)))
-    if any(not r.received for r in s.returns):
-        return s
-    return _set_lifecycle(s, L.RETURNED)
+        s = replace(s, **_move_units(s, e, line.line_id, line.quantity, Q.SHIPPED, Q.RETURNED))
+    returns = replace_by_id(s.returns, "return_id", replace(case_, received=True))
+    changes = {**changed_fields(before, s), "returns": returns}
+    if all(r.received for r in returns):
+        changes.update(_set_lifecycle(s, L.RETURNED))
+    return changes
 
 
 # -- derived dimensions ---------------------------------------------------------------
@@ -659,38 +657,33 @@ def derive_payment(s: OrderState) -> Payment:
     return Payment.VOIDED if last is AuthS.VOIDED else Payment.EXPIRED
 
 
-def _settle(s: OrderState, fresh: bool = False) -> OrderState:
-    """Re-derive payment status and lifecycle progress, checking each move.
-
-    ``fresh``: ``s`` was built by the current ``evolve`` and not yet handed
-    out; the derived moves are then written into it (payment and lifecycle
-    are fields no derived total depends on) instead of copying it per move.
-    """
+def _settled(s: OrderState) -> dict[str, Any]:
+    """The derived dimensions re-derived (payment status from the money
+    records, lifecycle progress from payment and the line items), as the
+    field changes to make; each move is checked against its table."""
+    changes: dict[str, Any] = {}
     payment = derive_payment(s)
     if payment is not s.payment:
         check_transition(s.order_id, "payment", s.payment, payment)
-        if fresh:
-            s.__dict__["payment"] = payment
-        else:
-            s = replace(s, payment=payment)
-            fresh = True
-    progress = s.progress
+        changes["payment"] = payment
+    start = progress = s.progress
     secured = s.payment_secured or s.ship_approved_by is not None
-    before = s
     if progress in (L.PLACED, L.AWAITING_PAYMENT) and secured:
-        s = _set_lifecycle(s, L.READY_FOR_FULFILLMENT, fresh)
+        progress = _moved(s, progress, L.READY_FOR_FULFILLMENT)
     elif progress is L.PLACED and (s.payment_requests or s.authorizations):
-        s = _set_lifecycle(s, L.AWAITING_PAYMENT, fresh)
+        progress = _moved(s, progress, L.AWAITING_PAYMENT)
     elif progress is L.READY_FOR_FULFILLMENT and not secured and not any(
         fo.status in IN_FLIGHT or fo.shipment is not SS.PENDING for fo in s.fulfillment_orders
     ):
-        s = _set_lifecycle(s, L.AWAITING_PAYMENT, fresh)
-    fresh = fresh or s is not before
+        progress = _moved(s, progress, L.AWAITING_PAYMENT)
     shipped = s.units_shipped
-    if shipped == 0 or s.progress in (L.RETURN_IN_PROGRESS, L.RETURNED, L.CLOSED):
-        return s
-    if shipped < s.units_active:
-        return _set_lifecycle(s, L.PARTIALLY_FULFILLED, fresh)
-    finished = all(fo.shipment in (SS.DELIVERED, SS.RETURNED)
-                   for fo in s.fulfillment_orders if fo.shipment in SHIPPED_STATES)
-    return _set_lifecycle(s, L.DELIVERED if finished else L.FULFILLED, fresh)
+    if shipped and progress not in (L.RETURN_IN_PROGRESS, L.RETURNED, L.CLOSED):
+        if shipped < s.units_active:
+            progress = _moved(s, progress, L.PARTIALLY_FULFILLED)
+        else:
+            finished = all(fo.shipment in (SS.DELIVERED, SS.RETURNED)
+                           for fo in s.fulfillment_orders if fo.shipment in SHIPPED_STATES)
+            progress = _moved(s, progress, L.DELIVERED if finished else L.FULFILLED)
+    if progress is not start:
+        changes["held_lifecycle" if s.held_lifecycle is not None else "lifecycle"] = progress
+    return changes

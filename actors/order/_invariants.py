@@ -38,11 +38,9 @@ __all__ = [
     "MoneyView",
     "Violation",
     "check_invariants",
-    "check_changed",
     "check_decision",
     "check_money_views",
     "check_step",
-    "check_step_changed",
 ]
 
 
@@ -63,21 +61,11 @@ class Violation:
 
 @attrs.frozen(kw_only=True)
 class Invariant:
-    """A named check: returns one detail string per violation found.
-
-    ``reads``: the :class:`OrderState` fields the check depends on (a
-    derived total counts as the fields it is derived from, see
-    :data:`~._order_state.DERIVED_FROM`). States are immutable and a field
-    an event does not touch keeps the very same object, so when none of
-    these fields changed between two states the check's verdict cannot have
-    either: :func:`check_changed` relies on that. A test records what each
-    check really reads and holds it to this list.
-    """
+    """A named check: returns one detail string per violation found."""
 
     name: str
     description: str
     check: Callable[[OrderState], list[str]]
-    reads: frozenset[str]
 
 
 @attrs.frozen(kw_only=True)
@@ -177,13 +165,17 @@ def _every_open_hold_has_owner_and_deadline(s: OrderState) -> list[str]:
 def _money_conserved(s: OrderState) -> list[str]:
     found = []
     captures = s.captures
+    known = [auth.authorization_id for auth in s.authorizations]
     for auth in s.authorizations:
-        taken = sum(c.amount for c in captures if c.authorization_id == auth.authorization_id)
+        taken = 0
+        for c in captures:
+            if c.authorization_id == auth.authorization_id:
+                taken += c.amount
         if taken > auth.amount:
             found.append(f"authorization {auth.authorization_id} of {auth.amount} "
                          f"captured {taken}")
     for c in captures:
-        if s.authorization(c.authorization_id) is None:
+        if c.authorization_id not in known:
             found.append(f"capture {c.capture_id} names unknown authorization "
                          f"{c.authorization_id}")
     implied = derive_payment(s)
@@ -203,33 +195,24 @@ def _units_conserved(s: OrderState) -> list[str]:
 
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant(name="never_ship_unpaid", check=_never_ship_unpaid,
-              description="goods leave only with secured payment or a person's approval",
-              reads=frozenset({"fulfillment_orders"})),
+              description="goods leave only with secured payment or a person's approval"),
     Invariant(name="never_capture_after_cancel", check=_never_capture_after_cancel,
-              description="no capture requested or recorded after the order was canceled",
-              reads=frozenset({"canceled_at_version", "captures", "payment_requests"})),
+              description="no capture requested or recorded after the order was canceled"),
     Invariant(name="never_refund_more_than_captured", check=_never_refund_more_than_captured,
-              description="refunds, done and requested, never exceed captures",
-              reads=frozenset({"captures", "refunds", "payment_requests"})),
+              description="refunds, done and requested, never exceed captures"),
     Invariant(name="never_two_captures_per_authorization",
               check=_never_two_captures_per_authorization,
-              description="one authorization is captured at most once",
-              reads=frozenset({"authorizations", "captures", "payment_requests"})),
+              description="one authorization is captured at most once"),
     Invariant(name="never_notify_shipped_before_shipment",
               check=_never_notify_shipped_before_shipment,
-              description="the customer hears 'shipped' only about a real shipment",
-              reads=frozenset({"notifications"})),
+              description="the customer hears 'shipped' only about a real shipment"),
     Invariant(name="every_open_hold_has_owner_and_deadline",
               check=_every_open_hold_has_owner_and_deadline,
-              description="every exception has an owner team and a deadline",
-              reads=frozenset({"holds"})),
+              description="every exception has an owner team and a deadline"),
     Invariant(name="money_conserved", check=_money_conserved,
-              description="captures fit their authorizations; status matches the records",
-              reads=frozenset({"authorizations", "captures", "refunds", "payment_requests",
-                               "line_items", "failed_authorizations", "payment"})),
+              description="captures fit their authorizations; status matches the records"),
     Invariant(name="units_conserved", check=_units_conserved,
-              description="each line's units are in exactly one bucket",
-              reads=frozenset({"line_items"})),
+              description="each line's units are in exactly one bucket"),
 )
 """Every state invariant, by name."""
 
@@ -239,41 +222,10 @@ INVARIANTS_BY_NAME: Mapping[str, Invariant] = MappingProxyType(
 
 def check_invariants(state: OrderState) -> tuple[Violation, ...]:
     """Every state invariant's violations on ``state`` (empty when all hold)."""
-    return tuple(Violation(name=inv.name, order_id=state.order_id, detail=detail)
-                 for inv in INVARIANTS for detail in inv.check(state))
-
-
-# Every field some invariant reads, each with the invariants reading it as a
-# bit mask over INVARIANTS (bit i: INVARIANTS[i]).
-_READERS: tuple[tuple[str, int], ...] = tuple(
-    (f, sum(1 << i for i, inv in enumerate(INVARIANTS) if f in inv.reads))
-    for f in sorted({f for inv in INVARIANTS for f in inv.reads}))
-_BITS: tuple[tuple[int, Invariant], ...] = tuple((1 << i, inv) for i, inv in enumerate(INVARIANTS))
-
-
-def check_changed(before: OrderState, after: OrderState) -> tuple[Violation, ...]:
-    """The violations on ``after`` of the invariants whose fields changed since ``before``.
-
-    Every violation that ``after`` has and ``before`` had not is among them
-    (an invariant whose fields are the same objects gives the same verdict
-    on both states); a violation both have may be left out. The Order actor
-    checks each step with this, and reports each violation once: the usual
-    event touches two or three of the fields, so most checks are skipped.
-    """
-    if after is before:
-        return ()
-    old, new = before.__dict__, after.__dict__
-    due = 0
-    for field, readers in _READERS:
-        if old[field] is not new[field]:
-            due |= readers
-    if not due:
-        return ()
     found: list[Violation] = []
-    for bit, inv in _BITS:
-        if due & bit:
-            for detail in inv.check(after):
-                found.append(Violation(name=inv.name, order_id=after.order_id, detail=detail))
+    for inv in INVARIANTS:
+        for detail in inv.check(state):
+            found.append(Violation(name=inv.name, order_id=state.order_id, detail=detail))
     return tuple(found)
 
 
@@ -306,14 +258,6 @@ def check_step(
     from its source.
     """
     return (*_regression(before, event, outcome, after), *check_invariants(after))
-
-
-def check_step_changed(
-    before: OrderState, event: m.Event, outcome: Outcome, after: OrderState
-) -> tuple[Violation, ...]:
-    """:func:`check_step` with :func:`check_changed` for the state invariants:
-    every violation the step introduced, and perhaps some it kept."""
-    return (*_regression(before, event, outcome, after), *check_changed(before, after))
 
 
 NO_IRREVERSIBLE_WHILE_HELD = "no_irreversible_while_held"

@@ -8,9 +8,9 @@ scan tuples rather than keep dictionaries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType
-from typing import Any, TypeVar
+import operator
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
@@ -37,7 +37,6 @@ from ._states import (
 )
 
 __all__ = [
-    "DERIVED_FROM",
     "Authorization",
     "CancelRequest",
     "Capture",
@@ -238,58 +237,56 @@ class CancelRequest:
     approver: Approver
 
 
-_REPLACERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
-
-
-def _make_replacer(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
-    """Straight-line copy code for one class: a loop with ``getattr`` per field
-    costs several times more, and the fold runs this on every event."""
-    if not hasattr(cls, "__slots__"):
-        return _replace_dict
-    names = [a.name for a in attrs.fields(cls) if a.init]
-    lines = ["def _replace(inst, changes):",
-             "    new = _new(cls)",
-             "    set_ = _set"]
-    for name in names:
-        lines.append(f"    set_(new, {name!r}, changes[{name!r}] if {name!r} in changes "
-                     f"else inst.{name})")
-    lines.append("    return new")
-    namespace: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__, "cls": cls}
-    exec("\n".join(lines), namespace)  # noqa: S102 - generated from the class's own fields
-    fn: Callable[[Any, dict[str, Any]], Any] = namespace["_replace"]
-    return fn
-
-
-def _replace_dict(inst: Any, changes: dict[str, Any]) -> Any:
-    """Copy of a dict-backed frozen instance (``OrderState``) with ``changes``."""
-    new = object.__new__(type(inst))
-    values = new.__dict__
-    values.update(inst.__dict__)
-    values.update(changes)
-    derive = getattr(new, "_derive", None)
-    if derive is not None:
-        derive(values, inst, changes)
-    return new
-
-
 def replace(inst: T, **changes: Any) -> T:
-    """``attrs.evolve`` for the state's frozen value classes, without the
-    per-call field introspection and ``__init__``: the fold of events runs it
-    on every event, and the state classes have no validators or converters
-    to re-run. Unknown field names raise ``TypeError`` as ``attrs.evolve`` does."""
+    """A copy of a frozen value with ``changes``, as ``attrs.evolve`` makes it.
+
+    The fold copies a state for nearly every event, so this reads the old
+    values in one step (the instance's dictionary, without the fields
+    ``__init__`` computes; or one :func:`operator.attrgetter` call for a
+    slotted class) where ``attrs.evolve`` walks the fields in Python, and
+    builds the copy through the class's own ``__init__``. Unknown field
+    names raise ``TypeError``, as there.
+    """
     cls = type(inst)
-    fn = _REPLACERS.get(cls)
-    if fn is None:
-        fn = _REPLACERS[cls] = _make_replacer(cls)
-        _NAMES[cls] = frozenset(a.name for a in attrs.fields(cls) if a.init)  # type: ignore[arg-type]
-    if not changes.keys() <= _NAMES[cls]:
-        unknown = sorted(changes.keys() - _NAMES[cls])
-        raise TypeError(f"{cls.__qualname__} has no fields {unknown}")
-    new: T = fn(inst, changes)
-    return new
+    names, values = _init_fields(cls)
+    computed = _COMPUTED.get(cls)
+    if computed is not None:  # a dict-backed class
+        kwargs = dict(inst.__dict__)
+        for name in computed:
+            del kwargs[name]
+    else:
+        kwargs = dict(zip(names, values(inst)))
+    kwargs.update(changes)
+    return cls(**kwargs)
 
 
-_NAMES: dict[type, frozenset[str]] = {}
+def changed_fields(before: T, after: T) -> dict[str, Any]:
+    """The ``__init__`` fields of ``after`` that are not the very objects of
+    ``before``'s (a value copied by :func:`replace` and not changed is the same object)."""
+    names, values = _init_fields(type(before))
+    return {name: new for name, old, new in zip(names, values(before), values(after))
+            if new is not old}
+
+
+def _init_fields(cls: type[Any]) -> tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
+    """The ``__init__`` field names of an attrs class and a getter of their values."""
+    found = _INIT_FIELDS.get(cls)
+    if found is None:
+        names = tuple(a.name for a in attrs.fields(cls) if a.init)
+        getter = operator.attrgetter(*names)
+        if len(names) == 1:  # attrgetter of one name returns the value, not a tuple
+            found = names, lambda inst: (getter(inst),)
+        else:
+            found = names, getter
+        _INIT_FIELDS[cls] = found
+        if "__slots__" not in vars(cls):  # instances keep their fields in a dictionary
+            _COMPUTED[cls] = tuple(a.name for a in attrs.fields(cls) if not a.init)
+    return found
+
+
+_INIT_FIELDS: dict[type[Any], tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
+# For each dict-backed class, its fields that ``__init__`` computes (not arguments).
+_COMPUTED: dict[type[Any], tuple[str, ...]] = {}
 
 
 def by_id(items: Iterable[T], key: str, value: str) -> T | None:
@@ -306,24 +303,47 @@ def replace_by_id(items: tuple[T, ...], key: str, new: T) -> tuple[T, ...]:
     return tuple(new if getattr(item, key) == wanted else item for item in items)
 
 
-DERIVED_FROM: Mapping[str, frozenset[str]] = MappingProxyType({
-    "_amount_due": frozenset({"line_items"}),
-    "_units_shipped": frozenset({"line_items"}),
-    "_units_active": frozenset({"line_items"}),
-    "_unresolved": frozenset({"payment_requests"}),
-    "_authorized_amount": frozenset({"authorizations", "payment_requests"}),
-    "_open_authorized_amount": frozenset({"authorizations", "payment_requests"}),
-    "_captured_amount": frozenset({"captures"}),
-    "_refunded_amount": frozenset({"refunds"}),
-    "_open_holds": frozenset({"holds"}),
-})
-"""For each derived total of :class:`OrderState`, the fields it is computed
-from (what ``OrderState._derive`` recomputes it on)."""
+class _Totals(NamedTuple):
+    """An order state's derived totals (see the properties of the same names)."""
+
+    amount_due: int
+    units_shipped: int
+    units_active: int
+    authorized_amount: int
+    open_authorized_amount: int
+    captured_amount: int
+    refunded_amount: int
+    open_holds: tuple[Hold, ...]
+    unresolved: tuple[PaymentRequest, ...]
 
 
-# Not slotted, unlike the other value classes: a new state is built for every
-# event (several times within one ``evolve``), and copying an instance dict is
-# one C-level call where a slotted copy is one call per field. Still frozen.
+def _totals(s: OrderState) -> _Totals:
+    """``s``'s derived totals, one pass over each collection."""
+    due = shipped = active = 0
+    for li in s.line_items:
+        due += (li.quantity - li.canceled - li.returned) * li.unit_price
+        shipped += li.shipped + li.returned
+        active += li.quantity - li.canceled
+    unresolved = tuple([r for r in s.payment_requests
+                        if r.status is RequestStatus.PENDING or r.status is RequestStatus.UNKNOWN])
+    voiding = [r.authorization_id for r in unresolved if r.operation is PaymentOperation.VOID]
+    authorized = open_authorized = 0
+    for a in s.authorizations:
+        authorized += a.amount
+        if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding:
+            open_authorized += a.amount
+    return _Totals(
+        amount_due=due, units_shipped=shipped, units_active=active,
+        authorized_amount=authorized, open_authorized_amount=open_authorized,
+        captured_amount=sum([c.amount for c in s.captures]),
+        refunded_amount=sum([r.amount for r in s.refunds]),
+        open_holds=tuple([h for h in s.holds if h.status is HoldStatus.OPEN]),
+        unresolved=unresolved)
+
+
+# Not slotted, unlike the other value classes: the fold builds a state for
+# nearly every event, and attrs builds a frozen instance with a dictionary
+# several times faster than one with slots. Still frozen.
 @attrs.frozen(kw_only=True, slots=False)
 class OrderState:
     """One order, dimension by dimension. Built only by folding events.
@@ -369,7 +389,9 @@ class OrderState:
     canceled_at_version: int | None = None
     notifications: tuple[Notification, ...] = ()
     returns: tuple[ReturnCase, ...] = ()
-    seen_event_ids: frozenset[str] = frozenset()
+    # The ids of the applied events, in order (a tuple: an order sees a few
+    # dozen events, and a set of them would take five times the memory).
+    seen_event_ids: tuple[str, ...] = ()
     source_seqs: tuple[tuple[str, int], ...] = ()
     # What automation learnt and asked for, recorded as events so that every
     # later decision reads the journal only (see ``_react``).
@@ -382,63 +404,13 @@ class OrderState:
     risk_replay_requested: bool = False
     capture_failures: int = 0
 
-    # Derived totals, computed once per state (at construction, or by
-    # ``replace`` when a field they depend on changes) rather than summed on
-    # every read: the fold, the invariants, the engine and the telemetry read
-    # them many times per event. They are not part of equality, hashing or
-    # the repr: they are functions of the fields above.
-    _amount_due: int = attrs.field(init=False, eq=False, repr=False)
-    _units_shipped: int = attrs.field(init=False, eq=False, repr=False)
-    _units_active: int = attrs.field(init=False, eq=False, repr=False)
-    _authorized_amount: int = attrs.field(init=False, eq=False, repr=False)
-    _open_authorized_amount: int = attrs.field(init=False, eq=False, repr=False)
-    _captured_amount: int = attrs.field(init=False, eq=False, repr=False)
-    _refunded_amount: int = attrs.field(init=False, eq=False, repr=False)
-    _open_holds: tuple[Hold, ...] = attrs.field(init=False, eq=False, repr=False)
-    _unresolved: tuple[PaymentRequest, ...] = attrs.field(init=False, eq=False, repr=False)
-
-    def __attrs_post_init__(self) -> None:
-        self._derive(self.__dict__, None, {})
-
-    def _derive(self, values: dict[str, Any], old: OrderState | None,
-                changes: dict[str, Any]) -> None:
-        """Write the derived totals of a freshly built state into its
-        ``values`` (``old``: the state it was copied from by ``replace``, whose
-        totals, already in ``values``, still hold for every field not in
-        ``changes``)."""
-        fresh = old is None
-        if fresh or "line_items" in changes:
-            due = shipped = active = 0
-            for li in self.line_items:
-                due += (li.quantity - li.canceled - li.returned) * li.unit_price
-                shipped += li.shipped + li.returned
-                active += li.quantity - li.canceled
-            values["_amount_due"] = due
-            values["_units_shipped"] = shipped
-            values["_units_active"] = active
-        requests = fresh or "payment_requests" in changes
-        if requests:
-            # Identity tests, not ``in`` a frozenset: hashing an enum member
-            # is a Python-level call, and this runs on every payment event.
-            values["_unresolved"] = tuple(
-                r for r in self.payment_requests
-                if r.status is RequestStatus.PENDING or r.status is RequestStatus.UNKNOWN)
-        if requests or "authorizations" in changes:
-            voiding = [r.authorization_id for r in values["_unresolved"]
-                       if r.operation is PaymentOperation.VOID]
-            authorized = open_authorized = 0
-            for a in self.authorizations:
-                authorized += a.amount
-                if a.status is AuthorizationStatus.OPEN and a.authorization_id not in voiding:
-                    open_authorized += a.amount
-            values["_authorized_amount"] = authorized
-            values["_open_authorized_amount"] = open_authorized
-        if fresh or "captures" in changes:
-            values["_captured_amount"] = sum([c.amount for c in self.captures])
-        if fresh or "refunds" in changes:
-            values["_refunded_amount"] = sum([r.amount for r in self.refunds])
-        if fresh or "holds" in changes:
-            values["_open_holds"] = tuple([h for h in self.holds if h.status is HoldStatus.OPEN])
+    # Derived totals, computed once when a state is built (it is immutable,
+    # so they cannot go stale) rather than summed on every read: the fold, the
+    # invariants, the engine and the telemetry read them many times per
+    # event. Not part of equality, hashing or the repr: they are functions of
+    # the fields above.
+    _totals: _Totals = attrs.field(init=False, eq=False, repr=False,
+                                   default=attrs.Factory(lambda s: _totals(s), takes_self=True))
 
     # -- lookups -------------------------------------------------------------
 
@@ -488,53 +460,53 @@ class OrderState:
     @property
     def open_holds(self) -> tuple[Hold, ...]:
         """Holds not yet released."""
-        return self._open_holds
+        return self._totals.open_holds
 
     @property
     def amount_due(self) -> int:
         """Price of the units neither canceled nor returned, in minor units."""
-        return self._amount_due
+        return self._totals.amount_due
 
     @property
     def authorized_amount(self) -> int:
         """Total ever authorized."""
-        return self._authorized_amount
+        return self._totals.authorized_amount
 
     @property
     def open_authorized_amount(self) -> int:
         """Authorized, not captured, not voided or expired, and no void under way."""
-        return self._open_authorized_amount
+        return self._totals.open_authorized_amount
 
     @property
     def captured_amount(self) -> int:
         """Total captured."""
-        return self._captured_amount
+        return self._totals.captured_amount
 
     @property
     def refunded_amount(self) -> int:
         """Total refunded."""
-        return self._refunded_amount
+        return self._totals.refunded_amount
+
+    @property
+    def units_shipped(self) -> int:
+        """Units that left a warehouse (including those since returned)."""
+        return self._totals.units_shipped
+
+    @property
+    def units_active(self) -> int:
+        """Units not canceled."""
+        return self._totals.units_active
 
     @property
     def payment_secured(self) -> bool:
         """Open authorizations plus net captures cover what is due."""
-        covered = self._open_authorized_amount + self._captured_amount - self._refunded_amount
-        return covered >= self._amount_due
+        t = self._totals
+        return t.open_authorized_amount + t.captured_amount - t.refunded_amount >= t.amount_due
 
     def unresolved_requests(
         self, operation: PaymentOperation | None = None
     ) -> tuple[PaymentRequest, ...]:
         """Gateway requests still pending or of unknown outcome (optionally of one kind)."""
         if operation is None:
-            return self._unresolved
-        return tuple(r for r in self._unresolved if r.operation is operation)
-
-    @property
-    def units_shipped(self) -> int:
-        """Units that left a warehouse (including those since returned)."""
-        return self._units_shipped
-
-    @property
-    def units_active(self) -> int:
-        """Units not canceled."""
-        return self._units_active
+            return self._totals.unresolved
+        return tuple(r for r in self._totals.unresolved if r.operation is operation)
