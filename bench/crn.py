@@ -21,8 +21,13 @@ from typing import Any
 import attrs
 
 from orderloom.actors import load_builtin_policy
-from orderloom.simulation import aggregate, compare, load_scenario, run_replications
-from orderloom.simulation._stats import welch_difference
+from orderloom.simulation import (
+    aggregate,
+    compare,
+    load_scenario,
+    run_replications,
+    welch_difference,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("throughput", "cycle_time.end_to_end.p50", "cycle_time.end_to_end.p95",

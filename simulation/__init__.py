@@ -43,7 +43,7 @@ from ._scenario import (
     world_digest,
 )
 from ._starter import starter_scenario
-from ._stats import Summary, summarize
+from ._stats import Summary, summarize, welch_difference
 from ._sweep import write_sweep
 from ._trace import TRACE_FILE, TraceError, find_trace, read_trace, stale_trace_files, write_trace
 from ._trace_report import (
@@ -119,6 +119,7 @@ __all__ = [
     "to_terminal",
     "trace_overview",
     "values_of",
+    "welch_difference",
     "world_digest",
     "world_for",
     "write_report",
