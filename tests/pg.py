@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from psycopg import sql
+import psycopg.conninfo
 
 HOST, PORT, DATABASE = "127.0.0.1", 5432, "test"
 
@@ -63,3 +64,9 @@ def execute(schema: str, statement: str) -> None:
     with psycopg.connect(conninfo(), autocommit=True) as db:
         db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         db.execute(statement.encode())
+
+
+def url(schema: str) -> str:
+    """A ``postgresql://`` URL for the test server, naming ``schema``."""
+    user = psycopg.conninfo.conninfo_to_dict(conninfo())["user"]
+    return f"postgresql://{user}@{HOST}:{PORT}/{DATABASE}?schema={schema}"
