@@ -5,7 +5,8 @@ The contract (:class:`Actor`, :class:`Context`, :class:`Message`,
 The driver side (:class:`Kernel`) is what runs a world; the store seam
 (:class:`Store`, :class:`MemoryStore`, :class:`Turn`, ...) is where persistent
 actors keep their journals (``orderloom.runtime.sqlite`` has the SQLite store,
-``orderloom.runtime.live`` the live kernel).
+``orderloom.runtime.postgres`` the PostgreSQL one, :func:`open_store` opens
+either from a URL; ``orderloom.runtime.live`` is the live kernel).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._records import EmitSink, KernelRecords
 from ._persistent import PersistentActor, TimerDue, TurnSuspended
 from ._codec import AttrsCodec, Codec
 from ._memory_store import MemoryStore
+from ._store_url import STORE_URL_FORMS, InvalidStoreUrl, open_store
 from ._store import (
     STATS_TABLES,
     CodecError,
@@ -92,6 +94,7 @@ __all__ = [
     "Handler",
     "InfrastructureError",
     "InvalidHandler",
+    "InvalidStoreUrl",
     "InvalidTurn",
     "Kernel",
     "KernelError",
@@ -107,6 +110,7 @@ __all__ = [
     "RestartBudget",
     "RestartPolicy",
     "STATS_TABLES",
+    "STORE_URL_FORMS",
     "SchemaMismatch",
     "Snapshot",
     "Store",
@@ -122,4 +126,5 @@ __all__ = [
     "UnknownTypeName",
     "UnregisteredType",
     "handler",
+    "open_store",
 ]

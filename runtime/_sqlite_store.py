@@ -21,10 +21,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._codec import Codec
+from ._rows import Row, RowReader
 from ._store import (
     STATS_TABLES,
     ConcurrencyConflict,
-    CorruptRecord,
     DuplicateDelivery,
     DurableTimer,
     InvalidTurn,
@@ -32,7 +32,6 @@ from ._store import (
     OutboxEntry,
     Recorded,
     SchemaMismatch,
-    Snapshot,
     Store,
     StoreClosed,
     StoreFailure,
@@ -66,9 +65,6 @@ _SCHEMA = (
     "CREATE INDEX timers_by_due ON timers (due_at, stream, timer_id)",
 )
 
-_Row = tuple[Any, ...]
-
-
 class SqliteStore:
     """A durable :class:`~orderloom.runtime.Store` in one SQLite file.
 
@@ -93,6 +89,7 @@ class SqliteStore:
                  busy_timeout: float = 5.0) -> None:
         self.location = os.fspath(path)
         self._codec = codec
+        self._rows = RowReader(codec)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         try:
@@ -143,8 +140,9 @@ class SqliteStore:
                 # One read transaction: snapshot, tail and version agree.
                 db.execute("BEGIN")
                 try:
-                    snap = db.execute("SELECT version, type, data FROM snapshots "
-                                      "WHERE stream = ?", (stream,)).fetchone()
+                    snap: Row | None = db.execute(
+                        "SELECT version, type, data FROM snapshots WHERE stream = ?",
+                        (stream,)).fetchone()
                     base = 0 if snap is None else int(snap[0])
                     version = self._version(db, stream)
                     rows = db.execute(
@@ -158,17 +156,7 @@ class SqliteStore:
                     db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreFailure(self.location, f"load {stream!r}", str(exc)) from exc
-        snapshot = None
-        if snap is not None:
-            state = self._decode(stream, base, "snapshot", snap[1], snap[2])
-            snapshot = Snapshot(version=base, state=state)
-        events = self._recorded(stream, base, rows)
-        if (events[-1].version if events else base) != version:
-            raise CorruptRecord(stream, version, "journal", None,
-                                f"the snapshot is at version {base} but the last event is "
-                                f"version {version}")
-        timers = tuple(self._timer(row) for row in timer_rows)
-        return Loaded(version=version, snapshot=snapshot, events=events, timers=timers)
+        return self._rows.loaded(stream, snap, version, rows, timer_rows)
 
     def commit(self, stream: str, turn: Turn) -> None:
         """Apply ``turn`` in one ``BEGIN IMMEDIATE`` transaction, or change nothing."""
@@ -256,13 +244,7 @@ class SqliteStore:
                            "SELECT entry_id, stream, recipient, type, data, causation_id, "
                            f"correlation_id FROM outbox {where}ORDER BY seq LIMIT ?",
                            (*params, max(limit, 0)))
-        entries = []
-        for entry_id, stream, recipient, type_name, data, causation, correlation in rows:
-            message = self._decode(stream, None, f"outbox entry {entry_id!r}", type_name, data)
-            entries.append(OutboxEntry(entry_id=entry_id, stream=stream, recipient=recipient,
-                                       message=message, causation_id=causation,
-                                       correlation_id=correlation))
-        return tuple(entries)
+        return tuple(self._rows.outbox_entry(row) for row in rows)
 
     def mark_published(self, entry_ids: Iterable[str]) -> None:
         """Delete published entries from the outbox; unknown ids are ignored."""
@@ -288,7 +270,7 @@ class SqliteStore:
                            "SELECT stream, timer_id, due_at, type, data FROM timers "
                            "WHERE due_at <= ? ORDER BY due_at, stream, timer_id LIMIT ?",
                            (now, -1 if limit is None else max(limit, 0)))
-        return tuple(self._timer(row) for row in rows)
+        return tuple(self._rows.timer(row) for row in rows)
 
     # -- export and housekeeping ------------------------------------------------------
 
@@ -304,7 +286,7 @@ class SqliteStore:
         rows = self._query(f"read the journal of {stream!r}",
                            "SELECT version, type, data, recorded_at FROM events "
                            "WHERE stream = ? AND version > ? ORDER BY version", (stream, after))
-        return self._recorded(stream, after, rows)
+        return self._rows.recorded(stream, after, rows)
 
     def stats(self) -> Mapping[str, int]:
         """Row counts per table."""
@@ -347,7 +329,7 @@ class SqliteStore:
                              (stream,)).fetchone()[0]
         return 0 if version is None else int(version)
 
-    def _query(self, operation: str, sql: str, params: tuple[Any, ...]) -> list[_Row]:
+    def _query(self, operation: str, sql: str, params: tuple[Any, ...]) -> list[Row]:
         with self._lock:
             db = self._open()
             try:
@@ -355,44 +337,14 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreFailure(self.location, operation, str(exc)) from exc
 
-    def _query_one(self, operation: str, sql: str, params: tuple[Any, ...]) -> _Row | None:
+    def _query_one(self, operation: str, sql: str, params: tuple[Any, ...]) -> Row | None:
         with self._lock:
             db = self._open()
             try:
-                row: _Row | None = db.execute(sql, params).fetchone()
+                row: Row | None = db.execute(sql, params).fetchone()
                 return row
             except sqlite3.Error as exc:
                 raise StoreFailure(self.location, operation, str(exc)) from exc
-
-    def _decode(self, stream: str, version: int | None, what: str, type_name: object,
-                data: object) -> object:
-        try:
-            if not isinstance(type_name, str) or not isinstance(data, str):
-                raise TypeError(f"expected text columns, found {type(type_name).__name__} "
-                                f"and {type(data).__name__}")
-            return self._codec.decode(type_name, data)
-        except Exception as exc:
-            # Whatever the codec raises, the caller needs to know which row is bad.
-            raise CorruptRecord(stream, version, what,
-                                type_name if isinstance(type_name, str) else None,
-                                str(exc)) from exc
-
-    def _recorded(self, stream: str, after: int, rows: list[_Row]) -> tuple[Recorded, ...]:
-        """Decode event rows, checking they are versions ``after + 1``, ``after + 2``..."""
-        out = []
-        for expected, (version, type_name, data, recorded_at) in enumerate(rows, after + 1):
-            if version != expected:
-                raise CorruptRecord(stream, expected, "event", None,
-                                    f"the journal jumps to version {version}")
-            event = self._decode(stream, version, "event", type_name, data)
-            out.append(Recorded(stream=stream, version=version, event=event,
-                                recorded_at=recorded_at))
-        return tuple(out)
-
-    def _timer(self, row: _Row) -> DurableTimer:
-        stream, timer_id, due_at, type_name, data = row
-        message = self._decode(stream, None, f"timer {timer_id!r}", type_name, data)
-        return DurableTimer(timer_id=timer_id, stream=stream, due_at=due_at, message=message)
 
 
 if TYPE_CHECKING:

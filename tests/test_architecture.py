@@ -89,7 +89,7 @@ def test_public_surface_is_declared(package: str) -> None:
 
 def test_only_persistence_adapters_import_database_drivers() -> None:
     """sqlite3 (and any other database driver) is imported only by a store adapter module."""
-    adapters = {"runtime/_sqlite_store.py"}
+    adapters = {"runtime/_sqlite_store.py", "runtime/_postgres_store.py"}
     bad = []
     for folder in ("runtime", "actors", "simulation", "cli"):
         for path in sorted((ROOT / folder).rglob("*.py")):

@@ -1,4 +1,5 @@
-"""The store contract: every behaviour, run against MemoryStore and SqliteStore."""
+"""The store contract: every behaviour, run against MemoryStore, SqliteStore and
+PostgresStore (the last marked ``integration``; it skips when no PostgreSQL answers)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,7 +50,9 @@ from orderloom.runtime import (
     UnknownTypeName,
     UnregisteredType,
 )
+from orderloom.runtime.postgres import PostgresStore
 from orderloom.runtime.sqlite import SqliteStore
+from tests import pg
 from tests.strategies import command, event, lines
 
 # -- test messages --------------------------------------------------------------------
@@ -157,23 +161,65 @@ def timer(timer_id: str, due_at: float, stream: str = S) -> DurableTimer:
 
 
 class Harness:
-    """A store under test, and a way to reopen it (a no-op for MemoryStore)."""
+    """A store under test, and a way to reopen it (a no-op for MemoryStore).
 
-    def __init__(self, kind: str, path: Path) -> None:
+    SQLite reopens the same file, PostgreSQL reconnects to the same schema
+    (``pg_schema``, a fresh one per test).
+    """
+
+    def __init__(self, kind: str, path: Path, pg_schema: str = "", types: Any = TYPES) -> None:
         self.kind = kind
         self.path = path
+        self.pg_schema = pg_schema
+        self.types = types
         self.store: Store = self._open()
 
     def _open(self) -> Store:
         if self.kind == "memory":
             return MemoryStore()
-        return SqliteStore(self.path, AttrsCodec(TYPES))
+        if self.kind == "postgres":
+            return PostgresStore(pg.conninfo(), AttrsCodec(self.types), schema=self.pg_schema)
+        return SqliteStore(self.path, AttrsCodec(self.types))
 
     def reopen(self) -> Store:
-        if self.kind == "sqlite":
+        if self.kind != "memory":
             self.store.close()
             self.store = self._open()
         return self.store
+
+    def another(self) -> Store:
+        """A second, independent store on the same database (durable kinds)."""
+        assert self.kind != "memory"
+        return self._open()
+
+    @property
+    def driver_error(self) -> type[Exception]:
+        """The database driver's root error, which a StoreFailure chains."""
+        return psycopg.Error if self.kind == "postgres" else sqlite3.Error
+
+    def tamper(self, statement: str) -> None:
+        """Run ``statement`` on the store's tables through a separate connection."""
+        if self.kind == "postgres":
+            pg.execute(self.pg_schema, statement)
+        else:
+            with raw(self.path) as db:
+                db.execute(statement)
+
+    def fail_inserts_into(self, table: str) -> None:
+        """Make the database itself raise 'injected failure' on an insert into ``table``."""
+        if self.kind == "postgres":
+            self.tamper("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+                        "$$ BEGIN RAISE EXCEPTION 'injected failure'; END $$")
+            self.tamper(f"CREATE TRIGGER boom BEFORE INSERT ON {table} "
+                        "FOR EACH ROW EXECUTE FUNCTION boom()")
+        else:
+            self.tamper(f"CREATE TRIGGER boom BEFORE INSERT ON {table} "
+                        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
+
+    def stop_failing(self, table: str) -> None:
+        """Undo :meth:`fail_inserts_into`."""
+        self.tamper(f"DROP TRIGGER boom ON {table}" if self.kind == "postgres"
+                    else "DROP TRIGGER boom")
 
     def everything(self) -> tuple[Any, ...]:
         """Every observable of the store, to compare before and after."""
@@ -184,20 +230,49 @@ class Harness:
                 {name: store.journal(name) for name in names})
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+POSTGRES = pytest.param("postgres", marks=pytest.mark.integration)
+
+
+@contextmanager
+def harness_of(kind: str, tmp_path: Path, types: Any = TYPES) -> Iterator[Harness]:
+    """A Harness of ``kind``, closed (and its PostgreSQL schema dropped) after."""
+    if kind != "postgres":
+        h = Harness(kind, tmp_path / "store.sqlite", types=types)
+        try:
+            yield h
+        finally:
+            h.store.close()
+        return
+    pg.conninfo()  # skips here, before a schema is named, if no server answers
+    with pg.scratch_schema() as schema:
+        h = Harness(kind, tmp_path / "store.sqlite", schema, types)
+        try:
+            yield h
+        finally:
+            h.store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """Each contract test runs once per store."""
-    h = Harness(request.param, tmp_path / "store.sqlite")
-    yield h
-    h.store.close()
+    with harness_of(request.param, tmp_path) as h:
+        yield h
+
+
+@pytest.fixture(params=["sqlite", POSTGRES])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """Tests of what only a database-backed store does run once per durable store."""
+    with harness_of(request.param, tmp_path) as h:
+        yield h
 
 
 # -- append and load ------------------------------------------------------------------
 
 
 def test_a_store_says_whether_it_outlives_the_process(harness: Harness) -> None:
-    """SQLite is durable (persistent actors write an outbox to it); memory is not."""
-    assert harness.store.durable is (harness.kind == "sqlite")
+    """SQLite and PostgreSQL are durable (persistent actors write an outbox to them);
+    memory is not."""
+    assert harness.store.durable is (harness.kind != "memory")
 
 
 def test_unknown_stream_loads_as_version_zero(harness: Harness) -> None:
@@ -329,32 +404,29 @@ def test_an_unencodable_object_changes_nothing(harness: Harness) -> None:
     assert harness.everything() == before
 
 
-def test_failure_in_the_middle_of_a_sqlite_commit_leaves_nothing(tmp_path: Path) -> None:
+def test_failure_in_the_middle_of_a_commit_leaves_nothing(durable: Harness) -> None:
     """A database error after events, inbox and outbox rows were written rolls all back."""
-    path = tmp_path / "store.sqlite"
-    with SqliteStore(path, AttrsCodec(TYPES)) as store:
-        store.commit(S, Turn(expected_version=0, events=(ev(1),)))
-        # The last write of a commit is the timers table: fail it from inside SQLite.
-        with raw(path) as db:
-            db.execute("CREATE TRIGGER boom BEFORE INSERT ON timers "
-                       "BEGIN SELECT RAISE(ABORT, 'injected failure'); END")
-        turn = Turn(expected_version=1, events=(ev(2), ev(3)), inbox_id="m2",
-                    outbox=(out("e2"),), timers_set=(timer("t2", 2.0),),
-                    snapshot=Snapshot(version=3, state=Tally(count=3)))
-        with pytest.raises(StoreFailure) as caught:
-            store.commit(S, turn)
-        assert isinstance(caught.value.__cause__, sqlite3.Error)
-        assert "injected failure" in str(caught.value)
-        assert store.load(S) == Loaded(version=1, snapshot=None,
-                                       events=store.journal(S), timers=())
-        assert not store.seen(S, "m2")
-        assert store.pending_outbox() == ()
-        assert dict(store.stats()) == {"events": 1, "snapshots": 0, "inbox": 0, "outbox": 0,
-                                       "timers": 0}
-        with raw(path) as db:
-            db.execute("DROP TRIGGER boom")
-        store.commit(S, turn)  # the same turn goes through once the fault is gone
-        assert store.load(S).version == 3
+    store = durable.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+    # The last write of a commit but the snapshot is the timers table: fail it
+    # from inside the database.
+    durable.fail_inserts_into("timers")
+    turn = Turn(expected_version=1, events=(ev(2), ev(3)), inbox_id="m2",
+                outbox=(out("e2"),), timers_set=(timer("t2", 2.0),),
+                snapshot=Snapshot(version=3, state=Tally(count=3)))
+    with pytest.raises(StoreFailure) as caught:
+        store.commit(S, turn)
+    assert isinstance(caught.value.__cause__, durable.driver_error)
+    assert "injected failure" in str(caught.value)
+    assert store.load(S) == Loaded(version=1, snapshot=None,
+                                   events=store.journal(S), timers=())
+    assert not store.seen(S, "m2")
+    assert store.pending_outbox() == ()
+    assert dict(store.stats()) == {"events": 1, "snapshots": 0, "inbox": 0, "outbox": 0,
+                                   "timers": 0}
+    durable.stop_failing("timers")
+    store.commit(S, turn)  # the same turn goes through once the fault is gone
+    assert store.load(S).version == 3
 
 
 # -- outbox ---------------------------------------------------------------------------
@@ -479,15 +551,17 @@ def test_a_closed_store_refuses_every_call(harness: Harness) -> None:
 # -- SQLite: schema, corrupt rows, the real domain ------------------------------------
 
 
-def test_sqlite_refuses_another_schema_version_and_non_databases(tmp_path: Path) -> None:
-    """Opening a file of another schema version or a non-database raises a typed error."""
-    path = tmp_path / "store.sqlite"
-    SqliteStore(path, AttrsCodec(TYPES)).close()
-    with raw(path) as db:
-        db.execute("UPDATE schema_version SET version = 99")
+def test_a_store_refuses_another_schema_version(durable: Harness) -> None:
+    """Reopening a database written with another schema version raises SchemaMismatch."""
+    durable.store.close()
+    durable.tamper("UPDATE schema_version SET version = 99")
     with pytest.raises(SchemaMismatch) as caught:
-        SqliteStore(path, AttrsCodec(TYPES))
+        durable.reopen()
     assert (caught.value.found, caught.value.expected) == (99, 1)
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    """Opening a file that is not an SQLite database raises StoreFailure."""
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreFailure) as failed:
@@ -495,10 +569,9 @@ def test_sqlite_refuses_another_schema_version_and_non_databases(tmp_path: Path)
     assert isinstance(failed.value.__cause__, sqlite3.DatabaseError)
 
 
-def test_two_sqlite_connections_to_one_file_see_each_others_commits(tmp_path: Path) -> None:
-    """Two stores on one file: the second writer on a stale version gets a conflict."""
-    path = tmp_path / "store.sqlite"
-    with SqliteStore(path, AttrsCodec(TYPES)) as a, SqliteStore(path, AttrsCodec(TYPES)) as b:
+def test_two_connections_to_one_database_see_each_others_commits(durable: Harness) -> None:
+    """Two stores on one database: the second writer on a stale version gets a conflict."""
+    with durable.another() as a, durable.another() as b:
         assert a.load(S).version == b.load(S).version == 0
         a.commit(S, Turn(expected_version=0, events=(ev(1),), inbox_id="m1"))
         with pytest.raises(ConcurrencyConflict):
@@ -540,18 +613,16 @@ def test_sqlite_in_memory_works_for_tests() -> None:
     ("UPDATE snapshots SET type = 'Vanished'", 1, "Vanished", UnknownTypeName),
 ])
 def test_a_corrupt_row_names_its_stream_and_version(
-        tmp_path: Path, sql: str, version: int, type_name: str | None,
+        durable: Harness, sql: str, version: int, type_name: str | None,
         cause: type[Exception] | None) -> None:
     """A row that cannot be read back raises CorruptRecord naming stream, version and type."""
-    path = tmp_path / "store.sqlite"
-    with SqliteStore(path, AttrsCodec(TYPES)) as store:
-        store.commit(S, Turn(expected_version=0, events=(ev(1),),
-                             snapshot=Snapshot(version=1, state=Tally(count=1))))
-        store.commit(S, Turn(expected_version=1, events=(ev(2), ev(3))))
-        with raw(path) as db:
-            db.execute(sql)
-        with pytest.raises(CorruptRecord) as caught:
-            store.load(S)
+    store = durable.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),),
+                         snapshot=Snapshot(version=1, state=Tally(count=1))))
+    store.commit(S, Turn(expected_version=1, events=(ev(2), ev(3))))
+    durable.tamper(sql)
+    with pytest.raises(CorruptRecord) as caught:
+        store.load(S)
     error = caught.value
     assert (error.stream, error.version, error.type_name) == (S, version, type_name)
     assert S in str(error) and isinstance(error, OrderloomError)
@@ -559,8 +630,10 @@ def test_a_corrupt_row_names_its_stream_and_version(
         assert isinstance(error.__cause__, cause)
 
 
-def test_sqlite_stores_the_real_order_state_and_events(tmp_path: Path) -> None:
-    """An order's events and folded OrderState survive a SqliteStore round trip unchanged."""
+@pytest.mark.parametrize("kind", ["sqlite", POSTGRES])
+def test_a_durable_store_keeps_the_real_order_state_and_events(
+        kind: str, tmp_path: Path) -> None:
+    """An order's events and folded OrderState survive a durable store round trip unchanged."""
     import orderloom.actors as domain
 
     types = [getattr(domain, n) for n in domain.__all__
@@ -575,14 +648,13 @@ def test_sqlite_stores_the_real_order_state_and_events(tmp_path: Path) -> None:
     journal = (*events, *more, authorized)
     # OrderUpdated declares ``events: tuple[Event, ...]``: subclasses must survive.
     update = OrderUpdated(order_id="O1", state=state, events=journal)
-    path = tmp_path / "orders.sqlite"
-    with SqliteStore(path, AttrsCodec(types)) as store:
-        store.commit("order/O1", Turn(
+    with harness_of(kind, tmp_path, types) as h:
+        h.store.commit("order/O1", Turn(
             expected_version=0, events=journal,
             outbox=(OutboxEntry(entry_id="e1", stream="order/O1", recipient="automation",
                                 message=update),),
             snapshot=Snapshot(version=len(journal), state=state)))
-    with SqliteStore(path, AttrsCodec(types)) as store:
+        store = h.reopen()
         loaded = store.load("order/O1")
         assert loaded.snapshot is not None and loaded.snapshot.state == state
         assert tuple(r.event for r in store.journal("order/O1")) == journal
