@@ -3,7 +3,6 @@ the paired differences are precise, and write the extended reports."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,17 +13,16 @@ import attrs
 from orderloom.simulation import (
     PrecisionOutcome,
     ReplicationResult,
+    Report,
     ReportError,
-    aggregate,
     difference_precision,
     read_provenance,
     rerun_warnings,
     run_to_precision,
     values_of,
-    write_report,
 )
 
-from ._simulate import _run, _run_header
+from ._simulate import _run
 
 Echo = Callable[[str], None]
 
@@ -90,12 +88,10 @@ def extend_reports(
         scenario = attrs.evolve(prov.scenario, replications=n)
         folder = file.parent.resolve()
         out = folder.with_name(f"{folder.name}-n{n}")
-        report = aggregate(res, header={
-            **_run_header(scenario, res), "description": scenario.description,
-            "command": command, "precision": outcome.as_dict(),
-            "reproduce": (f"orderloom simulate --from {shlex.quote(str(out / 'report.json'))}"
-                          f" --out {shlex.quote(str(out))}")})
-        write_report(report, out)
-        out_docs.append(json.loads((out / "report.json").read_text(encoding="utf-8")))
+        report = Report.from_results(
+            scenario, res, command=command, precision=outcome,
+            reproduce=(f"orderloom simulate --from {shlex.quote(str(out / 'report.json'))}"
+                       f" --out {shlex.quote(str(out))}")).write(out)
+        out_docs.append(report.to_dict())
         out_paths.append(out)
     return out_docs, out_paths, outcome

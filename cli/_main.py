@@ -222,12 +222,10 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
         docs.append(doc)
         labels.append(f"{doc.get('scenario', '?')}/{doc.get('policy', '?')}")
     if precision is not None:
-        from orderloom.simulation import compare as precheck
-
         from ._compare_precision import extend_reports
 
         try:  # like with like before anything runs
-            precheck(docs, labels, allow_different=allow_different)
+            build(*docs, labels=labels, allow_different=allow_different)
         except IncomparableReports as exc:
             raise click.UsageError(str(exc)) from exc
         if cap is not None and cap < len(docs[0].get("replication_seeds", [])):
@@ -247,7 +245,7 @@ def compare(reports: tuple[Path, ...], out: Path | None, allow_different: bool,
         if list(paths) != list(reports):
             click.echo("extended reports: " + ", ".join(str(p) for p in paths))
     try:
-        comparison = build(docs, labels, allow_different=allow_different)
+        comparison = build(*docs, labels=labels, allow_different=allow_different)
     except IncomparableReports as exc:
         raise click.UsageError(str(exc)) from exc
     wanted = [m.strip() for gate in gates for m in gate.split(",") if m.strip()]

@@ -9,10 +9,11 @@ keeps only the run's results either way.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TextIO
 
@@ -29,7 +30,7 @@ from rich.progress import (
 
 from orderloom.simulation import ReplicationResult
 
-__all__ = ["ReplicationProgress", "format_seconds"]
+__all__ = ["ReplicationProgress", "format_seconds", "show_progress"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -98,3 +99,11 @@ class ReplicationProgress:
             eta = (self._clock() - self._began) / finished * left
             line += f" (about {format_seconds(eta)} left)"
         print(line, file=self._stream, flush=True)
+
+
+@contextlib.contextmanager
+def show_progress(label: str, total: int, start: int = 0
+                  ) -> Iterator[Callable[[ReplicationResult], None]]:
+    """A :class:`ReplicationProgress` on stderr, as ``simulate(progress=...)`` takes it."""
+    with ReplicationProgress(label, total, start) as progress:
+        yield progress.done

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +19,31 @@ from orderloom.actors import (
     resolve_policy,
 )
 from orderloom.simulation import (
-    TRACE_FILE,
-    PrecisionOutcome,
+    MetricSummary,
+    Report,
     ReplicationResult,
     Scenario,
     ScenarioError,
     WarmUpSuggestion,
     aggregate,
     load_scenario,
-    mean_precision,
     mmc_metrics,
     provenance_data,
     provenance_of,
     read_provenance,
     rerun_warnings,
+    resolve_run,
     resolve_scenario,
-    run_replication,
     run_replications,
-    run_to_precision,
+    simulate,
     software_versions,
-    stale_trace_files,
-    suggest_warm_up,
     summarize,
-    values_of,
     world_digest,
     write_report,
     write_sweep,
 )
 
-from ._progress import ReplicationProgress
+from ._progress import ReplicationProgress, show_progress
 
 Echo = Callable[[str], None]
 HEALTH = ("stuck_orders", "exception_rate", "bounce_rate", "manual_overrides",
@@ -101,28 +96,6 @@ def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,
                                 scheduler=scheduler, progress=progress.done, start=start)
 
 
-def run_precisely(scenario: Scenario, results: list[ReplicationResult], *, target: float,
-                  cap: int, run: Callable[[Scenario, int], list[ReplicationResult]]
-                  ) -> tuple[Scenario, list[ReplicationResult], PrecisionOutcome]:
-    """Add replications to ``results`` (replications ``0..n-1`` of ``scenario``)
-    until every primary metric is within ``target`` of its mean, or ``cap``;
-    return the scenario with its final count, all results and the outcome.
-    ``run(scenario, start)`` runs replications ``start..scenario.replications-1``."""
-    table = values_of(results)
-    current = [scenario]
-
-    def extend(a: int, b: int) -> None:
-        current[0] = attrs.evolve(scenario, replications=b)
-        results.extend(run(current[0], a))
-        table.clear()
-        table.update(values_of(results))
-
-    outcome = run_to_precision(
-        target=target, start=scenario.replications, cap=cap,
-        assess=lambda n: mean_precision(table, n, target), extend=extend)
-    return current[0], results, outcome
-
-
 def run_and_report(
     name: str, *, policy: str | None, replications: int | None, seed: int | None,
     out: Path | None, workers: int, horizon: str | None, executor: str,
@@ -130,26 +103,21 @@ def run_and_report(
     precision: float | None = None, cap: int | None = None,
 ) -> list[str]:
     """Run a scenario's replications, write report.json/.md/.html; return a summary."""
-    scenario = _scenario(name, horizon)
-    chosen = resolve_policy(policy) if policy else scenario.policy
-    resolved = _evolve(scenario, f"{name} with policy {chosen.name!r}", policy=chosen,
-                       replications=replications or scenario.replications,
-                       seed=scenario.seed if seed is None else seed)
+    # Resolved here first for what the command line decides: the default
+    # folder, and errors that name its options.
+    resolved = resolve_run(_scenario(name, horizon), policy=policy,
+                           replications=replications, seed=seed)
     if precision is not None and cap is not None and cap < resolved.replications:
         raise click.UsageError(
             f"--max-replications: expected at least the {resolved.replications} replications "
             f"the run starts with (-n or the scenario's replications), got {cap}")
-
-    def reproduce(n: int) -> str:
-        # A precision run that stopped at n equals a plain run of n replications.
-        return (f"orderloom simulate {shlex.quote(name)} --policy {shlex.quote(policy or chosen.name)}"
-                f" --seed {resolved.seed} --replications {n}"
-                + (f" --horizon {shlex.quote(horizon)}" if horizon else ""))
-
-    return _run_and_report(
-        resolved, out=out or Path("out") / f"{scenario.name}-{chosen.name}", workers=workers,
-        executor=executor, scheduler=scheduler, trace=trace, command=command,
-        reproduce=reproduce, echo=echo, precision=precision, cap=cap)
+    report = simulate(
+        name, policy=policy, replications=replications, seed=seed, horizon=horizon,
+        workers=workers, executor=executor, scheduler=scheduler, precision=precision,
+        max_replications=cap if precision is not None else None, trace=trace,
+        out=out or Path("out") / f"{resolved.name}-{resolved.policy.name}",
+        progress=show_progress, command=command)
+    return summary_lines(report)
 
 
 def rerun_and_report(
@@ -169,72 +137,46 @@ def rerun_and_report(
         if folder.name in ("", ".."):  # "report.json", "../report.json": name the folder
             folder = folder.resolve()
         out = folder.with_name(folder.name + "-rerun")
-    reproduce = (f"orderloom simulate --from {shlex.quote(str(out / 'report.json'))}"
-                 f" --out {shlex.quote(str(out))}")
-    lines = _run_and_report(recorded.scenario, out=out, workers=workers, executor=executor,
-                            scheduler=scheduler, trace=trace, command=command,
-                            reproduce=lambda _: reproduce, echo=echo)
-    return [f"rerun of {source} (recorded by orderloom {recorded.orderloom})", *lines]
+    # A Scenario (not a name) written to a folder: the report's reproduce
+    # command is ``simulate --from`` that folder's report.
+    rerun = simulate(recorded.scenario, workers=workers, executor=executor,
+                     scheduler=scheduler, trace=trace, out=out, progress=show_progress,
+                     command=command)
+    return [f"rerun of {source} (recorded by orderloom {recorded.orderloom})",
+            *summary_lines(rerun)]
 
 
-def _run_and_report(
-    scenario: Scenario, *, out: Path, workers: int, executor: str, scheduler: str | None,
-    trace: bool, command: str, reproduce: Callable[[int], str], echo: Echo,
-    precision: float | None = None, cap: int | None = None,
-) -> list[str]:
-    """Run the resolved ``scenario`` (its policy, seed and replications), write
-    its reports into ``out``; return the summary lines. With ``precision``,
-    add replications (up to ``cap``) until the primary metrics are that precise."""
-    results = _run(scenario, workers, executor, scheduler, echo)
-    outcome: PrecisionOutcome | None = None
-    if precision is not None:
-        from orderloom.simulation import DEFAULT_MAX_REPLICATIONS
-
-        scenario, results, outcome = run_precisely(
-            scenario, results, target=precision, cap=cap or DEFAULT_MAX_REPLICATIONS,
-            run=lambda s, start: _run(s, workers, executor, scheduler, echo, start))
-    chosen, n, run_seed = scenario.policy, scenario.replications, scenario.seed
-    warm_up = suggest_warm_up(results, scenario.warm_up)
-    # A rerun into the same folder must not leave the last run's trace behind
-    # (``report trace`` would show another policy's decisions).
-    for stale in stale_trace_files(out):
-        stale.unlink(missing_ok=True)
-    if trace:
-        run_replication(scenario, 0, policy=chosen, seed=run_seed,
-                        trace_to=str(out / TRACE_FILE))
-    extra: dict[str, Any] = {}
-    if outcome is not None:
-        extra["precision"] = outcome.as_dict()
-    extra["warm_up_suggestion"] = warm_up.as_dict()
-    report = aggregate(results, header={
-        **_run_header(scenario, results), "description": scenario.description,
-        "command": command, "reproduce": reproduce(n) + " --trace", **extra,
-    })
-    paths = write_report(report, out)
-    lines = [f"{scenario.name} / {chosen.name}: {n} replications, seed {run_seed}"]
-    if outcome is not None:
-        lines += outcome.lines()
-
-    metrics = report["metrics"]
+def summary_lines(report: Report) -> list[str]:
+    """What the terminal says about a run: its primary numbers, the warm-up
+    reading, wrong actions to look into, and the files written."""
+    scenario, warm_up = report.run, report.warm_up_suggestion
+    if scenario is None or warm_up is None or "json" not in report.paths:
+        raise ValueError("summary_lines: expected a report simulate() wrote")
+    n, out = report.replications, report.paths["json"].parent
+    files = "reports: " + ", ".join(str(report.paths[k]) for k in ("json", "md", "html"))
+    lines = [f"{report.scenario} / {report.policy}: {n} replications, seed {report.seed}"]
+    if report.precision is not None:
+        lines += report.precision.lines()
+    metrics = report.metrics
     if scenario.demand.mode == "cases":  # a review desk on its own: no orders to speak of
         lines += _desk_lines(scenario, metrics) + _warm_up_lines(warm_up, scenario)
-        lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
+        lines.append(files)
         return lines
     for key in ("orders.placed", "throughput", *HEALTH, "cycle_time.end_to_end.p95"):
         entry = metrics.get(key)
         if entry is not None:
-            ci = (f"95% CI [{entry['ci_low']:.4g}, {entry['ci_high']:.4g}]" if n > 1
+            ci = (f"95% CI [{entry.ci_low:.4g}, {entry.ci_high:.4g}]" if n > 1
                   else "95% CI n/a (1 replication)")
-            lines.append(f"  {key:<28} {entry['mean']:>12.4g} {entry.get('unit', ''):<12} {ci}")
+            lines.append(f"  {key:<28} {entry.mean:>12.4g} {entry.unit:<12} {ci}")
     lines += _warm_up_lines(warm_up, scenario)
-    wrong = metrics.get("wrong_actions", {}).get("mean", 0.0)
-    if wrong:
-        lines.append(f"  wrong actions happened; reproduce with: {reproduce(n)} --trace")
-        for invariant, example in sorted(report["wrong_action_examples"].items()):
+    wrong = metrics.get("wrong_actions")
+    if wrong is not None and wrong.mean:
+        lines.append(f"  wrong actions happened; reproduce with: {report.reproduce}")
+        for invariant, example in sorted(report.examples.items()):
             order = example.split(" ")[0]
             lines.append(f"    {invariant}: e.g. order {example}; then: orderloom report trace "
                          f"{order} --run {out}")
-    lines.append("reports: " + ", ".join(str(p) for p in paths.values()))
+    lines.append(files)
     return lines
 
 
@@ -260,7 +202,7 @@ def _warm_up_lines(suggestion: WarmUpSuggestion, scenario: Scenario) -> list[str
     return lines
 
 
-def _desk_lines(scenario: Scenario, metrics: dict[str, Any]) -> list[str]:
+def _desk_lines(scenario: Scenario, metrics: Mapping[str, MetricSummary]) -> list[str]:
     """A cases-only scenario's desk: utilisation, wait and queue, each beside
     its Erlang C value when the desk is an M/M/c queue (Poisson cases,
     exponential reviews, one constant shift)."""
@@ -276,12 +218,17 @@ def _desk_lines(scenario: Scenario, metrics: dict[str, Any]) -> list[str]:
     head = (f"  desk {name!r}: λ = {lam * 3600:.4g} cases/h, mean review {review:.4g} s")
     lines = [head + (f", c = {theory.servers}, ρ = {theory.utilisation:.4g}" if theory else
                      " (not an M/M/c queue: no Erlang C values)")]
-    waits = [v - review for v in metrics.get(f"time_in_team.{name}", {}).get("values", [])]
+
+    def column(metric: str) -> list[float]:
+        entry = metrics.get(metric)
+        return [v for v in entry.values if v is not None] if entry is not None else []
+
+    waits = [v - review for v in column(f"time_in_team.{name}")]
     rows = [
-        ("utilisation", "share", metrics.get(f"utilisation.{name}", {}).get("values", []),
+        ("utilisation", "share", column(f"utilisation.{name}"),
          theory.utilisation if theory else None),
         ("mean wait", "s", waits, theory.mean_wait if theory else None),
-        ("mean queue length", "cases", metrics.get(f"queue_length.{name}", {}).get("values", []),
+        ("mean queue length", "cases", column(f"queue_length.{name}"),
          theory.mean_queue_length if theory else None),
     ]
     for label, unit, values, expected in rows:

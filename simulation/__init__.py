@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._compare import IncomparableReports, Role, compare
+from ._api import ProgressDisplay, ReportLike, compare, resolve_run, simulate
+from ._compare import Comparison, ComparisonRow, Delta, Estimate, IncomparableReports, Role
 from ._compare_render import to_html, to_markdown, to_terminal
 from ._compare_summary import format_p, to_summary
 from ._demo import run_demo
@@ -32,6 +33,7 @@ from ._provenance import (
 from ._queueing import MMcMetrics, mmc_metrics
 from ._report import write_report
 from ._result import ReplicationResult, aggregate
+from ._run_report import MetricSummary, Report
 from ._runner import run_replication, run_replications, world_for
 from ._scenario import (
     Scenario,
@@ -58,18 +60,26 @@ from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
 from ._world import WorldConfig, build_world
 
 __all__ = [
+    "Comparison",
+    "ComparisonRow",
     "DEFAULT_MAX_REPLICATIONS",
+    "Delta",
     "DeterminismReport",
+    "Estimate",
     "IncomparableReports",
     "LinkFaults",
     "MMcMetrics",
     "MetricPrecision",
+    "MetricSummary",
     "MserCut",
     "PrecisionOutcome",
     "PrecisionStatus",
+    "ProgressDisplay",
     "Provenance",
     "ReplicationResult",
+    "Report",
     "ReportError",
+    "ReportLike",
     "Role",
     "Scenario",
     "ScenarioError",
@@ -103,11 +113,13 @@ __all__ = [
     "read_provenance",
     "read_trace",
     "rerun_warnings",
+    "resolve_run",
     "resolve_scenario",
     "run_demo",
     "run_replication",
     "run_replications",
     "run_to_precision",
+    "simulate",
     "software_versions",
     "stale_trace_files",
     "starter_scenario",

@@ -60,7 +60,7 @@ __all__ = [
     "Estimate",
     "FAMILY_ALPHA",
     "Role",
-    "compare",
+    "compare_documents",
 ]
 
 #: The family-wise error rate over the primary metrics: 5%, as the 95% intervals.
@@ -340,9 +340,10 @@ def _direction(reports: Sequence[Mapping[str, Any]], metric: str) -> tuple[str, 
     return info.unit, info.lower_is_better
 
 
-def compare(reports: Sequence[Mapping[str, Any]], labels: Sequence[str], *,
-            allow_different: bool = False) -> Comparison:
-    """Compare each report with the first (the baseline), metric by metric.
+def compare_documents(reports: Sequence[Mapping[str, Any]], labels: Sequence[str], *,
+                      allow_different: bool = False) -> Comparison:
+    """Compare each report document with the first (the baseline), metric by
+    metric (what the public :func:`orderloom.simulation.compare` does with runs).
 
     Args:
         reports: ``report.json`` documents (from ``aggregate`` or loaded), at

@@ -41,8 +41,10 @@ __all__ = [
     "Provenance",
     "ReportError",
     "provenance_data",
+    "provenance_in",
     "provenance_of",
     "read_provenance",
+    "read_report_document",
     "rerun_warnings",
     "software_versions",
 ]
@@ -143,12 +145,12 @@ class _Recorded:
     provenance: Provenance
 
 
-def read_provenance(path: Path) -> Provenance:
-    """The provenance of a ``report.json`` (or of the run folder holding one).
+def read_report_document(path: Path) -> tuple[dict[str, Any], str]:
+    """A ``report.json`` (or the one in the run folder ``path``) as a document,
+    with the file's name for messages.
 
     Raises:
-        ReportError: the file cannot be read, is not a report, or its
-            provenance is missing or invalid; the problems name the fields.
+        ReportError: the file cannot be read, or is not a JSON object.
     """
     file = path / "report.json" if path.is_dir() else path
     source = str(file)
@@ -161,6 +163,25 @@ def read_provenance(path: Path) -> Provenance:
     if not isinstance(doc, dict):
         raise ReportError(source, [f"(top level): expected a report (a JSON object), "
                                    f"got {type(doc).__name__}"])
+    return doc, source
+
+
+def read_provenance(path: Path) -> Provenance:
+    """The provenance of a ``report.json`` (or of the run folder holding one).
+
+    Raises:
+        ReportError: the file cannot be read, is not a report, or its
+            provenance is missing or invalid; the problems name the fields.
+    """
+    return provenance_in(*read_report_document(path))
+
+
+def provenance_in(doc: Mapping[str, Any], source: str) -> Provenance:
+    """The provenance block of a loaded report document (``source`` names it in errors).
+
+    Raises:
+        ReportError: the provenance is missing or invalid; the problems name the fields.
+    """
     if "provenance" not in doc:
         hint = (f"; to run its scenario as the file reads now: {doc['reproduce']}"
                 if isinstance(doc.get("reproduce"), str) else "")

@@ -44,7 +44,8 @@ from orderloom.simulation import (
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-DOC_FILES = ("scenarios.md", "policies.md", "metrics.md", "cli.md", "architecture.md")
+DOC_FILES = ("scenarios.md", "policies.md", "metrics.md", "cli.md", "architecture.md",
+             "python-api.md")
 
 # Types documented once in a section of their own, not at every field that uses them.
 SHARED = {Dist: "Dist.", Window: "Window."}
@@ -541,6 +542,27 @@ def test_every_cli_command_and_option_is_documented() -> None:
 def test_cli_exit_codes_are_documented() -> None:
     """docs/cli.md explains exit codes 0, 1 and 2."""
     assert set(_rows(_text("cli.md"), "code")) == {"0", "1", "2"}
+
+
+# -- the Python API -------------------------------------------------------------------
+
+def test_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The first example of docs/python-api.md runs as written and writes no file."""
+    block = re.findall(r"```python\n(.*?)```", _text("python-api.md"), flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/python-api.md", "exec"), {})  # noqa: S102 - our own doc
+    assert "wrong_actions" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_api_names_are_public() -> None:
+    """Every name docs/python-api.md imports is in orderloom.simulation's __all__."""
+    import orderloom.simulation as simulation
+
+    imported = re.findall(r"from orderloom\.simulation import ([\w, ]+)", _text("python-api.md"))
+    names = {n.strip() for line in imported for n in line.split(",")}
+    assert names and names <= set(simulation.__all__)
 
 
 # -- architecture and the README -------------------------------------------------------
