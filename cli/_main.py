@@ -16,7 +16,8 @@ from orderloom.actors import DocumentError
 
 from orderloom.simulation import DEFAULT_MAX_REPLICATIONS, parse_precision
 
-from ._simulate import rerun_and_report, run_and_report, sweep_grid
+from ._simulate import rerun_and_report, run_and_report
+from ._sweep import sweep_grid
 
 
 def _fail(error: DocumentError) -> None:

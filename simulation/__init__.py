@@ -8,6 +8,7 @@ from ._compare_summary import format_p, to_summary
 from ._demo import run_demo
 from ._determinism import DeterminismReport, check_determinism
 from ._faults import LinkFaults
+from ._grid import SweepAxis, SweepPoint, parse_sweep_params, sweep_points
 from ._kernel import SimKernel
 from ._precision import (
     DEFAULT_MAX_REPLICATIONS,
@@ -75,6 +76,8 @@ __all__ = [
     "ScenarioError",
     "SimKernel",
     "Summary",
+    "SweepAxis",
+    "SweepPoint",
     "TRACE_FILE",
     "TraceError",
     "WRONG_MARK",
@@ -97,6 +100,7 @@ __all__ = [
     "mser",
     "order_story",
     "parse_precision",
+    "parse_sweep_params",
     "provenance_data",
     "provenance_of",
     "raw_lines",
@@ -113,6 +117,7 @@ __all__ = [
     "starter_scenario",
     "suggest_warm_up",
     "summarize",
+    "sweep_points",
     "to_html",
     "to_markdown",
     "to_summary",
