@@ -43,6 +43,7 @@ from ._scenario import (
     resolve_scenario,
     world_digest,
 )
+from ._scenario_checks import ScenarioWarning, scenario_sections, scenario_warnings
 from ._starter import starter_scenario
 from ._stats import Summary, summarize, welch_difference
 from ._sweep import write_sweep
@@ -74,6 +75,7 @@ __all__ = [
     "Role",
     "Scenario",
     "ScenarioError",
+    "ScenarioWarning",
     "SimKernel",
     "Summary",
     "SweepAxis",
@@ -112,6 +114,8 @@ __all__ = [
     "run_replication",
     "run_replications",
     "run_to_precision",
+    "scenario_sections",
+    "scenario_warnings",
     "software_versions",
     "stale_trace_files",
     "starter_scenario",

@@ -42,6 +42,22 @@ def test_validate_accepts_the_library_and_names_bad_fields(tmp_path: Path) -> No
     assert "horizon: expected a number or a duration" in result.stderr
 
 
+def test_validate_warns_of_a_fault_that_never_fires(tmp_path: Path) -> None:
+    """validate still passes a scenario whose fault starts after the horizon, and
+    prints 'warning: <file>: <field>: <message>' on stderr; simulate warns the same
+    when --horizon cuts the fault off."""
+    odd = tmp_path / "odd.yaml"
+    odd.write_text((ROOT / "scenarios" / "payment-outage.yaml").read_text()
+                   .replace("start: 14h, end: 16h", "start: 2d, end: 3d"))
+    result = cli("validate", str(odd))
+    assert ": ok (scenario payment-outage" in result.stdout
+    assert (f"warning: {odd}: faults[0].start: never fires: it starts at 172800 s (48 h), "
+            "at or after the horizon (86400 s (24 h))") in result.stderr
+    run = cli("simulate", "payment-outage", "--horizon", "1h", "-n", "1", "-j", "1",
+              "--out", str(tmp_path / "run"))
+    assert "warning: " in run.stderr and "faults[0].start: never fires" in run.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("simulate", "baseline", "-n", "1", "--horizon", "garbage"),
      "'garbage': expected a number or a duration like '90s'"),
