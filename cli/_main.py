@@ -16,7 +16,9 @@ from orderloom.actors import DocumentError
 
 from orderloom.simulation import DEFAULT_MAX_REPLICATIONS, parse_precision
 
-from ._simulate import rerun_and_report, run_and_report, sweep_grid
+from ._simulate import rerun_and_report, run_and_report
+from ._sweep import sweep_grid
+from ._warnings import run_warning_lines, warning_lines
 
 
 def _fail(error: DocumentError) -> None:
@@ -100,6 +102,8 @@ def simulate(scenario: str | None, policy: str | None, replications: int | None,
                 trace=trace, command=command, echo=click.echo,
                 warn=lambda line: click.echo(line, err=True))
         elif scenario is not None:
+            for line in run_warning_lines(scenario, horizon):
+                click.echo(line, err=True)
             result = run_and_report(
                 scenario, policy=policy, replications=replications, seed=seed, out=out,
                 workers=workers, horizon=horizon, executor=executor, scheduler=scheduler,
@@ -146,6 +150,8 @@ def validate(files: tuple[str, ...]) -> None:
                 raise DocumentError(str(path), [str(exc)]) from exc
             click.echo(f"{path}: ok (scenario {loaded.name}, policy {loaded.policy.name}, "
                        f"{len(loaded.faults)} scheduled faults)")
+            for line in warning_lines(str(path), loaded):
+                click.echo(line, err=True)
         except DocumentError as exc:
             click.echo(str(exc), err=True)
             failed = True
@@ -348,6 +354,8 @@ def trace(order_id: str | None, run_dir: Path, raw: bool) -> None:
 def sweep(scenario: str, params: tuple[str, ...], replications: int | None, seed: int | None,
           workers: int, out: Path | None, horizon: str | None) -> None:
     """Run SCENARIO over a grid of parameter values; one report with a chart per metric."""
+    for line in run_warning_lines(scenario, horizon):
+        click.echo(line, err=True)
     try:
         for line in sweep_grid(scenario, params, replications=replications, seed=seed,
                                workers=workers, out=out, horizon=horizon, echo=click.echo):

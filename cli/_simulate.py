@@ -1,10 +1,9 @@
-"""The simulate and sweep commands: resolve inputs, run, write reports."""
+"""The simulate command: resolve inputs, run, write reports (sweep: ``_sweep``)."""
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,7 @@ import click
 
 from orderloom.actors import (
     DocumentError,
-    did_you_mean,
     make_converter,
-    policy_from_dict,
     resolve_policy,
 )
 from orderloom.simulation import (
@@ -40,7 +37,6 @@ from orderloom.simulation import (
     summarize,
     world_digest,
     write_report,
-    write_sweep,
 )
 
 from ._progress import ReplicationProgress, show_progress
@@ -90,10 +86,11 @@ def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,
     seed and count ``n``), showing their progress on stderr."""
     n = scenario.replications
     with ReplicationProgress(label or f"{scenario.name} / {scenario.policy.name}", n,
-                             start) as progress:
+                             start, horizon=scenario.horizon) as progress:
         return run_replications(scenario, n, policy=scenario.policy, seed=scenario.seed,
                                 workers=max(1, min(workers, n - start)), executor=executor,
-                                scheduler=scheduler, progress=progress.done, start=start)
+                                scheduler=scheduler, progress=progress.done, start=start,
+                                clock=progress.clock)
 
 
 def run_and_report(
@@ -241,86 +238,3 @@ def _desk_lines(scenario: Scenario, metrics: Mapping[str, MetricSummary]) -> lis
         lines.append(f"  {label:<20} {s.mean:>10.4g} {unit:<6} {ci}"
                      + (f"   Erlang C {expected:.4g}" if expected is not None else ""))
     return lines
-
-
-def _set(data: dict[str, Any], dotted: str, value: str) -> None:
-    keys = dotted.split(".")
-    node = data
-    for key in keys[:-1]:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            sections = [k for k, v in node.items() if isinstance(v, dict)]
-            raise ScenarioError("--param", [f"{dotted}: {key!r} is not a section of the policy"
-                                            + _hint(key, sections)])
-        node = child
-    if keys[-1] not in node:
-        raise ScenarioError("--param", [f"{dotted}: the policy has no field {keys[-1]!r}"
-                                        + _hint(keys[-1], node)])
-    node[keys[-1]] = value
-
-
-def _hint(name: str, known: Iterable[str]) -> str:
-    hint = did_you_mean(name, known)
-    return f"; {hint}" if hint else ""
-
-
-def _points(params: Sequence[str]) -> list[list[tuple[str, str]]]:
-    axes: list[list[tuple[str, str]]] = []
-    given: set[str] = set()
-    for param in params:
-        name, sep, values = param.partition("=")
-        name = name.strip()
-        if not sep or not values or not name:
-            raise ScenarioError("--param", [f"{param!r}: expected NAME=V1,V2,..."])
-        if name != "policy" and not name.startswith("policy."):
-            raise ScenarioError("--param", [f"{name}: expected 'policy' or 'policy.<field>'"])
-        if name in given:  # two axes of one knob: which value would a point take?
-            raise ScenarioError("--param", [f"{name}: given twice; expected each NAME once, "
-                                            f"with all its values (--param {name}=V1,V2,...)"])
-        given.add(name)
-        axis = [(name, v.strip()) for v in values.split(",") if v.strip()]
-        if not axis:
-            raise ScenarioError("--param", [f"{param!r}: expected at least one value"])
-        axes.append(axis)
-    return [list(p) for p in itertools.product(*axes)]
-
-
-def sweep_grid(
-    name: str, params: Sequence[str], *, replications: int | None, seed: int | None,
-    workers: int, out: Path | None, horizon: str | None, echo: Echo,
-) -> list[str]:
-    """Run every point of a parameter grid and write one sweep report. Every
-    point is checked before the first one runs."""
-    scenario = _scenario(name, horizon)
-    n = replications or scenario.replications
-    run_seed = scenario.seed if seed is None else seed
-    out = out or Path("out") / f"sweep-{scenario.name}"
-    converter = make_converter()
-    grid: list[tuple[str, Scenario]] = []
-    for point in _points(params):
-        base = scenario.policy
-        for key, value in point:
-            if key == "policy":
-                base = resolve_policy(value)
-        data = converter.unstructure(base)
-        for key, value in point:
-            if key != "policy":
-                _set(data, key.removeprefix("policy."), value)
-        try:
-            policy = policy_from_dict(data, "--param " + " ".join(f"{k}={v}" for k, v in point))
-        except DocumentError as exc:
-            raise ScenarioError("--param", exc.problems) from exc
-        label = ",".join(f"{k.removeprefix('policy.')}={v}" for k, v in point)
-        grid.append((label, _evolve(scenario, f"{name} with --param {label}", policy=policy,
-                                    seed=run_seed, replications=n)))
-    reports: list[tuple[str, dict[str, Any]]] = []
-    for number, (label, resolved) in enumerate(grid, start=1):
-        results = _run(resolved, workers, "process", None, echo,
-                       label=f"{scenario.name} / {label} (point {number}/{len(grid)})")
-        report = aggregate(results, header={**_run_header(resolved, results), "point": label})
-        write_report(report, out / label.replace("/", "_"))
-        reports.append((label, report))
-        echo(f"  {label}: done")
-    paths = write_sweep(reports, out)
-    return [f"sweep of {scenario.name}: {len(reports)} points x {n} replications",
-            "reports: " + ", ".join(str(p) for p in paths)]

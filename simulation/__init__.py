@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ._api import ProgressDisplay, ReportLike, compare, resolve_run, simulate
+from ._api import ProgressDisplay, ProgressListener, ReportLike, compare, resolve_run, simulate
 from ._compare import Comparison, ComparisonRow, Delta, Estimate, IncomparableReports, Role
 from ._compare_render import to_html, to_markdown, to_terminal
 from ._compare_summary import format_p, to_summary
 from ._demo import run_demo
 from ._determinism import DeterminismReport, check_determinism
 from ._faults import LinkFaults
+from ._grid import SweepAxis, SweepPoint, parse_sweep_params, sweep_points
 from ._kernel import SimKernel
 from ._precision import (
     DEFAULT_MAX_REPLICATIONS,
@@ -44,6 +45,7 @@ from ._scenario import (
     resolve_scenario,
     world_digest,
 )
+from ._scenario_checks import ScenarioWarning, scenario_sections, scenario_warnings
 from ._starter import starter_scenario
 from ._stats import Summary, summarize, welch_difference
 from ._sweep import write_sweep
@@ -75,6 +77,7 @@ __all__ = [
     "PrecisionOutcome",
     "PrecisionStatus",
     "ProgressDisplay",
+    "ProgressListener",
     "Provenance",
     "ReplicationResult",
     "Report",
@@ -83,8 +86,11 @@ __all__ = [
     "Role",
     "Scenario",
     "ScenarioError",
+    "ScenarioWarning",
     "SimKernel",
     "Summary",
+    "SweepAxis",
+    "SweepPoint",
     "TRACE_FILE",
     "TraceError",
     "WRONG_MARK",
@@ -107,6 +113,7 @@ __all__ = [
     "mser",
     "order_story",
     "parse_precision",
+    "parse_sweep_params",
     "provenance_data",
     "provenance_of",
     "raw_lines",
@@ -119,12 +126,15 @@ __all__ = [
     "run_replication",
     "run_replications",
     "run_to_precision",
+    "scenario_sections",
+    "scenario_warnings",
     "simulate",
     "software_versions",
     "stale_trace_files",
     "starter_scenario",
     "suggest_warm_up",
     "summarize",
+    "sweep_points",
     "to_html",
     "to_markdown",
     "to_summary",

@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, TypeAlias, overload
+from typing import Any, Protocol, TypeAlias, overload
 
 import attrs
 
@@ -37,13 +37,25 @@ from ._scenario import Scenario, ScenarioError, load_scenario, resolve_scenario
 from ._trace import TRACE_FILE, stale_trace_files
 from ._warmup import suggest_warm_up
 
-__all__ = ["ProgressDisplay", "ReportLike", "compare", "resolve_run", "simulate"]
+__all__ = ["ProgressDisplay", "ProgressListener", "ReportLike", "compare", "resolve_run", "simulate"]
 
-#: Shows a run's progress. Called with ``(label, total, start)`` before
-#: replications ``start..total-1`` run (a precision run adds batches), it gives
-#: a context manager whose value is told of each replication as it finishes.
+class ProgressListener(Protocol):
+    """Told how a run's replications move on (what a :data:`ProgressDisplay` gives)."""
+
+    def done(self, result: ReplicationResult) -> None:
+        """Replication ``result.replication`` finished."""
+
+    def clock(self, replication: int, now: float) -> None:
+        """Replication ``replication``'s simulated clock reads ``now`` (seconds);
+        told every 1% of the horizon (not under Dask: there, only :meth:`done`)."""
+
+
+#: Shows a run's progress. Called with ``(label, total, start, horizon)``
+#: before replications ``start..total-1`` run (a precision run adds batches;
+#: ``horizon`` is each one's simulated length in seconds), it gives a context
+#: manager whose value is a :class:`ProgressListener`.
 ProgressDisplay: TypeAlias = Callable[
-    [str, int, int], AbstractContextManager[Callable[[ReplicationResult], None]]]
+    [str, int, int, float], AbstractContextManager[ProgressListener]]
 
 #: What :func:`compare` takes: a :class:`Report`, a ``report.json`` document,
 #: or the path of a ``report.json`` or of the run folder holding one.
@@ -107,15 +119,19 @@ def _runner(workers: int, executor: str, scheduler: str | None,
     def run(scenario: Scenario, start: int) -> list[ReplicationResult]:
         n = scenario.replications
 
-        def go(done: Callable[[ReplicationResult], None] | None) -> list[ReplicationResult]:
-            return run_replications(scenario, n, policy=scenario.policy, seed=scenario.seed,
-                                    workers=max(1, min(workers, n - start)), executor=executor,
-                                    scheduler=scheduler, progress=done, start=start)
+        def go(listener: ProgressListener | None) -> list[ReplicationResult]:
+            return run_replications(
+                scenario, n, policy=scenario.policy, seed=scenario.seed,
+                workers=max(1, min(workers, n - start)), executor=executor,
+                scheduler=scheduler, start=start,
+                progress=None if listener is None else listener.done,
+                clock=None if listener is None else listener.clock)
 
         if progress is None:
             return go(None)
-        with progress(f"{scenario.name} / {scenario.policy.name}", n, start) as done:
-            return go(done)
+        with progress(f"{scenario.name} / {scenario.policy.name}", n, start,
+                      scenario.horizon) as listener:
+            return go(listener)
 
     return run
 

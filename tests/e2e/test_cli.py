@@ -42,6 +42,22 @@ def test_validate_accepts_the_library_and_names_bad_fields(tmp_path: Path) -> No
     assert "horizon: expected a number or a duration" in result.stderr
 
 
+def test_validate_warns_of_a_fault_that_never_fires(tmp_path: Path) -> None:
+    """validate still passes a scenario whose fault starts after the horizon, and
+    prints 'warning: <file>: <field>: <message>' on stderr; simulate warns the same
+    when --horizon cuts the fault off."""
+    odd = tmp_path / "odd.yaml"
+    odd.write_text((ROOT / "scenarios" / "payment-outage.yaml").read_text()
+                   .replace("start: 14h, end: 16h", "start: 2d, end: 3d"))
+    result = cli("validate", str(odd))
+    assert ": ok (scenario payment-outage" in result.stdout
+    assert (f"warning: {odd}: faults[0].start: never fires: it starts at 172800 s (48 h), "
+            "at or after the horizon (86400 s (24 h))") in result.stderr
+    run = cli("simulate", "payment-outage", "--horizon", "1h", "-n", "1", "-j", "1",
+              "--out", str(tmp_path / "run"))
+    assert "warning: " in run.stderr and "faults[0].start: never fires" in run.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("simulate", "baseline", "-n", "1", "--horizon", "garbage"),
      "'garbage': expected a number or a duration like '90s'"),
@@ -247,6 +263,56 @@ def test_sweep_over_policies(tmp_path: Path) -> None:
     page = (tmp_path / "sweep.html").read_text()
     assert page.count("data:image/png;base64,") >= 5
     assert "review_above=0.3" in (tmp_path / "sweep.md").read_text()
+
+
+def test_sweep_over_scenario_settings(tmp_path: Path) -> None:
+    """sweep varies scenario fields (a team's staff, a fault's duration) beside policy
+    ones; each point runs its own world, and the page names what ran, a numeric knob
+    on the x axis."""
+    out = cli("sweep", "payment-outage", "--param", "scenario.teams.fraud.staff=1,3",
+              "--param", "scenario.faults.gateway_outage.duration=30m,1h",
+              "--horizon", "15h", "-n", "1", "-j", "1", "--seed", "4",
+              "--out", str(tmp_path)).stdout
+    assert "4 points x 1 replications, seed 4" in out
+    point = tmp_path / "scenario.teams.fraud.staff=3,scenario.faults.gateway_outage.duration=1h"
+    world = json.loads((point / "report.json").read_text())["provenance"]["scenario"]
+    assert [s["staff"] for s in world["teams"][1]["shifts"]] == [3, 3]
+    assert world["faults"][0]["end"] == 15 * 3600
+    page = (tmp_path / "sweep.html").read_text()
+    for shown in ("payment-outage", "<th>seed</th><td>4</td>", "1 per point",
+                  "15 h (54000 s)", "scenario.teams.fraud.staff</th><td>1, 3 (x axis)"):
+        assert shown in page, shown
+
+
+@pytest.mark.parametrize(("param", "message"), [
+    ("scenario.teams.fraud.staff=2,2.5",
+     "scenario.teams.fraud.staff: expected a whole number of people >= 0, got '2.5'"),
+    ("scenario.teams.frad.staff=2", "did you mean fraud?"),
+    ("scenario.demand.orders_per_day=100,lots",
+     "scenario.demand.orders_per_day: expected a number or a duration (90s, 2h), got 'lots'"),
+    ("scenario.faults.gateway_outage.duration=0s",
+     "scenario.faults.gateway_outage.duration: expected a positive duration"),
+    ("scenario.horizon=2h", "scenario.horizon: not swept here; use --horizon"),
+    ("scenario.teams.fraud.shifts.0.staff=-1", "teams[1].shifts[0].staff: expected >= 0"),
+    ("fraud.review_above=0.5", "expected 'policy', 'policy.<field>' or 'scenario.<field>'"),
+])
+def test_sweep_checks_every_value_before_running(param: str, message: str,
+                                                 tmp_path: Path) -> None:
+    """A bad --param value anywhere in the grid ends in a message naming the
+    parameter and what was expected, exit 2, and nothing run or written."""
+    r = cli("sweep", "payment-outage", "--param", "policy=cautious,balanced", "--param", param,
+            "--horizon", "1h", "-n", "1", "-j", "1", "--out", str(tmp_path / "out"), ok=False)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and "replication" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_refuses_a_repeated_param(tmp_path: Path) -> None:
+    """A knob given in two --param options is refused: its values belong in one."""
+    r = cli("sweep", "baseline", "--param", "scenario.teams.fraud.staff=1",
+            "--param", "scenario.teams.fraud.staff=2", "--horizon", "1h", ok=False)
+    assert r.returncode == 2 and "scenario.teams.fraud.staff: given twice" in r.stderr
 
 
 def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
