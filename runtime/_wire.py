@@ -315,12 +315,17 @@ class WireCodec:
 
     def _converter(self) -> Any:
         conv = json_converter(forbid_extra_keys=True)
+        # These hooks also catch subclasses: a StrEnum is a str, so the enum
+        # kinds are registered as well (the closest class in the MRO wins).
         conv.register_structure_hook(str, _structure_str)
         conv.register_structure_hook(int, _structure_int)
         conv.register_structure_hook(float, _structure_float)
         conv.register_structure_hook(bool, _structure_bool)
+        for kind in (enum.Enum, enum.StrEnum, enum.IntEnum):
+            conv.register_structure_hook(kind, _structure_enum)
         conv.register_structure_hook_func(
-            lambda tp: isinstance(tp, type) and issubclass(tp, enum.Enum), _structure_enum)
+            lambda tp: hasattr(tp, "__supertype__"),
+            lambda value, tp: conv.structure(value, _unwrap(tp)))
 
         def collection(tp: Any) -> Callable[[Any, Any], Any]:
             kind, item = _collection(tp)  # type: ignore[misc]
@@ -350,6 +355,17 @@ class WireCodec:
 
         conv.register_structure_hook_factory(
             lambda tp: isinstance(tp, type) and attrs.has(tp), attrs_class)
+
+        def optional(tp: Any) -> Callable[[Any, Any], Any]:
+            inner = _optional(tp)[0]
+
+            def structure(value: Any, _: Any) -> Any:
+                return None if value is None else conv.structure(value, inner)
+            return structure
+
+        # Ours, not the JSON preset's union passthrough: that hands a str-valued
+        # enum's text through as a plain str (``Decision | None`` -> "release").
+        conv.register_structure_hook_factory(lambda tp: _optional(tp)[1], optional)
         conv.register_structure_hook_func(self.polymorphic, self._structure_typed)
         conv.register_unstructure_hook_func(self.polymorphic, self._unstructure_typed)
         return conv

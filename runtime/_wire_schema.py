@@ -31,10 +31,13 @@ __all__ = ["SCHEMA_ID", "wire_schema"]
 
 SCHEMA_ID = "https://orderloom.dev/schema/wire/v1/envelope.json"
 
-_ID = {"type": "string", "pattern": f"^{ID_PATTERN}$"}
-_ADDRESS = {"type": "string", "pattern": f"^{ID_PATTERN}(/{ID_PATTERN}){{0,7}}$"}
+# Anchored with a lookahead, not "$": in Python's re (and some others) "$"
+# also matches before a final newline, so "O1\n" would pass.
+_END = "(?![\\s\\S])"
+_ID = {"type": "string", "pattern": f"^{ID_PATTERN}{_END}"}
+_ADDRESS = {"type": "string", "pattern": f"^{ID_PATTERN}(/{ID_PATTERN}){{0,7}}{_END}"}
 _FREE_ID = {"type": "string", "maxLength": MAX_FREE_ID,
-            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f+#]*$"}
+            "pattern": f"^[^\\u0000-\\u001f\\u007f-\\u009f+#]*{_END}"}
 _TIME = {"type": "number", "minimum": 0}
 _INT = {"type": "integer", "minimum": -SAFE_INTEGER, "maximum": SAFE_INTEGER}
 
