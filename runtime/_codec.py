@@ -40,9 +40,12 @@ def json_converter(*, forbid_extra_keys: bool = False) -> Converter:
     def _sorted_set(value: frozenset[Any] | set[Any]) -> list[Any]:
         return sorted((converter.unstructure(item) for item in value), key=dump_json)
 
-    converter.register_unstructure_hook_func(
-        lambda tp: get_origin(tp) in (frozenset, set) or tp in (frozenset, set), _sorted_set)
+    converter.register_unstructure_hook_func(_is_set, _sorted_set)
     return converter
+
+
+def _is_set(tp: Any) -> bool:
+    return tp is frozenset or tp is set or get_origin(tp) in (frozenset, set)
 
 
 def dump_json(data: object, *, allow_nan: bool = True) -> str:

@@ -575,10 +575,11 @@ class WireCodec:
             except (ValueError, RecursionError):
                 return {"unparsed_bytes": len(data)}
         elif isinstance(payload, str):
+            text = payload
             try:
-                payload = json.loads(payload)
+                payload = json.loads(text)
             except (ValueError, RecursionError):
-                return {"unparsed_chars": len(payload)}
+                return {"unparsed_chars": len(text)}
         return self._redact(payload, None)
 
     def _redact(self, value: object, key: str | None) -> object:
@@ -748,7 +749,7 @@ def _structure_float(value: Any, _: Any) -> float:
 def _structure_bool(value: Any, _: Any) -> bool:
     if type(value) is not bool:
         raise _Mismatch("true or false")
-    return typing.cast(bool, value)
+    return value is True
 
 
 def _structure_enum(value: Any, cls: type[enum.Enum]) -> enum.Enum:
