@@ -207,6 +207,11 @@ from .coordinator._journal_types import (
     journal_codec,
     journal_types,
 )
+from .coordinator._wire_types import (
+    WIRE_RULES,
+    wire_codec,
+    wire_types,
+)
 from .coordinator._metrics import (
     MetricsCollector,
 )
@@ -537,6 +542,7 @@ __all__ = [
     "VerifyAddress",
     "Violation",
     "VoidAuthorization",
+    "WIRE_RULES",
     "Warehouse",
     "WarehouseCancel",
     "WarehouseConfig",
@@ -580,4 +586,6 @@ __all__ = [
     "unknown_policy",
     "unsafe_shipments",
     "warehouse_address",
+    "wire_codec",
+    "wire_types",
 ]

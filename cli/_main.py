@@ -450,3 +450,11 @@ def demo(seed: int, orders: int, no_outage: bool, no_check: bool) -> None:
                       check=not no_check)
     for line in result.lines():
         click.echo(line)
+
+
+@main.command("wire-schema")
+def wire_schema_command() -> None:
+    """Print the JSON Schema of the wire envelope (what docs/wire-schema.json holds)."""
+    from orderloom.actors import wire_codec
+
+    click.echo(json.dumps(wire_codec().json_schema(), indent=2, ensure_ascii=False))

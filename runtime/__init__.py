@@ -6,7 +6,9 @@ The driver side (:class:`Kernel`) is what runs a world; the store seam
 (:class:`Store`, :class:`MemoryStore`, :class:`Turn`, ...) is where persistent
 actors keep their journals (``orderloom.runtime.sqlite`` has the SQLite store,
 ``orderloom.runtime.postgres`` the PostgreSQL one, :func:`open_store` opens
-either from a URL; ``orderloom.runtime.live`` is the live kernel).
+either from a URL; ``orderloom.runtime.live`` is the live kernel). The wire format
+(:class:`WireCodec`, :class:`IngestError`, the topic functions) turns
+envelopes into the JSON that crosses processes (docs/wire.md).
 """
 
 from __future__ import annotations
@@ -55,6 +57,31 @@ from ._store import (
     UnregisteredType,
 )
 from ._supervision import RestartBudget
+from ._topics import (
+    TOPIC_ROOT,
+    InvalidTopic,
+    Topic,
+    TopicKind,
+    dead_topic,
+    ingest_topic,
+    parse_topic,
+    to_topic,
+)
+from ._wire import (
+    ID_PATTERN,
+    MAX_ENVELOPE_BYTES,
+    FieldRules,
+    Upgrader,
+    WireCodec,
+    WireType,
+)
+from ._wire_errors import (
+    IngestError,
+    IngestReason,
+    NotOnTheWire,
+    WireError,
+    WireRegistrationError,
+)
 from ._errors import (
     ActorNotFound,
     AskTimeout,
@@ -90,19 +117,26 @@ __all__ = [
     "EmitSink",
     "Envelope",
     "Failure",
+    "FieldRules",
     "ForeignAwaitable",
     "Handler",
+    "ID_PATTERN",
     "InfrastructureError",
+    "IngestError",
+    "IngestReason",
     "InvalidHandler",
     "InvalidStoreUrl",
+    "InvalidTopic",
     "InvalidTurn",
     "Kernel",
     "KernelError",
     "KernelRecords",
     "Loaded",
+    "MAX_ENVELOPE_BYTES",
     "MemoryStore",
     "Message",
     "NotAMessage",
+    "NotOnTheWire",
     "OrderloomError",
     "OutboxEntry",
     "PersistentActor",
@@ -117,14 +151,26 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreFailure",
+    "TOPIC_ROOT",
     "TimerDue",
     "TimerId",
+    "Topic",
+    "TopicKind",
     "TraceEvent",
     "Turn",
     "TurnSuspended",
     "UnhandledMessage",
     "UnknownTypeName",
     "UnregisteredType",
+    "Upgrader",
+    "WireCodec",
+    "WireError",
+    "WireRegistrationError",
+    "WireType",
+    "dead_topic",
     "handler",
+    "ingest_topic",
     "open_store",
+    "parse_topic",
+    "to_topic",
 ]

@@ -11,20 +11,50 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol, get_origin
 
 from functools import partial
 
 import attrs
+from cattrs import Converter
 from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union, include_subclasses
 
 from ._store import CodecError, UnknownTypeName, UnregisteredType
 
-__all__ = ["TYPE_TAG", "AttrsCodec", "Codec"]
+__all__ = ["TYPE_TAG", "AttrsCodec", "Codec", "dump_json", "json_converter"]
 
 TYPE_TAG = "__type__"
 """The JSON key naming the stored class of an object in a registered class hierarchy."""
+
+
+def json_converter(*, forbid_extra_keys: bool = False) -> Converter:
+    """The cattrs converter both the store codec and the wire codec build on.
+
+    cattrs' JSON preset (enums by value, tuples as lists, datetimes as ISO
+    text, floats as they are), plus frozensets as lists sorted by their JSON
+    text, so that equal objects always encode to equal text.
+    """
+    converter = make_converter(forbid_extra_keys=forbid_extra_keys)
+
+    def _sorted_set(value: frozenset[Any] | set[Any]) -> list[Any]:
+        return sorted((converter.unstructure(item) for item in value), key=dump_json)
+
+    converter.register_unstructure_hook_func(_is_set, _sorted_set)
+    return converter
+
+
+def _is_set(tp: Any) -> bool:
+    return tp is frozenset or tp is set or get_origin(tp) in (frozenset, set)
+
+
+def dump_json(data: object, *, allow_nan: bool = True) -> str:
+    """Compact JSON text of unstructured data (non-ASCII kept as it is).
+
+    Raises:
+        ValueError: ``allow_nan`` is False and ``data`` holds NaN or an infinity.
+    """
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
 
 
 class Codec(Protocol):
@@ -78,7 +108,7 @@ class AttrsCodec:
                                        "give one of them another name in names=")
             self._names[cls] = name
             self._types[name] = cls
-        self._converter = make_converter()
+        self._converter = json_converter()
         # A field declared as a registered base class (``events: tuple[Event, ...]``)
         # holding subclass instances must keep the subclass: cattrs would otherwise
         # write only the base's fields and read back a base instance, silently.
@@ -112,7 +142,7 @@ class AttrsCodec:
             raise UnregisteredType(obj)
         try:
             data = self._converter.unstructure(obj, unstructure_as=cls)
-            return name, json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            return name, dump_json(data)
         except (TypeError, ValueError) as exc:
             raise CodecError(name, f"cannot encode: {exc}") from exc
 

@@ -86,3 +86,65 @@ risk_levels = st.sampled_from([r for r in Risk if r is not Risk.PENDING])
 risk_recommendations = st.sampled_from(list(RiskRecommendation))
 approvers = st.one_of(st.none(), st.just("person:alice"))
 """No approval, or a person's."""
+
+
+# -- wire messages ------------------------------------------------------------------
+
+_WIRE_ID = st.from_regex(r"[A-Za-z0-9._:-]{1,24}", fullmatch=True)
+_WIRE_ADDRESS = st.from_regex(r"[a-z]{1,8}(/[A-Za-z0-9._:-]{1,12})?", fullmatch=True)
+_WIRE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+def wire_messages(codec: Any, cls: type) -> st.SearchStrategy[Any]:
+    """Instances of ``cls``, a class registered with ``codec`` (a ``WireCodec``):
+    every field drawn from its declared type and the codec's field rules, and
+    only instances the class's validators accept."""
+    from orderloom.runtime._wire import _collection, _optional, _unwrap, field_types
+
+    rules = codec.rules
+
+    def value(name: str, tp: Any, depth: int) -> st.SearchStrategy[Any]:
+        inner, nullable = _optional(_unwrap(tp))
+        base = plain(name, inner, depth)
+        return st.one_of(st.none(), base) if nullable else base
+
+    def plain(name: str, tp: Any, depth: int) -> st.SearchStrategy[Any]:
+        coll = _collection(tp)
+        if coll is not None:
+            kind, item = coll
+            items = st.lists(value(name, item, depth + 1), max_size=3)
+            return items.map(kind)
+        if name in rules.order_ids or name in rules.ids:
+            return _WIRE_ID
+        if name in rules.money:
+            return st.integers(min_value=1, max_value=10**9)
+        if name in rules.sequences:
+            return st.integers(min_value=1, max_value=10**6)
+        if tp is str:
+            return _WIRE_ADDRESS if name in ("notify", "child") else _WIRE_TEXT
+        if tp is bool:
+            return st.booleans()
+        if tp is int:
+            return st.integers(min_value=0, max_value=10**6)
+        if tp is float:
+            return st.floats(min_value=0, max_value=1e9, allow_nan=False)
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return st.sampled_from(list(tp))
+        if codec.polymorphic(tp):
+            subs = [wt.cls for wt in codec.types if issubclass(wt.cls, tp)
+                    and (depth < 2 or not any(codec.polymorphic(t) for _, t in field_types(wt.cls)))]
+            return st.sampled_from(subs).flatmap(lambda c: instance(c, depth + 1))
+        return instance(tp, depth + 1)
+
+    def instance(c: type, depth: int) -> st.SearchStrategy[Any]:
+        fields = {a.name: value(a.name, tp, depth) for a, tp in field_types(c)}
+
+        def build(kwargs: dict[str, Any]) -> Any:
+            try:
+                return c(**kwargs)
+            except (ValueError, TypeError):
+                return None
+
+        return st.fixed_dictionaries(fields).map(build).filter(lambda x: x is not None)
+
+    return instance(cls, 0)

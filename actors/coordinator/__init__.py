@@ -24,6 +24,11 @@ from ._journal_types import (
     journal_codec,
     journal_types,
 )
+from ._wire_types import (
+    WIRE_RULES,
+    wire_codec,
+    wire_types,
+)
 from ._metrics import (
     MetricsCollector,
 )
@@ -164,6 +169,7 @@ __all__ = [
     "SystemViewScheduled",
     "TeamLoad",
     "Telemetry",
+    "WIRE_RULES",
     "WarehouseCancel",
     "WarehouseSubmit",
     "Watchdog",
@@ -179,4 +185,6 @@ __all__ = [
     "project",
     "team_address",
     "warehouse_address",
+    "wire_codec",
+    "wire_types",
 ]
