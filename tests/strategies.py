@@ -112,10 +112,14 @@ def wire_messages(codec: Any, cls: type) -> st.SearchStrategy[Any]:
         coll = _collection(tp)
         if coll is not None:
             kind, item = coll
-            items = st.lists(value(name, item, depth + 1), max_size=3)
+            # An order's lines may not be empty (a validator): draw at least one.
+            items = st.lists(value(name, item, depth + 1), min_size=int(name == "lines"),
+                             max_size=3)
             return items.map(kind)
         if name in rules.order_ids or name in rules.ids:
             return _WIRE_ID
+        if name == "currency":  # validated as an ISO 4217 code: random text is never one
+            return st.sampled_from(("EUR", "USD", "JPY", "GBP"))
         if name in rules.money:
             return st.integers(min_value=1, max_value=10**9)
         if name in rules.sequences:
