@@ -217,6 +217,10 @@ class SupportTeam(Actor):
         self._reviews: dict[str, _Review] = {}
         self._keyed = KeyedRandom(lambda: self.ctx.rng.getrandbits(64))
         self._wakeup: TimerId | None = None
+        # False once next_change found no rise: staffing is weekly after the
+        # last absence and next_change looks 8 days past it, so "no rise" is
+        # for good and need not be searched again at every dispatch.
+        self._may_rise = True
         self._tick_token = ""
         self._last_load: tuple[int, int, int] | None = None
 
@@ -316,13 +320,15 @@ class SupportTeam(Actor):
             timer = self.ctx.schedule(delay, _ReviewDone(case_id=case.case_id))
             self._reviews[case.case_id] = _Review(case=case, slot=slot, timer=timer, key=key,
                                                   drawn=rng.drawn)
-        if self._queue and self._wakeup is None:
+        if self._queue and self._wakeup is None and self._may_rise:
             # Reviewers finishing will dispatch again; a wake-up is needed
             # only for cases that wait for more people to come on duty.
             now = self.ctx.now()
             at = self.config.next_change(now, increase_only=True)
             if at is not None:
                 self._wakeup = self.ctx.schedule(at - now, _WakeUp())
+            else:
+                self._may_rise = False
         elif not self._queue and self._wakeup is not None:
             self.ctx.cancel(self._wakeup)
             self._wakeup = None
