@@ -208,14 +208,17 @@ class MqttTransport:
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async with self._send:
-            async for message in client.messages:
-                envelope = await self._decode(message)
-                if envelope is None:
-                    self._ack(client, message.mid)
-                    continue
-                mid = message.mid
-                # Waits while the kernel does not read: back-pressure, not a drop.
-                await self._send.send(Delivery(envelope, lambda: self._ack(client, mid)))
+            try:
+                async for message in client.messages:
+                    envelope = await self._decode(message)
+                    if envelope is None:
+                        self._ack(client, message.mid)
+                        continue
+                    mid = message.mid
+                    # Waits while the kernel does not read: back-pressure, not a drop.
+                    await self._send.send(Delivery(envelope, lambda: self._ack(client, mid)))
+            except aiomqtt.MqttError as exc:  # the connection broke
+                raise TransportError("receive", f"{self.hostname}:{self.port}: {exc}") from exc
 
     def _ack(self, client: aiomqtt.Client, mid: int) -> None:
         # A message id belongs to one connection: after a reconnect the same
