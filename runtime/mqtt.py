@@ -114,7 +114,7 @@ class MqttTransport:
         self.window = window
         self.session_expiry = session_expiry
         self.timeout = timeout
-        self.dead_letters = 0  # payloads refused and published to a dead topic
+        self.dead_letters = 0  # payloads refused (each published to a dead topic)
         self._client: aiomqtt.Client | None = None
         self._publishing = anyio.Semaphore(window)
         send, receive = anyio.create_memory_object_stream[Delivery](window)
@@ -251,6 +251,6 @@ class MqttTransport:
             "reason": error.reason.value, "path": error.path, "type": error.type_name,
             "detail": str(error), "topic": topic, "payload": self.codec.redacted(payload),
         }
+        self.dead_letters += 1  # counted before it can be seen on the topic
         await self._publish(dead_topic(error.reason.value),
                             dump_json(record).encode("utf-8"))
-        self.dead_letters += 1
