@@ -6,7 +6,9 @@ The driver side (:class:`Kernel`) is what runs a world; the store seam
 (:class:`Store`, :class:`MemoryStore`, :class:`Turn`, ...) is where persistent
 actors keep their journals (``orderloom.runtime.sqlite`` has the SQLite store,
 ``orderloom.runtime.postgres`` the PostgreSQL one, :func:`open_store` opens
-either from a URL; ``orderloom.runtime.live`` is the live kernel). The wire format
+either from a URL; ``orderloom.runtime.live`` is the live kernel). The transport seam
+(:class:`Transport`, :class:`Delivery`) connects live kernels;
+``orderloom.runtime.mqtt`` has the MQTT transport. The wire format
 (:class:`WireCodec`, :class:`IngestError`, the topic functions) turns
 envelopes into the JSON that crosses processes (docs/wire.md).
 """
@@ -57,6 +59,7 @@ from ._store import (
     UnregisteredType,
 )
 from ._supervision import RestartBudget
+from ._transport import Delivery, Transport, TransportError
 from ._topics import (
     TOPIC_ROOT,
     InvalidTopic,
@@ -110,6 +113,7 @@ __all__ = [
     "Context",
     "CorruptRecord",
     "DeadLetter",
+    "Delivery",
     "DomainError",
     "DuplicateAddress",
     "DuplicateDelivery",
@@ -157,6 +161,8 @@ __all__ = [
     "Topic",
     "TopicKind",
     "TraceEvent",
+    "Transport",
+    "TransportError",
     "Turn",
     "TurnSuspended",
     "UnhandledMessage",

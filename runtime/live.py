@@ -21,6 +21,13 @@ A driver that takes steps (tests, demos) calls ``await kernel.settle(t)``
 between them: it returns once everything due so far has been handled, so
 the next step follows the effects of the last one however loaded the
 machine is.
+
+With a ``transport`` (``orderloom.runtime.mqtt.MqttTransport``), an envelope
+for an address the kernel has not spawned is published instead of becoming a
+dead letter, and envelopes arriving for local actors are delivered as they
+came (ids, causation, correlation, sender). Each is acknowledged after the
+recipient's turn completed (a persistent actor's turn returns after its
+commit), so a turn that fails or never finishes is redelivered later.
 """
 
 from __future__ import annotations
@@ -51,10 +58,12 @@ from ._errors import (
     DuplicateAddress,
     KernelError,
     NotAMessage,
+    OrderloomError,
     UnhandledMessage,
 )
 from ._records import KernelRecords
 from ._supervision import RestartBudget
+from ._transport import Delivery, Transport
 
 __all__ = ["LiveKernel"]
 
@@ -205,6 +214,8 @@ class LiveKernel(KernelRecords):
             mailbox before the message is dead-lettered as ``mailbox_full``.
         trace: record structured trace events.
         default_restart: the restart policy of actors spawned without one.
+        transport: where envelopes for addresses not spawned here go, and
+            where envelopes for local actors come from (None: dead letters).
     """
 
     def __init__(
@@ -217,6 +228,7 @@ class LiveKernel(KernelRecords):
         send_timeout: float = 5.0,
         trace: bool = False,
         default_restart: RestartPolicy | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"LiveKernel speed must be > 0, got {speed!r}")
@@ -250,6 +262,9 @@ class LiveKernel(KernelRecords):
         self._scopes: set[anyio.CancelScope] = set()
         self._tasks_done = anyio.Event()
         self._closed = False
+        self._transport = transport
+        # Inbound deliveries waiting for their turn to complete, by message id.
+        self._acks: dict[str, list[Delivery]] = {}
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -257,6 +272,8 @@ class LiveKernel(KernelRecords):
         self._stack = AsyncExitStack()
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         self._t0 = anyio.current_time()
+        if self._transport is not None:
+            self._start_task(self._receive_remote, self._transport, name="transport inbound")
         return self
 
     async def __aexit__(
@@ -477,7 +494,10 @@ class LiveKernel(KernelRecords):
                     del self._delayed[envelope.message_id]
             cell = self._cells.get(envelope.recipient)
             if cell is None:
-                self._undeliverable(envelope, "unknown_address")
+                if self._transport is not None:
+                    await self._publish(self._transport, envelope)
+                else:
+                    self._undeliverable(envelope, "unknown_address")
                 return
             try:
                 cell.outbox.send_nowait(envelope)
@@ -493,6 +513,68 @@ class LiveKernel(KernelRecords):
             self._settle()
             raise
 
+    async def _publish(self, transport: Transport, envelope: Envelope) -> None:
+        """Hand an envelope for a non-local address to the transport; waits up
+        to ``send_timeout`` for the broker's confirmation, as for a full mailbox."""
+        try:
+            with anyio.fail_after(self.send_timeout / self.speed):
+                await transport.publish(envelope)
+        except TimeoutError:
+            self._dead(envelope, "publish_timeout")
+        except OrderloomError as exc:  # NotOnTheWire, TransportError
+            self._dead(envelope, "publish_failed", exc)
+        else:
+            self._record("publish", envelope.recipient, envelope)
+        self._settle()
+
+    async def _receive_remote(self, transport: Transport) -> None:
+        async for delivery in transport.deliveries():
+            await self._deliver_remote(delivery)
+
+    async def _deliver_remote(self, delivery: Delivery) -> None:
+        """Put an inbound envelope, unchanged, in its actor's mailbox. A full
+        mailbox is waited on however long it takes: the transport stops reading
+        meanwhile (back-pressure), nothing is dropped."""
+        envelope = delivery.envelope
+        self._inflight += 1
+        cell = self._cells.get(envelope.recipient)
+        if cell is None:
+            self._undeliverable(envelope, "unknown_address")
+            delivery.ack()  # it would never succeed
+            return
+        self._acks.setdefault(envelope.message_id, []).append(delivery)
+        try:
+            await cell.outbox.send(envelope)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._undeliverable(envelope, "actor_stopped")  # not acked: redelivered later
+        except BaseException:
+            self._forget_delivery(envelope)
+            self._dead(envelope, "cancelled")
+            self._settle()
+            raise
+
+    def _acknowledge(self, envelope: Envelope) -> None:
+        """The turn of ``envelope`` completed: acknowledge it if it came from the transport."""
+        pending = self._acks.get(envelope.message_id)
+        if pending is None:
+            return
+        for i, delivery in enumerate(pending):
+            if delivery.envelope is envelope:
+                del pending[i]
+                if not pending:
+                    del self._acks[envelope.message_id]
+                delivery.ack()
+                return
+
+    def _forget_delivery(self, envelope: Envelope) -> None:
+        """Drop the ack handle of a delivery whose turn will not complete: the
+        broker redelivers it when the session resumes."""
+        pending = self._acks.get(envelope.message_id)
+        if pending is not None:
+            pending[:] = [d for d in pending if d.envelope is not envelope]
+            if not pending:
+                del self._acks[envelope.message_id]
+
     def _settle(self) -> None:
         self._inflight -= 1
         if self._inflight == 0:
@@ -500,6 +582,8 @@ class LiveKernel(KernelRecords):
 
     def _undeliverable(self, envelope: Envelope, reason: str) -> None:
         self._dead(envelope, reason)
+        if self._acks:
+            self._forget_delivery(envelope)
         # Only a missing or stopped actor is known to the asker at once; a
         # full mailbox looks like a slow service: the asker times out.
         if envelope.reply_to is not None and reason in ("unknown_address", "actor_stopped"):
@@ -631,7 +715,12 @@ class LiveKernel(KernelRecords):
             cell.busy = True
             try:
                 error = await self._handle(cell, item)
-                if error is not None:
+                if error is None:
+                    if self._acks:
+                        self._acknowledge(item)
+                else:
+                    if self._acks:
+                        self._forget_delivery(item)
                     if not await self._supervise(cell, item, error):
                         return
                     starting = True
@@ -749,6 +838,8 @@ class LiveKernel(KernelRecords):
             parent.children.pop(cell.address, None)
         if cell.current is not None:  # cancelled mid-turn by shutdown
             self._dead(cell.current, "actor_stopped")
+            if self._acks:
+                self._forget_delivery(cell.current)
             if cell.current.reply_to is not None:
                 self._reply(cell.current, None, ActorNotFound(cell.address))
             cell.current = None

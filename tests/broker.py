@@ -1,0 +1,91 @@
+"""The Mosquitto brokers the MQTT integration tests use.
+
+The shared one is the broker CI starts on 127.0.0.1:1883. A test that needs
+other settings starts its own with :func:`own_broker` (a generated config on a
+free port) and stops it by its PID. Without a broker a test skips saying why,
+except with ``CI=true`` in the environment, where it fails: CI must never
+pass by skipping the transport.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+HOST, PORT = "127.0.0.1", 1883
+START_GUARD = 20.0  # real seconds for a test-owned broker to accept connections
+
+
+def _missing(why: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why} (CI=true: the MQTT integration tests must run)")
+    pytest.skip(why)
+
+
+def _accepts(host: str, port: int) -> OSError | None:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def shared_broker() -> tuple[str, int]:
+    """The shared broker's (host, port); skips (fails under CI=true) if none answers."""
+    error = _accepts(HOST, PORT)
+    if error is not None:
+        _missing(f"no MQTT broker at {HOST}:{PORT} ({error}); start one with "
+                 "'mosquitto -d -c /etc/mosquitto/mosquitto.conf'")
+    return HOST, PORT
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def own_broker(folder: Path, *, persistence: bool = False) -> Iterator[tuple[str, int]]:
+    """A Mosquitto of this test's own on a free port: (host, port), stopped after."""
+    binary = shutil.which("mosquitto")
+    if binary is None:
+        _missing("the mosquitto binary is not on PATH")
+    assert binary is not None
+    port = _free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} {HOST}\n"
+        "allow_anonymous true\n"
+        f"persistence {'true' if persistence else 'false'}\n"
+        f"persistence_location {folder}/\n"
+        "set_tcp_nodelay true\n"
+        f"log_dest file {folder}/mosquitto.log\n",
+        encoding="utf-8")
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + START_GUARD
+        while _accepts(HOST, port) is not None:
+            if process.poll() is not None:
+                pytest.fail(f"mosquitto -c {conf} exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"mosquitto -c {conf} did not listen within {START_GUARD} s")
+            time.sleep(0.05)
+        yield HOST, port
+    finally:
+        process.terminate()  # by its PID: only the broker this test started
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
