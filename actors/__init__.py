@@ -328,6 +328,15 @@ from .world._warehouse import (
     WarehouseConfig,
 )
 
+from .order._sources import (
+    MAX_EVENTS_PER_INSTANT,
+    SourceOrdering,
+    awaits_gap,
+    monotonic_seq,
+    platform_source,
+    source_ordering,
+)
+
 __all__ = [
     "ActionTaken",
     "AddressAction",
@@ -432,6 +441,7 @@ __all__ = [
     "LineItemSpec",
     "LineItemsCanceled",
     "LineQuantity",
+    "MAX_EVENTS_PER_INSTANT",
     "MetricsCollector",
     "MoneyView",
     "Need",
@@ -511,6 +521,7 @@ __all__ = [
     "ShortageAction",
     "ShortageRecorded",
     "Source",
+    "SourceOrdering",
     "Sourcing",
     "SourcingKind",
     "SourcingStep",
@@ -556,6 +567,7 @@ __all__ = [
     "allowed_next",
     "apply",
     "automation_name",
+    "awaits_gap",
     "builtin_policies",
     "check_decision",
     "check_invariants",
@@ -575,13 +587,16 @@ __all__ = [
     "load_builtin_policy",
     "load_policy",
     "make_converter",
+    "monotonic_seq",
     "order_address",
     "parse_policy",
+    "platform_source",
     "policy_from_dict",
     "project",
     "react",
     "resolve_policy",
     "right_decision",
+    "source_ordering",
     "team_address",
     "unknown_policy",
     "unsafe_shipments",
