@@ -77,6 +77,7 @@ from ._wire import (
     Upgrader,
     WireCodec,
     WireType,
+    parse_json,
 )
 from ._wire_errors import (
     IngestError,
@@ -177,6 +178,7 @@ __all__ = [
     "handler",
     "ingest_topic",
     "open_store",
+    "parse_json",
     "parse_topic",
     "to_topic",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "WireCodec",
     "WireType",
     "field_types",
+    "parse_json",
 ]
 
 MAX_ENVELOPE_BYTES = 64 * 1024

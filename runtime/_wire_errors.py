@@ -35,6 +35,9 @@ class IngestReason(enum.StrEnum):
     BAD_MONEY = "bad_money"  # money that is not an integer of minor units >= 0
     BAD_SEQUENCE = "bad_sequence"  # a sequence number that is not an integer >= 1
     BAD_TIMESTAMP = "bad_timestamp"  # a time that is negative or too far from now
+    BAD_SIGNATURE = "bad_signature"  # a webhook signature missing, malformed or wrong
+    UNSUPPORTED_TOPIC = "unsupported_topic"  # a platform topic the adapter does not map
+    UNKNOWN_CURRENCY = "unknown_currency"  # a currency not in the minor-units table
 
 
 class WireError(InfrastructureError):

@@ -104,7 +104,9 @@ def test_only_persistence_adapters_import_database_drivers() -> None:
 # two; ``coordinator`` imports ``order``; ``world`` imports ``order`` and the
 # coordinator's seams (its protocol, telemetry and the downstream views),
 # never the coordinator's actors. The live coordinator runs without ``world``.
-SUBPACKAGES = ("order", "coordinator", "world")
+# ``ingest`` (platform adapters at the edge) imports only ``order``, and no
+# other part imports it: transports call it through the public names.
+SUBPACKAGES = ("order", "coordinator", "world", "ingest")
 WORLD_MAY_USE = frozenset({"coordinator._protocol", "coordinator._telemetry",
                            "coordinator._views"})
 # The pure model does no I/O and reads no clock, randomness or environment.
@@ -140,7 +142,8 @@ def _actors_imports(path: Path) -> list[tuple[int, str]]:
 
 def test_actors_subpackages_point_one_way() -> None:
     """order imports neither coordinator nor world; coordinator never imports
-    world; world uses only the coordinator's protocol, telemetry and views."""
+    world; world uses only the coordinator's protocol, telemetry and views;
+    ingest uses only order, and nothing in actors uses ingest."""
     bad = []
     for sub in SUBPACKAGES:
         for path in sorted((ROOT / "actors" / sub).glob("*.py")):
@@ -148,7 +151,7 @@ def test_actors_subpackages_point_one_way() -> None:
                 other = target.split(".")[0]
                 if other == sub:
                     continue
-                allowed = (sub == "coordinator" and other == "order") or (
+                allowed = (sub in ("coordinator", "ingest") and other == "order") or (
                     sub == "world" and (other == "order" or target in WORLD_MAY_USE))
                 if not allowed:
                     bad.append(f"actors/{sub}/{path.name}:{line} imports {target}")

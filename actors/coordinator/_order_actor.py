@@ -55,6 +55,7 @@ from ._order_record import (
     evolve_record,
 )
 from ..order._order_state import OrderState, PaymentRequest
+from ..order._sources import awaits_gap
 from ..order._reaction import (
     AssignCase,
     CancelAsked,
@@ -230,10 +231,11 @@ class OrderActor(PersistentActor[OrderRecord]):
     async def on_event(self, event: m.Event) -> None:
         """An outside fact: resequenced per source, then applied."""
         order = self.state.order
-        expected = order.last_seq(event.source) + 1
-        if event.source_seq > expected and event.event_id not in order.seen_event_ids:
-            # A gap: hold the event until the missing ones arrive (or give up
-            # waiting), so a reordered pair is applied in order, not dropped.
+        if awaits_gap(order, event):
+            # A gap in a sequenced source: hold the event until the missing
+            # ones arrive (or give up waiting), so a reordered pair is applied
+            # in order, not dropped. A monotonic source never waits.
+            expected = order.last_seq(event.source) + 1
             waiting = self.state.held.get(event.source)
             if waiting and (held := waiting.get(event.source_seq)) is not None \
                     and held.event_id == event.event_id:

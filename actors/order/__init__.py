@@ -217,6 +217,15 @@ from ._states import (
     check_transition,
 )
 
+from ._sources import (
+    MAX_EVENTS_PER_INSTANT,
+    SourceOrdering,
+    awaits_gap,
+    monotonic_seq,
+    platform_source,
+    source_ordering,
+)
+
 __all__ = [
     "AddressAction",
     "AddressVerified",
@@ -288,6 +297,7 @@ __all__ = [
     "LineItemSpec",
     "LineItemsCanceled",
     "LineQuantity",
+    "MAX_EVENTS_PER_INSTANT",
     "MoneyView",
     "Need",
     "Notification",
@@ -352,6 +362,7 @@ __all__ = [
     "ShortageAction",
     "ShortageRecorded",
     "Source",
+    "SourceOrdering",
     "Sourcing",
     "SourcingKind",
     "SourcingStep",
@@ -372,6 +383,7 @@ __all__ = [
     "apply",
     "apply_probed",
     "automation_name",
+    "awaits_gap",
     "check_decision",
     "check_invariants",
     "check_money_views",
@@ -386,11 +398,14 @@ __all__ = [
     "fold",
     "handle",
     "make_converter",
+    "monotonic_seq",
     "parse_policy",
     "parse_yaml",
+    "platform_source",
     "policy_from_dict",
     "probability",
     "react",
+    "source_ordering",
     "structure_document",
     "tried_warehouses",
     "unassigned_units",

@@ -4,7 +4,8 @@
 calls on every incoming event. It ignores duplicates (an event id already
 seen, or a payment record already held under its gateway id) and stale
 events (a ``source_seq`` not newer than the last one applied from that
-source), and turns an event the model refuses into a ``REJECTED`` outcome
+source; for a monotonic source, numbered by source time, that test comes
+first: an older snapshot is stale even under a new id), and turns an event the model refuses into a ``REJECTED`` outcome
 carrying the error. In all three cases the state is returned unchanged, so
 state never regresses and nothing illegal is applied; the outcome is what
 the caller records.
@@ -24,6 +25,7 @@ from ._decide import COORDINATOR_SOURCE, decide, decide_probed
 from ._errors import EventRejected, InvalidTransition
 from ._evolve import derive_payment, evolve
 from ._order_state import OrderState
+from ._sources import SourceOrdering, source_ordering
 
 __all__ = [
     "COORDINATOR_SOURCE",
@@ -99,10 +101,14 @@ def apply_probed(
     """:func:`apply`, given ``evolved`` = ``evolve(state, event)`` if the
     caller already has it (``decide_probed`` computed it); None to evolve here.
     ``evolve`` is pure, so the result is the same either way."""
+    not_newer = event.source_seq <= state.last_seq(event.source)
+    if not_newer and source_ordering(event.source) is SourceOrdering.MONOTONIC:
+        return state, Outcome(kind=OutcomeKind.STALE, event_id=event.event_id,
+                              source=event.source, source_seq=event.source_seq)
     if event.event_id in state.seen_event_ids or _already_recorded(state, event):
         return state, Outcome(kind=OutcomeKind.DUPLICATE, event_id=event.event_id,
                               source=event.source, source_seq=event.source_seq)
-    if event.source_seq <= state.last_seq(event.source):
+    if not_newer:
         return state, Outcome(kind=OutcomeKind.STALE, event_id=event.event_id,
                               source=event.source, source_seq=event.source_seq)
     if evolved is None:
