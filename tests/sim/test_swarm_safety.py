@@ -96,23 +96,37 @@ def _run(scenario: Scenario, policy: str, seed: int, *,
     return result.metrics, silent
 
 
-@pytest.mark.parametrize("policy", ["cautious", "balanced"])
-def test_good_policies_take_no_wrong_action_under_link_faults(policy: str) -> None:
-    """Over 20 seeds of lossy, duplicating, reordering links: 0 wrong actions,
+def _check_seeds(policy: str, seeds: range) -> None:
+    """Over ``seeds`` of lossy, duplicating, reordering links: 0 wrong actions,
     0 unreviewed irreversible actions, and no order sits silently."""
     scenario = _swarm(hours=2.0, orders_per_day=6000.0)
     placed = wrong = unreviewed = stuck = 0.0
     silent: list[str] = []
-    for seed in range(1, 21):
+    for seed in seeds:
         metrics, quiet = _run(scenario, policy, seed, deadline_cap=1200.0)
         stuck += metrics.get("stuck_orders", 0.0)
         placed += metrics["orders.placed"]
         wrong += metrics.get("wrong_actions", 0.0)
         unreviewed += metrics.get("unreviewed_irreversible", 0.0)
         silent += [f"seed {seed}: {q}" for q in quiet]
-    assert placed > 8_000 and stuck > 50  # the faults met plenty of orders, some got stuck
+    # The faults met plenty of orders (about 420 a seed), and some got stuck.
+    assert placed > 400 * len(seeds) and stuck > 2.5 * len(seeds)
     assert (wrong, unreviewed) == (0, 0)
     assert silent == []
+
+
+@pytest.mark.parametrize("policy", ["cautious", "balanced"])
+def test_good_policies_take_no_wrong_action_under_link_faults(policy: str) -> None:
+    """Over 6 seeds of lossy, duplicating, reordering links (the default run's
+    share of the 20-seed soak below): no wrong or unreviewed action, none silent."""
+    _check_seeds(policy, range(1, 7))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["cautious", "balanced"])
+def test_good_policies_take_no_wrong_action_under_link_faults_over_20_seeds(policy: str) -> None:
+    """The same over 20 seeds (the order-core issue's acceptance soak)."""
+    _check_seeds(policy, range(1, 21))
 
 
 @pytest.mark.slow
