@@ -59,6 +59,7 @@ from ._store import (
     UnregisteredType,
 )
 from ._supervision import RestartBudget
+from ._reply import KernelReply, RemoteError, ReplyFailure, ReplyFailureKind
 from ._transport import Delivery, Transport, TransportError
 from ._topics import (
     TOPIC_ROOT,
@@ -136,6 +137,7 @@ __all__ = [
     "Kernel",
     "KernelError",
     "KernelRecords",
+    "KernelReply",
     "Loaded",
     "MAX_ENVELOPE_BYTES",
     "MemoryStore",
@@ -146,6 +148,9 @@ __all__ = [
     "OutboxEntry",
     "PersistentActor",
     "Recorded",
+    "RemoteError",
+    "ReplyFailure",
+    "ReplyFailureKind",
     "RestartBudget",
     "RestartPolicy",
     "STATS_TABLES",

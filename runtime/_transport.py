@@ -63,7 +63,8 @@ class Delivery:
 class Transport(Protocol):
     """What the live kernel needs from a transport.
 
-    Implementations: :class:`orderloom.runtime.mqtt.MqttTransport`.
+    Implementations: :class:`orderloom.runtime.mqtt.MqttTransport`, and
+    :class:`orderloom.runtime.loopback.LoopbackTransport` (in memory, one process).
     """
 
     async def publish(self, envelope: Envelope) -> None:

@@ -122,8 +122,14 @@ class _Builder:
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return {"enum": [m.value for m in tp]}
         if self.codec.polymorphic(tp):
-            return {"oneOf": [self.typed(wt) for wt in self.codec.types
-                              if issubclass(wt.cls, tp)]}
+            # One definition per family, shared by every field that holds it
+            # (a timer's message and a reply's value are both any message).
+            name = f"typed {tp.__qualname__}"
+            if name not in self.defs:
+                self.defs[name] = {}
+                self.defs[name] = {"oneOf": [self.typed(wt) for wt in self.codec.types
+                                             if issubclass(wt.cls, tp)]}
+            return {"$ref": f"#/$defs/{name}"}
         return self.value(tp)
 
     def typed(self, wt: WireType) -> dict[str, Any]:

@@ -27,7 +27,12 @@ for an address the kernel has not spawned is published instead of becoming a
 dead letter, and envelopes arriving for local actors are delivered as they
 came (ids, causation, correlation, sender). Each is acknowledged after the
 recipient's turn completed (a persistent actor's turn returns after its
-commit), so a turn that fails or never finishes is redelivered later.
+commit), so a turn that fails or never finishes is redelivered later. An
+``ask`` of a remote actor works as a local one: the kernel that ran the
+handler publishes a ``KernelReply`` (the answer, or the failure as a
+``ReplyFailure``) to the asker's address, and the asker's kernel completes
+the pending ask with it (a failure raises ``RemoteError``, or
+``ActorNotFound``).
 """
 
 from __future__ import annotations
@@ -62,8 +67,10 @@ from ._errors import (
     UnhandledMessage,
 )
 from ._records import KernelRecords
+from ._reply import KernelReply, error_for, failure_of
 from ._supervision import RestartBudget
 from ._transport import Delivery, Transport
+from ._wire_errors import NotOnTheWire
 
 __all__ = ["LiveKernel"]
 
@@ -265,6 +272,8 @@ class LiveKernel(KernelRecords):
         self._transport = transport
         # Inbound deliveries waiting for their turn to complete, by message id.
         self._acks: dict[str, list[Delivery]] = {}
+        # Ids of requests that came over the transport and await their answer.
+        self._remote_asks: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -534,8 +543,15 @@ class LiveKernel(KernelRecords):
     async def _deliver_remote(self, delivery: Delivery) -> None:
         """Put an inbound envelope, unchanged, in its actor's mailbox. A full
         mailbox is waited on however long it takes: the transport stops reading
-        meanwhile (back-pressure), nothing is dropped."""
+        meanwhile (back-pressure), nothing is dropped. A reply to an ask goes
+        to the waiting asker instead."""
         envelope = delivery.envelope
+        if isinstance(envelope.body, KernelReply):
+            self._reply_arrived(envelope, envelope.body)
+            delivery.ack()  # an ask is answered once: a redelivery would be late anyway
+            return
+        if envelope.reply_to is not None:
+            self._remote_asks.add(envelope.message_id)
         self._inflight += 1
         cell = self._cells.get(envelope.recipient)
         if cell is None:
@@ -549,6 +565,7 @@ class LiveKernel(KernelRecords):
             self._undeliverable(envelope, "actor_stopped")  # not acked: redelivered later
         except BaseException:
             self._forget_delivery(envelope)
+            self._remote_asks.discard(envelope.message_id)
             self._dead(envelope, "cancelled")
             self._settle()
             raise
@@ -611,12 +628,73 @@ class LiveKernel(KernelRecords):
     def _reply(self, request: Envelope, value: Any, error: BaseException | None) -> None:
         reply = self._asks.get(request.message_id)
         if reply is None:
+            to, transport = request.reply_to, self._transport
+            if request.message_id in self._remote_asks and to is not None \
+                    and transport is not None:
+                self._remote_asks.discard(request.message_id)
+                self._inflight += 1  # settled once published (or dead-lettered)
+                self._start_task(self._publish_reply, transport, request, to, value, error,
+                                 name=f"reply {request.message_id}")
+                return
             if error is None:
                 self._dead(request, "late_reply")
             return
         reply.value = value
         reply.error = error
         reply.event.set()
+
+    def _awaited(self, request: Envelope) -> bool:
+        """Whether an asker, here or on another node, waits for ``request``'s answer."""
+        return request.message_id in self._asks or request.message_id in self._remote_asks
+
+    def _reply_envelope(self, request: Envelope, to: Address, value: Any,
+                        error: BaseException | None) -> Envelope:
+        if error is None and value is not None and not isinstance(value, Message):
+            error = NotOnTheWire(type(value).__qualname__, "an answer to a remote ask must be "
+                                 "a registered Message or None")
+        body = (KernelReply(request_id=request.message_id, error=failure_of(error))
+                if error is not None else KernelReply(request_id=request.message_id, value=value))
+        self._seq += 1
+        return Envelope(f"{self._run_id}-{self._seq}", request.message_id,
+                        request.correlation_id, request.recipient, to, self.now(), body)
+
+    async def _publish_reply(self, transport: Transport, request: Envelope, to: Address,
+                             value: Any, error: BaseException | None) -> None:
+        """Send the answer to a request that came over the transport back to its asker."""
+        envelope = self._reply_envelope(request, to, value, error)
+        try:
+            with anyio.fail_after(self.send_timeout / self.speed):
+                try:
+                    await transport.publish(envelope)
+                except NotOnTheWire as exc:
+                    if error is not None or value is None:
+                        raise
+                    # The answer cannot travel (its type is not registered):
+                    # the asker learns why instead of timing out.
+                    self._dead(envelope, "publish_failed", exc)
+                    envelope = self._reply_envelope(request, to, None, exc)
+                    await transport.publish(envelope)
+        except TimeoutError:
+            self._dead(envelope, "publish_timeout")
+        except OrderloomError as exc:  # NotOnTheWire, TransportError
+            self._dead(envelope, "publish_failed", exc)
+        else:
+            self._record("publish", envelope.recipient, envelope)
+        finally:
+            self._settle()
+
+    def _reply_arrived(self, envelope: Envelope, reply: KernelReply) -> None:
+        """Complete the pending ask ``reply`` answers (a late one is dropped, as here)."""
+        pending = self._asks.get(reply.request_id)
+        if pending is None:
+            if reply.error is None:
+                self._dead(envelope, "late_reply")
+            return
+        if reply.error is not None:
+            pending.error = error_for(envelope.sender or "", reply.request_id, reply.error)
+        else:
+            pending.value = reply.value
+        pending.event.set()
 
     def _set_timer(self, cell: _LiveCell, delay: float, message: Message) -> TimerId:
         envelope = self._envelope(cell, cell.address, message, None, None)
@@ -750,7 +828,7 @@ class LiveKernel(KernelRecords):
             result = await method(actor, message)
         except Exception as exc:
             cell.current = None
-            if envelope.reply_to is not None and envelope.message_id in self._asks:
+            if envelope.reply_to is not None and self._awaited(envelope):
                 # pykka semantics: the exception goes back to the asker and
                 # the actor carries on with its state.
                 self._record_failure(cell.address, envelope, exc, "replied")

@@ -26,6 +26,7 @@ aiomqtt runs on asyncio only, so the kernel using this transport must too.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
@@ -214,9 +215,11 @@ class MqttTransport:
                     if envelope is None:
                         self._ack(client, message.mid)
                         continue
-                    mid = message.mid
+                    # Bound now (a partial, not a closure over the loop's
+                    # variable): each delivery acknowledges its own message.
+                    ack = functools.partial(self._ack, client, message.mid)
                     # Waits while the kernel does not read: back-pressure, not a drop.
-                    await self._send.send(Delivery(envelope, lambda: self._ack(client, mid)))
+                    await self._send.send(Delivery(envelope, ack))
             except aiomqtt.MqttError as exc:  # the connection broke
                 raise TransportError("receive", f"{self.hostname}:{self.port}: {exc}") from exc
 

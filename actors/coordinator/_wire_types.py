@@ -15,7 +15,7 @@ from an order's actor to automation in the same process).
 
 from __future__ import annotations
 
-from orderloom.runtime import FieldRules, TimerDue, WireCodec, WireType
+from orderloom.runtime import FieldRules, KernelReply, TimerDue, WireCodec, WireType
 
 from ..order import _messages as m
 from ..order._reaction import PolicyTimer
@@ -112,6 +112,8 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     ("coordinator.screened", 1, p.Screened),
     ("watchdog.stuck_report", 1, p.StuckReport),
     ("watchdog.escalate", 1, p.Escalate),
+    # -- the kernel: the answer to an ask that crossed a transport ----------------------
+    ("kernel.reply", 1, KernelReply),
     # -- durable timers (stored until they fire) -----------------------------------------
     ("timer.due", 1, TimerDue),
     ("timer.policy", 1, PolicyTimer),
