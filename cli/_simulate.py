@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,13 @@ from orderloom.simulation import (
     aggregate,
     load_scenario,
     mmc_metrics,
-    provenance_data,
-    provenance_of,
     read_provenance,
     rerun_warnings,
     resolve_run,
     resolve_scenario,
     run_replications,
     simulate,
-    software_versions,
     summarize,
-    world_digest,
     write_report,
 )
 
@@ -66,18 +62,6 @@ def _scenario(name: str, horizon: str | None) -> Scenario:
         except (TypeError, ValueError) as exc:
             raise ScenarioError("--horizon", [f"{horizon!r}: {exc}"]) from exc
     return scenario
-
-
-def _run_header(scenario: Scenario, results: Sequence[ReplicationResult]) -> dict[str, Any]:
-    """The report header of a run of the resolved ``scenario``: what compare
-    reads, and the provenance a rerun reads."""
-    return {
-        "scenario": scenario.name, "policy": scenario.policy.name, "seed": scenario.seed,
-        "replications": scenario.replications, "horizon": scenario.horizon,
-        "warm_up": scenario.warm_up, "world": world_digest(scenario),
-        "versions": software_versions(),
-        "provenance": provenance_data(provenance_of(scenario, results)),
-    }
 
 
 def _run(scenario: Scenario, workers: int, executor: str, scheduler: str | None,

@@ -10,12 +10,13 @@ from typing import Any
 from orderloom.simulation import (
     aggregate,
     parse_sweep_params,
+    run_header,
     sweep_points,
     write_report,
     write_sweep,
 )
 
-from ._simulate import Echo, _evolve, _run, _run_header, _scenario
+from ._simulate import Echo, _evolve, _run, _scenario
 
 
 def sweep_grid(
@@ -36,7 +37,7 @@ def sweep_grid(
         resolved = point.scenario
         runs = _run(resolved, workers, "process", None, echo,
                     label=f"{scenario.name} / {point.label} (point {number}/{len(grid)})")
-        report = aggregate(runs, header={**_run_header(resolved, runs), "point": point.label})
+        report = aggregate(runs, header={**run_header(resolved, runs), "point": point.label})
         write_report(report, out / point.label.replace("/", "_"))
         results.append((point, report))
         echo(f"  {point.label}: done")

@@ -34,7 +34,7 @@ from ._provenance import (
 from ._queueing import MMcMetrics, mmc_metrics
 from ._report import write_report
 from ._result import ReplicationResult, aggregate
-from ._run_report import MetricSummary, Report
+from ._run_report import MetricSummary, Report, run_header
 from ._runner import run_replication, run_replications, world_for
 from ._scenario import (
     Scenario,
@@ -123,6 +123,7 @@ __all__ = [
     "resolve_run",
     "resolve_scenario",
     "run_demo",
+    "run_header",
     "run_replication",
     "run_replications",
     "run_to_precision",
