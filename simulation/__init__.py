@@ -59,7 +59,7 @@ from ._trace_report import (
     trace_overview,
 )
 from ._warmup import MserCut, WarmUpSuggestion, mser, suggest_warm_up
-from ._world import WorldConfig, build_world
+from ._world import WorldConfig, build_world, world_actors
 
 __all__ = [
     "Comparison",
@@ -143,6 +143,7 @@ __all__ = [
     "trace_overview",
     "values_of",
     "welch_difference",
+    "world_actors",
     "world_digest",
     "world_for",
     "write_report",

@@ -13,16 +13,15 @@ from collections.abc import Callable
 import attrs
 
 from orderloom.actors.world._address import AddressService, AddressServiceConfig
-from orderloom.actors.coordinator._automation import Automation, Intake, Watchdog
+from orderloom.actors.coordinator._spawn import spawn_coordinator
 from orderloom.actors.world._downstream import DownstreamConfig, DownstreamSystem
 from orderloom.actors.coordinator._settings import OrderSettings
 from orderloom.actors.world._gateway import GatewayConfig, PaymentGateway
-from orderloom.actors.coordinator._inventory import Inventory, StockBoard
 from orderloom.actors.order._policy import Policy
 from orderloom.actors.coordinator._protocol import OrderTruth
 from orderloom.actors.world._team import TeamConfig, SupportTeam
 from orderloom.actors.world._warehouse import Warehouse, WarehouseConfig
-from orderloom.runtime import Address, Kernel, MemoryStore, Store
+from orderloom.runtime import Actor, Address, Kernel, MemoryStore, Store
 
 INBOX_RETENTION = 900.0
 """Seconds an inbound message id stays in a simulated journal's inbox, and a
@@ -30,7 +29,7 @@ retired order's journal in the simulated store: a copy delivered later than
 that (far beyond any link fault's reorder or delay window in the shipped
 scenarios) would be taken as new. The durable stores forget neither."""
 
-__all__ = ["Oracle", "WorldConfig", "build_world"]
+__all__ = ["Oracle", "WorldConfig", "build_world", "world_actors"]
 
 Oracle = Callable[[str], OrderTruth]
 
@@ -85,6 +84,27 @@ class WorldConfig:
         )
 
 
+def world_actors(
+    config: WorldConfig, oracle: Oracle | None = None,
+    forget: Callable[[str], None] | None = None,
+) -> dict[str, Callable[[], Actor]]:
+    """The simulated outside of ``config``, by address: a factory per actor
+    (the gateway, each warehouse, team and downstream system, the address
+    service). ``build_world`` spawns them all; an emulator spawns one."""
+    actors: dict[str, Callable[[], Actor]] = {
+        "gateway": lambda: PaymentGateway(config.gateway, oracle, forget)}
+    for wh in config.warehouses:
+        actors[f"warehouse/{wh.warehouse_id}"] = lambda wh=wh: Warehouse(wh)  # type: ignore[misc]
+    for team in config.teams:
+        actors[f"team/{team.name}"] = lambda team=team: SupportTeam(team, oracle)  # type: ignore[misc]
+    for ds in config.downstream:
+        actors[ds.system] = lambda ds=ds: DownstreamSystem(ds)  # type: ignore[misc]
+    if config.address is not None:
+        address = config.address
+        actors["address-service"] = lambda: AddressService(address, oracle)
+    return actors
+
+
 def build_world(
     kernel: Kernel, config: WorldConfig, oracle: Oracle | None = None,
     forget: Callable[[str], None] | None = None, store: Store | None = None,
@@ -93,25 +113,9 @@ def build_world(
     (``forget``: called with an order's id once the world may drop its truth
     about it; ``store``: where the persistent actors keep their journals, by
     default a :class:`MemoryStore` that keeps what a restore needs)."""
-    # The warehouses' stock reports reach the order engines through the
-    # Inventory actor's board (the coordinator's view, not the warehouses').
-    board = StockBoard()
-    settings = attrs.evolve(config.settings(), stock=board)
     journals = store if store is not None else MemoryStore(
         keep_history=False, inbox_retention=INBOX_RETENTION,
         passivated_retention=INBOX_RETENTION)
-    kernel.spawn(lambda: Intake(settings, journals), "intake")
-    kernel.spawn(lambda: Automation(settings, journals), "automation")
-    kernel.spawn(lambda: Inventory(board, journals), "inventory")
-    kernel.spawn(Watchdog, "watchdog")
-    kernel.spawn(lambda: PaymentGateway(config.gateway, oracle, forget), "gateway")
-    for wh in config.warehouses:
-        kernel.spawn(lambda wh=wh: Warehouse(wh), f"warehouse/{wh.warehouse_id}")  # type: ignore[misc]
-    for team in config.teams:
-        kernel.spawn(lambda team=team: SupportTeam(team, oracle),  # type: ignore[misc]
-                     f"team/{team.name}")
-    for ds in config.downstream:
-        kernel.spawn(lambda ds=ds: DownstreamSystem(ds), ds.system)  # type: ignore[misc]
-    if config.address is not None:
-        address = config.address
-        kernel.spawn(lambda: AddressService(address, oracle), "address-service")
+    spawn_coordinator(kernel, config.settings(), journals)
+    for address, factory in world_actors(config, oracle, forget).items():
+        kernel.spawn(factory, address)

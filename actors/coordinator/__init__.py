@@ -24,6 +24,10 @@ from ._journal_types import (
     journal_codec,
     journal_types,
 )
+from ._spawn import (
+    COORDINATOR_ADDRESSES,
+    spawn_coordinator,
+)
 from ._wire_types import (
     WIRE_RULES,
     wire_codec,
@@ -111,6 +115,7 @@ from ._views import (
 )
 
 __all__ = [
+    "COORDINATOR_ADDRESSES",
     "ActionTaken",
     "AddressChecked",
     "Automation",
@@ -183,6 +188,7 @@ __all__ = [
     "load_policy",
     "order_address",
     "project",
+    "spawn_coordinator",
     "team_address",
     "warehouse_address",
     "wire_codec",
