@@ -1,0 +1,128 @@
+"""The operations HTTP side of a live node: bearer-token auth for every endpoint.
+
+Every HTTP endpoint of ``orderloom serve`` (health, readiness, metrics, the
+ingest webhooks, the review desk) sits behind :class:`TokenAuth`. A token
+names a principal (a person or a system): the review desk journals that
+name as who decided.
+
+A request carries its token as ``Authorization: Bearer <token>``, or (for
+the review page in a browser) as the ``orderloom_token`` cookie. Tokens are
+compared in constant time; a request without a known token gets ``401`` and
+a JSON body naming what was expected, never the token it sent.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+
+__all__ = ["TOKEN_COOKIE", "TokenAuth", "Tokens", "principal_of"]
+
+TOKEN_COOKIE = "orderloom_token"
+"""The cookie the review page's browser sends its token in."""
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Tokens:
+    """Known tokens and the principal each one names.
+
+    Args:
+        by_token: token -> principal (a non-empty name). Tokens must be at
+            least 16 characters: a short one is guessable.
+
+    Raises:
+        ValueError: an empty or short token, or an empty principal.
+    """
+
+    __slots__ = ("_by_token",)
+
+    def __init__(self, by_token: Mapping[str, str]) -> None:
+        for token, principal in by_token.items():
+            if not isinstance(token, str) or len(token) < 16:
+                raise ValueError("tokens: every token must be a string of at least 16 characters")
+            if not isinstance(principal, str) or not principal.strip():
+                raise ValueError("tokens: every token must name a non-empty principal")
+        self._by_token = dict(by_token)
+
+    def principal(self, presented: str | None) -> str | None:
+        """The principal ``presented`` names, or None (compared in constant time
+        against every known token, so the answer's timing tells nothing)."""
+        if not presented:
+            return None
+        found = None
+        given = presented.encode("utf-8", "surrogateescape")
+        for token, principal in self._by_token.items():
+            if hmac.compare_digest(given, token.encode("utf-8")):
+                found = principal
+        return found
+
+    def __len__(self) -> int:
+        return len(self._by_token)
+
+
+def _presented(scope: Scope) -> str | None:
+    bearer = cookie = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            scheme, _, credential = text.partition(" ")
+            if scheme.lower() == "bearer":
+                bearer = credential.strip()
+        elif name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, val = part.strip().partition("=")
+                if key == TOKEN_COOKIE:
+                    cookie = val.strip()
+    return bearer or cookie
+
+
+class TokenAuth:
+    """ASGI middleware: only requests with a known token reach ``app``.
+
+    The principal is put in the scope's state (``request.state.principal``
+    under Starlette; see :func:`principal_of`). Lifespan and other non-HTTP
+    scopes pass through.
+    """
+
+    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        principal = self.tokens.principal(_presented(scope))
+        if principal is None:
+            body = json.dumps({
+                "error": "unauthorized",
+                "detail": "expected 'Authorization: Bearer <token>' or the "
+                          f"{TOKEN_COOKIE} cookie with a token from the server's config",
+            }).encode()
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="orderloom"'),
+                (b"content-length", str(len(body)).encode()),
+            ]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def principal_of(scope: Scope) -> str:
+    """Who made the request (set by :class:`TokenAuth`).
+
+    Raises:
+        LookupError: the request did not pass through :class:`TokenAuth`.
+    """
+    try:
+        return str(scope["state"]["principal"])
+    except KeyError:
+        raise LookupError("the request has no principal: is TokenAuth in front of the app?") from None

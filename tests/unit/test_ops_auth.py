@@ -1,0 +1,49 @@
+"""Bearer-token auth in front of every HTTP endpoint (orderloom.runtime.ops)."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from orderloom.runtime.ops import TOKEN_COOKIE, TokenAuth, Tokens, principal_of
+
+ALICE = "alice-token-0123456789"
+BOB = "bob-token-0123456789ab"
+
+
+def _client() -> TestClient:
+    async def whoami(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(principal_of(request.scope))
+
+    app = Starlette(routes=[Route("/who", whoami)])
+    return TestClient(TokenAuth(app, Tokens({ALICE: "alice", BOB: "bob"})))
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer "}, {"Authorization": "Bearer wrong-token-0123456789"},
+    {"Authorization": f"Basic {ALICE}"}, {"Authorization": f"Bearer {ALICE}x"},
+])
+def test_a_request_without_a_known_token_is_refused(headers: dict[str, str]) -> None:
+    response = _client().get("/who", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert ALICE not in response.text and "wrong-token" not in response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_token_names_the_principal_by_header_or_cookie() -> None:
+    client = _client()
+    assert client.get("/who", headers={"Authorization": f"Bearer {ALICE}"}).text == "alice"
+    assert client.get("/who", headers={"Authorization": f"bearer {BOB}"}).text == "bob"
+    client.cookies.set(TOKEN_COOKIE, BOB)
+    assert client.get("/who").text == "bob"
+
+
+@pytest.mark.parametrize("tokens", [{"short": "x"}, {ALICE: ""}, {ALICE: "  "}])
+def test_weak_or_anonymous_tokens_are_refused_at_start(tokens: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="tokens"):
+        Tokens(tokens)
