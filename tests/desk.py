@@ -78,9 +78,13 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
 
 
 @asynccontextmanager
-async def live_desk(*, desks: Sequence[str] = ("fraud",), speed: float = 50.0,
+async def live_desk(*, desks: Sequence[str] = ("fraud",), speed: float = 20.0,
                     specs: Sequence[OrderSpec] = SPECS) -> AsyncIterator[tuple[LiveKernel, Store]]:
-    """A live kernel running :func:`desk_world`, once every order's case is at its desk."""
+    """A live kernel running :func:`desk_world`, once every order's case is at its desk.
+
+    At 20x a case's 4 h deadline (after which the watchdog escalates it away
+    from the desk) is 12 real minutes off: far beyond any test's waits.
+    """
     store = MemoryStore()
     async with LiveKernel(seed=1, speed=speed) as kernel:
         desk_world(kernel, store, desks=desks, specs=specs)

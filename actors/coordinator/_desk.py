@@ -29,7 +29,7 @@ from orderloom.runtime import Address, Kernel, Message, PersistentActor, Store, 
 
 from ..order._states import Decision
 from ._protocol import CaseAssigned, CaseDecision, CaseWithdrawn, team_address
-from ._telemetry import CaseClosed, CaseDecided
+from ._telemetry import CaseClosed, CaseDecided, TeamLoad
 
 __all__ = [
     "ActOnCase",
@@ -283,6 +283,11 @@ class ReviewDesk(PersistentActor[DeskBook]):
         """One case, if the desk was ever sent it."""
         return self.state.cases.get(case_id)
 
+    async def on_start(self) -> None:
+        """Restore the cases, then report the queue (the metrics' ``queue_length``)."""
+        await super().on_start()
+        self._report_load()
+
     @handler
     async def on_case(self, msg: CaseAssigned) -> None:
         """Keep a case; one re-sent while still open here is ignored."""
@@ -290,6 +295,7 @@ class ReviewDesk(PersistentActor[DeskBook]):
         if held is not None and held.status is CaseStatus.OPEN:
             return
         self.record(DeskCaseReceived(case=msg, at=self.ctx.now()))
+        self._report_load()
 
     @handler
     async def on_withdrawn(self, msg: CaseWithdrawn) -> None:
@@ -300,6 +306,7 @@ class ReviewDesk(PersistentActor[DeskBook]):
         self.record(DeskCaseWithdrawn(case_id=msg.case_id, at=self.ctx.now()))
         self.ctx.emit(CaseClosed(order_id=held.case.order_id, case_id=msg.case_id,
                                  reason=held.case.reason, team=self.team, outcome="withdrawn"))
+        self._report_load()
 
     @handler
     async def on_act(self, msg: ActOnCase) -> DeskAnswer:
@@ -335,8 +342,15 @@ class ReviewDesk(PersistentActor[DeskBook]):
             override=decision != case.proposal, erroneous=False))
         self.ctx.emit(CaseClosed(order_id=case.order_id, case_id=case.case_id,
                                  reason=case.reason, team=self.team, outcome=decision.value))
+        self._report_load()
         return self._answer(msg, DeskResult.DONE, decision.value,
                             self.state.cases[msg.case_id].status)
+
+    def _report_load(self) -> None:
+        # The open cases are the queue. People at a desk are not rostered
+        # here: no staff and no busy count, so no utilisation either.
+        self.ctx.emit(TeamLoad(order_id="", team=self.team,
+                               queue_length=len(self.state.open_cases()), busy=0, staff=0))
 
     def _problem(self, msg: ActOnCase, case: CaseAssigned) -> str:
         """Why ``msg`` cannot decide ``case`` ("" when it can)."""

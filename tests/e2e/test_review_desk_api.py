@@ -9,7 +9,7 @@ import anyio
 import httpx2
 import pytest
 
-from orderloom.actors import Lifecycle, ReviewDesk
+from orderloom.actors import Decision, Lifecycle, ReviewDesk
 from orderloom.actors.order import _messages as m
 from orderloom.cli._desk_web import desk_app
 from orderloom.runtime import Store
@@ -111,8 +111,8 @@ def test_approve_and_override_change_the_orders_and_are_journaled_with_who_and_w
         (asked,) = [e for e in _journal(store, "f1") if isinstance(e, m.CancellationRequested)]
         assert (asked.requested_by, asked.note) == ("alice", "card reported stolen")
         (released,) = [e for e in _journal(store, "f2") if isinstance(e, m.HoldReleased)]
-        assert (released.released_by, released.decision.value, released.note) == (
-            "bob", "release", "regular customer")
+        assert (released.released_by, released.decision, released.note) == (
+            "bob", Decision.RELEASE, "regular customer")
 
     _run(body)
 

@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from orderloom.actors import Decision
 from orderloom.actors.order import _messages as m
 from orderloom.cli._desk_web import desk_app
 from orderloom.runtime.ops import Tokens
@@ -138,7 +139,7 @@ def test_a_person_approves_one_held_order_and_overrides_another(chromium: Path) 
             sock.close()
             journal = [r.event for r in store.journal("order/f2")]
             return {"shown": shown,
-                    "released": [(e.released_by, e.decision.value, e.note) for e in journal
+                    "released": [(e.released_by, e.decision, e.note) for e in journal
                                  if isinstance(e, m.HoldReleased)]}
 
     seen = anyio.run(main)
@@ -146,4 +147,5 @@ def test_a_person_approves_one_held_order_and_overrides_another(chromium: Path) 
     assert shown["f1"] == "canceled" and shown["f2"] not in ("on_hold", "canceled")
     assert "release by alice: regular customer, verified by phone" in shown["f2_hold"]
     assert shown["f2_decided"] == "release by alice: regular customer, verified by phone"
-    assert seen["released"] == [("alice", "release", "regular customer, verified by phone")]
+    assert seen["released"] == [
+        ("alice", Decision.RELEASE, "regular customer, verified by phone")]

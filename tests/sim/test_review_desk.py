@@ -17,6 +17,7 @@ from orderloom.actors import (
     DeskCase,
     DeskResult,
     Lifecycle,
+    MetricsCollector,
     ReviewDesk,
     is_bounce,
     journal_codec,
@@ -227,3 +228,29 @@ def test_act_on_case_refuses_incomplete_commands(fields: dict[str, Any]) -> None
     base: dict[str, Any] = {"request_id": "r", "case_id": "c", "by": "alice", **fields}
     with pytest.raises(ValueError):
         ActOnCase(**base)
+
+
+def test_the_desks_decisions_fold_into_the_simulators_metrics() -> None:
+    """Decisions, overrides, the A->B->A bounce and the desk's queue reach the
+    same metrics fold the simulator uses."""
+    kernel, store = SimKernel(seed=1), MemoryStore()
+    collector = MetricsCollector(warm_up=0.0, horizon=9000.0, series_step=100.0)
+    kernel.add_sink(collector.on_emit)
+    desk_world(kernel, store, desks=("fraud", "customer-care"))
+    kernel.run(600.0)
+    f1, f2 = (_case_of(kernel, o).case.case_id for o in ("f1", "f2"))
+    kernel.tell("team/fraud", act(f2, DeskAction.OVERRIDE, "bob", "known customer",
+                                  decision=Decision.RELEASE))
+    kernel.tell("team/fraud", act(f1, DeskAction.REASSIGN, "alice", "not ours",
+                                  to="customer-care", request_id="r2"))
+    kernel.run(1200.0)
+    kernel.tell("team/customer-care", act(f1, DeskAction.REASSIGN, "bob", "fraud after all",
+                                          to="fraud", request_id="r3"))
+    kernel.run(1800.0)
+    kernel.tell("team/fraud", act(f1, DeskAction.APPROVE, "alice", "stolen card",
+                                  request_id="r4"))
+    kernel.run(9000.0)
+    metrics, _, _ = collector.finish(kernel.now())
+    assert (metrics["manual_overrides"], metrics["bounce_rate"]) == (1.0, 0.5)
+    assert metrics["queue_length.fraud.max"] == 2.0
+    assert metrics["throughput_cases.fraud"] == 3.0  # f2's override, f1's handoff, f1's approval
