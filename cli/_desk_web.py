@@ -121,20 +121,30 @@ class _Desks:
 
     # -- acting ----------------------------------------------------------------------
 
+    def moved_on(self, team: str, held: DeskCase) -> DeskError | None:
+        """Why an open case can no longer be decided here, as the order sees it:
+        its hold was released, or handed to another team (an escalation does
+        not withdraw the case from the team it leaves)."""
+        case = held.case
+        order = self.order(case.order_id)
+        hold = order.hold(case.case_id) if order is not None else None
+        if hold is not None and hold.status is not HoldStatus.OPEN:
+            return DeskError(409, "closed", f"the order's hold {case.case_id} is "
+                                            f"{hold.status.value}")
+        if hold is not None and hold.owner_team != team:
+            return DeskError(409, "moved", f"the order's hold {case.case_id} is now with "
+                                           f"{hold.owner_team}")
+        return None
+
     def check(self, team: str, held: DeskCase, action: DeskAction,
               fields: Mapping[str, str], principal: str) -> ActOnCase:
         """The command for a person's action, or a refusal (409, 422)."""
         case = held.case
         if held.status is not CaseStatus.OPEN:
             raise DeskError(409, "closed", f"case {case.case_id} is {held.status.value}")
-        order = self.order(case.order_id)
-        hold = order.hold(case.case_id) if order is not None else None
-        if hold is not None and hold.status is not HoldStatus.OPEN:
-            raise DeskError(409, "closed", f"the order's hold {case.case_id} is "
-                                           f"{hold.status.value}")
-        if hold is not None and hold.owner_team != team:
-            raise DeskError(409, "moved", f"the order's hold {case.case_id} is now with "
-                                          f"{hold.owner_team}")
+        stale = self.moved_on(team, held)
+        if stale is not None:
+            raise stale
         unknown = sorted(set(fields) - _FIELDS[action])
         if unknown:
             allowed = ", ".join(sorted(_FIELDS[action])) or "nothing"
@@ -247,6 +257,7 @@ def _case_json(desks: _Desks, team: str, held: DeskCase) -> dict[str, Any]:
         "age": now - case.opened_at,
         "deadline": case.deadline,
         "overdue": held.status is CaseStatus.OPEN and now > case.deadline,
+        "moved_on": _moved_on(desks, team, held),
         "teams_before": list(case.history),
         "escalate_to": case.escalate_to,
         "decided_by": held.decided_by,
@@ -257,6 +268,13 @@ def _case_json(desks: _Desks, team: str, held: DeskCase) -> dict[str, Any]:
                     for e in held.history],
         "order": _order_json(desks.order(case.order_id)),
     }
+
+
+def _moved_on(desks: _Desks, team: str, held: DeskCase) -> str | None:
+    if held.status is not CaseStatus.OPEN:
+        return None
+    stale = desks.moved_on(team, held)
+    return stale.detail if stale is not None else None
 
 
 def _error(exc: DeskError) -> JSONResponse:
@@ -408,7 +426,10 @@ def _case_html(desks: _Desks, base: str, team: str, held: DeskCase) -> str:
         f"{' ' + _t(e.decision.value) if e.decision and e.what != 'approve' else ''}"
         f"{' to ' + _t(e.to) if e.to else ''}{' by ' + _t(e.by) if e.by else ''}"
         f"{': ' + _t(e.note) if e.note else ''}</li>" for e in held.history)
-    forms = _forms(desks, base, team, held) if held.status is CaseStatus.OPEN else ""
+    moved = _moved_on(desks, team, held)
+    forms = (f"<p class=\"error moved\">{_t(moved)}: nothing to decide here.</p>"
+             if moved is not None
+             else _forms(desks, base, team, held) if held.status is CaseStatus.OPEN else "")
     return (f"<section class=\"case {_t(held.status.value)}\" id=\"case-{_t(case.case_id)}\" "
             f"data-case=\"{_t(case.case_id)}\" data-order=\"{_t(case.order_id)}\" "
             f"data-status=\"{_t(held.status.value)}\">"

@@ -290,9 +290,12 @@ class ReviewDesk(PersistentActor[DeskBook]):
 
     @handler
     async def on_case(self, msg: CaseAssigned) -> None:
-        """Keep a case; one re-sent while still open here is ignored."""
+        """Keep a case. A copy re-sent while it is open here, or after it was
+        decided here (the order re-sends a case to its owners when it is
+        stuck, and a decided cancel waits for in-flight work), is ignored; a
+        case that left (reassigned, withdrawn) and comes back is a new visit."""
         held = self.state.cases.get(msg.case_id)
-        if held is not None and held.status is CaseStatus.OPEN:
+        if held is not None and held.status in (CaseStatus.OPEN, CaseStatus.DECIDED):
             return
         self.record(DeskCaseReceived(case=msg, at=self.ctx.now()))
         self._report_load()

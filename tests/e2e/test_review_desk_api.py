@@ -9,7 +9,7 @@ import anyio
 import httpx2
 import pytest
 
-from orderloom.actors import Decision, Lifecycle, ReviewDesk
+from orderloom.actors import Decision, Escalate, Lifecycle, ReviewDesk
 from orderloom.actors.order import _messages as m
 from orderloom.cli._desk_web import desk_app
 from orderloom.runtime import Store
@@ -195,6 +195,26 @@ def test_the_page_logs_in_by_query_token_and_escapes_what_people_wrote() -> None
         assert refused.status_code == 422 and 'class="error"' in refused.text
 
     _run(body, token=None)
+
+
+def test_a_case_escalated_away_at_the_order_is_refused_as_moved() -> None:
+    """The watchdog hands the hold to another team without withdrawing the case:
+    the desk still lists it, marked as moved on, and refuses to decide it."""
+    async def body(client: httpx2.AsyncClient, kernel: LiveKernel, store: Store) -> None:
+        f1 = await _case_id(client, "f1")
+        kernel.tell("order/f1", Escalate(order_id="f1", stage="on_hold", reason="stuck",
+                                         hold_id=f1))
+        await wait_until(lambda: _order(kernel, "f1").hold(f1).owner_team == "payments-ops",
+                         "the hold escalated to payments-ops")
+        case = (await client.get(f"/desk/api/cases/{f1}")).json()
+        assert (case["status"], case["moved_on"]) == (
+            "open", f"the order's hold {f1} is now with payments-ops")
+        refused = await client.post(f"/desk/api/cases/{f1}/approve", json={})
+        assert (refused.status_code, refused.json()["error"]) == (409, "moved")
+        page = (await client.get("/desk/")).text
+        assert "nothing to decide here" in page
+
+    _run(body)
 
 
 @pytest.mark.parametrize("teams", [()])

@@ -254,3 +254,16 @@ def test_the_desks_decisions_fold_into_the_simulators_metrics() -> None:
     assert (metrics["manual_overrides"], metrics["bounce_rate"]) == (1.0, 0.5)
     assert metrics["queue_length.fraud.max"] == 2.0
     assert metrics["throughput_cases.fraud"] == 3.0  # f2's override, f1's handoff, f1's approval
+
+
+def test_a_decided_case_sent_again_stays_decided() -> None:
+    """The order re-sends a stuck case to its owners: a case decided here is not reopened."""
+    kernel, _ = _world()
+    held = _case_of(kernel, "f1")
+    kernel.tell("team/fraud", act(held.case.case_id, DeskAction.APPROVE, "alice", "stolen"))
+    kernel.run(700.0)
+    kernel.tell("team/fraud", held.case)
+    kernel.run(800.0)
+    after = _case_of(kernel, "f1")
+    assert after.status is CaseStatus.DECIDED
+    assert [e.what for e in after.history] == ["received", "approve"]
