@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import anyio
 from starlette.applications import Starlette
@@ -377,7 +377,7 @@ def _order_html(state: OrderState | None) -> str:
 
 def _forms(desks: _Desks, base: str, team: str, held: DeskCase) -> str:
     case = held.case
-    url = f"{base}/cases/{_t(case.case_id)}"
+    url = f"{base}/cases/{_t(quote(case.case_id, safe=''))}"
     others = [o for o in case.options if o is not Decision.REASSIGN and o != case.proposal]
     targets = [t for t in desks.reassign_to if t != team]
     why = "<input name=\"why\" placeholder=\"why\" required>"
@@ -430,7 +430,8 @@ def _case_html(desks: _Desks, base: str, team: str, held: DeskCase) -> str:
     forms = (f"<p class=\"error moved\">{_t(moved)}: nothing to decide here.</p>"
              if moved is not None
              else _forms(desks, base, team, held) if held.status is CaseStatus.OPEN else "")
-    return (f"<section class=\"case {_t(held.status.value)}\" id=\"case-{_t(case.case_id)}\" "
+    return (f"<section class=\"case {_t(held.status.value)}\" "
+            f"id=\"case-{_t(quote(case.case_id, safe=''))}\" "
             f"data-case=\"{_t(case.case_id)}\" data-order=\"{_t(case.order_id)}\" "
             f"data-status=\"{_t(held.status.value)}\">"
             f"<h3>{_t(case.reason)}: order {_t(case.order_id)}</h3><dl>{dl}</dl>"
@@ -500,7 +501,8 @@ def desk_routes(kernel: Kernel, teams: Sequence[str], *,
         except DeskError as exc:
             return HTMLResponse(_page(desks, base(request), principal, exc),
                                 status_code=exc.status)
-        return RedirectResponse(f"{base(request)}/#case-{held.case.case_id}", status_code=303)
+        return RedirectResponse(f"{base(request)}/#case-{quote(held.case.case_id, safe='')}",
+                                status_code=303)
 
     async def list_cases(request: Request) -> JSONResponse:
         status = request.query_params.get("status")
@@ -537,10 +539,11 @@ def desk_routes(kernel: Kernel, teams: Sequence[str], *,
 
     return [
         Route("/", page, methods=["GET"], name="desk_page"),
-        Route("/cases/{case_id}/{action}", form_action, methods=["POST"]),
+        # Case ids are the orders' hold ids: any id the wire allows, "/" too.
+        Route("/cases/{case_id:path}/{action}", form_action, methods=["POST"]),
         Route("/api/cases", list_cases, methods=["GET"]),
-        Route("/api/cases/{case_id}", get_case, methods=["GET"]),
-        Route("/api/cases/{case_id}/{action}", api_action, methods=["POST"]),
+        Route("/api/cases/{case_id:path}/{action}", api_action, methods=["POST"]),
+        Route("/api/cases/{case_id:path}", get_case, methods=["GET"]),
     ]
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx2
 import pytest
 
-from orderloom.actors import Decision, Escalate, Lifecycle, ReviewDesk
+from orderloom.actors import CaseAssigned, Decision, Escalate, Lifecycle, ReviewDesk
 from orderloom.actors.order import _messages as m
 from orderloom.cli._desk_web import desk_app
-from orderloom.runtime import Store
+from orderloom.runtime import Address, Store
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.ops import TOKEN_COOKIE, Tokens
 
@@ -213,6 +214,29 @@ def test_a_case_escalated_away_at_the_order_is_refused_as_moved() -> None:
         assert (refused.status_code, refused.json()["error"]) == (409, "moved")
         page = (await client.get("/desk/")).text
         assert "nothing to decide here" in page
+
+    _run(body)
+
+
+def test_a_case_id_with_a_slash_is_reachable() -> None:
+    """Hold ids may hold "/" (the wire allows it): the API and the forms route them."""
+    async def body(client: httpx2.AsyncClient, kernel: LiveKernel, store: Store) -> None:
+        case_id = "order/x1:7"
+        kernel.tell("team/fraud", CaseAssigned(
+            order_id="x1", case_id=case_id, reason="other", team="fraud", proposal="release",
+            options=("release", "cancel"), opened_at=0.0, deadline=1e9, notify=Address("watchdog")))
+        desk = kernel.actor("team/fraud")
+        assert isinstance(desk, ReviewDesk)
+        await wait_until(lambda: desk.case(case_id) is not None, "the case at the desk")
+        quoted = quote(case_id, safe="")
+        got = await client.get(f"/desk/api/cases/{quoted}")
+        assert (got.status_code, got.json()["case_id"], got.json()["order"]) == (200, case_id, None)
+        assert f'action="/desk/cases/{quoted}/note"' in (await client.get("/desk/")).text
+        form = await client.post(f"/desk/cases/{quoted}/note", data={"why": "looking"})
+        assert form.status_code == 303 and form.headers["location"] == f"/desk/#case-{quoted}"
+        done = await client.post(f"/desk/api/cases/{quoted}/override",
+                                 json={"decision": "cancel", "why": "test order"})
+        assert (done.status_code, done.json()["case"]["status"]) == (200, "decided")
 
     _run(body)
 
