@@ -60,6 +60,8 @@ from ._store import (
 )
 from ._supervision import RestartBudget
 from ._reply import KernelReply, RemoteError, ReplyFailure, ReplyFailureKind
+from ._refused import RefusedPayload
+from ._ingest import IngestAccepted, IngestGate
 from ._transport import Delivery, Transport, TransportError
 from ._topics import (
     TOPIC_ROOT,
@@ -128,7 +130,9 @@ __all__ = [
     "Handler",
     "ID_PATTERN",
     "InfrastructureError",
+    "IngestAccepted",
     "IngestError",
+    "IngestGate",
     "IngestReason",
     "InvalidHandler",
     "InvalidStoreUrl",
@@ -148,6 +152,7 @@ __all__ = [
     "OutboxEntry",
     "PersistentActor",
     "Recorded",
+    "RefusedPayload",
     "RemoteError",
     "ReplyFailure",
     "ReplyFailureKind",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS, minor_units
 from ._redact import PERSONAL_KEYS, redact_payload
+from ._seam import INTAKE, EnvelopeSource, IngestSeam, ShopifySource
 from ._shopify import (
     SHOPIFY_TOPICS,
     IngestDeadLetter,
@@ -25,11 +26,15 @@ from ._shopify import (
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "EnvelopeSource",
+    "INTAKE",
     "IngestDeadLetter",
+    "IngestSeam",
     "Ingested",
     "MAX_MINOR_UNITS",
     "PERSONAL_KEYS",
     "SHOPIFY_TOPICS",
+    "ShopifySource",
     "ingest_shopify",
     "minor_units",
     "redact_payload",
