@@ -62,7 +62,7 @@ from ._supervision import RestartBudget
 from ._reply import KernelReply, RemoteError, ReplyFailure, ReplyFailureKind
 from ._refused import RefusedPayload
 from ._ingest import IngestAccepted, IngestGate
-from ._transport import Delivery, Transport, TransportError
+from ._transport import Delivery, Transport, TransportError, ack_after
 from ._topics import (
     TOPIC_ROOT,
     InvalidTopic,
@@ -184,6 +184,7 @@ __all__ = [
     "WireError",
     "WireRegistrationError",
     "WireType",
+    "ack_after",
     "dead_topic",
     "handler",
     "ingest_topic",
