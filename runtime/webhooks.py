@@ -86,12 +86,12 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         if source not in gate.sources:
             return JSONResponse({"error": "unknown_source", "path": "source",
                                  "detail": "not a configured ingest source"}, status_code=404)
-        raw = await _body(request)
+        raw, size = await _body(request)
         if raw is None:
             error = IngestError(IngestReason.TOO_LARGE, f"more than {MAX_ENVELOPE_BYTES} bytes")
             outcome: object = RefusedPayload.of(error, source=source, origin=origin,
                                                 received_at=clock(),
-                                                payload={"unparsed_bytes": "too many"})
+                                                payload={"unparsed_bytes": size})
         else:
             outcome = gate.ingest(source, dict(request.headers), raw, origin=origin, now=clock())
         if isinstance(outcome, RefusedPayload):
@@ -117,16 +117,17 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
     return [Route(INGEST_PATH, ingest, methods=["POST"], name="ingest")]
 
 
-async def _body(request: Request) -> bytes | None:
-    """The body, or None once it passes the limit (nothing more is read)."""
+async def _body(request: Request) -> tuple[bytes | None, int]:
+    """The body and its size, or None and the bytes read once it passes the
+    limit (nothing more is read)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_ENVELOPE_BYTES:
-            return None
+            return None, size
         chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks), size
 
 
 async def _refused(letter: RefusedPayload, store: Store | None,
