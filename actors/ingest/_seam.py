@@ -36,16 +36,19 @@ from orderloom.runtime import (
     IngestAccepted,
     IngestError,
     IngestReason,
+    InvalidTopic,
     RefusedPayload,
     WireCodec,
     ingest_topic,
 )
 
 from ..order import _messages as m
+from ..order._documents import DocumentError
 from ._redact import redact_payload
 from ._shopify import TOPIC_HEADER, shopify_to_messages
 
-__all__ = ["INTAKE", "EnvelopeSource", "IngestSeam", "ShopifySource"]
+__all__ = ["INTAKE", "EnvelopeSource", "IngestConfigError", "IngestSeam", "ShopifySource",
+           "ingest_sources"]
 
 INTAKE = Address("intake")
 """Where ingested order events and new orders go (the coordinator's intake)."""
@@ -85,6 +88,68 @@ class EnvelopeSource:
 
 
 Source = ShopifySource | EnvelopeSource
+
+
+class IngestConfigError(DocumentError):
+    """An ingest configuration is invalid (``source``, ``problems`` as in
+    DocumentError; a secret is never quoted)."""
+
+    kind = "ingest configuration"
+
+
+_KINDS = ("shopify", "envelope")
+
+
+def ingest_sources(data: object, *, source: str = "ingest") -> dict[str, Source]:
+    """The sources of an ingest configuration (e.g. a serve config's ``ingest:``)::
+
+        shopify: {kind: shopify, shop: acme-outdoor, secret: "<webhook secret>"}
+        wms: {kind: envelope}
+
+    The caller resolves secrets (from the environment, a file) before this.
+
+    Raises:
+        IngestConfigError: naming ``source``, each bad field's path and what
+            was expected.
+    """
+    if not isinstance(data, Mapping):
+        raise IngestConfigError(source, ["expected a mapping of source name -> source"])
+    problems: list[str] = []
+    out: dict[str, Source] = {}
+    for name, entry in data.items():
+        try:
+            ingest_topic(name)
+        except (InvalidTopic, TypeError):
+            problems.append(f"{name!s:.64}: a source name is one topic level: 1 to 64 of "
+                            "A-Z a-z 0-9 . _ : -")
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(f"{name}: expected a mapping with 'kind'")
+            continue
+        kind = entry.get("kind")
+        if kind not in _KINDS:
+            problems.append(f"{name}.kind: expected one of {', '.join(_KINDS)}")
+            continue
+        allowed = {"kind", "shop", "secret"} if kind == "shopify" else {"kind"}
+        for key in sorted(set(entry) - allowed, key=str):
+            problems.append(f"{name}.{key!s:.32}: not a field of a {kind} source "
+                            f"(fields: {', '.join(sorted(allowed))})")
+        if kind == "envelope":
+            out[name] = EnvelopeSource()
+            continue
+        shop, secret = entry.get("shop"), entry.get("secret")
+        if not isinstance(shop, str) or not _SHOP.fullmatch(shop):
+            problems.append(f"{name}.shop: expected a lower-case shop handle or domain "
+                            "(acme-outdoor or acme-outdoor.myshopify.com)")
+        if not isinstance(secret, str) or len(secret.encode()) < 8:
+            problems.append(f"{name}.secret: expected the app's webhook signing secret, "
+                            "a string of at least 8 bytes")
+        if isinstance(shop, str) and _SHOP.fullmatch(shop) and isinstance(secret, str) \
+                and len(secret.encode()) >= 8:
+            out[name] = ShopifySource(shop=shop, secret=secret.encode())
+    if problems:
+        raise IngestConfigError(source, problems)
+    return out
 
 
 class IngestSeam:

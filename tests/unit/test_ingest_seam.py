@@ -16,12 +16,14 @@ import pytest
 from orderloom.actors import (
     INTAKE,
     EnvelopeSource,
+    IngestConfigError,
     IngestSeam,
     LineItemSpec,
     OrderPlaced,
     PaymentCaptured,
     PlaceOrder,
     ShopifySource,
+    ingest_sources,
     wire_codec,
 )
 from orderloom.actors.coordinator import GatewayCapture
@@ -278,3 +280,26 @@ def test_a_refused_generic_payload_keeps_ids_and_drops_free_text() -> None:
     data = envelope_json(body_customer_id="Greta Lindqvist", v=9)
     out = refused("wms", json.dumps(data).encode())
     assert isinstance(out.payload, dict) and out.payload["id"] == "m-1"
+
+
+def test_an_ingest_configuration_gives_its_sources() -> None:
+    """ingest_sources reads {name: {kind, shop, secret}} into the seam's sources."""
+    sources = ingest_sources({"shopify": {"kind": "shopify", "shop": SHOP,
+                                          "secret": SECRET.decode()},
+                              "wms": {"kind": "envelope"}})
+    assert sources == {"shopify": ShopifySource(shop=SHOP, secret=SECRET),
+                       "wms": EnvelopeSource()}
+
+
+def test_a_bad_ingest_configuration_names_every_field_and_never_the_secret() -> None:
+    """Every problem is reported with its path and what was expected; the secret is not quoted."""
+    with pytest.raises(IngestConfigError) as caught:
+        ingest_sources({"a/b": {"kind": "envelope"}, "x": {"kind": "shopify", "shop": "Bad Shop",
+                                                           "secret": "s3cr", "colour": 1},
+                        "y": 3, "z": {"kind": "sftp"}}, source="serve.yaml: ingest")
+    assert caught.value.source == "serve.yaml: ingest"
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "a/b", "x.colour", "x.shop", "x.secret", "y", "z.kind"]
+    assert "s3cr" not in str(caught.value)
+    with pytest.raises(IngestConfigError, match="expected a mapping"):
+        ingest_sources(["shopify"])
