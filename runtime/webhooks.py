@@ -10,7 +10,10 @@ A request's raw body and headers go to the :class:`~orderloom.runtime.IngestGate
   order's turn committed), with the message ids. A retried webhook carries
   the same ids, so the order's inbox (and its event ids) dedupe it. If the
   turns do not complete within ``commit_timeout`` seconds the answer is
-  ``503`` (``not_committed``): retrying is safe.
+  ``503`` (``not_committed``): retrying is safe. An envelope for an address
+  with no actor running (a generic source's ``order/<id>`` of an order
+  whose actor is not active) is not delivered: ``503``
+  (``recipient_unavailable``).
 - refused: ``401`` for a bad signature (``bad_signature``), ``413`` for a
   body over 64 KiB (``too_large``), ``404`` for a source that is not
   configured, else ``422``; the body is JSON ``{"error": reason, "path",
@@ -100,6 +103,13 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
                                  "detail": outcome.detail},
                                 status_code=_STATUS.get(outcome.reason, 422))
         envelopes = getattr(outcome, "envelopes", ())
+        missing = sorted({e.recipient for e in envelopes if not kernel.is_running(e.recipient)})
+        if missing:
+            # Delivered, it would be an unknown_address dead letter and lost to
+            # the caller: say so instead, so the platform retries later.
+            return JSONResponse({"error": "recipient_unavailable", "recipients": missing,
+                                 "detail": "no actor runs at the address; retry later"},
+                                status_code=503, headers={"Retry-After": "30"})
         done = anyio.Event()
         ack = ack_after(len(envelopes), done.set)
         with anyio.move_on_after(commit_timeout):
