@@ -38,7 +38,14 @@ from orderloom.actors import (
     wire_codec,
 )
 from orderloom.actors.coordinator import spawn_coordinator
-from orderloom.runtime import IngestReason, Store, ingest_topic
+from orderloom.runtime import (
+    IngestReason,
+    MemoryStore,
+    Store,
+    StoreFailure,
+    Turn,
+    ingest_topic,
+)
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.mqtt import MqttTransport
 from orderloom.runtime.ops import TokenAuth, Tokens
@@ -273,3 +280,43 @@ async def test_an_http_webhook_is_accepted_once_committed_and_a_forged_one_is_40
                                           headers={"Authorization": f"Bearer {TOKEN}"})
                 assert nowhere.status_code == 404
                 assert (await http.get("/ingest/shopify")).status_code == 401
+
+
+class FailsFirstOrderCommit(MemoryStore):
+    """A MemoryStore whose first commit to an order's stream fails before writing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = anyio.Event()
+
+    def commit(self, stream: str, turn: Turn) -> None:
+        if stream.startswith("order/") and not self.failed.is_set():
+            self.failed.set()
+            raise StoreFailure(":memory:", "commit", "injected before writing")
+        super().commit(stream, turn)
+
+
+@on_asyncio
+async def test_a_webhook_whose_order_did_not_commit_is_redelivered_and_applied_once(
+        tmp_path: Path) -> None:
+    """The order's commit fails: the MQTT message is not acknowledged (intake waits for
+    the order's turn), so the coordinator's next session gets it again and places the
+    order once."""
+    run = uuid.uuid4().hex[:8]
+    host, port = broker.shared_broker()
+    store = FailsFirstOrderCommit()
+    async with coordinator(store, run) as (kernel, _), \
+            aiomqtt.Client(host, port, identifier=f"{run}-shop",
+                           protocol=aiomqtt.ProtocolVersion.V5) as shop:
+        await publish(shop, "shopify", *webhook("orders_create"))
+        await store.failed.wait()
+        await until(lambda: any(d.reason == "handler_failed" and
+                                d.envelope.recipient == "intake" for d in kernel.dead_letters),
+                    "intake's turn failed with the order's")
+    assert list(store.streams()) == []
+    async with coordinator(store, run) as (kernel, _):
+        await until(lambda: (o := order_of(kernel)) is not None and o.placed_at is not None,
+                    "the redelivered webhook placed the order")
+        await kernel.settle(kernel.now())
+    placed = [r for r in store.journal(f"order/{ORDER}") if type(r.event).__name__ == "OrderPlaced"]
+    assert len(placed) == 1
