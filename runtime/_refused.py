@@ -6,7 +6,7 @@ closed reason, where it came from, the field path and what was expected,
 and the payload **redacted** (ids and structure kept, people removed). It is
 published on ``orderloom/v1/dead/{reason}`` (:meth:`RefusedPayload.to_json`)
 and recorded in the store's dead-letter table
-(:meth:`~orderloom.runtime.Store.record_refused`).
+(:meth:`~orderloom.runtime.Store.record_dead_letter`).
 """
 
 from __future__ import annotations

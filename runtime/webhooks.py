@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from ._ingest import IngestGate
+from ._ingest import IngestAccepted, IngestGate
 from ._refused import RefusedPayload
 from ._store import Store
 from ._transport import Delivery, Transport, TransportError, ack_after
@@ -92,7 +92,7 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         raw, size = await _body(request)
         if raw is None:
             error = IngestError(IngestReason.TOO_LARGE, f"more than {MAX_ENVELOPE_BYTES} bytes")
-            outcome: object = RefusedPayload.of(error, source=source, origin=origin,
+            outcome: IngestAccepted | RefusedPayload = RefusedPayload.of(error, source=source, origin=origin,
                                                 received_at=clock(),
                                                 payload={"unparsed_bytes": size})
         else:
@@ -102,7 +102,7 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
             return JSONResponse({"error": outcome.reason.value, "path": outcome.path,
                                  "detail": outcome.detail},
                                 status_code=_STATUS.get(outcome.reason, 422))
-        envelopes = getattr(outcome, "envelopes", ())
+        envelopes = outcome.envelopes
         missing = sorted({e.recipient for e in envelopes if not kernel.is_running(e.recipient)})
         if missing:
             # Delivered, it would be an unknown_address dead letter and lost to
