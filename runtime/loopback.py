@@ -171,6 +171,7 @@ class LoopbackTransport:
         self.client_id = client_id
         self.patterns = tuple(subscriptions)
         self.ingest = ingest
+        self.ingest_stopped = False
         self.on_refused = on_refused
         self.clock = clock
         self.sources = frozenset(ingest.sources) if ingest is not None else frozenset()
@@ -237,6 +238,11 @@ class LoopbackTransport:
         self.broker.dead_letters.append((dead_topic(letter.reason.value), letter.as_dict()))
         await anyio.lowlevel.checkpoint()
 
+    def stop_ingest(self) -> None:
+        """Stop taking ingest payloads: from now on they are neither delivered
+        nor acknowledged (the next connection of the session gets them)."""
+        self.ingest_stopped = True
+
     def deliveries(self) -> AsyncIterator[Delivery]:
         """The inbound envelopes, bounded (``window``); ends when the transport closes."""
         return self._receive
@@ -263,6 +269,8 @@ class LoopbackTransport:
                     Delivery(envelope, functools.partial(self._ack, session, item[0])))
 
     async def _ingest(self, session: _Session, gate: IngestGate, item: _Item) -> None:
+        if self.ingest_stopped:
+            return  # left unacknowledged: redelivered to the next connection
         key, topic, payload, properties = item
         outcome = gate.ingest(parse_topic(topic).name, dict(properties), payload, origin=topic,
                               now=self.clock())

@@ -136,6 +136,7 @@ class MqttTransport:
         self.codec = codec
         self.client_id = client_id
         self.ingest = ingest
+        self.ingest_stopped = False
         self.on_refused = on_refused
         self.clock = clock
         self.filters = tuple(subscription_filter(p) for p in subscriptions) + tuple(
@@ -229,6 +230,16 @@ class MqttTransport:
         """
         await self._publish(dead_topic(letter.reason.value), letter.to_json())
 
+    def stop_ingest(self) -> None:
+        """Stop taking ingest payloads (graceful shutdown: stop ingest, then drain).
+
+        Payloads arriving on ingest topics from now on are neither delivered
+        nor acknowledged: the subscription stays in the persistent session,
+        so the broker delivers them again when the node reconnects.
+        Envelopes for local actors keep flowing.
+        """
+        self.ingest_stopped = True
+
     def deliveries(self) -> AsyncIterator[Delivery]:
         """The inbound envelopes, bounded (``window``); ends when the transport closes."""
         return self._receive
@@ -268,6 +279,8 @@ class MqttTransport:
     async def _ingest(self, client: aiomqtt.Client, gate: IngestGate,
                       message: aiomqtt.Message) -> None:
         """Hand an ingest topic's payload to the gate; deliver what it accepts."""
+        if self.ingest_stopped:
+            return  # left unacknowledged: redelivered to the next session
         topic = str(message.topic)
         payload = _payload(message)
         headers = {str(k): str(v) for k, v in getattr(message.properties, "UserProperty", ())}

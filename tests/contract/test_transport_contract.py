@@ -708,3 +708,36 @@ def test_a_refused_ingest_payload_is_recorded_dead_lettered_and_acked(open_net: 
         assert t.dead_letters == 0  # the refused one was acknowledged, not refused again
 
     _run(open_net, main)
+
+
+def test_after_stop_ingest_payloads_wait_for_the_next_session(open_net: Opener) -> None:
+    """stop_ingest leaves ingest payloads unacknowledged while envelopes still flow;
+    the next session with the same client id gets them."""
+    seen: list[Envelope] = []
+
+    async def main(net: Net, run: str) -> None:
+        account = Address(f"{run}/b/account")
+        gate = FeedGate(run, account)
+        refused: list[RefusedPayload] = []
+        never_fails = anyio.Event()
+        never_fails.set()
+        async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                LiveKernel(transport=t) as kernel:
+            kernel.spawn(lambda: FailsOnce(seen, never_fails), account)
+            t.stop_ingest()
+            await net.inject_ingest(gate.source, _feed("late", 1, 1), [("X-Feed-Key", "k")])
+            await net.inject(account, CODEC.encode_envelope(
+                _envelope("m-direct", run, account, Ping(n=9))))
+            while not seen:
+                await anyio.sleep(0.005)
+            await kernel.drain(HANG_GUARD)
+        assert [e.message_id for e in seen] == ["m-direct"]
+        async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                LiveKernel(transport=t) as kernel:
+            kernel.spawn(lambda: FailsOnce(seen, never_fails), account)
+            while len(seen) < 2:
+                await anyio.sleep(0.005)
+            await kernel.drain(HANG_GUARD)
+        assert [e.message_id for e in seen] == ["m-direct", "late-0"] and refused == []
+
+    _run(open_net, main)
