@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import random
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -320,3 +322,28 @@ async def test_a_webhook_whose_order_did_not_commit_is_redelivered_and_applied_o
         await kernel.settle(kernel.now())
     placed = [r for r in store.journal(f"order/{ORDER}") if type(r.event).__name__ == "OrderPlaced"]
     assert len(placed) == 1
+
+
+@on_asyncio
+async def test_mosquitto_pub_with_user_properties_places_the_order(tmp_path: Path) -> None:
+    """A foreign client (mosquitto_pub -V 5, the headers as -D publish user-property,
+    the body from a file), as docs/ingest-shopify.md shows, places the order."""
+    if shutil.which("mosquitto_pub") is None:
+        pytest.fail("mosquitto_pub is not installed (Debian: mosquitto-clients)")
+    run = uuid.uuid4().hex[:8]
+    host, port = broker.shared_broker()
+    headers, raw = webhook("orders_create")
+    body = tmp_path / "body.json"
+    body.write_bytes(raw)
+    command = ["mosquitto_pub", "-h", host, "-p", str(port), "-V", "5", "-q", "1",
+               "-t", ingest_topic("shopify"), "-f", str(body)]
+    for name, value in headers.items():
+        command += ["-D", "publish", "user-property", name, value]
+    with sqlite(tmp_path, "s") as store:
+        async with coordinator(store, run) as (kernel, _):
+            done = await anyio.to_thread.run_sync(lambda: subprocess.run(
+                command, capture_output=True, text=True, timeout=DEADLINE))
+            assert done.returncode == 0, done.stderr
+            await until(lambda: (o := order_of(kernel)) is not None and o.placed_at is not None,
+                        "the order is placed")
+        assert store.dead_letters() == ()
