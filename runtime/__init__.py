@@ -60,7 +60,9 @@ from ._store import (
 )
 from ._supervision import RestartBudget
 from ._reply import KernelReply, RemoteError, ReplyFailure, ReplyFailureKind
-from ._transport import Delivery, Transport, TransportError
+from ._refused import RefusedPayload
+from ._ingest import IngestAccepted, IngestGate
+from ._transport import Delivery, Transport, TransportError, ack_after
 from ._topics import (
     TOPIC_ROOT,
     InvalidTopic,
@@ -128,7 +130,9 @@ __all__ = [
     "Handler",
     "ID_PATTERN",
     "InfrastructureError",
+    "IngestAccepted",
     "IngestError",
+    "IngestGate",
     "IngestReason",
     "InvalidHandler",
     "InvalidStoreUrl",
@@ -148,6 +152,7 @@ __all__ = [
     "OutboxEntry",
     "PersistentActor",
     "Recorded",
+    "RefusedPayload",
     "RemoteError",
     "ReplyFailure",
     "ReplyFailureKind",
@@ -179,6 +184,7 @@ __all__ = [
     "WireError",
     "WireRegistrationError",
     "WireType",
+    "ack_after",
     "dead_topic",
     "handler",
     "ingest_topic",
