@@ -205,6 +205,7 @@ from .coordinator._inventory import (
 )
 from .coordinator._journal_types import (
     journal_codec,
+    journal_type_version,
     journal_types,
 )
 from .coordinator._wire_types import (
@@ -605,6 +606,7 @@ __all__ = [
     "handle",
     "ingest_shopify",
     "journal_codec",
+    "journal_type_version",
     "journal_types",
     "load_builtin_policy",
     "load_policy",
