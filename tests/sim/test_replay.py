@@ -21,17 +21,20 @@ from orderloom.actors import (
 from orderloom.runtime import JOURNAL_LINE_KEYS, MemoryStore, Recorded, export_journal
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.simulation import (
+    IncomparableReports,
     JournalError,
     Recording,
     ReplayStorefront,
     Report,
     Scenario,
     SimKernel,
+    compare,
     read_recording,
     recording_from_records,
     replay,
     resolve_run,
     run_replication,
+    simulate,
 )
 
 
@@ -155,6 +158,13 @@ def test_replay_under_another_policy_differs_in_duplicate_screening(
     assert cautious.metric("exception_rate.by_reason.duplicate_order").mean > 0
     assert "exception_rate.by_reason.duplicate_order" not in aggressive.metrics
     assert cautious.to_dict()["world"] == aggressive.to_dict()["world"]
+    rows = {row.metric: row for row in compare(cautious, aggressive).exploratory}
+    estimates = rows["exception_rate.by_reason.duplicate_order"].estimates
+    assert estimates[0].mean > 0 and estimates[1].mean == 0  # paired: one world
+    generated = simulate("baseline", policy="aggressive", replications=1,
+                         horizon=cautious.horizon)
+    with pytest.raises(IncomparableReports, match="world"):
+        compare(generated, aggressive)
 
 
 def _placed(order_id: str, at: float, customer: str = "c1", sku: str = "MUG") -> Recorded:
