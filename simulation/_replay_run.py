@@ -84,7 +84,7 @@ def replay(
     try:
         length = replay_horizon(recording, drain, horizon)
     except ValueError as exc:
-        raise ScenarioError(recording.source, [str(exc)]) from exc
+        raise ScenarioError(f"{base.name} replaying {recording.source}", [str(exc)]) from exc
     resolved = attrs.evolve(base, horizon=length, warm_up=0.0)
     n = resolved.replications
 
