@@ -205,6 +205,7 @@ from .coordinator._inventory import (
 )
 from .coordinator._journal_types import (
     journal_codec,
+    journal_type_version,
     journal_types,
 )
 from .coordinator._wire_types import (
@@ -617,6 +618,7 @@ __all__ = [
     "ingest_shopify",
     "ingest_sources",
     "journal_codec",
+    "journal_type_version",
     "journal_types",
     "load_builtin_policy",
     "load_policy",

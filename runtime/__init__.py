@@ -36,6 +36,7 @@ from ._records import EmitSink, KernelRecords
 from ._persistent import PersistentActor, TimerDue, TurnSuspended
 from ._codec import AttrsCodec, Codec
 from ._memory_store import MemoryStore
+from ._journal_export import JOURNAL_LINE_KEYS, export_journal, journal_line
 from ._store_url import STORE_URL_FORMS, InvalidStoreUrl, open_store
 from ._store import (
     STATS_TABLES,
@@ -138,6 +139,7 @@ __all__ = [
     "InvalidStoreUrl",
     "InvalidTopic",
     "InvalidTurn",
+    "JOURNAL_LINE_KEYS",
     "Kernel",
     "KernelError",
     "KernelRecords",
@@ -186,8 +188,10 @@ __all__ = [
     "WireType",
     "ack_after",
     "dead_topic",
+    "export_journal",
     "handler",
     "ingest_topic",
+    "journal_line",
     "open_store",
     "parse_json",
     "parse_topic",

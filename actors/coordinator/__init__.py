@@ -22,6 +22,7 @@ from ._inventory import (
 )
 from ._journal_types import (
     journal_codec,
+    journal_type_version,
     journal_types,
 )
 from ._spawn import (
@@ -183,6 +184,7 @@ __all__ = [
     "builtin_policies",
     "evolve_record",
     "journal_codec",
+    "journal_type_version",
     "journal_types",
     "load_builtin_policy",
     "load_policy",

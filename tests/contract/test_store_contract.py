@@ -4,6 +4,8 @@ PostgresStore (the last marked ``integration``; it skips when no PostgreSQL answ
 from __future__ import annotations
 
 import enum
+import io
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from orderloom.actors import (
     handle,
 )
 from orderloom.runtime import (
+    JOURNAL_LINE_KEYS,
     STATS_TABLES,
     AttrsCodec,
     CodecError,
@@ -50,6 +53,7 @@ from orderloom.runtime import (
     Turn,
     UnknownTypeName,
     UnregisteredType,
+    export_journal,
 )
 from orderloom.runtime.postgres import PostgresStore
 from orderloom.runtime.sqlite import SqliteStore
@@ -520,6 +524,28 @@ def test_journal_exports_every_stream(harness: Harness) -> None:
     assert [(r.version, r.event) for r in journal] == [(1, ev(1)), (2, ev(2)), (3, ev(3))]
     assert store.journal("order/b", after=2) == journal[2:]
     assert store.journal("order/b", after=3) == ()
+
+
+def test_export_journal_writes_every_event_once(harness: Harness) -> None:
+    """export_journal writes one line per event (the store's event count), in stream
+    then version order, each decoding to the stored event with its time."""
+    store = harness.store
+    store.commit("order/b", Turn(expected_version=0, events=(ev(1), ev(2, note="x")),
+                                 recorded_at=5.0, snapshot=Snapshot(version=2,
+                                                                    state=Tally(count=2))))
+    store.commit("order/a", Turn(expected_version=0, events=(ev(1),)))
+    store.commit("order/b", Turn(expected_version=2, events=(ev(3),), recorded_at=7.5))
+    codec = AttrsCodec(TYPES)
+    out = io.StringIO()
+    count = export_journal(store, codec, out, type_version=lambda cls: 3)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert count == len(lines) == store.stats()["events"] == 4
+    assert all(tuple(line) == JOURNAL_LINE_KEYS for line in lines)
+    assert [(d["address"], d["version"], d["at"], d["type_version"]) for d in lines] == [
+        ("order/a", 1, None, 3), ("order/b", 1, 5.0, 3), ("order/b", 2, 5.0, 3),
+        ("order/b", 3, 7.5, 3)]
+    assert [codec.decode(d["type"], json.dumps(d["event"])) for d in lines] == [
+        ev(1), ev(1), ev(2, note="x"), ev(3)]
 
 
 def test_stats_count_rows_per_table(harness: Harness) -> None:
