@@ -16,6 +16,7 @@ from orderloom.actors import DocumentError
 
 from orderloom.simulation import DEFAULT_MAX_REPLICATIONS, parse_precision
 
+from ._replay import journal_group, replay_command
 from ._simulate import rerun_and_report, run_and_report
 from ._sweep import sweep_grid
 from ._warnings import run_warning_lines, warning_lines
@@ -458,3 +459,7 @@ def wire_schema_command() -> None:
     from orderloom.actors import wire_codec
 
     click.echo(json.dumps(wire_codec().json_schema(), indent=2, ensure_ascii=False))
+
+
+main.add_command(journal_group)
+main.add_command(replay_command)

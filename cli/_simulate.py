@@ -129,10 +129,11 @@ def rerun_and_report(
 
 def summary_lines(report: Report) -> list[str]:
     """What the terminal says about a run: its primary numbers, the warm-up
-    reading, wrong actions to look into, and the files written."""
+    reading (if taken: a replay takes none), wrong actions to look into, and
+    the files written."""
     scenario, warm_up = report.run, report.warm_up_suggestion
-    if scenario is None or warm_up is None or "json" not in report.paths:
-        raise ValueError("summary_lines: expected a report simulate() wrote")
+    if scenario is None or "json" not in report.paths:
+        raise ValueError("summary_lines: expected a report simulate() or replay() wrote")
     n, out = report.replications, report.paths["json"].parent
     files = "reports: " + ", ".join(str(report.paths[k]) for k in ("json", "md", "html"))
     lines = [f"{report.scenario} / {report.policy}: {n} replications, seed {report.seed}"]
@@ -140,7 +141,8 @@ def summary_lines(report: Report) -> list[str]:
         lines += report.precision.lines()
     metrics = report.metrics
     if scenario.demand.mode == "cases":  # a review desk on its own: no orders to speak of
-        lines += _desk_lines(scenario, metrics) + _warm_up_lines(warm_up, scenario)
+        lines += _desk_lines(scenario, metrics)
+        lines += [] if warm_up is None else _warm_up_lines(warm_up, scenario)
         lines.append(files)
         return lines
     for key in ("orders.placed", "throughput", *HEALTH, "cycle_time.end_to_end.p95"):
@@ -149,7 +151,7 @@ def summary_lines(report: Report) -> list[str]:
             ci = (f"95% CI [{entry.ci_low:.4g}, {entry.ci_high:.4g}]" if n > 1
                   else "95% CI n/a (1 replication)")
             lines.append(f"  {key:<28} {entry.mean:>12.4g} {entry.unit:<12} {ci}")
-    lines += _warm_up_lines(warm_up, scenario)
+    lines += [] if warm_up is None else _warm_up_lines(warm_up, scenario)
     wrong = metrics.get("wrong_actions")
     if wrong is not None and wrong.mean:
         lines.append(f"  wrong actions happened; reproduce with: {report.reproduce}")

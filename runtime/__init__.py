@@ -36,6 +36,7 @@ from ._records import EmitSink, KernelRecords
 from ._persistent import PersistentActor, TimerDue, TurnSuspended
 from ._codec import AttrsCodec, Codec
 from ._memory_store import MemoryStore
+from ._journal_export import JOURNAL_LINE_KEYS, export_journal, journal_line
 from ._store_url import STORE_URL_FORMS, InvalidStoreUrl, open_store
 from ._store import (
     STATS_TABLES,
@@ -60,7 +61,9 @@ from ._store import (
 )
 from ._supervision import RestartBudget
 from ._reply import KernelReply, RemoteError, ReplyFailure, ReplyFailureKind
-from ._transport import Delivery, Transport, TransportError
+from ._refused import RefusedPayload
+from ._ingest import IngestAccepted, IngestGate
+from ._transport import Delivery, Transport, TransportError, ack_after
 from ._topics import (
     TOPIC_ROOT,
     InvalidTopic,
@@ -128,12 +131,15 @@ __all__ = [
     "Handler",
     "ID_PATTERN",
     "InfrastructureError",
+    "IngestAccepted",
     "IngestError",
+    "IngestGate",
     "IngestReason",
     "InvalidHandler",
     "InvalidStoreUrl",
     "InvalidTopic",
     "InvalidTurn",
+    "JOURNAL_LINE_KEYS",
     "Kernel",
     "KernelError",
     "KernelRecords",
@@ -148,6 +154,7 @@ __all__ = [
     "OutboxEntry",
     "PersistentActor",
     "Recorded",
+    "RefusedPayload",
     "RemoteError",
     "ReplyFailure",
     "ReplyFailureKind",
@@ -179,9 +186,12 @@ __all__ = [
     "WireError",
     "WireRegistrationError",
     "WireType",
+    "ack_after",
     "dead_topic",
+    "export_journal",
     "handler",
     "ingest_topic",
+    "journal_line",
     "open_store",
     "parse_json",
     "parse_topic",

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._refused import RefusedPayload
 from ._store import (
     ConcurrencyConflict,
     DuplicateDelivery,
@@ -100,6 +101,7 @@ class MemoryStore:
         self._outbox: dict[str, OutboxEntry] = {}
         # Streams with pending timers, so due_timers skips finished ones.
         self._timed: set[str] = set()
+        self._dead_letters: list[RefusedPayload] = []
         self._closed = False
 
     # -- the turn ---------------------------------------------------------------------
@@ -239,6 +241,19 @@ class MemoryStore:
         if record is None:
             return ()
         return _recorded(stream, record, max(after, record.base))
+
+    def record_dead_letter(self, letter: RefusedPayload) -> None:
+        """Keep a refused payload (already redacted) in the dead-letter list."""
+        self._check_open()
+        if not isinstance(letter, RefusedPayload):
+            raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
+                            f"{type(letter).__name__}")
+        self._dead_letters.append(letter)
+
+    def dead_letters(self, limit: int = 100) -> tuple[RefusedPayload, ...]:
+        """The ``limit`` most recently recorded refused payloads, newest first."""
+        self._check_open()
+        return tuple(reversed(self._dead_letters[-limit:])) if limit > 0 else ()
 
     def stats(self) -> Mapping[str, int]:
         """Row counts per table, as a durable store would hold them."""

@@ -52,6 +52,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ._codec import Codec
+from ._refused import RefusedPayload, dead_letter_of_row, dead_letter_row
 from ._rows import Row, RowReader
 from ._store import (
     STATS_TABLES,
@@ -103,6 +104,15 @@ _TABLES = (
     "due_at DOUBLE PRECISION NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, "
     "PRIMARY KEY (stream, timer_id))",
     "CREATE INDEX IF NOT EXISTS timers_by_due ON timers (due_at, stream, timer_id)",
+)
+
+# Added after schema version 1 without changing its tables: created on open
+# in new and existing schemas alike. seq is the order of recording.
+_DEAD_LETTERS = (
+    "CREATE TABLE IF NOT EXISTS dead_letters (seq BIGINT GENERATED ALWAYS AS IDENTITY "
+    "PRIMARY KEY, reason TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL, "
+    "path TEXT NOT NULL, detail TEXT NOT NULL, type TEXT, "
+    "received_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL)"
 )
 
 
@@ -177,9 +187,13 @@ class PostgresStore:
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version (version) VALUES (%s)",
                            (SCHEMA_VERSION,))
+                db.execute(_DEAD_LETTERS)
                 return SCHEMA_VERSION
             row = db.execute("SELECT max(version) FROM schema_version").fetchone()
-            return 0 if row is None or row[0] is None else int(row[0])
+            found = 0 if row is None or row[0] is None else int(row[0])
+            if found == SCHEMA_VERSION:
+                db.execute(_DEAD_LETTERS)
+            return found
 
     # -- the turn ---------------------------------------------------------------------
 
@@ -353,6 +367,28 @@ class PostgresStore:
         counts = " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}"
                                     for table in STATS_TABLES)
         return {name: int(count) for name, count in self._query("stats", counts, ())}
+
+    def record_dead_letter(self, letter: RefusedPayload) -> None:
+        """Keep a refused payload (already redacted) in the ``dead_letters`` table."""
+        if not isinstance(letter, RefusedPayload):
+            raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
+                            f"{type(letter).__name__}")
+        with self._lock:
+            db = self._open()
+            try:
+                db.execute("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
+                           "received_at, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                           dead_letter_row(letter))
+            except psycopg.Error as exc:
+                raise StoreFailure(self.location, "record a dead letter", str(exc)) from exc
+
+    def dead_letters(self, limit: int = 100) -> tuple[RefusedPayload, ...]:
+        """The ``limit`` most recently recorded refused payloads, newest first."""
+        rows = self._query("read the dead letters",
+                           "SELECT reason, source, origin, path, detail, type, received_at, "
+                           "payload FROM dead_letters ORDER BY seq DESC LIMIT %s",
+                           (max(limit, 0),))
+        return tuple(dead_letter_of_row(row) for row in rows)
 
     def close(self) -> None:
         """Close the connection; idempotent."""

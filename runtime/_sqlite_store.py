@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._codec import Codec
+from ._refused import RefusedPayload, dead_letter_of_row, dead_letter_row
 from ._rows import Row, RowReader
 from ._store import (
     STATS_TABLES,
@@ -63,6 +64,15 @@ _SCHEMA = (
     "CREATE TABLE timers (stream TEXT NOT NULL, timer_id TEXT NOT NULL, due_at REAL NOT NULL, "
     "type TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (stream, timer_id)) WITHOUT ROWID",
     "CREATE INDEX timers_by_due ON timers (due_at, stream, timer_id)",
+)
+
+# Added after schema version 1 without changing its tables: created on open
+# (IF NOT EXISTS) in new and existing files alike. seq (the rowid) is the
+# order of recording.
+_DEAD_LETTERS = (
+    "CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL, "
+    "source TEXT NOT NULL, origin TEXT NOT NULL, path TEXT NOT NULL, detail TEXT NOT NULL, "
+    "type TEXT, received_at REAL NOT NULL, payload TEXT NOT NULL)"
 )
 
 class SqliteStore:
@@ -124,6 +134,8 @@ class SqliteStore:
             else:
                 version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
                 found = int(version) if version is not None else 0
+            if found == SCHEMA_VERSION:
+                db.execute(_DEAD_LETTERS)
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -293,6 +305,28 @@ class SqliteStore:
         # Table names come from the fixed STATS_TABLES, never from a caller.
         return {table: int(self._query("stats", f"SELECT count(*) FROM {table}", ())[0][0])
                 for table in STATS_TABLES}
+
+    def record_dead_letter(self, letter: RefusedPayload) -> None:
+        """Keep a refused payload (already redacted) in the ``dead_letters`` table."""
+        if not isinstance(letter, RefusedPayload):
+            raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
+                            f"{type(letter).__name__}")
+        with self._lock:
+            db = self._open()
+            try:
+                db.execute("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
+                           "received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           dead_letter_row(letter))
+            except sqlite3.Error as exc:
+                raise StoreFailure(self.location, "record a dead letter", str(exc)) from exc
+
+    def dead_letters(self, limit: int = 100) -> tuple[RefusedPayload, ...]:
+        """The ``limit`` most recently recorded refused payloads, newest first."""
+        rows = self._query("read the dead letters",
+                           "SELECT reason, source, origin, path, detail, type, received_at, "
+                           "payload FROM dead_letters ORDER BY seq DESC LIMIT ?",
+                           (max(limit, 0),))
+        return tuple(dead_letter_of_row(row) for row in rows)
 
     def close(self) -> None:
         """Close the database connection; idempotent."""

@@ -28,6 +28,7 @@ from typing import Protocol
 import attrs
 
 from ._errors import InfrastructureError
+from ._refused import RefusedPayload
 
 __all__ = [
     "STATS_TABLES",
@@ -230,6 +231,17 @@ class Store(Protocol):
 
     def stats(self) -> Mapping[str, int]:
         """Row counts per table (keys: :data:`STATS_TABLES`)."""
+        ...
+
+    def record_dead_letter(self, letter: RefusedPayload) -> None:
+        """Keep a refused payload (already redacted) in the dead-letter table.
+
+        Outside any stream's turn: a refusal changes no actor's state.
+        """
+        ...
+
+    def dead_letters(self, limit: int = 100) -> tuple[RefusedPayload, ...]:
+        """The ``limit`` most recently recorded refused payloads, newest first."""
         ...
 
     def close(self) -> None:

@@ -19,8 +19,9 @@ from typing import Protocol
 
 from ._contract import Envelope
 from ._errors import InfrastructureError
+from ._refused import RefusedPayload
 
-__all__ = ["Delivery", "Transport", "TransportError"]
+__all__ = ["Delivery", "Transport", "TransportError", "ack_after"]
 
 
 class TransportError(InfrastructureError, ConnectionError):
@@ -60,6 +61,23 @@ class Delivery:
         return f"Delivery({self.envelope.message_id!r}, acked={self.acked})"
 
 
+def ack_after(count: int, ack: Callable[[], None]) -> Callable[[], None]:
+    """An acknowledgement to give each of ``count`` deliveries made from one
+    inbound message: the message is acknowledged once all of them are (an
+    ingested webhook may become several envelopes). Each :class:`Delivery`
+    calls it at most once."""
+    left = [count]
+
+    def one() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            ack()
+
+    if count <= 0:
+        ack()
+    return one
+
+
 class Transport(Protocol):
     """What the live kernel needs from a transport.
 
@@ -74,6 +92,15 @@ class Transport(Protocol):
 
         Raises:
             NotOnTheWire: the envelope cannot be encoded.
+            TransportError: the broker did not confirm it.
+        """
+        ...
+
+    async def publish_dead_letter(self, letter: RefusedPayload) -> None:
+        """Publish a refused payload's record (already redacted) on
+        ``orderloom/v1/dead/{reason}``.
+
+        Raises:
             TransportError: the broker did not confirm it.
         """
         ...

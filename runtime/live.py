@@ -540,6 +540,15 @@ class LiveKernel(KernelRecords):
         async for delivery in transport.deliveries():
             await self._deliver_remote(delivery)
 
+    async def deliver(self, delivery: Delivery) -> None:
+        """Hand an inbound envelope from outside (an HTTP webhook), ids and
+        provenance kept, to its local actor, as a transport's delivery is:
+        :meth:`Delivery.ack` is called once the recipient's turn completed
+        (for a persistent actor: committed); a turn that fails never acks it.
+        Waits while the mailbox is full. An envelope for an address with no
+        actor here is dead-lettered (``unknown_address``) and acknowledged."""
+        await self._deliver_remote(delivery)
+
     async def _deliver_remote(self, delivery: Delivery) -> None:
         """Put an inbound envelope, unchanged, in its actor's mailbox. A full
         mailbox is waited on however long it takes: the transport stops reading

@@ -17,7 +17,11 @@ MQTT transport relies on, so the same contract tests hold for both
   address) becomes a dead letter with its reason and the payload redacted,
   and is acknowledged;
 - a message for addresses no session subscribes to is dropped, as a broker
-  drops it.
+  drops it;
+- with an ingest gate, payloads on ``orderloom/v1/in/{source}`` (published
+  with :meth:`LoopbackBroker.publish_raw` and their user properties) go
+  through the gate; the message is acknowledged once every delivery made
+  from it is, and a refusal is recorded and dead-lettered.
 
 Usage::
 
@@ -35,8 +39,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -46,8 +51,10 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._contract import Envelope
-from ._topics import InvalidTopic, dead_topic, parse_topic, to_topic
-from ._transport import Delivery, TransportError
+from ._ingest import IngestGate
+from ._refused import RefusedPayload
+from ._topics import InvalidTopic, TopicKind, dead_topic, ingest_topic, parse_topic, to_topic
+from ._transport import Delivery, TransportError, ack_after
 from ._wire import WireCodec
 from ._wire_errors import IngestError, IngestReason
 
@@ -63,13 +70,18 @@ def _matches(pattern: str, address: str) -> bool:
     return address == pattern
 
 
+# (id, topic, payload, user properties)
+_Item = tuple[int, str, bytes, tuple[tuple[str, str], ...]]
+
+
 class _Session:
     """A client id's subscriptions and queued messages; outlives its connections."""
 
-    def __init__(self, patterns: tuple[str, ...]) -> None:
+    def __init__(self, patterns: tuple[str, ...], sources: frozenset[str]) -> None:
         self.patterns = patterns
-        self.queue: deque[tuple[int, str, bytes]] = deque()  # (id, topic, payload)
-        self.unacked: dict[int, tuple[int, str, bytes]] = {}  # sent on this connection
+        self.sources = sources  # ingest sources (orderloom/v1/in/{source})
+        self.queue: deque[_Item] = deque()
+        self.unacked: dict[int, _Item] = {}  # sent on this connection
         self.connection: object | None = None  # the current connection's token
         self.wake = anyio.Event()
 
@@ -90,27 +102,36 @@ class LoopbackBroker:
         self._ids = itertools.count(1)
         self.dead_letters: list[tuple[str, dict[str, Any]]] = []
 
-    def publish_raw(self, topic: str, payload: bytes) -> None:
+    def publish_raw(self, topic: str, payload: bytes,
+                    user_properties: Sequence[tuple[str, str]] = ()) -> None:
         """Queue ``payload`` on ``topic`` for every session subscribed to it, as
-        a foreign client would publish it (nothing is checked here)."""
+        a foreign client would publish it (nothing is checked here);
+        ``user_properties`` are MQTT 5's (an ingest source's headers)."""
         try:
-            address = parse_topic(topic).name
+            parsed = parse_topic(topic)
         except InvalidTopic:
             return  # no subscription can match it
-        item = (next(self._ids), topic, payload)
+        item = (next(self._ids), topic, payload, tuple(user_properties))
         for session in self._sessions.values():
-            if any(_matches(p, address) for p in session.patterns):
+            if parsed.kind is TopicKind.IN:
+                wanted = parsed.name in session.sources
+            else:
+                wanted = parsed.kind is TopicKind.TO and any(
+                    _matches(p, parsed.name) for p in session.patterns)
+            if wanted:
                 session.queue.append(item)
                 session.notify()
 
-    def _open(self, client_id: str, patterns: tuple[str, ...], token: object) -> _Session:
+    def _open(self, client_id: str, patterns: tuple[str, ...], sources: frozenset[str],
+              token: object) -> _Session:
         session = self._sessions.get(client_id)
         if session is None:
-            session = self._sessions[client_id] = _Session(patterns)
+            session = self._sessions[client_id] = _Session(patterns, sources)
         elif session.connection is not None:
             raise TransportError("connect", f"client id {client_id!r} is already connected")
         else:
             session.patterns = tuple(dict.fromkeys(session.patterns + patterns))
+            session.sources = session.sources | sources
             # What the last connection never acknowledged goes first, in order.
             session.queue.extendleft(reversed(sorted(session.unacked.values())))
             session.unacked.clear()
@@ -128,11 +149,17 @@ class LoopbackTransport:
         client_id: the session's id; connecting again with it resumes the session.
         subscriptions: the addresses this node serves (an address, ``prefix/#`` or ``#``).
         window: the most unacknowledged deliveries at once.
+        ingest: a gate for payloads on ``orderloom/v1/in/{source}`` of its sources.
+        on_refused: called with each refused payload's record (e.g.
+            ``store.record_dead_letter``).
+        clock: seconds since the epoch, for the gate's ``now`` and the records.
     """
 
     def __init__(
         self, broker: LoopbackBroker, codec: WireCodec, *, client_id: str,
-        subscriptions: Sequence[str], window: int = 32,
+        subscriptions: Sequence[str], window: int = 32, ingest: IngestGate | None = None,
+        on_refused: Callable[[RefusedPayload], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if window < 1:
             raise ValueError(f"LoopbackTransport window must be >= 1, got {window!r}")
@@ -143,6 +170,13 @@ class LoopbackTransport:
         self.codec = codec
         self.client_id = client_id
         self.patterns = tuple(subscriptions)
+        self.ingest = ingest
+        self.ingest_stopped = False
+        self.on_refused = on_refused
+        self.clock = clock
+        self.sources = frozenset(ingest.sources) if ingest is not None else frozenset()
+        for source in self.sources:
+            ingest_topic(source)
         self.window = window
         self.dead_letters = 0  # payloads refused on this connection
         self._session: _Session | None = None
@@ -155,7 +189,8 @@ class LoopbackTransport:
     async def __aenter__(self) -> LoopbackTransport:
         if self._session is not None:
             raise TransportError("connect", "a LoopbackTransport is entered once")
-        self._session = self.broker._open(self.client_id, self.patterns, self._token)  # noqa: SLF001
+        self._session = self.broker._open(self.client_id, self.patterns, self.sources,
+                                          self._token)  # noqa: SLF001
         stack = AsyncExitStack()
         tg = await stack.enter_async_context(anyio.create_task_group())
         stack.callback(tg.cancel_scope.cancel)  # runs first: the reader ends with the connection
@@ -192,6 +227,22 @@ class LoopbackTransport:
         self.broker.publish_raw(to_topic(envelope.recipient), payload)
         await anyio.lowlevel.checkpoint()  # a publish is a point where others run
 
+    async def publish_dead_letter(self, letter: RefusedPayload) -> None:
+        """Add ``letter``'s record to the broker's dead letters (its dead topic).
+
+        Raises:
+            TransportError: the transport is not connected.
+        """
+        if self._session is None or self._session.connection is not self._token:
+            raise TransportError("publish", "the transport is not connected")
+        self.broker.dead_letters.append((dead_topic(letter.reason.value), letter.as_dict()))
+        await anyio.lowlevel.checkpoint()
+
+    def stop_ingest(self) -> None:
+        """Stop taking ingest payloads: from now on they are neither delivered
+        nor acknowledged (the next connection of the session gets them)."""
+        self.ingest_stopped = True
+
     def deliveries(self) -> AsyncIterator[Delivery]:
         """The inbound envelopes, bounded (``window``); ends when the transport closes."""
         return self._receive
@@ -206,6 +257,9 @@ class LoopbackTransport:
                     await session.wake.wait()
                 item = session.queue.popleft()
                 session.unacked[item[0]] = item
+                if self.ingest is not None and parse_topic(item[1]).kind is TopicKind.IN:
+                    await self._ingest(session, self.ingest, item)
+                    continue
                 envelope = self._decode(item[1], item[2])
                 if envelope is None:
                     self._ack(session, item[0])
@@ -213,6 +267,26 @@ class LoopbackTransport:
                 # Waits while the kernel does not read: back-pressure, not a drop.
                 await self._send.send(
                     Delivery(envelope, functools.partial(self._ack, session, item[0])))
+
+    async def _ingest(self, session: _Session, gate: IngestGate, item: _Item) -> None:
+        if self.ingest_stopped:
+            return  # left unacknowledged: redelivered to the next connection
+        key, topic, payload, properties = item
+        outcome = gate.ingest(parse_topic(topic).name, dict(properties), payload, origin=topic,
+                              now=self.clock())
+        if isinstance(outcome, RefusedPayload):
+            self._refuse(outcome)
+            self._ack(session, key)
+            return
+        ack = ack_after(len(outcome.envelopes), functools.partial(self._ack, session, key))
+        for envelope in outcome.envelopes:
+            await self._send.send(Delivery(envelope, ack))
+
+    def _refuse(self, letter: RefusedPayload) -> None:
+        self.dead_letters += 1
+        if self.on_refused is not None:
+            self.on_refused(letter)
+        self.broker.dead_letters.append((dead_topic(letter.reason.value), letter.as_dict()))
 
     def _ack(self, session: _Session, key: int) -> None:
         # Only the connection a delivery came on can acknowledge it; after a
@@ -228,11 +302,8 @@ class LoopbackTransport:
                                   "topic's address", path="recipient")
         except IngestError as exc:
             # The record the MQTT transport publishes on the dead topic.
-            record: dict[str, Any] = {
-                "reason": exc.reason.value, "path": exc.path, "type": exc.type_name,
-                "detail": str(exc), "topic": topic, "payload": self.codec.redacted(payload),
-            }
-            self.dead_letters += 1
-            self.broker.dead_letters.append((dead_topic(exc.reason.value), record))
+            self._refuse(RefusedPayload.of(exc, source="wire", origin=topic,
+                                           received_at=self.clock(),
+                                           payload=self.codec.redacted(payload)))
             return None
         return envelope

@@ -20,6 +20,15 @@
   instead of ~0.45 ms).
 - A payload that cannot be decoded goes to ``orderloom/v1/dead/{reason}``,
   redacted, and is acknowledged (it can never succeed).
+- Ingest (optional, ``ingest=``): the node also subscribes to
+  ``orderloom/v1/in/{source}`` for each source its :class:`~orderloom.runtime.IngestGate`
+  knows. A payload there is handed to the gate with the message's MQTT 5
+  user properties as its headers (Shopify's ``X-Shopify-Topic``,
+  ``X-Shopify-Hmac-Sha256``, ``X-Shopify-Webhook-Id``, ``X-Shopify-Shop-Domain``);
+  what it accepts becomes deliveries, and the message is acknowledged once
+  every one of them is (after their turns). A refusal is published on the
+  dead topic, passed to ``on_refused`` (the store's dead-letter table) and
+  acknowledged.
 
 aiomqtt runs on asyncio only, so the kernel using this transport must too.
 """
@@ -28,10 +37,10 @@ from __future__ import annotations
 
 import functools
 import socket
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
 
 import aiomqtt
 import anyio
@@ -41,10 +50,19 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ._codec import dump_json
 from ._contract import Envelope
-from ._topics import TOPIC_ROOT, InvalidTopic, TopicKind, dead_topic, parse_topic, to_topic
-from ._transport import Delivery, TransportError
+from ._ingest import IngestGate
+from ._refused import RefusedPayload
+from ._topics import (
+    TOPIC_ROOT,
+    InvalidTopic,
+    TopicKind,
+    dead_topic,
+    ingest_topic,
+    parse_topic,
+    to_topic,
+)
+from ._transport import Delivery, TransportError, ack_after
 from ._wire import WireCodec
 from ._wire_errors import IngestError, IngestReason
 
@@ -91,6 +109,11 @@ class MqttTransport:
             a disconnect.
         timeout: how long (seconds) to wait for the broker to answer a
             connect, a subscribe or a publish.
+        ingest: a gate for payloads from outside sources: the node subscribes
+            to ``orderloom/v1/in/{source}`` for each of its sources.
+        on_refused: called with each refused payload's record (already
+            redacted) before it is published, e.g. ``store.record_dead_letter``.
+        clock: seconds since the epoch, for the gate's ``now`` and the records.
     """
 
     def __init__(
@@ -104,12 +127,20 @@ class MqttTransport:
         window: int = 32,
         session_expiry: int = 24 * 3600,
         timeout: float = 10.0,
+        ingest: IngestGate | None = None,
+        on_refused: Callable[[RefusedPayload], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if window < 1:
             raise ValueError(f"MqttTransport window must be >= 1, got {window!r}")
         self.codec = codec
         self.client_id = client_id
-        self.filters = tuple(subscription_filter(p) for p in subscriptions)
+        self.ingest = ingest
+        self.ingest_stopped = False
+        self.on_refused = on_refused
+        self.clock = clock
+        self.filters = tuple(subscription_filter(p) for p in subscriptions) + tuple(
+            ingest_topic(source) for source in sorted(ingest.sources if ingest else ()))
         self.hostname = hostname
         self.port = port
         self.window = window
@@ -191,6 +222,24 @@ class MqttTransport:
         payload = self.codec.encode_envelope(envelope)
         await self._publish(to_topic(envelope.recipient), payload)
 
+    async def publish_dead_letter(self, letter: RefusedPayload) -> None:
+        """Publish ``letter`` (already redacted) on ``orderloom/v1/dead/{reason}``; return on PUBACK.
+
+        Raises:
+            TransportError: not connected, or the broker did not confirm in time.
+        """
+        await self._publish(dead_topic(letter.reason.value), letter.to_json())
+
+    def stop_ingest(self) -> None:
+        """Stop taking ingest payloads (graceful shutdown: stop ingest, then drain).
+
+        Payloads arriving on ingest topics from now on are neither delivered
+        nor acknowledged: the subscription stays in the persistent session,
+        so the broker delivers them again when the node reconnects.
+        Envelopes for local actors keep flowing.
+        """
+        self.ingest_stopped = True
+
     def deliveries(self) -> AsyncIterator[Delivery]:
         """The inbound envelopes, bounded (``window``); ends when the transport closes."""
         return self._receive
@@ -211,6 +260,10 @@ class MqttTransport:
         async with self._send:
             try:
                 async for message in client.messages:
+                    if self.ingest is not None and str(message.topic).startswith(
+                            f"{TOPIC_ROOT}/{TopicKind.IN.value}/"):
+                        await self._ingest(client, self.ingest, message)
+                        continue
                     envelope = await self._decode(message)
                     if envelope is None:
                         self._ack(client, message.mid)
@@ -223,6 +276,24 @@ class MqttTransport:
             except aiomqtt.MqttError as exc:  # the connection broke
                 raise TransportError("receive", f"{self.hostname}:{self.port}: {exc}") from exc
 
+    async def _ingest(self, client: aiomqtt.Client, gate: IngestGate,
+                      message: aiomqtt.Message) -> None:
+        """Hand an ingest topic's payload to the gate; deliver what it accepts."""
+        if self.ingest_stopped:
+            return  # left unacknowledged: redelivered to the next session
+        topic = str(message.topic)
+        payload = _payload(message)
+        headers = {str(k): str(v) for k, v in getattr(message.properties, "UserProperty", ())}
+        source = topic.rsplit("/", 1)[-1]
+        outcome = gate.ingest(source, headers, payload, origin=topic, now=self.clock())
+        if isinstance(outcome, RefusedPayload):
+            await self._refuse(outcome)
+            self._ack(client, message.mid)
+            return
+        ack = ack_after(len(outcome.envelopes), functools.partial(self._ack, client, message.mid))
+        for envelope in outcome.envelopes:
+            await self._send.send(Delivery(envelope, ack))
+
     def _ack(self, client: aiomqtt.Client, mid: int) -> None:
         # A message id belongs to one connection: after a reconnect the same
         # id may name another message, and the broker redelivers this one.
@@ -231,8 +302,7 @@ class MqttTransport:
 
     async def _decode(self, message: aiomqtt.Message) -> Envelope | None:
         """The envelope in ``message``, or None once it is dead-lettered."""
-        raw = message.payload
-        payload = bytes(raw) if isinstance(raw, (bytes, bytearray)) else str(raw).encode()
+        payload = _payload(message)
         topic = str(message.topic)
         try:
             envelope = self.codec.decode_envelope(payload)
@@ -250,10 +320,17 @@ class MqttTransport:
     async def _dead(self, error: IngestError, topic: str | None, payload: bytes) -> None:
         # IngestError's message never quotes a payload value, and the payload
         # itself goes out redacted.
-        record: dict[str, Any] = {
-            "reason": error.reason.value, "path": error.path, "type": error.type_name,
-            "detail": str(error), "topic": topic, "payload": self.codec.redacted(payload),
-        }
+        await self._refuse(RefusedPayload.of(
+            error, source="wire", origin=topic or "", received_at=self.clock(),
+            payload=self.codec.redacted(payload)))
+
+    async def _refuse(self, letter: RefusedPayload) -> None:
         self.dead_letters += 1  # counted before it can be seen on the topic
-        await self._publish(dead_topic(error.reason.value),
-                            dump_json(record).encode("utf-8"))
+        if self.on_refused is not None:
+            self.on_refused(letter)
+        await self.publish_dead_letter(letter)
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    raw = message.payload
+    return bytes(raw) if isinstance(raw, (bytes, bytearray)) else str(raw).encode()

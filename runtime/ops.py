@@ -25,7 +25,10 @@ from urllib.parse import parse_qsl, urlencode
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["TOKEN_COOKIE", "TokenAuth", "Tokens", "principal_of"]
+__all__ = ["SIGNED_WEBHOOK", "TOKEN_COOKIE", "TokenAuth", "Tokens", "principal_of"]
+
+SIGNED_WEBHOOK = "signed-webhook"
+"""The principal of a request let through by ``TokenAuth(exempt=...)``."""
 
 TOKEN_COOKIE = "orderloom_token"
 """The cookie the review page's browser sends its token in."""
@@ -95,11 +98,18 @@ class TokenAuth:
     The principal is put in the scope's state (``request.state.principal``
     under Starlette; see :func:`principal_of`). Lifespan and other non-HTTP
     scopes pass through.
+
+    ``exempt`` names requests that authenticate themselves instead (a
+    Shopify webhook by its HMAC, verified before anything is read; see
+    ``orderloom.runtime.webhooks.ingest_auth_exempt``): they pass without a
+    token and their principal is ``"signed-webhook"``.
     """
 
-    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
+    def __init__(self, app: ASGIApp, tokens: Tokens, *,
+                 exempt: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
         self.tokens = tokens
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -109,6 +119,8 @@ class TokenAuth:
         if principal is None and scope["type"] == "http" and scope.get("method") in ("GET", "HEAD"):
             if await self._login(scope, send):
                 return
+        if principal is None and self.exempt is not None and self.exempt(scope):
+            principal = SIGNED_WEBHOOK
         if principal is None:
             body = json.dumps({
                 "error": "unauthorized",

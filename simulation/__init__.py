@@ -32,6 +32,17 @@ from ._provenance import (
     software_versions,
 )
 from ._queueing import MMcMetrics, mmc_metrics
+from ._replay import (
+    DEFAULT_DRAIN,
+    JournalError,
+    Recording,
+    ReplayedAction,
+    ReplayStorefront,
+    describe_replay,
+    read_recording,
+    recording_from_records,
+)
+from ._replay_run import replay
 from ._report import write_report
 from ._result import ReplicationResult, aggregate
 from ._run_report import MetricSummary, Report, run_header
@@ -64,11 +75,13 @@ from ._world import WorldConfig, build_world, world_actors
 __all__ = [
     "Comparison",
     "ComparisonRow",
+    "DEFAULT_DRAIN",
     "DEFAULT_MAX_REPLICATIONS",
     "Delta",
     "DeterminismReport",
     "Estimate",
     "IncomparableReports",
+    "JournalError",
     "LinkFaults",
     "MMcMetrics",
     "MetricPrecision",
@@ -79,6 +92,9 @@ __all__ = [
     "ProgressDisplay",
     "ProgressListener",
     "Provenance",
+    "Recording",
+    "ReplayStorefront",
+    "ReplayedAction",
     "ReplicationResult",
     "Report",
     "ReportError",
@@ -103,6 +119,7 @@ __all__ = [
     "check_determinism",
     "clock",
     "compare",
+    "describe_replay",
     "difference_precision",
     "find_trace",
     "format_p",
@@ -118,7 +135,10 @@ __all__ = [
     "provenance_of",
     "raw_lines",
     "read_provenance",
+    "read_recording",
     "read_trace",
+    "recording_from_records",
+    "replay",
     "rerun_warnings",
     "resolve_run",
     "resolve_scenario",

@@ -170,10 +170,19 @@ def read_provenance(path: Path) -> Provenance:
     """The provenance of a ``report.json`` (or of the run folder holding one).
 
     Raises:
-        ReportError: the file cannot be read, is not a report, or its
-            provenance is missing or invalid; the problems name the fields.
+        ReportError: the file cannot be read, is not a report, is a replay
+            (``orderloom replay`` reruns those), or its provenance is missing
+            or invalid; the problems name the fields.
     """
-    return provenance_in(*read_report_document(path))
+    doc, source = read_report_document(path)
+    if "replay" in doc:
+        # Its provenance holds the scenario, not the journal's orders: a rerun
+        # would simulate the scenario's own demand and look like the replay.
+        again = doc.get("reproduce")
+        raise ReportError(source, [
+            "replay: this report is a replay of a journal, which --from cannot rerun"
+            + (f"; replay it again with: {again}" if isinstance(again, str) else "")])
+    return provenance_in(doc, source)
 
 
 def provenance_in(doc: Mapping[str, Any], source: str) -> Provenance:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._replay import describe_replay
 from ._result import metric_info
 from ._series import timeline_of
 from ._sections import (
@@ -95,6 +96,9 @@ def _header(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             text = "—" if value is None else str(value)
         rows.append((label, text))
+    replay = report.get("replay")
+    if isinstance(replay, Mapping):  # a replay says so, and of what
+        rows.append(("replay of", describe_replay(replay)))
     return rows
 
 

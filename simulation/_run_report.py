@@ -10,6 +10,7 @@ back exactly what ``report.json`` holds, whatever its fields.
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -195,6 +196,11 @@ class Report:
             a loaded report (``report.json`` keeps the values, not the results).
         paths: the files written (``json``, ``md``, ``html`` and, with a
             trace, ``trace``); empty when nothing was written.
+        replay: for a replay (``orderloom replay``), what it replayed: the
+            journal file (``source``), its ``orders``, ``cancels`` and
+            ``events``, the journal times ``first_at`` and ``last_at``, their
+            ``span``, the ``horizon`` and the ``actions`` digest; None for a
+            run of the scenario's own demand.
     """
 
     scenario: str
@@ -212,6 +218,7 @@ class Report:
     run: Scenario | None = attrs.field(default=None, repr=False)
     results: tuple[ReplicationResult, ...] = attrs.field(default=(), repr=False)
     paths: Mapping[str, Path] = attrs.field(factory=dict)
+    replay: Mapping[str, Any] | None = None
     _document: Mapping[str, Any] = attrs.field(alias="document", repr=False)
 
     @property
@@ -279,7 +286,9 @@ class Report:
             if isinstance(examples, Mapping) else {},
             reproduce=reproduce if isinstance(reproduce, str) else None,
             warm_up_suggestion=_warm_up(doc.get("warm_up_suggestion")),
-            precision=_precision(doc.get("precision")), run=run, document=doc)
+            precision=_precision(doc.get("precision")), run=run,
+            replay=dict(doc["replay"]) if isinstance(doc.get("replay"), Mapping) else None,
+            document=doc)
 
     @classmethod
     def load(cls, path: Path | str) -> Report:
@@ -301,6 +310,7 @@ class Report:
         command: str | None = None, reproduce: str | None = None,
         precision: PrecisionOutcome | None = None,
         warm_up_suggestion: WarmUpSuggestion | None = None,
+        replay: Mapping[str, Any] | None = None,
     ) -> Report:
         """The report of ``results``, replications of the resolved ``scenario``
         (its policy, seed and replications), as ``orderloom simulate`` writes it.
@@ -312,6 +322,9 @@ class Report:
             reproduce: the command that runs it again, recorded as is.
             precision: the outcome, if it was a precision run.
             warm_up_suggestion: MSER-5's reading, if taken.
+            replay: the ``replay`` block of a replay (see the attribute); its
+                ``actions`` digest joins the world digest, so ``compare``
+                pairs a replay only with replays of the same journal.
         """
         header: dict[str, Any] = {**run_header(scenario, results),
                                   "description": scenario.description}
@@ -323,6 +336,10 @@ class Report:
             header["precision"] = precision.as_dict()
         if warm_up_suggestion is not None:
             header["warm_up_suggestion"] = warm_up_suggestion.as_dict()
+        if replay is not None:
+            header["replay"] = dict(replay)
+            header["world"] = hashlib.sha256(
+                f"{header['world']}/replay/{replay.get('actions')}".encode()).hexdigest()[:16]
         document = sanitize(aggregate(results, header=header))
         typed = cls.from_dict(document)
         return attrs.evolve(typed, run=scenario,

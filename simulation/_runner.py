@@ -33,6 +33,7 @@ from ._kernel import SimKernel
 from ._result import ReplicationResult
 from ._scenario import Scenario
 from ._trace import write_trace
+from ._replay import Recording, ReplayStorefront
 from ._workload import CaseSource, Storefront, Truths
 from ._world import WorldConfig, build_world
 
@@ -133,6 +134,7 @@ def run_replication(
     observe: Callable[[SimKernel], None] | None = None,
     store: Store | None = None,
     on_clock: Callable[[float], None] | None = None,
+    recording: Recording | None = None,
 ) -> ReplicationResult:
     """Run one replication to the scenario's horizon and measure it.
 
@@ -154,6 +156,9 @@ def run_replication(
             progress). The run then advances in that many stretches, which
             changes nothing it computes: a stretch ends on a stop event that
             only ends ``run``, and SimPy's heap keeps every other event's order.
+        recording: replay these customer actions (:func:`~._replay.read_recording`)
+            instead of the scenario's generated demand; the rest of the world
+            is the scenario's.
     """
     started = time.perf_counter()
     policy = policy or scenario.policy
@@ -172,7 +177,10 @@ def run_replication(
     if telemetry is not None:
         kernel.add_sink(lambda t, a, e: telemetry.append((t, a, e)))
     truths = Truths()
-    if scenario.demand.mode == "cases":
+    if recording is not None:
+        build_world(kernel, faults.world, truths, truths.forget, store=store)
+        kernel.spawn(lambda: ReplayStorefront(recording, scenario.horizon), "storefront")
+    elif scenario.demand.mode == "cases":
         team = faults.world.teams[0]
         from orderloom.actors.world._team import SupportTeam
 
@@ -259,6 +267,7 @@ def run_replications(
     scheduler: str | None = None,
     start: int = 0,
     clock: Clock | None = None,
+    recording: Recording | None = None,
 ) -> list[ReplicationResult]:
     """Run replications ``start..replications-1`` (0..n-1 by default), in
     ``workers`` processes (or on Dask). Replication k's world depends on the
@@ -266,24 +275,27 @@ def run_replications(
 
     ``progress`` is called with each finished replication; ``clock`` with
     ``(replication, simulated time)`` as each one's clock moves on (in
-    processes, through a queue; not on Dask). Neither changes a result."""
+    processes, through a queue; not on Dask). Neither changes a result.
+    ``recording``: replay its customer actions instead of the generated demand."""
     indices = list(range(start, replications))
     results: list[ReplicationResult] = []
     if executor == "dask":
-        return _run_dask(scenario, indices, policy, seed, scheduler, progress)
+        return _run_dask(scenario, indices, policy, seed, scheduler, progress, recording)
     if workers <= 1 or len(indices) == 1:
         for k in indices:
             result = run_replication(
-                scenario, k, policy=policy, seed=seed,
+                scenario, k, policy=policy, seed=seed, recording=recording,
                 on_clock=None if clock is None else functools.partial(clock, k))
             results.append(result)
             if progress:
                 progress(result)
         return results
     if clock is not None:
-        return _run_clocked(scenario, indices, policy, seed, workers, progress, clock)
+        return _run_clocked(scenario, indices, policy, seed, workers, progress, clock,
+                            recording)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_replication, scenario, k, policy=policy, seed=seed)
+        futures = [pool.submit(run_replication, scenario, k, policy=policy, seed=seed,
+                               recording=recording)
                    for k in indices]
         for future in as_completed(futures):
             result = future.result()
@@ -309,14 +321,14 @@ def _tell(replication: int, now: float) -> None:
 
 
 def _run_telling(scenario: Scenario, replication: int, policy: Policy | None,
-                 seed: int | None) -> ReplicationResult:
+                 seed: int | None, recording: Recording | None) -> ReplicationResult:
     return run_replication(scenario, replication, policy=policy, seed=seed,
-                           on_clock=functools.partial(_tell, replication))
+                           recording=recording, on_clock=functools.partial(_tell, replication))
 
 
 def _run_clocked(scenario: Scenario, indices: Sequence[int], policy: Policy | None,
                  seed: int | None, workers: int, progress: Progress | None,
-                 clock: Clock) -> list[ReplicationResult]:
+                 clock: Clock, recording: Recording | None) -> list[ReplicationResult]:
     """As the process pool of :func:`run_replications`, the workers telling
     their clocks through a queue the calling thread drains while it waits."""
     channel: multiprocessing.Queue[tuple[int, float]] = multiprocessing.Queue()
@@ -334,7 +346,8 @@ def _run_clocked(scenario: Scenario, indices: Sequence[int], policy: Policy | No
         with ProcessPoolExecutor(max_workers=workers, initializer=_report_to,
                                  initargs=(channel,)) as pool:
             pending: set[Future[ReplicationResult]] = {
-                pool.submit(_run_telling, scenario, k, policy, seed) for k in indices}
+                pool.submit(_run_telling, scenario, k, policy, seed, recording)
+                for k in indices}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 drain()
@@ -351,8 +364,8 @@ def _run_clocked(scenario: Scenario, indices: Sequence[int], policy: Policy | No
 
 
 def _run_dask(scenario: Scenario, indices: Sequence[int], policy: Policy | None,
-              seed: int | None, scheduler: str | None,
-              progress: Progress | None) -> list[ReplicationResult]:
+              seed: int | None, scheduler: str | None, progress: Progress | None,
+              recording: Recording | None) -> list[ReplicationResult]:
     try:
         from distributed import Client, as_completed as dask_completed
     except ImportError as exc:  # an optional dependency: say how to get it
@@ -361,7 +374,7 @@ def _run_dask(scenario: Scenario, indices: Sequence[int], policy: Policy | None,
     results: list[ReplicationResult] = []
     with Client(scheduler) as client:  # type: ignore[no-untyped-call]
         futures = [client.submit(run_replication, scenario, k, policy=policy, seed=seed,
-                                 pure=False) for k in indices]
+                                 recording=recording, pure=False) for k in indices]
         for future in dask_completed(futures):  # type: ignore[no-untyped-call]
             result = future.result()
             results.append(result)

@@ -40,6 +40,7 @@ from ._inventory import (
 )
 from ._journal_types import (
     journal_codec,
+    journal_type_version,
     journal_types,
 )
 from ._spawn import (
@@ -216,6 +217,7 @@ __all__ = [
     "evolve_record",
     "is_bounce",
     "journal_codec",
+    "journal_type_version",
     "journal_types",
     "load_builtin_policy",
     "load_policy",

@@ -4,7 +4,8 @@ Per-order decisions run in each order's own actor (:mod:`._react`); what
 needs a view across orders lives here:
 
 - :class:`Intake` starts an Order actor for each new order and hands it the
-  ``PlaceOrder``.
+  ``PlaceOrder``; ingested order events (Shopify) also come through it, so
+  the order's actor is started or restored from its journal first.
 - :class:`Automation` screens new orders for duplicates (same key inside the
   policy's window) and passes warehouses' stock shortages to their order.
 - :class:`Watchdog` receives stuck-order reports and escalates them.
@@ -16,14 +17,27 @@ from collections.abc import Mapping
 
 import attrs
 
-from orderloom.runtime import Actor, DuplicateAddress, Message, PersistentActor, Store, handler
+from orderloom.runtime import (
+    Actor,
+    AskTimeout,
+    DuplicateAddress,
+    Message,
+    PersistentActor,
+    Store,
+    handler,
+)
 
 from ..order import _messages as m
 from ._settings import OrderSettings
 from ._order_actor import OrderActor
 from ._protocol import Escalate, OrderUpdated, Screened, StockShortage, StuckReport, order_address
 
-__all__ = ["Automation", "DuplicateWindow", "Intake", "OrderKeyRecorded", "Watchdog"]
+__all__ = ["Automation", "DuplicateWindow", "INGEST_HANDOFF_TIMEOUT", "Intake",
+           "OrderKeyRecorded", "Watchdog"]
+
+INGEST_HANDOFF_TIMEOUT = 3600.0
+"""Kernel seconds intake waits for an order to take an ingested event (a hang
+guard: the live kernel's clock may be scaled, so it is generous)."""
 
 
 class Intake(Actor):
@@ -50,6 +64,28 @@ class Intake(Actor):
         except DuplicateAddress:
             pass  # a redelivery: the order's actor already runs
         await self.ctx.send(address, command, correlation_id=order_id)
+
+    @handler
+    async def on_event(self, event: m.Event) -> None:
+        """An ingested fact about an order (a Shopify webhook's events): start
+        or restore the order's actor, and return once it has taken the event.
+
+        Asked, not told: intake's turn (and so the acknowledgement of the
+        ingested message) completes only after the order's turn committed.
+        The order dedupes by event id, so a redelivery changes nothing."""
+        address = order_address(event.order_id)
+        settings, store = self.settings, self.store
+        order_id = event.order_id
+        try:
+            self.ctx.spawn(lambda: OrderActor(order_id, settings, store), address)
+        except DuplicateAddress:
+            pass  # the order's actor already runs
+        try:
+            await self.ctx.ask(address, event, timeout=INGEST_HANDOFF_TIMEOUT)
+        except AskTimeout:
+            # The event is in the order's mailbox and will be taken; intake
+            # only stops waiting, so one slow order cannot stall the rest.
+            pass
 
 
 @attrs.frozen(kw_only=True)

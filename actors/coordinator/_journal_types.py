@@ -18,8 +18,9 @@ from orderloom.runtime import AttrsCodec, TimerDue
 
 from ..order import _messages, _order_state, _reaction, _states
 from . import _automation, _desk, _inventory, _order_actor, _order_record, _protocol, _telemetry
+from ._wire_types import wire_types
 
-__all__ = ["journal_codec", "journal_types"]
+__all__ = ["journal_codec", "journal_type_version", "journal_types"]
 
 
 def journal_types() -> tuple[type, ...]:
@@ -37,3 +38,12 @@ def journal_types() -> tuple[type, ...]:
 def journal_codec() -> AttrsCodec:
     """An :class:`~orderloom.runtime.AttrsCodec` for :func:`journal_types`."""
     return AttrsCodec(journal_types())
+
+
+def journal_type_version(cls: type) -> int:
+    """The schema version of a journaled class, as a journal export states it:
+    its version in the wire registry (:func:`wire_types`) where it has one, else 1."""
+    return _VERSIONS.get(cls, 1)
+
+
+_VERSIONS: dict[type, int] = {w.cls: w.version for w in wire_types()}

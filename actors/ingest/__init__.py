@@ -13,6 +13,14 @@ from __future__ import annotations
 
 from ._money import CURRENCY_EXPONENTS, MAX_MINOR_UNITS, minor_units
 from ._redact import PERSONAL_KEYS, redact_payload
+from ._seam import (
+    INTAKE,
+    EnvelopeSource,
+    IngestConfigError,
+    IngestSeam,
+    ShopifySource,
+    ingest_sources,
+)
 from ._shopify import (
     SHOPIFY_TOPICS,
     IngestDeadLetter,
@@ -25,12 +33,18 @@ from ._shopify import (
 
 __all__ = [
     "CURRENCY_EXPONENTS",
+    "EnvelopeSource",
+    "INTAKE",
+    "IngestConfigError",
     "IngestDeadLetter",
+    "IngestSeam",
     "Ingested",
     "MAX_MINOR_UNITS",
     "PERSONAL_KEYS",
     "SHOPIFY_TOPICS",
+    "ShopifySource",
     "ingest_shopify",
+    "ingest_sources",
     "minor_units",
     "redact_payload",
     "shopify_dead_letter",

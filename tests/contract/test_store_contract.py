@@ -4,6 +4,8 @@ PostgresStore (the last marked ``integration``; it skips when no PostgreSQL answ
 from __future__ import annotations
 
 import enum
+import io
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from orderloom.actors import (
     handle,
 )
 from orderloom.runtime import (
+    JOURNAL_LINE_KEYS,
     STATS_TABLES,
     AttrsCodec,
     CodecError,
@@ -41,6 +44,7 @@ from orderloom.runtime import (
     Message,
     OrderloomError,
     OutboxEntry,
+    RefusedPayload,
     SchemaMismatch,
     Snapshot,
     Store,
@@ -49,6 +53,7 @@ from orderloom.runtime import (
     Turn,
     UnknownTypeName,
     UnregisteredType,
+    export_journal,
 )
 from orderloom.runtime.postgres import PostgresStore
 from orderloom.runtime.sqlite import SqliteStore
@@ -521,6 +526,28 @@ def test_journal_exports_every_stream(harness: Harness) -> None:
     assert store.journal("order/b", after=3) == ()
 
 
+def test_export_journal_writes_every_event_once(harness: Harness) -> None:
+    """export_journal writes one line per event (the store's event count), in stream
+    then version order, each decoding to the stored event with its time."""
+    store = harness.store
+    store.commit("order/b", Turn(expected_version=0, events=(ev(1), ev(2, note="x")),
+                                 recorded_at=5.0, snapshot=Snapshot(version=2,
+                                                                    state=Tally(count=2))))
+    store.commit("order/a", Turn(expected_version=0, events=(ev(1),)))
+    store.commit("order/b", Turn(expected_version=2, events=(ev(3),), recorded_at=7.5))
+    codec = AttrsCodec(TYPES)
+    out = io.StringIO()
+    count = export_journal(store, codec, out, type_version=lambda cls: 3)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert count == len(lines) == store.stats()["events"] == 4
+    assert all(tuple(line) == JOURNAL_LINE_KEYS for line in lines)
+    assert [(d["address"], d["version"], d["at"], d["type_version"]) for d in lines] == [
+        ("order/a", 1, None, 3), ("order/b", 1, 5.0, 3), ("order/b", 2, 5.0, 3),
+        ("order/b", 3, 7.5, 3)]
+    assert [codec.decode(d["type"], json.dumps(d["event"])) for d in lines] == [
+        ev(1), ev(1), ev(2, note="x"), ev(3)]
+
+
 def test_stats_count_rows_per_table(harness: Harness) -> None:
     """stats() counts events, snapshots, inbox ids, pending outbox entries and timers."""
     store = harness.store
@@ -543,9 +570,65 @@ def test_a_closed_store_refuses_every_call(harness: Harness) -> None:
                  lambda: store.commit(S, Turn(expected_version=1)),
                  lambda: store.pending_outbox(), lambda: store.journal(S),
                  lambda: store.due_timers(1.0), lambda: store.mark_published(["x"]),
-                 lambda: list(store.streams())):
+                 lambda: list(store.streams()), lambda: store.dead_letters(),
+                 lambda: store.record_dead_letter(refused(1))):
         with pytest.raises(StoreClosed):
             call()
+
+
+# -- dead letters: refused input, outside any stream ---------------------------------
+
+
+def refused(n: int, reason: str = "not_json") -> RefusedPayload:
+    return RefusedPayload(reason=reason, source="shopify", origin="orderloom/v1/in/shopify",
+                          path=f"line_items[{n}].price", detail=f"{reason}: detail {n}",
+                          received_at=1_700_000_000.0 + n, type_name=None if n % 2 else "order.placed",
+                          payload={"id": n, "email": "<removed>", "nested": [1, None, True]})
+
+
+def test_dead_letters_are_listed_newest_first_within_the_limit(harness: Harness) -> None:
+    """record_dead_letter keeps every field; dead_letters(limit) gives the newest first."""
+    store = harness.store
+    assert store.dead_letters() == ()
+    for n in range(5):
+        store.record_dead_letter(refused(n, "bad_signature" if n == 3 else "not_json"))
+    assert store.dead_letters(3) == (refused(4), refused(3, "bad_signature"), refused(2))
+    assert store.dead_letters() == tuple(
+        refused(n, "bad_signature" if n == 3 else "not_json") for n in (4, 3, 2, 1, 0))
+    assert store.dead_letters(0) == ()
+
+
+def test_dead_letters_change_no_stream_and_survive_reopening(harness: Harness) -> None:
+    """A dead letter is outside every journal: the streams and stats are untouched, and
+    a durable store still has it after reopening."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, events=(ev(1),), inbox_id="m1"))
+    before = harness.everything()
+    store.record_dead_letter(refused(1))
+    assert harness.everything() == before
+    assert harness.reopen().dead_letters() == (refused(1),)
+
+
+def test_a_file_written_before_the_dead_letter_table_gets_it_on_open(durable: Harness) -> None:
+    """A schema-1 database without the dead_letters table (written before it existed)
+    opens, keeps its journal and records dead letters."""
+    durable.store.commit(S, Turn(expected_version=0, events=(ev(1),)))
+    durable.store.close()
+    durable.tamper("DROP TABLE dead_letters")
+    store = durable.reopen()
+    assert [r.version for r in store.journal(S)] == [1]
+    store.record_dead_letter(refused(7))
+    assert store.dead_letters() == (refused(7),)
+
+
+def test_a_dead_letter_must_be_a_refused_payload_of_plain_json() -> None:
+    """RefusedPayload refuses a payload that is not plain JSON data and an unknown reason."""
+    with pytest.raises(ValueError, match="plain JSON"):
+        attrs.evolve(refused(1), payload={"x": float("nan")})
+    with pytest.raises(ValueError):
+        attrs.evolve(refused(1), reason="no_such_reason")
+    with pytest.raises(TypeError, match="RefusedPayload"):
+        MemoryStore().record_dead_letter({"reason": "not_json"})  # type: ignore[arg-type]
 
 
 # -- SQLite: schema, corrupt rows, the real domain ------------------------------------

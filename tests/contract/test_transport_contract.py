@@ -18,12 +18,18 @@ from typing import Any, Protocol
 
 import aiomqtt
 import anyio
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 import anyio.lowlevel
 import attrs
 import pytest
 
 from orderloom.runtime import (
     Actor,
+    IngestAccepted,
+    IngestError,
+    IngestReason,
+    RefusedPayload,
     ActorNotFound,
     Address,
     Delivery,
@@ -39,6 +45,7 @@ from orderloom.runtime import (
     WireType,
     dead_topic,
     handler,
+    ingest_topic,
     to_topic,
 )
 from orderloom.runtime.live import LiveKernel
@@ -102,6 +109,36 @@ CODEC = WireCodec(
     rules=FieldRules())
 
 
+class FeedGate:
+    """A test ingest gate: source ``<run>-feed``; a payload ``{"key", "n", "copies"}``
+    with the user property ``x-feed-key: k`` becomes ``copies`` pings to ``to``."""
+
+    def __init__(self, run: str, to: str) -> None:
+        self.source, self.to = f"{run}-feed", Address(to)
+
+    @property
+    def sources(self) -> frozenset[str]:
+        return frozenset({self.source})
+
+    def self_authenticating(self, source: str) -> bool:
+        return False
+
+    def ingest(self, source: str, headers: Any, raw_body: bytes, *, origin: str,
+               now: float) -> IngestAccepted | RefusedPayload:
+        data = json.loads(raw_body)
+        if {k.lower(): v for k, v in headers.items()}.get("x-feed-key") != "k":
+            error = IngestError(IngestReason.BAD_SIGNATURE, "no feed key", path="headers")
+            return RefusedPayload.of(error, source=source, origin=origin, received_at=now,
+                                     payload={"key": data["key"]})
+        return IngestAccepted(source=source, envelopes=tuple(
+            Envelope(f"{data['key']}-{i}", None, None, None, self.to, now,
+                     Ping(n=data["n"] + i)) for i in range(data["copies"])))
+
+
+def _feed(key: str, n: int, copies: int) -> bytes:
+    return json.dumps({"key": key, "n": n, "copies": copies}).encode()
+
+
 # -- the two implementations behind one harness -------------------------------------------
 
 Node = LoopbackTransport | MqttTransport
@@ -123,6 +160,20 @@ class Net(Protocol):
         """Wait for ``count`` dead letters of payloads sent to ``address``: (topic, record)."""
         ...
 
+    def ingesting(self, client_id: str, subscriptions: Sequence[str], gate: FeedGate,
+                  refused: list[RefusedPayload]) -> AbstractAsyncContextManager[Node]:
+        """A node's transport that also ingests ``gate``'s sources (refusals to ``refused``)."""
+        ...
+
+    async def inject_ingest(self, source: str, payload: bytes,
+                            properties: Sequence[tuple[str, str]]) -> None:
+        """Publish on ``source``'s ingest topic with MQTT 5 user properties."""
+        ...
+
+    async def dead_on(self, topic: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+        """Wait for ``count`` dead letters of payloads that came on ``topic``."""
+        ...
+
 
 class LoopbackNet:
     """Nodes connected through one LoopbackBroker."""
@@ -140,8 +191,22 @@ class LoopbackNet:
         await anyio.lowlevel.checkpoint()
 
     async def dead(self, address: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+        return await self.dead_on(to_topic(address), count)
+
+    def ingesting(self, client_id: str, subscriptions: Sequence[str], gate: FeedGate,
+                  refused: list[RefusedPayload]) -> AbstractAsyncContextManager[Node]:
+        return LoopbackTransport(self.broker, CODEC, client_id=client_id,
+                                 subscriptions=subscriptions, ingest=gate,
+                                 on_refused=refused.append)
+
+    async def inject_ingest(self, source: str, payload: bytes,
+                            properties: Sequence[tuple[str, str]]) -> None:
+        self.broker.publish_raw(ingest_topic(source), payload, properties)
+        await anyio.lowlevel.checkpoint()
+
+    async def dead_on(self, topic: str, count: int) -> list[tuple[str, dict[str, Any]]]:
         while True:
-            found = [d for d in self.broker.dead_letters if d[1]["topic"] == to_topic(address)]
+            found = [d for d in self.broker.dead_letters if d[1]["topic"] == topic]
             if len(found) >= count:
                 return found
             await anyio.sleep(0.005)
@@ -164,8 +229,23 @@ class MqttNet:
         await self.raw.publish(to_topic(address), payload, qos=1)
 
     async def dead(self, address: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+        return await self.dead_on(to_topic(address), count)
+
+    def ingesting(self, client_id: str, subscriptions: Sequence[str], gate: FeedGate,
+                  refused: list[RefusedPayload]) -> AbstractAsyncContextManager[Node]:
+        return MqttTransport(CODEC, client_id=client_id, subscriptions=subscriptions,
+                             hostname=self.host, port=self.port, session_expiry=SESSION,
+                             ingest=gate, on_refused=refused.append)
+
+    async def inject_ingest(self, source: str, payload: bytes,
+                            properties: Sequence[tuple[str, str]]) -> None:
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = list(properties)
+        await self.raw.publish(ingest_topic(source), payload, qos=1, properties=props)
+
+    async def dead_on(self, topic: str, count: int) -> list[tuple[str, dict[str, Any]]]:
         while True:
-            found = [d for d in self.dead_letters if d[1]["topic"] == to_topic(address)]
+            found = [d for d in self.dead_letters if d[1]["topic"] == topic]
             if len(found) >= count:
                 return found
             await anyio.sleep(0.005)
@@ -179,7 +259,8 @@ class MqttNet:
 @asynccontextmanager
 async def _mqtt_net(run: str) -> AsyncIterator[Net]:
     host, port = broker.shared_broker()
-    async with aiomqtt.Client(host, port, identifier=f"{run}-raw") as raw, \
+    async with aiomqtt.Client(host, port, identifier=f"{run}-raw",
+                              protocol=aiomqtt.ProtocolVersion.V5) as raw, \
             anyio.create_task_group() as tg:
         await raw.subscribe("orderloom/v1/dead/#", qos=1)
         net = MqttNet(host, port, raw)
@@ -548,5 +629,115 @@ def test_acknowledging_a_delivery_twice_is_a_no_op(open_net: Opener) -> None:
             third.ack()
         assert [d.envelope.message_id for d in (first, second, again, third)] == [
             "m-1", "m-2", "m-2", "m-3"]
+
+    _run(open_net, main)
+
+
+def test_an_ingested_payload_is_acknowledged_only_when_all_its_deliveries_are(
+    open_net: Opener,
+) -> None:
+    """A payload on an ingest topic becomes the gate's deliveries (headers from the
+    user properties); when one of its turns fails, the payload is not acknowledged
+    and comes again, whole, after a reconnect; then only the next one comes."""
+    seen: list[Envelope] = []
+
+    async def main(net: Net, run: str) -> None:
+        account = Address(f"{run}/b/account")
+        gate = FeedGate(run, account)
+        failed = anyio.Event()
+        refused: list[RefusedPayload] = []
+        no_backoff = RestartPolicy(backoff=0.0)
+
+        async def session(until: Callable[[LiveKernel], Awaitable[None]]) -> None:
+            async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                    LiveKernel(transport=t) as kernel:
+                kernel.spawn(lambda: FailsOnce(seen, failed), account, restart=no_backoff)
+                await until(kernel)
+
+        def waits_for(count: int) -> Callable[[LiveKernel], Awaitable[None]]:
+            async def until(kernel: LiveKernel) -> None:
+                while len(seen) < count:
+                    await anyio.sleep(0.005)
+                await kernel.drain(HANG_GUARD)
+            return until
+
+        async def first(kernel: LiveKernel) -> None:
+            await net.inject_ingest(gate.source, _feed("p1", 1, 2), [("X-Feed-Key", "k")])
+            await waits_for(2)(kernel)
+
+        async def last(kernel: LiveKernel) -> None:
+            await net.inject_ingest(gate.source, _feed("p2", 5, 1), [("X-Feed-Key", "k")])
+            await waits_for(5)(kernel)
+
+        await session(first)
+        await session(waits_for(4))
+        await session(last)
+        assert [e.message_id for e in seen] == ["p1-0", "p1-1", "p1-0", "p1-1", "p2-0"]
+        assert [e.body for e in seen[:2]] == [Ping(n=1), Ping(n=2)]
+        assert refused == []
+
+    _run(open_net, main)
+
+
+def test_a_refused_ingest_payload_is_recorded_dead_lettered_and_acked(open_net: Opener) -> None:
+    """A payload the gate refuses goes to on_refused and the dead topic with its
+    reason, is acknowledged (not refused again after a reconnect) and delivers nothing."""
+    seen: list[Envelope] = []
+
+    async def main(net: Net, run: str) -> None:
+        account = Address(f"{run}/b/account")
+        gate = FeedGate(run, account)
+        refused: list[RefusedPayload] = []
+        never_fails = anyio.Event()
+        never_fails.set()  # FailsOnce has failed already: it takes every ping
+        async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                LiveKernel(transport=t) as kernel:
+            kernel.spawn(lambda: FailsOnce(seen, never_fails), account)
+            await net.inject_ingest(gate.source, _feed("bad", 1, 1), [("X-Feed-Key", "nope")])
+            [(topic, record)] = await net.dead_on(ingest_topic(gate.source), 1)
+        assert topic == dead_topic("bad_signature")
+        assert record == refused[0].as_dict() and record["payload"] == {"key": "bad"}
+        async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                LiveKernel(transport=t) as kernel:
+            kernel.spawn(lambda: FailsOnce(seen, never_fails), account)
+            await net.inject_ingest(gate.source, _feed("ok", 1, 1), [("X-Feed-Key", "k")])
+            while not seen:
+                await anyio.sleep(0.005)
+            await kernel.drain(HANG_GUARD)
+        assert [e.message_id for e in seen] == ["ok-0"] and len(refused) == 1
+        assert t.dead_letters == 0  # the refused one was acknowledged, not refused again
+
+    _run(open_net, main)
+
+
+def test_after_stop_ingest_payloads_wait_for_the_next_session(open_net: Opener) -> None:
+    """stop_ingest leaves ingest payloads unacknowledged while envelopes still flow;
+    the next session with the same client id gets them."""
+    seen: list[Envelope] = []
+
+    async def main(net: Net, run: str) -> None:
+        account = Address(f"{run}/b/account")
+        gate = FeedGate(run, account)
+        refused: list[RefusedPayload] = []
+        never_fails = anyio.Event()
+        never_fails.set()
+        async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                LiveKernel(transport=t) as kernel:
+            kernel.spawn(lambda: FailsOnce(seen, never_fails), account)
+            t.stop_ingest()
+            await net.inject_ingest(gate.source, _feed("late", 1, 1), [("X-Feed-Key", "k")])
+            await net.inject(account, CODEC.encode_envelope(
+                _envelope("m-direct", run, account, Ping(n=9))))
+            while not seen:
+                await anyio.sleep(0.005)
+            await kernel.drain(HANG_GUARD)
+        assert [e.message_id for e in seen] == ["m-direct"]
+        async with net.ingesting(f"{run}-b", [f"{run}/b/#"], gate, refused) as t, \
+                LiveKernel(transport=t) as kernel:
+            kernel.spawn(lambda: FailsOnce(seen, never_fails), account)
+            while len(seen) < 2:
+                await anyio.sleep(0.005)
+            await kernel.drain(HANG_GUARD)
+        assert [e.message_id for e in seen] == ["m-direct", "late-0"] and refused == []
 
     _run(open_net, main)

@@ -9,7 +9,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from orderloom.runtime.ops import TOKEN_COOKIE, TokenAuth, Tokens, principal_of
+from orderloom.runtime.ops import SIGNED_WEBHOOK, TOKEN_COOKIE, TokenAuth, Tokens, principal_of
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789ab"
@@ -73,3 +73,21 @@ def test_an_unknown_or_ambiguous_query_token_is_refused(query: str) -> None:
 def test_a_query_token_does_not_log_in_a_post() -> None:
     """Only a GET (or HEAD) logs in with ?token=: a form cannot post its way in."""
     assert _client().post(f"/who?token={ALICE}", follow_redirects=False).status_code == 401
+
+
+def test_an_exempt_request_passes_without_a_token_as_a_signed_webhook() -> None:
+    """TokenAuth(exempt=) lets through only the requests the predicate names (a
+    signed webhook's POST), with the principal signed-webhook; others still need a token."""
+
+    async def whoami(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(principal_of(request.scope))
+
+    app = Starlette(routes=[Route("/ingest/shopify", whoami, methods=["GET", "POST"]),
+                            Route("/who", whoami)])
+    client = TestClient(TokenAuth(app, Tokens({ALICE: "alice"}), exempt=lambda scope: (
+        scope["method"] == "POST" and scope["path"] == "/ingest/shopify")))
+    assert client.post("/ingest/shopify").text == SIGNED_WEBHOOK
+    assert client.get("/ingest/shopify").status_code == 401
+    assert client.get("/who").status_code == 401
+    assert client.post("/ingest/shopify",
+                       headers={"Authorization": f"Bearer {ALICE}"}).text == "alice"

@@ -78,6 +78,7 @@ NOT_ON_THE_WIRE = {
     # the simulation's workload generator and its demo world (simulation only)
     "orderloom.simulation._workload._Arrive",
     "orderloom.simulation._workload._Later",
+    "orderloom.simulation._replay._Next",  # the replay storefront's own clock
     "orderloom.simulation._demo.PlaceOrder",
     "orderloom.simulation._demo.Authorize",
     "orderloom.simulation._demo.OrderConfirmed",

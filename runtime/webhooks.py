@@ -1,0 +1,151 @@
+"""HTTP ingest: ``POST /ingest/{source}`` hands a webhook to the ingest gate and the kernel.
+
+:func:`ingest_routes` gives the Starlette routes ``orderloom serve`` mounts.
+A request's raw body and headers go to the :class:`~orderloom.runtime.IngestGate`
+(the same one the MQTT ingest topics use):
+
+- accepted: its envelopes are delivered to the live kernel with their ids
+  (:meth:`LiveKernel.deliver`), and the answer is ``202`` once every one of
+  them has been taken by its recipient's turn (for the coordinator: the
+  order's turn committed), with the message ids. A retried webhook carries
+  the same ids, so the order's inbox (and its event ids) dedupe it. If the
+  turns do not complete within ``commit_timeout`` seconds the answer is
+  ``503`` (``not_committed``): retrying is safe. An envelope for an address
+  with no actor running (a generic source's ``order/<id>`` of an order
+  whose actor is not active) is not delivered: ``503``
+  (``recipient_unavailable``).
+- refused: ``401`` for a bad signature (``bad_signature``), ``413`` for a
+  body over 64 KiB (``too_large``), ``404`` for a source that is not
+  configured, else ``422``; the body is JSON ``{"error": reason, "path",
+  "detail"}`` (never a value from the payload). The refusal is recorded in
+  the store's dead-letter table and published on ``orderloom/v1/dead/{reason}``.
+
+Authentication: every endpoint sits behind :class:`~orderloom.runtime.ops.TokenAuth`,
+except the ingest path of a source whose payloads carry a signature the
+gate verifies before reading anything (Shopify's HMAC): a platform that
+cannot send a bearer header authenticates by that signature alone. Pass
+:func:`ingest_auth_exempt` to ``TokenAuth(exempt=...)`` for that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from ._ingest import IngestAccepted, IngestGate
+from ._refused import RefusedPayload
+from ._store import Store
+from ._transport import Delivery, Transport, TransportError, ack_after
+from ._wire import MAX_ENVELOPE_BYTES
+from ._wire_errors import IngestError, IngestReason
+from .live import LiveKernel
+from .ops import Scope
+
+__all__ = ["INGEST_PATH", "ingest_auth_exempt", "ingest_routes"]
+
+INGEST_PATH = "/ingest/{source}"
+"""The webhook endpoint's path; ``{source}`` is a configured ingest source."""
+
+_STATUS = {IngestReason.BAD_SIGNATURE: 401, IngestReason.TOO_LARGE: 413}
+
+
+def ingest_auth_exempt(gate: IngestGate) -> Callable[[Scope], bool]:
+    """The requests :class:`~orderloom.runtime.ops.TokenAuth` lets through
+    without a token: ``POST /ingest/<source>`` of a self-authenticating
+    source (its signature is verified before anything else is read)."""
+
+    def exempt(scope: Scope) -> bool:
+        path = scope.get("path", "")
+        if scope.get("method") != "POST" or not isinstance(path, str):
+            return False
+        prefix, _, source = path.rpartition("/")
+        return prefix == "/ingest" and source in gate.sources and gate.self_authenticating(source)
+
+    return exempt
+
+
+def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None = None,
+                  transport: Transport | None = None, clock: Callable[[], float] = time.time,
+                  commit_timeout: float = 10.0) -> list[BaseRoute]:
+    """The ``POST /ingest/{source}`` route (see the module docstring).
+
+    Args:
+        gate: checks and translates payloads (``orderloom.actors.IngestSeam``).
+        kernel: the live kernel running the recipients (intake, the orders).
+        store: where refused payloads are recorded (``record_dead_letter``).
+        transport: where refused payloads are published (the dead topic).
+        clock: seconds since the epoch (the gate's ``now``).
+        commit_timeout: real seconds to wait for the recipients' turns.
+    """
+
+    async def ingest(request: Request) -> JSONResponse:
+        source = request.path_params["source"]
+        origin = f"POST /ingest/{source}"
+        if source not in gate.sources:
+            return JSONResponse({"error": "unknown_source", "path": "source",
+                                 "detail": "not a configured ingest source"}, status_code=404)
+        raw, size = await _body(request)
+        if raw is None:
+            error = IngestError(IngestReason.TOO_LARGE, f"more than {MAX_ENVELOPE_BYTES} bytes")
+            outcome: IngestAccepted | RefusedPayload = RefusedPayload.of(error, source=source, origin=origin,
+                                                received_at=clock(),
+                                                payload={"unparsed_bytes": size})
+        else:
+            outcome = gate.ingest(source, dict(request.headers), raw, origin=origin, now=clock())
+        if isinstance(outcome, RefusedPayload):
+            await _refused(outcome, store, transport)
+            return JSONResponse({"error": outcome.reason.value, "path": outcome.path,
+                                 "detail": outcome.detail},
+                                status_code=_STATUS.get(outcome.reason, 422))
+        envelopes = outcome.envelopes
+        missing = sorted({e.recipient for e in envelopes if not kernel.is_running(e.recipient)})
+        if missing:
+            # Delivered, it would be an unknown_address dead letter and lost to
+            # the caller: say so instead, so the platform retries later.
+            return JSONResponse({"error": "recipient_unavailable", "recipients": missing,
+                                 "detail": "no actor runs at the address; retry later"},
+                                status_code=503, headers={"Retry-After": "30"})
+        done = anyio.Event()
+        ack = ack_after(len(envelopes), done.set)
+        with anyio.move_on_after(commit_timeout):
+            for envelope in envelopes:
+                await kernel.deliver(Delivery(envelope, ack))
+            await done.wait()
+        ids = [e.message_id for e in envelopes]
+        if not done.is_set():
+            return JSONResponse({"error": "not_committed", "ids": ids,
+                                 "detail": "the messages were not taken in time; retrying "
+                                           "is safe (they are deduplicated)"},
+                                status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"accepted": len(ids), "ids": ids}, status_code=202)
+
+    return [Route(INGEST_PATH, ingest, methods=["POST"], name="ingest")]
+
+
+async def _body(request: Request) -> tuple[bytes | None, int]:
+    """The body and its size, or None and the bytes read once it passes the
+    limit (nothing more is read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_ENVELOPE_BYTES:
+            return None, size
+        chunks.append(chunk)
+    return b"".join(chunks), size
+
+
+async def _refused(letter: RefusedPayload, store: Store | None,
+                   transport: Transport | None) -> None:
+    if store is not None:
+        store.record_dead_letter(letter)
+    if transport is not None:
+        try:
+            await transport.publish_dead_letter(letter)
+        except TransportError:
+            pass  # recorded in the table; the broker being away must not fail the answer
