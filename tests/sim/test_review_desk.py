@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ from orderloom.actors import (
     ReviewDesk,
     is_bounce,
     journal_codec,
+    journal_type_version,
 )
 from orderloom.actors.order import _messages as m
-from orderloom.runtime import MemoryStore, Store
+from orderloom.runtime import MemoryStore, Store, export_journal
 from orderloom.runtime.sqlite import SqliteStore
-from orderloom.simulation import SimKernel
+from orderloom.simulation import SimKernel, read_recording
 
 from ..desk import SPECS, act, desk_world
 
@@ -267,3 +269,25 @@ def test_a_decided_case_sent_again_stays_decided() -> None:
     after = _case_of(kernel, "f1")
     assert after.status is CaseStatus.DECIDED
     assert [e.what for e in after.history] == ["received", "approve"]
+
+
+def test_a_journal_export_with_the_desks_journal_reads_back_for_replay(tmp_path: Path) -> None:
+    """The desk's journal and the decisions' v2 order events export and read
+    back as a replay recording: people's decisions are not customer actions."""
+    kernel, store = _world()
+    kernel.tell("team/fraud", act(_case_of(kernel, "f1").case.case_id, DeskAction.APPROVE,
+                                  "alice", "stolen card"))
+    kernel.tell("team/fraud", act(_case_of(kernel, "f2").case.case_id, DeskAction.OVERRIDE,
+                                  "bob", "known", decision=Decision.RELEASE, request_id="r2"))
+    kernel.run(6000.0)
+    path = tmp_path / "journal.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        lines = export_journal(store, journal_codec(), out, type_version=journal_type_version)
+    exported = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    desk_types = {d["type"] for d in exported if d["address"] == "team/fraud"}
+    assert desk_types == {"DeskCaseReceived", "DeskCaseDecided"}
+    assert {(d["type"], d["type_version"]) for d in exported
+            if d["type"] in ("HoldReleased", "CancellationRequested")} == {
+        ("HoldReleased", 2), ("CancellationRequested", 2)}
+    recording = read_recording(path)
+    assert (recording.lines, recording.orders, recording.cancels) == (lines, 2, 0)
