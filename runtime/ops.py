@@ -9,12 +9,19 @@ A request carries its token as ``Authorization: Bearer <token>``, or (for
 the review page in a browser) as the ``orderloom_token`` cookie. Tokens are
 compared in constant time; a request without a known token gets ``401`` and
 a JSON body naming what was expected, never the token it sent.
+
+A browser logs in once by opening any page with ``?token=<token>``: a known
+token is answered with a redirect to the same address without it, setting
+the cookie (``HttpOnly``, ``SameSite=Strict``, so other sites' forms cannot
+post with it), and the token leaves the address bar.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
+from urllib.parse import parse_qsl, urlencode
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -109,6 +116,9 @@ class TokenAuth:
             await self.app(scope, receive, send)
             return
         principal = self.tokens.principal(_presented(scope))
+        if principal is None and scope["type"] == "http" and scope.get("method") in ("GET", "HEAD"):
+            if await self._login(scope, send):
+                return
         if principal is None and self.exempt is not None and self.exempt(scope):
             principal = SIGNED_WEBHOOK
         if principal is None:
@@ -126,6 +136,36 @@ class TokenAuth:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+    async def _login(self, scope: Scope, send: Send) -> bool:
+        """``?token=`` with a known token: set the cookie and redirect to the
+        address without it. False when there is no such parameter or the
+        token is unknown (the request is then refused as any other)."""
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                          keep_blank_values=True)
+        given = [value for key, value in query if key == "token"]
+        if len(given) != 1 or self.tokens.principal(given[0]) is None:
+            return False
+        token = given[0]
+        if not _COOKIE_SAFE.fullmatch(token):
+            return False  # cannot travel as a cookie: use the Authorization header
+        rest = urlencode([(k, v) for k, v in query if k != "token"])
+        path = scope.get("root_path", "") + scope.get("path", "/")
+        location = path + ("?" + rest if rest else "")
+        await send({"type": "http.response.start", "status": 303, "headers": [
+            (b"location", location.encode("latin-1", "replace")),
+            (b"set-cookie", f"{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+             .encode("latin-1")),
+            (b"cache-control", b"no-store"),
+            (b"content-length", b"0"),
+        ]})
+        await send({"type": "http.response.body", "body": b""})
+        return True
+
+
+_COOKIE_SAFE = re.compile(r"[!#-+\--:<-\[\]-~]+")
+"""RFC 6265 cookie-octets: what a cookie value may hold unquoted."""
 
 
 def principal_of(scope: Scope) -> str:

@@ -17,7 +17,7 @@ import attrs
 from orderloom.runtime import AttrsCodec, TimerDue
 
 from ..order import _messages, _order_state, _reaction, _states
-from . import _automation, _inventory, _order_actor, _order_record, _protocol, _telemetry
+from . import _automation, _desk, _inventory, _order_actor, _order_record, _protocol, _telemetry
 from ._wire_types import wire_types
 
 __all__ = ["journal_codec", "journal_type_version", "journal_types"]
@@ -27,7 +27,7 @@ def journal_types() -> tuple[type, ...]:
     """Every attrs class an order coordinator's store may hold."""
     found: dict[type, None] = {TimerDue: None, _reaction.PolicyTimer: None}
     for module in (_messages, _states, _order_state, _protocol, _order_record, _automation,
-                   _telemetry, _order_actor, _inventory):
+                   _telemetry, _order_actor, _inventory, _desk):
         for value in vars(module).values():
             if (isinstance(value, type) and attrs.has(value)
                     and value.__module__ == module.__name__):

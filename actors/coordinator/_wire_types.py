@@ -15,11 +15,13 @@ from an order's actor to automation in the same process).
 
 from __future__ import annotations
 
-from orderloom.runtime import FieldRules, KernelReply, TimerDue, WireCodec, WireType
+from typing import Any
+
+from orderloom.runtime import FieldRules, KernelReply, TimerDue, Upgrader, WireCodec, WireType
 
 from ..order import _messages as m
 from ..order._reaction import PolicyTimer
-from . import _automation, _order_actor, _order_record
+from . import _automation, _desk, _order_actor, _order_record
 from . import _protocol as p
 
 __all__ = ["WIRE_RULES", "wire_codec", "wire_types"]
@@ -42,12 +44,12 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     ("order.approve_shipment", 1, m.ApproveShipment),
     ("order.open_hold", 1, m.OpenHold),
     ("order.hand_off_hold", 1, m.HandOffHold),
-    ("order.release_hold", 1, m.ReleaseHold),
+    ("order.release_hold", 2, m.ReleaseHold),
     ("order.record_risk_assessment", 1, m.RecordRiskAssessment),
     ("order.notify_customer", 1, m.NotifyCustomer),
     ("order.request_return", 1, m.RequestReturn),
     ("order.close", 1, m.CloseOrder),
-    ("order.request_cancellation", 1, m.RequestCancellation),
+    ("order.request_cancellation", 2, m.RequestCancellation),
     ("order.request_risk_replay", 1, m.RequestRiskReplay),
     # -- order events (journaled; replies from the gateway and warehouses) -------------
     ("order.placed", 1, m.OrderPlaced),
@@ -78,7 +80,7 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     ("order.shipment_approved", 1, m.ShipmentApproved),
     ("order.hold_opened", 1, m.HoldOpened),
     ("order.hold_handed_off", 1, m.HoldHandedOff),
-    ("order.hold_released", 1, m.HoldReleased),
+    ("order.hold_released", 2, m.HoldReleased),
     ("order.customer_notified", 1, m.CustomerNotified),
     ("order.canceled", 1, m.OrderCanceled),
     ("order.return_requested", 1, m.ReturnRequested),
@@ -87,7 +89,7 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     ("order.screened", 1, m.OrderScreened),
     ("order.address_verified", 1, m.AddressVerified),
     ("order.shortage_recorded", 1, m.ShortageRecorded),
-    ("order.cancellation_requested", 1, m.CancellationRequested),
+    ("order.cancellation_requested", 2, m.CancellationRequested),
     ("order.risk_replay_requested", 1, m.RiskReplayRequested),
     # -- the payment gateway -----------------------------------------------------------
     ("gateway.authorize", 1, p.GatewayAuthorize),
@@ -122,7 +124,7 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     ("timer.resequence", 1, _order_actor._Resequence),
     ("timer.sync_flush", 1, _order_actor._SyncFlush),
     ("timer.retire", 1, _order_actor._Retire),
-    # -- journal notes (an order actor's and automation's own entries) -------------------
+    # -- journal notes (the own entries of order actors, automation, review desks) -----
     ("journal.event_held", 1, _order_record.EventHeld),
     ("journal.held_taken", 1, _order_record.HeldTaken),
     ("journal.stage_entered", 1, _order_record.StageEntered),
@@ -131,6 +133,10 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     ("journal.sync_due", 1, _order_record.SyncDue),
     ("journal.sync_flushed", 1, _order_record.SyncFlushed),
     ("journal.order_key_recorded", 1, _automation.OrderKeyRecorded),
+    ("journal.desk_case_received", 1, _desk.DeskCaseReceived),
+    ("journal.desk_case_noted", 1, _desk.DeskCaseNoted),
+    ("journal.desk_case_decided", 1, _desk.DeskCaseDecided),
+    ("journal.desk_case_withdrawn", 1, _desk.DeskCaseWithdrawn),
 )
 
 WIRE_RULES = FieldRules(
@@ -147,6 +153,18 @@ WIRE_RULES = FieldRules(
 """Which body fields hold order ids, other ids, money, sequence numbers and times."""
 
 
+def _no_note(body: dict[str, Any]) -> dict[str, Any]:
+    """v1 -> v2 of a release or a cancellation request: v2 carries the
+    decider's ``note`` (why); a v1 sender gave none."""
+    return {**body, "note": ""}
+
+
+_UPGRADERS = tuple(
+    Upgrader(name=name, from_version=1, upgrade=_no_note)
+    for name in ("order.release_hold", "order.request_cancellation",
+                 "order.hold_released", "order.cancellation_requested"))
+
+
 def wire_types() -> tuple[WireType, ...]:
     """The registrations of every order-domain message that goes on the wire."""
     return tuple(WireType(name=name, version=v, cls=cls) for name, v, cls in _TABLE)
@@ -154,4 +172,4 @@ def wire_types() -> tuple[WireType, ...]:
 
 def wire_codec() -> WireCodec:
     """A :class:`~orderloom.runtime.WireCodec` for :func:`wire_types` and :data:`WIRE_RULES`."""
-    return WireCodec(wire_types(), rules=WIRE_RULES)
+    return WireCodec(wire_types(), rules=WIRE_RULES, upgraders=_UPGRADERS)

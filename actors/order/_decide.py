@@ -341,7 +341,7 @@ def _release(s: OrderState, c: m.ReleaseHold, ev: _Stamp) -> tuple[m.Event, ...]
     hold = s.hold(c.hold_id)
     _require(hold is not None and hold in s.open_holds, s, c, f"hold {c.hold_id} is not open")
     return (ev(m.HoldReleased, hold_id=c.hold_id, released_by=c.issued_by,
-               resolution=c.resolution, decision=c.decision),)
+               resolution=c.resolution, decision=c.decision, note=c.note),)
 
 
 def _risk(s: OrderState, c: m.RecordRiskAssessment, ev: _Stamp) -> tuple[m.Event, ...]:
@@ -383,7 +383,7 @@ def _request_cancellation(
     _require(s.progress in (L.PLACED, L.AWAITING_PAYMENT, L.READY_FOR_FULFILLMENT), s, c,
              f"an order that is {s.progress.value} cannot be canceled")
     return (ev(m.CancellationRequested, reason=c.reason, requested_by=c.issued_by,
-               approver=c.approver),)
+               approver=c.approver, note=c.note),)
 
 
 def _request_risk_replay(

@@ -548,7 +548,8 @@ def _hold_event(s: OrderState, e: m.HoldOpened | m.HoldHandedOff | m.HoldRelease
         return {"holds": replace_by_id(s.holds, "hold_id", hold)}
     check_transition(s.order_id, f"hold[{e.hold_id}]", hold.status, HoldStatus.RELEASED)
     hold = replace(hold, status=HoldStatus.RELEASED, released_at=e.occurred_at,
-                   released_by=e.released_by, resolution=e.resolution, decision=e.decision)
+                   released_by=e.released_by, resolution=e.resolution, decision=e.decision,
+                   note=e.note)
     holds = replace_by_id(s.holds, "hold_id", hold)
     changes = {"holds": holds, **_decided(s, hold)}
     if s.held_lifecycle is None or any(h.status is HoldStatus.OPEN for h in holds):

@@ -362,11 +362,13 @@ class ReleaseHold(Command):
 
     ``decision``: the owner team's decision on the case that this release
     carries out; None when the hold is released for another reason.
+    ``note``: why, in the words of whoever decided (a reviewer's note).
     """
 
     hold_id: str = attrs.field(validator=_text)
     resolution: str = attrs.field(validator=_text)
     decision: Decision | None = attrs.field(default=None, validator=_optional_instance(Decision))
+    note: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -415,12 +417,14 @@ class RequestCancellation(Command):
     """Someone asks for the order to be canceled once that can safely happen.
 
     ``issued_by`` is who asked; ``approver`` says who that is (the customer,
-    or a person deciding a case). Invariants: reason non-empty; ``approver``
-    is not automation (automation cancels directly, it does not ask).
+    or a person deciding a case); ``note`` is why, in their words. Invariants:
+    reason non-empty; ``approver`` is not automation (automation cancels
+    directly, it does not ask).
     """
 
     reason: str = attrs.field(validator=_text)
     approver: Approver = attrs.field(validator=_requester)
+    note: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -726,13 +730,14 @@ class HoldHandedOff(Event):
 class HoldReleased(Event):
     """A hold closed. Invariants: released_by and resolution non-empty.
 
-    ``decision`` as in :class:`ReleaseHold`.
+    ``decision`` and ``note`` as in :class:`ReleaseHold`: who decided what, and why.
     """
 
     hold_id: str = attrs.field(validator=_text)
     released_by: str = attrs.field(validator=_text)
     resolution: str = attrs.field(validator=_text)
     decision: Decision | None = attrs.field(default=None, validator=_optional_instance(Decision))
+    note: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -815,11 +820,13 @@ class ShortageRecorded(Event):
 class CancellationRequested(Event):
     """Someone asked for the order to be canceled (it is canceled once no
     gateway request or warehouse work is in flight). Invariants: reason and
-    requested_by non-empty; ``approver`` is not automation."""
+    requested_by non-empty; ``approver`` is not automation. ``note``: why,
+    in the requester's words (a reviewer's note)."""
 
     reason: str = attrs.field(validator=_text)
     requested_by: str = attrs.field(validator=_text)
     approver: Approver = attrs.field(validator=_requester)
+    note: str = ""
 
 
 @attrs.frozen(kw_only=True)

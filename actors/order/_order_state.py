@@ -129,7 +129,8 @@ class Hold:
 
     ``proposal`` and ``options``: what the case proposes and the decisions it
     offers; ``decision``: the owner team's decision its release carried out
-    (None while open, or when released for another reason).
+    (None while open, or when released for another reason); ``note``: why,
+    in the words of whoever released it.
     """
 
     hold_id: str
@@ -145,6 +146,7 @@ class Hold:
     proposal: Decision = Decision.RELEASE
     options: tuple[Decision, ...] = (Decision.RELEASE, Decision.CANCEL)
     decision: Decision | None = None
+    note: str = ""
 
 
 @attrs.frozen(kw_only=True)

@@ -197,12 +197,13 @@ class _Reacting:
                                   to_team=msg.handoff_to, note=msg.note)]
         if msg.decision is _CANCEL:
             return self._request_cancel(f"{hold.reason.value}: decided by {who}",
-                                        who, Approver.PERSON, hold_id=hold.hold_id)
+                                        who, Approver.PERSON, hold_id=hold.hold_id,
+                                        note=msg.note)
         # The release records the decision: the fold clears what the case
         # was about (see ``_evolve``) and no withdrawal goes to the team.
         cmds: list[m.Command] = [m.ReleaseHold(**self._stamp(who), hold_id=hold.hold_id,
                                                resolution=f"released by {who}",
-                                               decision=msg.decision)]
+                                               decision=msg.decision, note=msg.note)]
         return cmds + self._after_release(hold.reason)
 
     def _after_release(self, reason: R) -> list[m.Command]:
@@ -239,7 +240,7 @@ class _Reacting:
         return self._request_cancel(msg.reason, "customer", Approver.CUSTOMER)
 
     def _request_cancel(self, reason: str, by: str, approver: Approver,
-                        hold_id: str | None = None) -> list[m.Command]:
+                        hold_id: str | None = None, note: str = "") -> list[m.Command]:
         """Cancel on a customer's or a person's word, safely: pull back work
         not yet picked, let unknown gateway outcomes resolve, then cancel.
         Once goods are picked or shipped it cannot be undone: a customer's
@@ -251,7 +252,7 @@ class _Reacting:
             if hold_id is not None:
                 return [m.ReleaseHold(**self._stamp(by), hold_id=hold_id,
                                       resolution="cancel decided, but the goods already left",
-                                      decision=_CANCEL)]
+                                      decision=_CANCEL, note=note)]
             return self._hold(R.POLICY_EXCEPTION, _RELEASE, (_RELEASE, _CANCEL),
                               note="customer asked to cancel after picking or shipping")
         request = CancelRequest(reason=reason, requested_by=by, approver=approver)
@@ -267,7 +268,7 @@ class _Reacting:
         # Recorded first: until the order is canceled the request stands, and
         # every later step reads it from the state.
         asked: list[m.Command] = [m.RequestCancellation(**self._stamp(by), reason=reason,
-                                                        approver=approver)]
+                                                        approver=approver, note=note)]
         return asked + pulls + self._customer_cancel_now(request)
 
     def _customer_cancel_now(self, request: CancelRequest) -> list[m.Command]:

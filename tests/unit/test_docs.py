@@ -45,7 +45,7 @@ from orderloom.simulation import (
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 DOC_FILES = ("scenarios.md", "policies.md", "metrics.md", "cli.md", "architecture.md",
-             "python-api.md", "wire.md", "ingest-shopify.md")
+             "python-api.md", "wire.md", "ingest-shopify.md", "review-desk.md")
 
 # Types documented once in a section of their own, not at every field that uses them.
 SHARED = {Dist: "Dist.", Window: "Window."}

@@ -49,6 +49,32 @@ def test_weak_or_anonymous_tokens_are_refused_at_start(tokens: dict[str, str]) -
         Tokens(tokens)
 
 
+def test_a_known_token_in_the_query_logs_a_browser_in_once() -> None:
+    """?token= with a known token sets the cookie and redirects to the address without it."""
+    client = _client()
+    response = client.get(f"/who?a=1&token={ALICE}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/who?a=1"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{TOKEN_COOKIE}={ALICE};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert client.get("/who").text == "alice"
+
+
+@pytest.mark.parametrize("query", ["token=wrong-token-0123456789", f"token={ALICE}&token={BOB}",
+                                   "token="])
+def test_an_unknown_or_ambiguous_query_token_is_refused(query: str) -> None:
+    """A query token that names no principal (or two) gets 401 and no cookie."""
+    response = _client().get(f"/who?{query}", follow_redirects=False)
+    assert response.status_code == 401
+    assert "set-cookie" not in response.headers
+
+
+def test_a_query_token_does_not_log_in_a_post() -> None:
+    """Only a GET (or HEAD) logs in with ?token=: a form cannot post its way in."""
+    assert _client().post(f"/who?token={ALICE}", follow_redirects=False).status_code == 401
+
+
 def test_an_exempt_request_passes_without_a_token_as_a_signed_webhook() -> None:
     """TokenAuth(exempt=) lets through only the requests the predicate names (a
     signed webhook's POST), with the principal signed-webhook; others still need a token."""

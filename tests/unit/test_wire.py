@@ -64,6 +64,8 @@ NOT_ON_THE_WIRE = {
     "orderloom.runtime._contract.ChildFailed",
     # order actor -> automation, same process; carries the folded OrderState
     "orderloom.actors.coordinator._protocol.OrderUpdated",
+    # the review desk's HTTP side -> its desk actor, same process (answered in memory)
+    "orderloom.actors.coordinator._desk.ActOnCase",
     # self-messages of simulated world actors (SimPy or emulator-internal, never stored)
     "orderloom.actors.world._gateway._Complete",
     "orderloom.actors.world._gateway._Replay",
