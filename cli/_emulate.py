@@ -124,6 +124,21 @@ def emulation(scenario: Scenario, kind: str, ident: str | None, epoch: str,
     return Emulation(label=address, actors={address: actors[address]})
 
 
+def kernel_start(start_hour: float | None, wall_clock: bool, now: float) -> float:
+    """The emulator's kernel time at start: scenario time (``start_hour``
+    hours after day 0's midnight, default 0) or, with ``wall_clock``, ``now``
+    (seconds since the Unix epoch, the clock ``orderloom serve`` keeps).
+
+    Raises:
+        EmulateError: both a start hour and the wall clock.
+    """
+    if wall_clock:
+        if start_hour is not None:
+            raise EmulateError("--start-hour: not with --wall-clock (the wall clock sets the hour)")
+        return now
+    return (start_hour or 0.0) * 3600.0
+
+
 def default_client_id(label: str) -> str:
     """A stable MQTT client id per emulated address, so that a restarted
     emulator resumes its broker session (and the requests queued for it)."""
@@ -166,11 +181,12 @@ def _transport_error(exc: BaseException) -> TransportError | None:
 
 
 def emulate_command(kind: str, ident: str | None, scenario_name: str, speed: float,
-                    broker: str, client_id: str | None, start_hour: float,
-                    without: tuple[str, ...] = ()) -> None:
+                    broker: str, client_id: str | None, start_hour: float | None,
+                    without: tuple[str, ...] = (), wall_clock: bool = False) -> None:
     """The body of ``orderloom emulate`` (usage errors raise, exit 2; an
     unreachable or lost broker exits 1)."""
     host, port = parse_broker(broker)
+    start_time = kernel_start(start_hour, wall_clock, time.time())
     scenario = load_scenario(resolve_scenario(scenario_name))
     epoch = new_epoch()
     run = emulation(scenario, kind, ident, epoch, without)
@@ -183,7 +199,7 @@ def emulate_command(kind: str, ident: str | None, scenario_name: str, speed: flo
     try:
         anyio.run(lambda: run_emulation(
             run, host=host, port=port, client_id=client, speed=speed,
-            start_time=start_hour * 3600.0, seed=scenario.seed, ready=ready),
+            start_time=start_time, seed=scenario.seed, ready=ready),
             backend="asyncio")
     except BaseException as exc:  # noqa: BLE001 - only a transport failure is translated
         error = _transport_error(exc)

@@ -483,18 +483,21 @@ main.add_command(replay_command)
 @click.option("--client-id", metavar="ID",
               help="MQTT client id (default orderloom-emulate-<address>, stable so that a "
                    "restart resumes the broker session and the requests queued meanwhile).")
-@click.option("--start-hour", type=click.FloatRange(min=0, max=168, max_open=True), default=0.0,
-              show_default=True,
+@click.option("--start-hour", type=click.FloatRange(min=0, max=168, max_open=True),
               help="Scenario time at start, in hours from day 0's midnight (team shifts and "
-                   "fault windows count from it).")
+                   "fault windows count from it); default 0.")
+@click.option("--wall-clock", is_flag=True,
+              help="Keep Unix time as orderloom serve does (team shifts follow the UTC hour; "
+                   "the scenario's fault windows, in scenario time, never apply).")
 def emulate(kind: str, ident: str | None, without: tuple[str, ...], scenario_name: str,
-            speed: float, broker: str, client_id: str | None, start_hour: float) -> None:
+            speed: float, broker: str, client_id: str | None, start_hour: float | None,
+            wall_clock: bool) -> None:
     """Run one of SCENARIO's simulated world actors (KIND, with --id) on the MQTT
     broker until SIGTERM or SIGINT (exit 0)."""
     from ._emulate import emulate_command
 
     try:
         emulate_command(kind, ident, scenario_name, speed, broker, client_id, start_hour,
-                        without)
+                        without, wall_clock)
     except DocumentError as exc:
         _fail(exc)

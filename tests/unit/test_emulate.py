@@ -13,6 +13,7 @@ from orderloom.cli._emulate import (
     EmulateError,
     default_client_id,
     emulation,
+    kernel_start,
     new_epoch,
     parse_broker,
 )
@@ -117,3 +118,13 @@ def test_the_command_offers_exactly_the_kinds_it_knows() -> None:
     """The CLI's KIND choice and the emulator's kinds are the same list."""
     kind = next(p for p in emulate_command.params if p.name == "kind")
     assert tuple(kind.type.choices) == KINDS  # type: ignore[attr-defined]
+
+
+def test_the_clock_starts_at_the_scenario_hour_or_at_the_wall_clock() -> None:
+    """Kernel time starts at `--start-hour` hours of scenario time (0 by
+    default) or, with `--wall-clock`, at now; both at once are refused."""
+    assert kernel_start(None, False, 1.7e9) == 0.0
+    assert kernel_start(9.5, False, 1.7e9) == 9.5 * 3600
+    assert kernel_start(None, True, 1.7e9) == 1.7e9
+    with pytest.raises(EmulateError, match="--start-hour: not with --wall-clock"):
+        kernel_start(0.0, True, 1.7e9)
