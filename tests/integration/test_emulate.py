@@ -216,3 +216,21 @@ def test_a_restarted_gateway_emulator_starts_a_new_epoch_and_the_order_closes() 
         assert world.stop() == 0, world.output()
     assert [(e.event_type, e.source, e.outcome) for e in ignored
             if e.order_id == order_id] == []
+
+
+def test_an_emulator_whose_broker_goes_away_exits_1_saying_so(tmp_path: Path) -> None:
+    """When its broker stops, an emulator says which broker it lost, in one
+    line without a traceback, and exits 1 (a supervisor restarts it)."""
+    with emulators() as start:
+        with broker.own_broker(tmp_path) as (host, port):
+            emulator = start("gateway", "--scenario", str(QUICK), "--broker", f"{host}:{port}",
+                             "--client-id", f"emu-{uuid.uuid4().hex[:8]}-gw")
+            anyio.run(emulator.ready, backend="asyncio")
+        try:
+            code = emulator.process.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {DEADLINE} s after its broker stopped")
+        emulator.stop()
+        assert code == 1, emulator.output()
+        assert emulator.lines[-1].startswith(f"orderloom emulate: broker {host}:{port}: ")
+        assert "Traceback" not in emulator.output()
