@@ -25,7 +25,7 @@ import anyio
 import attrs
 import click
 
-from orderloom.actors import wire_codec
+from orderloom.actors import team_address, warehouse_address, wire_codec
 from orderloom.runtime import Actor, TransportError
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.mqtt import MqttTransport
@@ -119,8 +119,8 @@ def emulation(scenario: Scenario, kind: str, ident: str | None, epoch: str,
         raise EmulateError(f"--id: '{kind}' needs an id, one of {valid} ({where})")
     if ident not in valid:
         raise EmulateError(f"--id: no {kind} {ident!r} in {where}; expected one of {valid}")
-    address = f"{'warehouse/' if kind == 'warehouse' else 'team/' if kind == 'support' else ''}" \
-              f"{ident}"
+    address = str(warehouse_address(ident) if kind == "warehouse"
+                  else team_address(ident) if kind == "support" else ident)
     return Emulation(label=address, actors={address: actors[address]})
 
 
