@@ -2,9 +2,13 @@
 
 The coordinator runs in this process (a LiveKernel on an MqttTransport
 subscribed to its addresses); the simulated world runs as ``orderloom
-emulate`` subprocesses, killed by their PIDs afterwards. Each test uses
-client ids of its own. Assertions are about outcomes (the order closed, no
-event refused); every wait is a poll with a generous deadline.
+emulate`` subprocesses, killed by their PIDs afterwards. The actors use
+their real addresses (``gateway``, ``intake``, ``order/<id>``), which are
+not namespaced per test, so each test starts a Mosquitto of its own
+(:func:`tests.broker.own_broker`): tests running side by side, and the
+sessions they leave, cannot cross. Client ids are unique per run too.
+Assertions are about outcomes (the order closed, no event refused); every
+wait is a poll with a generous deadline.
 """
 
 from __future__ import annotations
@@ -121,9 +125,9 @@ def order_of(kernel: LiveKernel, order_id: str) -> OrderState | None:
     return state
 
 
-async def with_coordinator(run: str, body: Callable[[LiveKernel], Awaitable[None]]) -> None:
+async def with_coordinator(run: str, host: str, port: int,
+                           body: Callable[[LiveKernel], Awaitable[None]]) -> None:
     """Run ``body`` with the coordinator of QUICK's world up on the broker."""
-    host, port = broker.shared_broker()
     scenario = load_scenario(QUICK)
     cfg = world_for(scenario, scenario.policy, random.Random(1)).world
     async with MqttTransport(wire_codec(), client_id=f"{run}-coordinator",
@@ -134,20 +138,14 @@ async def with_coordinator(run: str, body: Callable[[LiveKernel], Awaitable[None
         await body(kernel)
 
 
-def broker_arg() -> list[str]:
-    host, port = broker.shared_broker()
-    return ["--broker", f"{host}:{port}"]
-
-
-def test_an_order_closes_with_the_world_emulated_as_subprocesses() -> None:
+def test_an_order_closes_with_the_world_emulated_as_subprocesses(tmp_path: Path) -> None:
     """The gateway, the warehouse, a downstream system and the rest of the world
     (`all --without` those), each an `orderloom emulate` process on the broker,
     take an order placed on the in-process coordinator to CLOSED; SIGTERM or
     SIGINT stops each with exit 0."""
     run = f"emu-{uuid.uuid4().hex[:8]}"
-    common = ["--scenario", str(QUICK), "--speed", str(SPEED), *broker_arg()]
-
-    with emulators() as start:
+    with broker.own_broker(tmp_path) as (host, port), emulators() as start:
+        common = ["--scenario", str(QUICK), "--speed", str(SPEED), "--broker", f"{host}:{port}"]
         parts = [start("gateway", *common, "--client-id", f"{run}-gw"),
                  start("warehouse", "--id", "W1", *common, "--client-id", f"{run}-wh"),
                  start("downstream", "--id", "finance", *common, "--client-id", f"{run}-fin"),
@@ -162,23 +160,24 @@ def test_an_order_closes_with_the_world_emulated_as_subprocesses() -> None:
             await until(lambda: (s := order_of(kernel, f"{run}-1")) is not None
                         and s.lifecycle is Lifecycle.CLOSED, "the order closed")
 
-        anyio.run(with_coordinator, run, body, backend="asyncio")
+        anyio.run(with_coordinator, run, host, port, body, backend="asyncio")
         # SIGTERM for most, SIGINT (Ctrl-C) for one: both stop it cleanly.
         codes = [part.stop(signal.SIGINT if i == 1 else signal.SIGTERM)
                  for i, part in enumerate(parts)]
         assert codes == [0] * len(parts), "\n\n".join(p.output() for p in parts)
 
 
-def test_a_restarted_gateway_emulator_starts_a_new_epoch_and_the_order_closes() -> None:
+def test_a_restarted_gateway_emulator_starts_a_new_epoch_and_the_order_closes(
+        tmp_path: Path) -> None:
     """A gateway emulator answers 'gateway_unavailable' and is stopped mid-flow;
     its restart counts the order's events from 1 again under a new epoch, so
     none is refused (duplicate or stale), and the order closes."""
     run = f"emu-{uuid.uuid4().hex[:8]}"
-    common = ["--speed", str(SPEED), *broker_arg()]
     order_id = f"{run}-1"
     ignored: list[EventIgnored] = []
 
-    with emulators() as start:
+    with broker.own_broker(tmp_path) as (host, port), emulators() as start:
+        common = ["--speed", str(SPEED), "--broker", f"{host}:{port}"]
         # Same client id for both gateway runs: the restart resumes the
         # session, with the retries queued while it was down.
         first = start("gateway", "--scenario", str(GATEWAY_ERRORS), *common,
@@ -212,7 +211,7 @@ def test_a_restarted_gateway_emulator_starts_a_new_epoch_and_the_order_closes() 
             assert len(epochs) == 2, state.source_seqs
             assert second.stop() == 0, second.output()
 
-        anyio.run(with_coordinator, run, body, backend="asyncio")
+        anyio.run(with_coordinator, run, host, port, body, backend="asyncio")
         assert world.stop() == 0, world.output()
     assert [(e.event_type, e.source, e.outcome) for e in ignored
             if e.order_id == order_id] == []
