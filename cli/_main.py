@@ -463,3 +463,41 @@ def wire_schema_command() -> None:
 
 main.add_command(journal_group)
 main.add_command(replay_command)
+
+
+@main.command()
+@click.argument("kind", metavar="KIND", type=click.Choice(
+    ["address", "all", "downstream", "gateway", "support", "warehouse"]))
+@click.option("--id", "ident", metavar="ID",
+              help="Which warehouse (warehouse_id), support team (name) or downstream system "
+                   "(system) of the scenario; not for gateway, address or all.")
+@click.option("--without", multiple=True, metavar="ADDRESS",
+              help="With 'all': leave this actor (gateway, warehouse/W1, team/fraud, finance, "
+                   "address-service, ...) to another process; repeatable.")
+@click.option("--scenario", "scenario_name", required=True, metavar="SCENARIO",
+              help="The scenario whose world (and fault schedule) the actor comes from.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Kernel seconds per real second.")
+@click.option("--broker", default="127.0.0.1:1883", show_default=True, metavar="HOST:PORT",
+              help="The MQTT broker.")
+@click.option("--client-id", metavar="ID",
+              help="MQTT client id (default orderloom-emulate-<address>, stable so that a "
+                   "restart resumes the broker session and the requests queued meanwhile).")
+@click.option("--start-hour", type=click.FloatRange(min=0, max=168, max_open=True),
+              help="Scenario time at start, in hours from day 0's midnight (team shifts and "
+                   "fault windows count from it); default 0.")
+@click.option("--wall-clock", is_flag=True,
+              help="Keep Unix time as orderloom serve does (team shifts follow the UTC hour; "
+                   "the scenario's fault windows, in scenario time, never apply).")
+def emulate(kind: str, ident: str | None, without: tuple[str, ...], scenario_name: str,
+            speed: float, broker: str, client_id: str | None, start_hour: float | None,
+            wall_clock: bool) -> None:
+    """Run one of SCENARIO's simulated world actors (KIND, with --id) on the MQTT
+    broker until SIGTERM or SIGINT (exit 0)."""
+    from ._emulate import emulate_command
+
+    try:
+        emulate_command(kind, ident, scenario_name, speed, broker, client_id, start_hour,
+                        without, wall_clock)
+    except DocumentError as exc:
+        _fail(exc)

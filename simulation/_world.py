@@ -86,15 +86,22 @@ class WorldConfig:
 
 def world_actors(
     config: WorldConfig, oracle: Oracle | None = None,
-    forget: Callable[[str], None] | None = None,
+    forget: Callable[[str], None] | None = None, epoch: str | None = None,
 ) -> dict[str, Callable[[], Actor]]:
     """The simulated outside of ``config``, by address: a factory per actor
     (the gateway, each warehouse, team and downstream system, the address
-    service). ``build_world`` spawns them all; an emulator spawns one."""
+    service). ``build_world`` spawns them all; an emulator spawns one.
+
+    ``epoch``: None in the simulator; an emulator process passes its own, new
+    on every start, so the events the gateway and the warehouses number per
+    order go out under a source of their own (``gateway/<epoch>``, see
+    :func:`orderloom.actors.epoch_source`) and are not refused as duplicates
+    or stale after a restart that counts from 1 again."""
     actors: dict[str, Callable[[], Actor]] = {
-        "gateway": lambda: PaymentGateway(config.gateway, oracle, forget)}
+        "gateway": lambda: PaymentGateway(config.gateway, oracle, forget, epoch)}
     for wh in config.warehouses:
-        actors[f"warehouse/{wh.warehouse_id}"] = lambda wh=wh: Warehouse(wh)  # type: ignore[misc]
+        actors[f"warehouse/{wh.warehouse_id}"] = \
+            lambda wh=wh: Warehouse(wh, epoch)  # type: ignore[misc]
     for team in config.teams:
         actors[f"team/{team.name}"] = lambda team=team: SupportTeam(team, oracle)  # type: ignore[misc]
     for ds in config.downstream:

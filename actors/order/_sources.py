@@ -18,6 +18,15 @@ account as ``<platform>:<account>``, with an optional stream after a
 ``/`` (``shopify:acme``, ``shopify:acme/fulfillment/42``); the sequenced
 sources' names hold no ``:`` before their first ``/`` (``gateway``,
 ``warehouse/W1``, ``coordinator``).
+
+A sequenced source that restarts without its counters (an emulator process,
+a system that loses its state) would number an order's events from 1 again:
+those would be refused as duplicates (same event ids) or stale (numbers not
+newer). It starts a new **epoch** instead (:func:`epoch_source`): its events
+go out under ``<source>/<epoch>``, a source the order has not seen, so they
+count from 1 without clashing with the ones sent before the restart. Each
+epoch is ordered on its own; nothing orders one epoch after another (the
+order's transitions still refuse a fact that would move it backwards).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ __all__ = [
     "MAX_EVENTS_PER_INSTANT",
     "SourceOrdering",
     "awaits_gap",
+    "epoch_source",
     "monotonic_seq",
     "platform_source",
     "source_ordering",
@@ -47,6 +57,7 @@ _MAX_SEQ = 2**53 - 1
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _STREAM = re.compile(r"[A-Za-z0-9._-]+")
+_EPOCH = re.compile(r"[A-Za-z0-9._-]{1,40}")
 
 
 class SourceOrdering(enum.Enum):
@@ -81,6 +92,24 @@ def platform_source(platform: str, account: str, *stream: str) -> str:
     if not all(_STREAM.fullmatch(level) for level in stream):
         raise ValueError("each stream level must be letters, digits, '.', '_' or '-'")
     return "/".join((f"{platform}:{account}", *stream))
+
+
+def epoch_source(source: str, epoch: str | None) -> str:
+    """The name a sequenced ``source`` numbers its events under in ``epoch``:
+    ``<source>/<epoch>``, or ``source`` itself when ``epoch`` is None (a
+    source that keeps its counters, like the simulated world).
+
+    Raises:
+        ValueError: ``source`` is not sequenced, or ``epoch`` is not 1 to 40
+            letters, digits, ``. _ -``.
+    """
+    if source_ordering(source) is not SourceOrdering.SEQUENCED:
+        raise ValueError(f"epochs are for sequenced sources, not {source!r}")
+    if epoch is None:
+        return source
+    if not _EPOCH.fullmatch(epoch):
+        raise ValueError(f"epoch must be 1 to 40 letters, digits, '.', '_' or '-', got {epoch!r}")
+    return f"{source}/{epoch}"
 
 
 def monotonic_seq(at_ms: int, index: int = 0) -> int:

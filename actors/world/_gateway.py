@@ -2,7 +2,9 @@
 
 The gateway answers :mod:`._protocol` requests with order events sent to the
 request's ``notify`` address, under ``source="gateway"`` and a per-order
-``source_seq`` that increases in the order the events are sent. Service time
+``source_seq`` that increases in the order the events are sent (an emulator
+process numbers them under ``gateway/<epoch>`` instead, see
+:func:`~..order._sources.epoch_source`). Service time
 is modelled with a timer per request (never ``ctx.sleep``), so requests
 overlap as they would at a real gateway.
 
@@ -26,6 +28,7 @@ import attrs
 from orderloom.runtime import Actor, Address, Message, handler
 
 from ..order._documents import probability
+from ..order._sources import epoch_source
 from ._dist import Dist, KeyedRandom, Window
 from ..order._invariants import MoneyView
 from ..order._messages import (
@@ -152,15 +155,21 @@ class PaymentGateway(Actor):
         forget: called with an order's id when the gateway forgets the
             order (on ``OrderRetired``), so the simulated world can drop its
             truth about it too: memory follows the orders in flight.
+        epoch: None in the simulator; an emulator process's own epoch, so
+            its events (``source="gateway/<epoch>"``) and the ids it issues
+            never clash with those of an earlier run that counted from 1 too.
     """
 
     def __init__(
         self, config: GatewayConfig, oracle: Callable[[str], OrderTruth] | None = None,
-        forget: Callable[[str], None] | None = None,
+        forget: Callable[[str], None] | None = None, epoch: str | None = None,
     ) -> None:
         self.config = config
         self.oracle = oracle
         self.forget = forget
+        self.source = epoch_source(SOURCE, epoch)
+        # Prefix of the event ids and of the ids issued (auth, cap, ref).
+        self._mark = "" if epoch is None else f"/{epoch}"
         self._seq: dict[str, int] = {}
         self._counts: dict[str, int] = {}  # "<kind>:<order>" -> how many so far
         self._outcomes: dict[str, tuple[Event, ...]] = {}
@@ -370,7 +379,8 @@ class PaymentGateway(Actor):
 
     def _event(self, cls: type[E], order_id: str, **fields: Any) -> E:
         seq = self._next_seq(order_id)
-        return cls(order_id=order_id, event_id=f"gw:{order_id}:{seq}", source=SOURCE,
+        return cls(order_id=order_id, event_id=f"gw{self._mark}:{order_id}:{seq}",
+                   source=self.source,
                    source_seq=seq, occurred_at=self.ctx.now(), **fields)
 
     def _next_seq(self, order_id: str) -> int:
@@ -385,7 +395,7 @@ class PaymentGateway(Actor):
         return n
 
     def _new_id(self, kind: str, order_id: str) -> str:
-        return f"{kind}:{order_id}:{self._count(kind, order_id)}"
+        return f"{kind}{self._mark}:{order_id}:{self._count(kind, order_id)}"
 
     def _window(self) -> Window | None:
         outages = self.config.outages

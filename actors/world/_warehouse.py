@@ -6,7 +6,9 @@ a picker (first come, first served), is picked, packed and labelled (a
 failed label is retried), ships, and is delivered after the carrier's
 transit time (possibly reporting a delay first). Every answer is an order
 event sent to the request's ``notify`` address under
-``source="warehouse/<id>"`` and a per-order ``source_seq``. Durations are
+``source="warehouse/<id>"`` (an emulator process:
+``warehouse/<id>/<epoch>``, see :func:`~..order._sources.epoch_source`) and
+a per-order ``source_seq``. Durations are
 timers (never ``ctx.sleep``), so fulfillment orders overlap.
 
 Rejection reasons: ``insufficient_stock`` (after a :class:`StockShortage`
@@ -33,6 +35,7 @@ import attrs
 from orderloom.runtime import Actor, Address, Message, TimerId, handler
 
 from ..order._documents import probability
+from ..order._sources import epoch_source
 from ._dist import Dist, KeyedRandom, Window
 from ..order._messages import (
     Delivered, Event, FulfillmentAccepted, FulfillmentCanceled, FulfillmentRejected, ItemsPicked,
@@ -181,11 +184,16 @@ class Warehouse(Actor):
 
     Args:
         config: the behaviour model.
+        epoch: None in the simulator; an emulator process's own epoch, so
+            its events (``source="warehouse/<id>/<epoch>"``, ids under it)
+            never clash with those of an earlier run that counted from 1 too.
     """
 
-    def __init__(self, config: WarehouseConfig) -> None:
+    def __init__(self, config: WarehouseConfig, epoch: str | None = None) -> None:
         self.config = config
-        self.source = f"warehouse/{config.warehouse_id}"
+        self.source = epoch_source(f"warehouse/{config.warehouse_id}", epoch)
+        # Tracking numbers count labels per run: an epoch keeps them unique too.
+        self._label_prefix = f"{config.warehouse_id}-{epoch}" if epoch else config.warehouse_id
         self._free: dict[str, int] = dict(config.stock)
         self._jobs: dict[str, _Job] = {}
         self._queue: deque[str] = deque()
@@ -315,7 +323,7 @@ class Warehouse(Actor):
         rng = self._draws(job)
         carrier = rng.choice(self.config.carriers)
         self._labels += 1
-        tracking = f"{carrier.name}-{self.config.warehouse_id}-{self._labels:06d}"
+        tracking = f"{carrier.name}-{self._label_prefix}-{self._labels:06d}"
         if self._chance(carrier.delay_rate, rng):
             job.late_by = carrier.delay.sample(rng)
         submit = job.submit

@@ -15,6 +15,7 @@ from orderloom.actors import (
     SourceOrdering,
     apply,
     awaits_gap,
+    epoch_source,
     fold,
     monotonic_seq,
     platform_source,
@@ -113,3 +114,42 @@ def test_platform_source_builds_monotonic_names() -> None:
             platform_source(*bad)
     with pytest.raises(ValueError):
         platform_source("shopify", "acme", "a/b")
+
+
+def test_an_epoch_names_a_sequenced_source_of_its_own() -> None:
+    """`epoch_source` appends the epoch to a sequenced source; None keeps the name."""
+    assert epoch_source("gateway", "20261130T203000Z-a1b2c3") == "gateway/20261130T203000Z-a1b2c3"
+    assert epoch_source("warehouse/W1", "e2") == "warehouse/W1/e2"
+    assert epoch_source("gateway", None) == "gateway"
+    assert source_ordering(epoch_source("gateway", "e2")) is SourceOrdering.SEQUENCED
+
+
+@pytest.mark.parametrize(("source", "epoch"), [
+    ("shopify:acme", "e1"),  # a monotonic source needs no epoch
+    ("gateway", ""),
+    ("gateway", "a/b"),
+    ("gateway", "x" * 41),
+    ("gateway", "new line\n"),
+])
+def test_an_epoch_source_refuses_what_it_cannot_name(source: str, epoch: str) -> None:
+    """An epoch of a monotonic source, or one that is empty, too long or holds
+    other than letters, digits, '.', '_', '-' raises ValueError."""
+    with pytest.raises(ValueError):
+        epoch_source(source, epoch)
+
+
+def test_a_restart_counting_from_one_is_stale_unless_it_starts_a_new_epoch() -> None:
+    """After a source's events 1 and 2, a restarted sender's event 1 is stale
+    under the old name but applies under a new epoch, which then counts on."""
+    state = _placed()
+    for seq in (1, 2):
+        state, outcome = apply(state, _auth("gateway/e1", seq, f"auth/e1:O1:{seq}"))
+        assert outcome.kind is OutcomeKind.APPLIED
+    _, outcome = apply(state, _auth("gateway/e1", 1, "auth/e1:O1:again"))
+    assert outcome.kind is OutcomeKind.STALE
+    for seq in (1, 2):
+        restarted = _auth(epoch_source("gateway", "e2"), seq, f"auth/e2:O1:{seq}")
+        assert not awaits_gap(state, restarted)
+        state, outcome = apply(state, restarted)
+        assert outcome.kind is OutcomeKind.APPLIED
+    assert state.last_seq("gateway/e2") == 2 and state.last_seq("gateway/e1") == 2
