@@ -1,0 +1,296 @@
+"""``orderloom serve`` against a real Mosquitto, with the simulated world on another kernel.
+
+Each test owns its broker (a Mosquitto on a free port), so no other run's
+coordinator or world can take its messages. The world runs a copy of the
+baseline scenario with short fixed delays at one kernel second per real
+second. Orders are placed by a foreign client (plain aiomqtt publishing the
+JSON envelope). Every wait polls a condition with a generous deadline; the
+assertions are about outcomes, never timings (except the 10 s a stop is
+allowed, which is the requirement itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import anyio
+import pytest
+import yaml
+
+from orderloom.actors import (
+    Lifecycle,
+    OrderRecord,
+    OrderState,
+    evolve_record,
+    journal_codec,
+    wire_codec,
+)
+from orderloom.cli._serve import Running, serve
+from orderloom.cli._serve_config import ServeConfig, load_serve_config
+from orderloom.runtime import to_topic
+from orderloom.runtime.live import LiveKernel
+from orderloom.runtime.mqtt import MqttTransport
+from orderloom.runtime.sqlite import SqliteStore
+from orderloom.simulation import resolve_run, world_actors, world_for
+from tests import broker
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE = 60.0  # real seconds; a hang guard on a loaded machine, not a timing
+TOKEN = "integration-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SHIPPED = (Lifecycle.FULFILLED, Lifecycle.DELIVERED, Lifecycle.CLOSED)
+
+
+def _fast_scenario(folder: Path) -> Path:
+    """The baseline scenario with short fixed delays (so an order ships in seconds)."""
+    data = yaml.safe_load((ROOT / "scenarios" / "baseline.yaml").read_text(encoding="utf-8"))
+    quick = {"kind": "fixed", "value": 0.2}
+    data["name"] = "serve-test"
+    for warehouse in data["warehouses"]:
+        warehouse.update(pick=quick, pack=quick, label_failure_rate=0.0)
+    data["gateway"] = {"latency": quick, "lost_response_rate": 0.0}
+    for system in data["downstream"]:
+        system.update(lag=quick, failure_rate=0.0)
+    data["address"] = {"latency": quick, "correct_success_rate": 1.0}
+    path = folder / "serve-test.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def _config(folder: Path, port: int, *, run: str) -> Path:
+    path = folder / "serve.yaml"
+    path.write_text(yaml.safe_dump({
+        "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve"},
+        "store": f"sqlite:///{folder / 'orders.db'}",  # an absolute path: four slashes
+        "scenario": str(_fast_scenario(folder)),
+        "policy": "cautious",
+        "http": {"bind": "127.0.0.1", "port": 0, "tokens": {TOKEN: "ops"}},
+        "log_level": "info",
+    }), encoding="utf-8")
+    return path
+
+
+def _envelope(order_id: str) -> bytes:
+    """A ``PlaceOrder`` for ``intake`` as a foreign client writes it (docs/wire.md)."""
+    now = time.time()
+    return json.dumps({
+        "type": "order.place", "v": 1, "id": f"place-{order_id}", "recipient": "intake",
+        "correlation_id": order_id, "sent_at": now,
+        "body": {"order_id": order_id, "command_id": f"cmd-{order_id}", "issued_at": now,
+                 "issued_by": "storefront", "customer_id": "C-1", "currency": "EUR",
+                 "lines": [{"line_id": "L1", "sku": "TSHIRT", "quantity": 1,
+                            "unit_price": 2500}]},
+    }).encode()
+
+
+async def _publish(port: int, run: str, order_id: str) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"{run}-shop") as client:
+        await client.publish(to_topic("intake"), _envelope(order_id), qos=1)
+
+
+def _world_kernel(config: ServeConfig, port: int, run: str) -> tuple[MqttTransport, LiveKernel,
+                                                                     dict[str, Any]]:
+    scenario = resolve_run(config.scenario, policy=config.policy)
+    world = world_actors(world_for(scenario, scenario.policy, random.Random(0)).world)
+    transport = MqttTransport(wire_codec(), client_id=f"{run}-world", subscriptions=list(world),
+                              port=port)
+    return transport, LiveKernel(seed=2, speed=1.0, start_time=time.time(),
+                                 transport=transport), world
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    with anyio.fail_after(DEADLINE):
+        while not condition():
+            await anyio.sleep(0.05)
+
+
+def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=DEADLINE) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _stored_order(db: Path, order_id: str) -> tuple[OrderState, int]:
+    """The order's state folded from its journal in the SQLite file, and its event count."""
+    with SqliteStore(db, journal_codec()) as store:
+        events = store.journal(f"order/{order_id}")
+    record = OrderRecord(order=OrderState(order_id=order_id))
+    for recorded in events:
+        record = evolve_record(record, recorded.event)
+    return record.order, len(events)
+
+
+def test_a_foreign_clients_order_ships_and_the_endpoints_report_it(tmp_path: Path) -> None:
+    """serve in-process: a raw JSON PlaceOrder published by plain aiomqtt starts an
+    order that the world ships; /healthz and /readyz say 200, /metrics counts the
+    order with 0 wrong actions, and every endpoint refuses a request without a token."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    order_id = f"{run}-o1"
+    with broker.own_broker(tmp_path) as (_, port):
+        config = load_serve_config(_config(tmp_path, port, run=run))
+
+        async def main() -> None:
+            ready: list[Running] = []
+            stop = anyio.Event()
+            transport, world_kernel, world = _world_kernel(config, port, run)
+            async with transport, world_kernel, anyio.create_task_group() as tg:
+                for address, factory in world.items():
+                    world_kernel.spawn(factory, address)
+                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
+                await _until(lambda: bool(ready), "serve ready")
+                node, http = ready[0].node, ready[0].http_port
+                await _publish(port, run, order_id)
+
+                def shipped() -> bool:
+                    if not node.kernel.is_running(f"order/{order_id}"):
+                        return False
+                    order = node.kernel.actor(f"order/{order_id}").order  # type: ignore[attr-defined]
+                    return order.lifecycle in SHIPPED  # type: ignore[no-any-return]
+
+                await _until(shipped, "the order shipped")
+                for path in ("/healthz", "/readyz", "/metrics"):
+                    status, body = await anyio.to_thread.run_sync(_get, http, path)
+                    assert status == 401 and "unauthorized" in body
+                    status, _ = await anyio.to_thread.run_sync(
+                        lambda p=path: _get(http, p, {"Authorization": "Bearer not-the-token"}))
+                    assert status == 401
+                status, body = await anyio.to_thread.run_sync(_get, http, "/healthz", AUTH)
+                assert (status, json.loads(body)) == (200, {"status": "ok"})
+                status, body = await anyio.to_thread.run_sync(_get, http, "/readyz", AUTH)
+                assert status == 200 and json.loads(body)["ready"] is True
+                status, text = await anyio.to_thread.run_sync(_get, http, "/metrics", AUTH)
+                lines = set(text.splitlines())
+                assert status == 200
+                assert "orderloom_orders_placed_total 1.0" in lines
+                assert 'orderloom_wrong_actions_total{invariant="never_ship_unpaid"} 0.0' in lines
+                assert not [line for line in lines if line.startswith(
+                    "orderloom_wrong_actions_total") and not line.endswith(" 0.0")]
+                assert any(line.startswith('orderloom_decision_latency_seconds_count{actor="order"}')
+                           for line in lines)
+                stop.set()
+            assert world_kernel.dead_letter_counts.get("handler_failed", 0) == 0
+
+        anyio.run(main, backend="asyncio")
+        order, events = _stored_order(tmp_path / "orders.db", order_id)
+        assert order.lifecycle in SHIPPED and events > 0
+
+
+ORDERLOOM = str(Path(sys.executable).parent / "orderloom")
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log.open("ab") as stderr:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([ORDERLOOM, "serve", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+                                cwd=config.parent)
+
+
+def _log_events(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()
+            if line.startswith("{")]
+
+
+def _wait_for_event(log: Path, event: str, after: int = 0) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        found = [e for e in _log_events(log)[after:] if e.get("event") == event]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {event!r} in {log}:\n{log.read_text(encoding='utf-8')}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> tuple[int, float]:
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=DEADLINE)
+        raise
+    return code, time.monotonic() - started
+
+
+def test_sigterm_exits_0_and_the_orders_survive_a_restart(tmp_path: Path) -> None:
+    """A serve subprocess ships an order, exits 0 within 10 s of SIGTERM, and the
+    restarted process has the order's state: a redelivered PlaceOrder is refused
+    by the restored order (no second placement), its journal is unchanged."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    order_id = f"{run}-o1"
+    log = tmp_path / "serve.log"
+    db = tmp_path / "orders.db"
+    with broker.own_broker(tmp_path) as (_, port):
+        path = _config(tmp_path, port, run=run)
+        config = load_serve_config(path)
+
+        async def world_until(condition: Callable[[], bool], step: Callable[[], Awaitable[None]]
+                              ) -> None:
+            transport, world_kernel, world = _world_kernel(config, port, run)
+            async with transport, world_kernel:
+                for address, factory in world.items():
+                    world_kernel.spawn(factory, address)
+                await step()
+                await _until(condition, "the condition")
+
+        def shipped() -> bool:
+            try:
+                return _stored_order(db, order_id)[0].lifecycle in SHIPPED
+            except Exception:  # the file is still being created
+                return False
+
+        first = _start(path, log)
+        try:
+            _wait_for_event(log, "serve.ready")
+            anyio.run(world_until, shipped, lambda: _publish(port, run, order_id),
+                      backend="asyncio")
+        finally:
+            code, seconds = _stop(first)
+        assert code == 0, log.read_text(encoding="utf-8")
+        assert seconds < 10.0
+        _wait_for_event(log, "serve.drained")
+        before, events_before = _stored_order(db, order_id)
+        assert before.lifecycle in SHIPPED
+
+        lines_before = len(_log_events(log))
+        second = _start(path, log)
+        try:
+            ready = _wait_for_event(log, "serve.ready", after=lines_before)
+            http = int(str(ready["http"]).rsplit(":", 1)[1])
+            # The shop sends the same order again: the order's actor restores from
+            # its journal and ignores the placement as a duplicate.
+            anyio.run(_publish, port, run, order_id, backend="asyncio")
+            deadline = time.monotonic() + DEADLINE
+            ignored = False
+            while not ignored and time.monotonic() < deadline:
+                status, text = _get(http, "/metrics", AUTH)
+                ignored = status == 200 and "orderloom_events_ignored_duplicate 1.0" in text
+                time.sleep(0.05)
+            assert ignored, text
+            assert "orderloom_orders_placed_total 0.0" in text.splitlines()
+        finally:
+            code, seconds = _stop(second)
+        assert code == 0, log.read_text(encoding="utf-8")
+        assert seconds < 10.0
+        after, events_after = _stored_order(db, order_id)
+        assert after == before
+        assert events_after == events_before
