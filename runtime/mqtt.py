@@ -209,6 +209,8 @@ class MqttTransport:
         try:
             await stack.enter_async_context(client)
         except aiomqtt.MqttError as exc:
+            self._send.close()  # never used: a failed connect leaves nothing open
+            self._receive.close()
             raise TransportError("connect", f"{self.hostname}:{self.port}: {exc}") from exc
         try:
             for topic_filter in self.filters:

@@ -32,6 +32,7 @@ import yaml
 
 from orderloom.actors import (
     Lifecycle,
+    OrderActor,
     OrderRecord,
     OrderState,
     evolve_record,
@@ -162,15 +163,16 @@ def test_a_foreign_clients_order_ships_and_the_endpoints_report_it(tmp_path: Pat
                 def shipped() -> bool:
                     if not node.kernel.is_running(f"order/{order_id}"):
                         return False
-                    order = node.kernel.actor(f"order/{order_id}").order  # type: ignore[attr-defined]
-                    return order.lifecycle in SHIPPED  # type: ignore[no-any-return]
+                    actor = node.kernel.actor(f"order/{order_id}")
+                    assert isinstance(actor, OrderActor)
+                    return actor.order.lifecycle in SHIPPED
 
                 await _until(shipped, "the order shipped")
                 for path in ("/healthz", "/readyz", "/metrics"):
                     status, body = await anyio.to_thread.run_sync(_get, http, path)
                     assert status == 401 and "unauthorized" in body
                     status, _ = await anyio.to_thread.run_sync(
-                        lambda p=path: _get(http, p, {"Authorization": "Bearer not-the-token"}))
+                        _get, http, path, {"Authorization": "Bearer not-the-token"})
                     assert status == 401
                 status, body = await anyio.to_thread.run_sync(_get, http, "/healthz", AUTH)
                 assert (status, json.loads(body)) == (200, {"status": "ok"})
