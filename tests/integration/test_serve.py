@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0  # real seconds; a hang guard on a loaded machine, not a timing
 TOKEN = "integration-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CUSTOMER = "customer-private-7"  # must never show in a log
 SHIPPED = (Lifecycle.FULFILLED, Lifecycle.DELIVERED, Lifecycle.CLOSED)
 
 
@@ -93,7 +94,7 @@ def _envelope(order_id: str) -> bytes:
         "type": "order.place", "v": 1, "id": f"place-{order_id}", "recipient": "intake",
         "correlation_id": order_id, "sent_at": now,
         "body": {"order_id": order_id, "command_id": f"cmd-{order_id}", "issued_at": now,
-                 "issued_by": "storefront", "customer_id": "C-1", "currency": "EUR",
+                 "issued_by": "storefront", "customer_id": CUSTOMER, "currency": "EUR",
                  "lines": [{"line_id": "L1", "sku": "TSHIRT", "quantity": 1,
                             "unit_price": 2500}]},
     }).encode()
@@ -235,8 +236,9 @@ def _stop(process: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 def test_sigterm_exits_0_and_the_orders_survive_a_restart(tmp_path: Path) -> None:
     """A serve subprocess ships an order, exits 0 within 10 s of SIGTERM, and the
-    restarted process has the order's state: a redelivered PlaceOrder is refused
-    by the restored order (no second placement), its journal is unchanged."""
+    restarted process has the order's state: a redelivered PlaceOrder is ignored
+    by the restored order as a duplicate, its journal is unchanged. The stderr log
+    is JSON lines naming the order by id, never the customer."""
     run = f"t{uuid.uuid4().hex[:10]}"
     order_id = f"{run}-o1"
     log = tmp_path / "serve.log"
@@ -296,3 +298,8 @@ def test_sigterm_exits_0_and_the_orders_survive_a_restart(tmp_path: Path) -> Non
         after, events_after = _stored_order(db, order_id)
         assert after == before
         assert events_after == events_before
+        text = log.read_text(encoding="utf-8")
+        assert CUSTOMER not in text
+        assert all(json.loads(line)["event"] for line in text.splitlines())
+        assert any(e["event"] == "order.stage" and e["order_id"] == order_id
+                   for e in _log_events(log))
