@@ -303,3 +303,28 @@ def test_sigterm_exits_0_and_the_orders_survive_a_restart(tmp_path: Path) -> Non
         assert all(json.loads(line)["event"] for line in text.splitlines())
         assert any(e["event"] == "order.stage" and e["order_id"] == order_id
                    for e in _log_events(log))
+
+
+def test_a_lost_broker_ends_serve_with_exit_1(tmp_path: Path) -> None:
+    """When the broker goes away, serve logs serve.failed naming the transport and
+    exits 1 (its supervisor restarts it; the store keeps what was committed)."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    log = tmp_path / "serve.log"
+    with broker.own_broker(tmp_path) as (_, port):
+        process = _start(_config(tmp_path, port, run=run), log)
+        try:
+            _wait_for_event(log, "serve.ready")
+        except BaseException:
+            process.kill()
+            process.wait(timeout=DEADLINE)
+            raise
+    # The broker is stopped (by its PID) when the with-block ends.
+    try:
+        code = process.wait(timeout=DEADLINE)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=DEADLINE)
+    assert code == 1
+    failed = _wait_for_event(log, "serve.failed")
+    assert failed["level"] == "error" and failed["error"].startswith("TransportError: ")
