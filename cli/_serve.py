@@ -34,7 +34,7 @@ from orderloom.actors import (
 )
 from orderloom.actors.coordinator import COORDINATOR_ADDRESSES, spawn_coordinator
 from orderloom.runtime import Store, StoreError, open_store
-from orderloom.runtime.live import LiveKernel
+from orderloom.runtime.live import Activator, LiveKernel
 from orderloom.runtime.mqtt import MqttTls, MqttTransport
 from orderloom.runtime.ops import Tokens
 
@@ -43,7 +43,7 @@ from ._serve_http import LiveMetrics, Readiness, build_app
 from ._serve_log import log_event, telemetry_log_sink
 
 __all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "restore_orders",
-           "serve", "transport_for"]
+           "order_activator", "serve", "transport_for"]
 
 DRAIN_TIMEOUT = 2.0
 """Real seconds for each of the kernel's shutdown steps at a stop (drain,
@@ -138,6 +138,21 @@ def restore_orders(kernel: LiveKernel, settings: OrderSettings, store: Store) ->
     return count
 
 
+def order_activator(settings: OrderSettings, store: Store) -> Activator:
+    """Start an order's actor when a message comes for it over the broker and it
+    is not running (retired, or not restored at start): it restores from its
+    journal. An order the store has never seen is left to intake (a message
+    for it is an ``unknown_address`` dead letter)."""
+
+    def activate(address: str) -> Callable[[], OrderActor] | None:
+        kind, _, order_id = address.partition("/")
+        if kind != "order" or not order_id or store.load(address).version == 0:
+            return None
+        return lambda: OrderActor(order_id, settings, store)
+
+    return activate
+
+
 async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
                 on_ready: Callable[[Running], None] | None = None,
                 extensions: Sequence[Extension] = (), handle_signals: bool = False) -> None:
@@ -177,6 +192,7 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
     kernel.add_turn_sink(metrics.on_turn)
     settings = spawn_coordinator(kernel, config.settings, store)
     restored = restore_orders(kernel, settings, store)
+    kernel.set_activator(order_activator(settings, store))
     node = ServeNode(config=config, kernel=kernel, store=store, settings=settings)
     routes = [route for extension in extensions for route in extension(node)]
     for team in config.desk_teams:

@@ -72,7 +72,11 @@ from ._supervision import RestartBudget
 from ._transport import Delivery, Transport
 from ._wire_errors import NotOnTheWire
 
-__all__ = ["LiveKernel", "TurnSink"]
+__all__ = ["Activator", "LiveKernel", "TurnSink"]
+
+Activator = Callable[[Address], ActorFactory | None]
+"""Given an address with no actor, the factory of the actor to start there
+(or None); see :meth:`LiveKernel.set_activator`."""
 
 TurnSink = Callable[[Envelope, float], None]
 """Receives ``(envelope, latency)`` for each completed turn of a transport
@@ -282,6 +286,7 @@ class LiveKernel(KernelRecords):
         # whose turn has not completed, kept only while a sink listens.
         self._turn_sinks: list[TurnSink] = []
         self._arrived: dict[str, float] = {}
+        self._activate: Activator | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -466,6 +471,20 @@ class LiveKernel(KernelRecords):
         transport. A sink's exception is recorded as a failure, not raised."""
         self._turn_sinks.append(sink)
 
+    def set_activator(self, activate: Activator | None) -> None:
+        """Start actors on demand for what arrives over the transport.
+
+        An envelope that comes in for an address with no actor here is first
+        offered to ``activate(address)``: a factory it returns is spawned at
+        that address (its ``on_start`` runs, e.g. restoring from a store)
+        and then gets the envelope; None leaves the envelope undeliverable
+        (``unknown_address``). This is how a persistent actor that stopped
+        (passivated) or was not running after a restart comes back when a
+        message comes for it. An ``activate`` that raises is recorded as a
+        failure and counts as None.
+        """
+        self._activate = activate
+
     def is_running(self, address: Address | str) -> bool:
         """True while an actor is registered."""
         return address in self._cells
@@ -578,6 +597,8 @@ class LiveKernel(KernelRecords):
             self._remote_asks.add(envelope.message_id)
         self._inflight += 1
         cell = self._cells.get(envelope.recipient)
+        if cell is None and self._activate is not None:
+            cell = self._activated(envelope.recipient)
         if cell is None:
             self._undeliverable(envelope, "unknown_address")
             delivery.ack()  # it would never succeed
@@ -597,6 +618,19 @@ class LiveKernel(KernelRecords):
             self._dead(envelope, "cancelled")
             self._settle()
             raise
+
+    def _activated(self, address: Address) -> _LiveCell | None:
+        """The cell of an actor ``set_activator``'s function starts at ``address``."""
+        assert self._activate is not None
+        try:
+            factory = self._activate(address)
+        except Exception as exc:
+            self._record_failure(address, None, exc, "recorded", hook="activate")
+            return None
+        if factory is None or self._closed:
+            return None
+        self.spawn(factory, address)
+        return self._cells.get(address)
 
     def _acknowledge(self, envelope: Envelope) -> None:
         """The turn of ``envelope`` completed: acknowledge it if it came from the transport."""

@@ -1,11 +1,12 @@
-"""LiveKernel.add_turn_sink: each transport delivery's arrival-to-commit latency."""
+"""LiveKernel's hooks on transport deliveries: the turn sink (arrival-to-commit
+latency) and the activator (actors started on demand)."""
 
 from __future__ import annotations
 
 import anyio
 import attrs
 
-from orderloom.runtime import Actor, Envelope, FieldRules, Message, WireCodec, WireType, handler
+from orderloom.runtime import Actor, ActorFactory, Address, Envelope, FieldRules, Message, WireCodec, WireType, handler
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.loopback import LoopbackBroker, LoopbackTransport
 
@@ -64,3 +65,39 @@ def test_the_sink_hears_each_completed_transport_turn_once() -> None:
     anyio.run(main, backend="asyncio")
     assert sorted(n for n, _ in heard) == [1, 3]
     assert all(latency >= 0 for _, latency in heard)
+
+
+def test_the_activator_starts_an_actor_for_a_delivery_to_an_unspawned_address() -> None:
+    """A delivery for a subscribed address with no actor starts the one the activator
+    returns, which gets it; an address the activator declines, or one it fails on,
+    is an unknown_address dead letter and the failure is recorded."""
+    done: list[int] = []
+    asked: list[str] = []
+
+    def activate(address: Address) -> ActorFactory | None:
+        asked.append(address)
+        if address == "worker/broken":
+            raise RuntimeError("cannot tell")
+        return (lambda: Worker(done)) if address == "worker/7" else None
+
+    async def main() -> LiveKernel:
+        broker = LoopbackBroker()
+        with anyio.fail_after(HANG_GUARD):
+            async with LoopbackTransport(broker, CODEC, client_id="a", subscriptions=[]) as ta, \
+                    LoopbackTransport(broker, CODEC, client_id="b",
+                                      subscriptions=["worker/#"]) as tb, \
+                    LiveKernel(transport=ta) as sender, LiveKernel(transport=tb) as receiver:
+                receiver.set_activator(activate)
+                sender.tell("worker/9", Work(n=9))
+                sender.tell("worker/broken", Work(n=8))
+                sender.tell("worker/7", Work(n=1))
+                sender.tell("worker/7", Work(n=3))
+                while done != [1, 3] or receiver.dead_letter_total < 2:
+                    await anyio.sleep(0.01)
+                assert receiver.is_running("worker/7")
+                return receiver
+
+    receiver = anyio.run(main, backend="asyncio")
+    assert asked == ["worker/9", "worker/broken", "worker/7"]  # once: then it runs
+    assert receiver.dead_letter_counts == {"unknown_address": 2}
+    assert [(f.actor, f.action) for f in receiver.failures] == [("worker/broken", "recorded")]
