@@ -11,6 +11,7 @@ allowed, which is the requirement itself).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -41,12 +42,12 @@ from orderloom.actors import (
 )
 from orderloom.cli._serve import Running, serve
 from orderloom.cli._serve_config import ServeConfig, load_serve_config
-from orderloom.runtime import to_topic
+from orderloom.runtime import open_store, to_topic
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.mqtt import MqttTransport
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.simulation import resolve_run, world_actors, world_for
-from tests import broker
+from tests import broker, pg
 
 pytestmark = pytest.mark.integration
 
@@ -74,11 +75,12 @@ def _fast_scenario(folder: Path) -> Path:
     return path
 
 
-def _config(folder: Path, port: int, *, run: str) -> Path:
+def _config(folder: Path, port: int, *, run: str, store: str | None = None) -> Path:
     path = folder / "serve.yaml"
     path.write_text(yaml.safe_dump({
         "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve"},
-        "store": f"sqlite:///{folder / 'orders.db'}",  # an absolute path: four slashes
+        # An absolute path: four slashes.
+        "store": store or f"sqlite:///{folder / 'orders.db'}",
         "scenario": str(_fast_scenario(folder)),
         "policy": "cautious",
         "http": {"bind": "127.0.0.1", "port": 0, "tokens": {TOKEN: "ops"}},
@@ -130,9 +132,11 @@ def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[i
         return exc.code, exc.read().decode()
 
 
-def _stored_order(db: Path, order_id: str) -> tuple[OrderState, int]:
-    """The order's state folded from its journal in the SQLite file, and its event count."""
-    with SqliteStore(db, journal_codec()) as store:
+def _stored_order(db: Path | str, order_id: str) -> tuple[OrderState, int]:
+    """The order's state folded from its journal in the SQLite file (or the store
+    URL), and its event count."""
+    with (SqliteStore(db, journal_codec()) if isinstance(db, Path)
+          else open_store(db, journal_codec())) as store:
         events = store.journal(f"order/{order_id}")
     record = OrderRecord(order=OrderState(order_id=order_id))
     for recorded in events:
@@ -140,14 +144,26 @@ def _stored_order(db: Path, order_id: str) -> tuple[OrderState, int]:
     return record.order, len(events)
 
 
-def test_a_foreign_clients_order_ships_and_the_endpoints_report_it(tmp_path: Path) -> None:
-    """serve in-process: a raw JSON PlaceOrder published by plain aiomqtt starts an
-    order that the world ships; /healthz and /readyz say 200, /metrics counts the
-    order with 0 wrong actions, and every endpoint refuses a request without a token."""
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_foreign_clients_order_ships_and_the_endpoints_report_it(
+        tmp_path: Path, kind: str) -> None:
+    """serve in-process (on SQLite and on PostgreSQL): a raw JSON PlaceOrder published
+    by plain aiomqtt starts an order that the world ships; /healthz and /readyz say
+    200, /metrics counts the order with 0 wrong actions, and every endpoint refuses a
+    request without a token."""
+    with contextlib.ExitStack() as stack:
+        store = None
+        if kind == "postgresql":
+            pg.conninfo()  # skips when no server answers
+            store = pg.url(stack.enter_context(pg.scratch_schema()))
+        _place_and_check(tmp_path, store)
+
+
+def _place_and_check(tmp_path: Path, store: str | None) -> None:
     run = f"t{uuid.uuid4().hex[:10]}"
     order_id = f"{run}-o1"
     with broker.own_broker(tmp_path) as (_, port):
-        config = load_serve_config(_config(tmp_path, port, run=run))
+        config = load_serve_config(_config(tmp_path, port, run=run, store=store))
 
         async def main() -> None:
             ready: list[Running] = []
@@ -192,7 +208,7 @@ def test_a_foreign_clients_order_ships_and_the_endpoints_report_it(tmp_path: Pat
             assert world_kernel.dead_letter_counts.get("handler_failed", 0) == 0
 
         anyio.run(main, backend="asyncio")
-        order, events = _stored_order(tmp_path / "orders.db", order_id)
+        order, events = _stored_order(store or tmp_path / "orders.db", order_id)
         assert order.lifecycle in SHIPPED and events > 0
 
 
