@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -30,21 +31,27 @@ import aiomqtt
 import anyio
 import pytest
 import yaml
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Route
 
 from orderloom.actors import (
+    CaseAssigned,
     Lifecycle,
     OrderActor,
     OrderRecord,
     OrderState,
     evolve_record,
     journal_codec,
+    team_address,
     wire_codec,
 )
-from orderloom.cli._serve import Running, serve
+from orderloom.cli._serve import Running, ServeNode, serve
 from orderloom.cli._serve_config import ServeConfig, load_serve_config
-from orderloom.runtime import open_store, to_topic
+from orderloom.runtime import Actor, handler, open_store, to_topic
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.mqtt import MqttTransport
+from orderloom.runtime.ops import principal_of
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.simulation import resolve_run, world_actors, world_for
 from tests import broker, pg
@@ -344,3 +351,62 @@ def test_a_lost_broker_ends_serve_with_exit_1(tmp_path: Path) -> None:
     assert code == 1
     failed = _wait_for_event(log, "serve.failed")
     assert failed["level"] == "error" and failed["error"].startswith("TransportError: ")
+
+
+class _Desk(Actor):
+    """A stand-in for the review desk: keeps the cases it is handed."""
+
+    def __init__(self, cases: list[object]) -> None:
+        self.cases = cases
+
+    @handler
+    async def on_assigned(self, msg: CaseAssigned) -> None:
+        self.cases.append(msg)
+
+
+def test_an_extension_adds_desk_actors_and_routes_behind_the_token(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An extension gets the running node, spawns an actor for each desk team and
+    adds a route that sits behind the same token check and sees the principal; a
+    staffed desk team draws no 'unstaffed' warning, an unstaffed one does."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    cases: list[object] = []
+    seen: list[tuple[str, ...]] = []
+
+    def desk(node: ServeNode) -> list[BaseRoute]:
+        seen.append(node.config.desk_teams)
+        node.kernel.spawn(lambda: _Desk(cases), team_address("fraud"))
+
+        async def whoami(request: Request) -> PlainTextResponse:
+            return PlainTextResponse(principal_of(request.scope))
+
+        return [Route("/desk/whoami", whoami)]
+
+    with broker.own_broker(tmp_path) as (_, port):
+        path = _config(tmp_path, port, run=run)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["desk_teams"] = ["fraud", "payments-ops"]
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        config = load_serve_config(path)
+
+        async def main() -> None:
+            ready: list[Running] = []
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append,
+                                            extensions=[desk]))
+                await _until(lambda: bool(ready), "serve ready")
+                http = ready[0].http_port
+                assert ready[0].node.kernel.is_running("team/fraud")
+                status, body = await anyio.to_thread.run_sync(_get, http, "/desk/whoami", AUTH)
+                assert (status, body) == (200, "ops")
+                status, _ = await anyio.to_thread.run_sync(_get, http, "/desk/whoami")
+                assert status == 401
+                stop.set()
+
+        with caplog.at_level(logging.INFO, logger="orderloom.serve"):
+            anyio.run(main, backend="asyncio")
+    assert seen == [("fraud", "payments-ops")]
+    unstaffed = [r.fields["team"] for r in caplog.records  # type: ignore[attr-defined]
+                 if r.getMessage() == "serve.desk_team_unstaffed"]
+    assert unstaffed == ["payments-ops"]
