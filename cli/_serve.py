@@ -6,8 +6,9 @@ the coordinator's actors on it, and the operations HTTP app (uvicorn).
 
 A stop (SIGTERM, SIGINT, or the ``stop`` event) takes these steps: readiness
 turns 503, the transport stops reading the broker, the kernel drains its
-in-flight turns and stops its actors, the outbox is waited on until every
-committed message is published, the HTTP server stops, the store closes.
+in-flight turns, the outbox is waited on until every committed message is
+published, the kernel stops its actors, the HTTP server stops, the store
+closes.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from ._serve_log import log_event, telemetry_log_sink
 __all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "restore_orders",
            "order_activator", "serve", "transport_for"]
 
-DRAIN_TIMEOUT = 2.0
-"""Real seconds for each of the kernel's shutdown steps at a stop (drain,
-stop the actors, cancel what is left: three at most)."""
+DRAIN_TIMEOUT = 1.5
+"""Real seconds for each drain step of a stop: the drain of in-flight work,
+then the kernel's shutdown (drain, stop the actors, cancel what is left)."""
 HTTP_STOP_TIMEOUT = 1.5
 """Real seconds the HTTP server has to finish its open requests at a stop."""
 FLUSH_TIMEOUT = 1.5
@@ -206,6 +207,8 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
         failed: list[BaseException] = []
         http_done = anyio.Event()
         tg.start_soon(_http, server, failed, http_done)
+        if handle_signals:  # from here on a signal stops gracefully (once HTTP is up)
+            tg.start_soon(_signals, stop)
         with anyio.fail_after(START_TIMEOUT):
             while not server.started:
                 if failed:
@@ -215,8 +218,6 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
         port = _bound_port(server, config.http.port)
         log_event("serve.ready", http=f"{config.http.bind}:{port}", restored_orders=restored,
                   policy=settings.policy.name, scenario=config.scenario)
-        if handle_signals:
-            tg.start_soon(_signals, stop)
         if on_ready is not None:
             on_ready(Running(http_port=port, node=node))
         await stop.wait()
@@ -254,7 +255,9 @@ async def _stop(kernel: LiveKernel, transport: MqttTransport, readiness: Readine
     started = time.monotonic()
     readiness.stopping = True
     transport.stop_reading()
-    await kernel.shutdown(drain_timeout=DRAIN_TIMEOUT)
+    # In-flight turns finish and their effects are published while the kernel
+    # still runs; only then are the actors stopped.
+    await kernel.drain(DRAIN_TIMEOUT)
     lag: Any = None
     with anyio.move_on_after(FLUSH_TIMEOUT):
         while True:
@@ -266,8 +269,10 @@ async def _stop(kernel: LiveKernel, transport: MqttTransport, readiness: Readine
             if lag == 0:
                 break
             await anyio.sleep(0.05)
+    await kernel.shutdown(drain_timeout=DRAIN_TIMEOUT)
     if lag != 0:
-        # Committed, so not lost: each is published when its order next starts.
+        # Committed, so not lost: the next start restores their orders, which
+        # publish them (restore_orders).
         log_event("serve.outbox_not_flushed", logging.WARNING, outbox_lag=lag)
     server.should_exit = True
     with anyio.move_on_after(HTTP_STOP_TIMEOUT):
