@@ -23,10 +23,11 @@ from typing import Any
 import anyio
 import attrs
 import uvicorn
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from orderloom.actors import (
     MetricsCollector,
+    spawn_review_desks,
     OrderActor,
     OrderSettings,
     journal_codec,
@@ -39,12 +40,13 @@ from orderloom.runtime.live import Activator, LiveKernel
 from orderloom.runtime.mqtt import MqttTls, MqttTransport
 from orderloom.runtime.ops import Tokens
 
+from ._desk_web import desk_routes
 from ._serve_config import ServeConfig
 from ._serve_http import LiveMetrics, Readiness, build_app
 from ._serve_log import log_event, telemetry_log_sink
 
-__all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "restore_orders",
-           "order_activator", "serve", "transport_for"]
+__all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "order_activator",
+           "restore_orders", "review_desk", "serve", "transport_for"]
 
 DRAIN_TIMEOUT = 1.5
 """Real seconds for each drain step of a stop: the drain of in-flight work,
@@ -85,6 +87,19 @@ Extension = Callable[[ServeNode], Sequence[BaseRoute]]
 coordinator runs and before HTTP starts; it may spawn actors (a review desk
 per ``config.desk_teams`` entry at ``team/<name>``) and returns routes to add
 to the app (behind the same token check)."""
+
+
+def review_desk(node: ServeNode) -> list[BaseRoute]:
+    """The default :data:`Extension`: a :class:`~orderloom.actors.ReviewDesk` at
+    ``team/<name>`` for each of ``config.desk_teams`` (journaling in the
+    coordinator's store) and the desk's page and API under ``/desk``. A case
+    may be reassigned to any team of the scenario (a desk or an outside one)."""
+    teams = node.config.desk_teams
+    if not teams:
+        return []
+    spawn_review_desks(node.kernel, teams, node.store)
+    return [Mount("/desk", routes=desk_routes(node.kernel, teams,
+                                              reassign_to=node.config.teams))]
 
 
 @attrs.frozen(kw_only=True)
@@ -156,9 +171,11 @@ def order_activator(settings: OrderSettings, store: Store) -> Activator:
 
 async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
                 on_ready: Callable[[Running], None] | None = None,
-                extensions: Sequence[Extension] = (), handle_signals: bool = False) -> None:
+                extensions: Sequence[Extension] = (review_desk,),
+                handle_signals: bool = False) -> None:
     """Run the live coordinator until ``stop`` is set (or SIGTERM/SIGINT with
-    ``handle_signals``), then stop gracefully.
+    ``handle_signals``), then stop gracefully. ``extensions`` add actors and
+    routes (default: the review desk of ``config.desk_teams``).
 
     Raises:
         ServeError: the HTTP server could not start.

@@ -37,7 +37,10 @@ from starlette.routing import BaseRoute, Route
 
 from orderloom.actors import (
     CaseAssigned,
+    Decision,
+    HoldReleased,
     Lifecycle,
+    OrderTruth,
     OrderActor,
     OrderRecord,
     OrderState,
@@ -114,10 +117,15 @@ async def _publish(port: int, run: str, order_id: str) -> None:
         await client.publish(to_topic("intake"), _envelope(order_id), qos=1)
 
 
-def _world_kernel(config: ServeConfig, port: int, run: str) -> tuple[MqttTransport, LiveKernel,
-                                                                     dict[str, Any]]:
+def _world_kernel(config: ServeConfig, port: int, run: str, *, risk: float = 0.05,
+                  ) -> tuple[MqttTransport, LiveKernel, dict[str, Any]]:
+    """The scenario's world (the gateway scores every order ``risk``), minus the
+    teams staffed by a desk in serve."""
     scenario = resolve_run(config.scenario, policy=config.policy)
-    world = world_actors(world_for(scenario, scenario.policy, random.Random(0)).world)
+    world = world_actors(world_for(scenario, scenario.policy, random.Random(0)).world,
+                         lambda order_id: OrderTruth(risk_score=risk))
+    for team in config.desk_teams:
+        del world[team_address(team)]
     transport = MqttTransport(wire_codec(), client_id=f"{run}-world", subscriptions=list(world),
                               port=port)
     return transport, LiveKernel(seed=2, speed=1.0, start_time=time.time(),
@@ -130,8 +138,13 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
             await anyio.sleep(0.05)
 
 
-def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+def _get(port: int, path: str, headers: dict[str, str] | None = None,
+         body: dict[str, Any] | None = None) -> tuple[int, str]:
+    """GET ``path`` (POST ``body`` as JSON if given): (status, text)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=data,
+        headers={**(headers or {}), **({"Content-Type": "application/json"} if data else {})})
     try:
         with urllib.request.urlopen(request, timeout=DEADLINE) as response:
             return response.status, response.read().decode()
@@ -410,3 +423,69 @@ def test_an_extension_adds_desk_actors_and_routes_behind_the_token(
     unstaffed = [r.fields["team"] for r in caplog.records  # type: ignore[attr-defined]
                  if r.getMessage() == "serve.desk_team_unstaffed"]
     assert unstaffed == ["payments-ops"]
+
+
+def test_a_held_order_is_decided_on_the_review_desk(tmp_path: Path) -> None:
+    """With desk_teams [fraud], an order the gateway scores risky is held and its
+    case reaches serve's review desk (not the world): /desk/api/cases lists it, a
+    person approves it with a reason, and the order ships with the decision
+    journaled as theirs."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    order_id = f"{run}-o1"
+    with broker.own_broker(tmp_path) as (_, port):
+        path = _config(tmp_path, port, run=run)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["desk_teams"] = ["fraud"]
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        config = load_serve_config(path)
+        cases: list[dict[str, Any]] = []
+
+        async def main() -> None:
+            ready: list[Running] = []
+            stop = anyio.Event()
+            transport, world_kernel, world = _world_kernel(config, port, run, risk=0.6)
+            assert "team/fraud" not in world
+            async with transport, world_kernel, anyio.create_task_group() as tg:
+                for address, factory in world.items():
+                    world_kernel.spawn(factory, address)
+                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
+                await _until(lambda: bool(ready), "serve ready")
+                node, http = ready[0].node, ready[0].http_port
+                assert node.kernel.is_running("team/fraud")
+                status, _ = await anyio.to_thread.run_sync(_get, http, "/desk/api/cases")
+                assert status == 401
+                await _publish(port, run, order_id)
+
+                async def open_cases() -> list[dict[str, Any]]:
+                    status, body = await anyio.to_thread.run_sync(
+                        _get, http, "/desk/api/cases?status=open", AUTH)
+                    assert status == 200, body
+                    found: list[dict[str, Any]] = json.loads(body)["cases"]
+                    return found
+
+                with anyio.fail_after(DEADLINE):
+                    while not cases:
+                        cases.extend(await open_cases())
+                        await anyio.sleep(0.05)
+                case = cases[0]
+                status, body = await anyio.to_thread.run_sync(
+                    _get, http, f"/desk/api/cases/{case['case_id']}/approve", AUTH,
+                    {"why": "known customer"})
+                assert status == 200, body
+
+                def shipped() -> bool:
+                    actor = node.kernel.actor(f"order/{order_id}")
+                    assert isinstance(actor, OrderActor)
+                    return actor.order.lifecycle in SHIPPED
+
+                await _until(shipped, "the order shipped")
+                stop.set()
+
+        anyio.run(main, backend="asyncio")
+    assert [(c["order_id"], c["team"], c["status"]) for c in cases] == [
+        (order_id, "fraud", "open")]
+    with SqliteStore(tmp_path / "orders.db", journal_codec()) as store:
+        journal = [r.event for r in store.journal(f"order/{order_id}")]
+    released = [(e.hold_id, e.released_by, e.note, e.decision) for e in journal
+                if isinstance(e, HoldReleased)]
+    assert released == [(cases[0]["case_id"], "ops", "known customer", Decision.RELEASE)]
