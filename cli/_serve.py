@@ -26,6 +26,7 @@ import uvicorn
 from starlette.routing import BaseRoute, Mount
 
 from orderloom.actors import (
+    IngestSeam,
     MetricsCollector,
     spawn_review_desks,
     OrderActor,
@@ -39,6 +40,7 @@ from orderloom.runtime import Store, StoreError, open_store
 from orderloom.runtime.live import Activator, LiveKernel
 from orderloom.runtime.mqtt import MqttTls, MqttTransport
 from orderloom.runtime.ops import Tokens
+from orderloom.runtime.webhooks import ingest_auth_exempt, ingest_routes
 
 from ._desk_web import desk_routes
 from ._serve_config import ServeConfig
@@ -124,9 +126,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def transport_for(config: ServeConfig) -> MqttTransport:
-    """The MQTT transport ``config`` asks for: the coordinator's addresses and
-    the desk teams' ``team/<name>`` addresses."""
+def ingest_gate(config: ServeConfig) -> IngestSeam | None:
+    """The ingest gate of ``config.ingest``'s sources (None without any)."""
+    return IngestSeam(wire_codec(), config.ingest) if config.ingest else None
+
+
+def transport_for(config: ServeConfig, gate: IngestSeam | None = None,
+                  store: Store | None = None) -> MqttTransport:
+    """The MQTT transport ``config`` asks for: the coordinator's addresses, the
+    desk teams' ``team/<name>`` addresses and, with a ``gate``, the ingest
+    topics of its sources (refused payloads recorded in ``store``)."""
     broker = config.broker
     tls = None if broker.tls is None else MqttTls(
         ca_file=broker.tls.ca_file, cert_file=broker.tls.cert_file,
@@ -134,7 +143,8 @@ def transport_for(config: ServeConfig) -> MqttTransport:
     subscriptions = [*COORDINATOR_ADDRESSES, *(team_address(t) for t in config.desk_teams)]
     return MqttTransport(wire_codec(), client_id=broker.client_id, subscriptions=subscriptions,
                          hostname=broker.host, port=broker.port, username=broker.username,
-                         password=broker.password, tls=tls)
+                         password=broker.password, tls=tls, ingest=gate,
+                         on_refused=store.record_dead_letter if store is not None else None)
 
 
 def restore_orders(kernel: LiveKernel, settings: OrderSettings, store: Store) -> int:
@@ -185,12 +195,13 @@ async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
     stop = stop or anyio.Event()
     store = open_store(config.store, journal_codec())
     log_event("serve.store_opened", store=config.store.split(":", 1)[0])
+    gate = ingest_gate(config)
     try:
-        async with transport_for(config) as transport, LiveKernel(
+        async with transport_for(config, gate, store) as transport, LiveKernel(
                 transport=transport, speed=1.0, start_time=time.time()) as kernel:
             log_event("serve.broker_connected", host=config.broker.host, port=config.broker.port,
                       client_id=config.broker.client_id)
-            await _run(config, store, transport, kernel, stop, on_ready, extensions,
+            await _run(config, store, transport, kernel, gate, stop, on_ready, extensions,
                        handle_signals)
     finally:
         store.close()
@@ -198,7 +209,7 @@ async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
 
 
 async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kernel: LiveKernel,
-               stop: anyio.Event, on_ready: Callable[[Running], None] | None,
+               gate: IngestSeam | None, stop: anyio.Event, on_ready: Callable[[Running], None] | None,
                extensions: Sequence[Extension], handle_signals: bool) -> None:
     now = kernel.now()
     fold = MetricsCollector(warm_up=now, horizon=now + _YEARS, series_step=86400.0,
@@ -213,11 +224,14 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
     kernel.set_activator(order_activator(settings, store))
     node = ServeNode(config=config, kernel=kernel, store=store, settings=settings)
     routes = [route for extension in extensions for route in extension(node)]
+    if gate is not None:
+        routes += ingest_routes(gate, kernel, store=store, transport=transport)
     for team in config.desk_teams:
         if not kernel.is_running(team_address(team)):
             log_event("serve.desk_team_unstaffed", logging.WARNING, team=team,
                       detail="no actor serves this desk team: its cases become dead letters")
-    app = build_app(Tokens(config.http.tokens), readiness, metrics, routes)
+    app = build_app(Tokens(config.http.tokens), readiness, metrics, routes,
+                    exempt=ingest_auth_exempt(gate) if gate is not None else None)
     server = _Server(uvicorn.Config(app, host=config.http.bind, port=config.http.port,
                                     log_config=None, access_log=False, lifespan="off"))
     async with anyio.create_task_group() as tg:

@@ -18,7 +18,15 @@ from typing import Any
 import attrs
 import yaml
 
-from orderloom.actors import DocumentError, OrderSettings, PolicyError
+from orderloom.actors import (
+    DocumentError,
+    IngestConfigError,
+    OrderSettings,
+    PolicyError,
+    ShopifySource,
+    EnvelopeSource,
+    ingest_sources,
+)
 from orderloom.runtime import STORE_URL_FORMS
 from orderloom.simulation import resolve_run, world_for
 
@@ -30,7 +38,7 @@ FIELDS = (
     "broker.host", "broker.port", "broker.client_id", "broker.username", "broker.password",
     "broker.tls", "broker.tls.ca_file", "broker.tls.cert_file", "broker.tls.key_file",
     "store", "scenario", "policy", "desk_teams", "http.bind", "http.port", "http.tokens",
-    "log_level", "max_outbox_lag",
+    "log_level", "max_outbox_lag", "ingest",
 )
 """Every field a serve config may have, by path (docs/serve.md documents each)."""
 
@@ -115,6 +123,7 @@ class ServeConfig:
     log_level: str
     max_outbox_lag: int
     settings: OrderSettings = attrs.field(repr=False)
+    ingest: Mapping[str, ShopifySource | EnvelopeSource] = attrs.field(factory=dict, repr=False)
     teams: tuple[str, ...]
 
 
@@ -218,13 +227,14 @@ class _Checker:
             policy = self.string("policy", policy, what="a built-in policy name or a file")
         desk = self.desk_teams(top.get("desk_teams", []))
         settings, teams = self.world(scenario, policy, desk)
+        ingest = self.ingest(top.get("ingest", {}))
         if self.problems:
             raise ServeConfigError(self.source, self.problems)
         assert broker is not None and store is not None and http is not None  # no problems
         assert settings is not None and scenario is not None and lag is not None
         return ServeConfig(source=self.source, broker=broker, store=store, scenario=scenario,
                            policy=policy, desk_teams=desk, http=http, log_level=log_level,
-                           max_outbox_lag=lag, settings=settings, teams=teams)
+                           max_outbox_lag=lag, settings=settings, teams=teams, ingest=ingest)
 
     def broker(self, value: object) -> BrokerConfig | None:
         raw = self.mapping("broker", value, _keys("broker"))
@@ -287,6 +297,14 @@ class _Checker:
         if bind is None or port is None:
             return None
         return HttpConfig(bind=bind, port=port, tokens=checked)
+
+    def ingest(self, value: object) -> dict[str, ShopifySource | EnvelopeSource]:
+        try:
+            return ingest_sources(value, source="ingest")
+        except IngestConfigError as exc:
+            self.problems.extend(f"ingest.{problem}" if not problem.startswith("expected")
+                                 else f"ingest: {problem}" for problem in exc.problems)
+            return {}
 
     def desk_teams(self, value: object) -> tuple[str, ...]:
         if not isinstance(value, list):

@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Route
 from orderloom.actors import INVARIANTS_BY_NAME, MetricsCollector
 from orderloom.runtime import Envelope, Store, StoreError
 from orderloom.runtime.live import LiveKernel
-from orderloom.runtime.ops import TokenAuth, Tokens
+from orderloom.runtime.ops import Scope, TokenAuth, Tokens
 
 __all__ = ["COUNTED", "LiveMetrics", "Readiness", "build_app", "prometheus_name"]
 
@@ -180,11 +180,14 @@ class LiveMetrics(Collector):
 
 
 def build_app(tokens: Tokens, readiness: Readiness, metrics: LiveMetrics,
-              routes: Sequence[BaseRoute] = ()) -> TokenAuth:
+              routes: Sequence[BaseRoute] = (),
+              exempt: Callable[[Scope], bool] | None = None) -> TokenAuth:
     """The operations app, every route behind the token check.
 
     Args:
         routes: more routes (the review desk's, the ingest webhooks').
+        exempt: the requests that authenticate otherwise (a Shopify
+            webhook's HMAC: ``orderloom.runtime.webhooks.ingest_auth_exempt``).
     """
 
     async def healthz(request: Request) -> Response:
@@ -200,4 +203,4 @@ def build_app(tokens: Tokens, readiness: Readiness, metrics: LiveMetrics,
     app = Starlette(routes=[
         Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", prometheus),
         *routes])
-    return TokenAuth(app, tokens)
+    return TokenAuth(app, tokens, exempt=exempt)

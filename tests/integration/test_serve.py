@@ -51,7 +51,7 @@ from orderloom.actors import (
 )
 from orderloom.cli._serve import Running, ServeNode, serve
 from orderloom.cli._serve_config import ServeConfig, load_serve_config
-from orderloom.runtime import Actor, handler, open_store, to_topic
+from orderloom.runtime import Actor, handler, ingest_topic, open_store, to_topic
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.mqtt import MqttTransport
 from orderloom.runtime.ops import principal_of
@@ -489,3 +489,56 @@ def test_a_held_order_is_decided_on_the_review_desk(tmp_path: Path) -> None:
     released = [(e.hold_id, e.released_by, e.note, e.decision) for e in journal
                 if isinstance(e, HoldReleased)]
     assert released == [(cases[0]["case_id"], "ops", "known customer", Decision.RELEASE)]
+
+
+def test_orders_come_in_through_the_ingest_sources(tmp_path: Path) -> None:
+    """With an envelope source in ``ingest``, an order placed by POST /ingest/wms
+    (with a token; 401 without) and one published on orderloom/v1/in/wms both
+    start; a payload that is not JSON is refused with 422 and recorded."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    by_http, by_mqtt = f"{run}-h1", f"{run}-m1"
+    with broker.own_broker(tmp_path) as (_, port):
+        path = _config(tmp_path, port, run=run)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["ingest"] = {"wms": {"kind": "envelope"}}
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        config = load_serve_config(path)
+
+        async def main() -> None:
+            ready: list[Running] = []
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
+                await _until(lambda: bool(ready), "serve ready")
+                node, http = ready[0].node, ready[0].http_port
+                status, _ = await anyio.to_thread.run_sync(
+                    _post_raw, http, "/ingest/wms", _envelope(by_http), {})
+                assert status == 401
+                status, body = await anyio.to_thread.run_sync(
+                    _post_raw, http, "/ingest/wms", _envelope(by_http), AUTH)
+                assert status == 202, body
+                status, body = await anyio.to_thread.run_sync(
+                    _post_raw, http, "/ingest/wms", b"{not json", AUTH)
+                assert status == 422 and json.loads(body)["error"] == "not_json"
+                async with aiomqtt.Client("127.0.0.1", port, identifier=f"{run}-wms") as wms:
+                    await wms.publish(ingest_topic("wms"), _envelope(by_mqtt), qos=1)
+                await _until(lambda: node.kernel.is_running(f"order/{by_http}")
+                             and node.kernel.is_running(f"order/{by_mqtt}"), "both orders")
+                stop.set()
+
+        anyio.run(main, backend="asyncio")
+    for order_id in (by_http, by_mqtt):
+        order, _ = _stored_order(tmp_path / "orders.db", order_id)
+        assert order.placed_at is not None
+    with SqliteStore(tmp_path / "orders.db", journal_codec()) as store:
+        assert [d.origin for d in store.dead_letters()] == ["POST /ingest/wms"]
+
+
+def _post_raw(port: int, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=raw,
+                                     headers={**headers, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=DEADLINE) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

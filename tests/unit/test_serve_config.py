@@ -34,6 +34,7 @@ def test_the_shipped_example_loads() -> None:
     assert config.desk_teams == ("fraud",)
     assert config.settings.policy.name == "cautious"
     assert "W1" in config.settings.warehouses
+    assert sorted(config.ingest) == ["wms"]
 
 
 def test_defaults_fill_everything_but_the_tokens() -> None:
@@ -82,6 +83,13 @@ def test_the_port_error_reads_as_documented() -> None:
     ("max_outbox_lag: '5'\n", "max_outbox_lag: expected an integer 1-1000000000"),
     ("http: {port: -1, tokens: {" + TOKEN + ": ops}}\n", "http.port: expected an integer 0-65535"),
     ("verbose: true\n", "verbose: unknown key"),
+    ("ingest: [1]\n", "ingest: expected a mapping of source name -> source"),
+    ("ingest: {wms: {kind: nope}}\n", "ingest.wms.kind: expected one of shopify, envelope"),
+    ("ingest: {wms: {kind: envelope, topic: x}}\n", "ingest.wms.topic: not a field"),
+    ("ingest: {shop: {kind: shopify, shop: ACME, secret: s3cr3t-long}}\n",
+     "ingest.shop.shop: expected a lower-case shop handle"),
+    ("ingest: {shop: {kind: shopify, shop: acme, secret: short}}\n",
+     "ingest.shop.secret: expected the app's webhook signing secret"),
 ])
 def test_a_bad_field_is_refused_with_its_path(text: str, path: str) -> None:
     """Each bad value or unknown key is refused, and the problem starts with its path."""
@@ -146,9 +154,11 @@ def test_relative_files_resolve_next_to_the_config(tmp_path: Path) -> None:
 
 def test_the_password_stays_out_of_the_repr() -> None:
     """A config printed for debugging shows neither the broker password nor the tokens."""
-    config = parse_serve_config(GOOD + "broker: {username: u, password: hunter2-secret}\n",
-                                "serve.yaml")
+    config = parse_serve_config(
+        GOOD + "broker: {username: u, password: hunter2-secret}\n"
+        "ingest: {shop: {kind: shopify, shop: acme, secret: webhook-secret-9}}\n", "serve.yaml")
     assert "hunter2-secret" not in repr(config)
+    assert "webhook-secret-9" not in repr(config)
     assert TOKEN not in repr(config)
 
 
