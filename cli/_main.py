@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import json
+import logging
 import os
 import shlex
 import sys
@@ -501,3 +503,49 @@ def emulate(kind: str, ident: str | None, without: tuple[str, ...], scenario_nam
                         without, wall_clock)
     except DocumentError as exc:
         _fail(exc)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The serve config (YAML; see docs/serve.md and docs/serve-example.yaml).")
+@click.option("--check", is_flag=True,
+              help="Check the config (and its scenario and policy) and exit without serving.")
+def serve(config_path: Path, check: bool) -> None:
+    """Run the live coordinator: MQTT in and out, durable orders, HTTP health,
+    readiness and Prometheus metrics, JSON logs on stderr.
+
+    Stops gracefully on SIGTERM or SIGINT (exit 0). Exit codes: 0 stopped,
+    1 a failure while running (broker, store, HTTP port), 2 a bad config.
+    """
+    import anyio
+
+    from orderloom.runtime import OrderloomError
+
+    from ._serve import ServeError
+    from ._serve import serve as run_serve
+    from ._serve_config import ServeConfigError, load_serve_config
+    from ._serve_log import configure_logging, log_event
+
+    try:
+        config = load_serve_config(config_path)
+    except ServeConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    if check:
+        click.echo(f"{config_path}: ok (scenario {config.scenario}, policy "
+                   f"{config.settings.policy.name}, store {config.store.split(':', 1)[0]}, "
+                   f"{len(config.desk_teams)} desk teams)")
+        return
+    configure_logging(config.log_level)
+    try:
+        anyio.run(functools.partial(run_serve, config, handle_signals=True),
+                  backend="asyncio")
+    except Exception as exc:  # noqa: BLE001 (the task groups wrap errors in groups)
+        leaf: BaseException = exc
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if not isinstance(leaf, (OrderloomError, ServeError, OSError)):
+            raise
+        log_event("serve.failed", logging.ERROR, error=f"{type(leaf).__name__}: {leaf}")
+        sys.exit(1)

@@ -72,7 +72,15 @@ from ._supervision import RestartBudget
 from ._transport import Delivery, Transport
 from ._wire_errors import NotOnTheWire
 
-__all__ = ["LiveKernel"]
+__all__ = ["Activator", "LiveKernel", "TurnSink"]
+
+Activator = Callable[[Address], ActorFactory | None]
+"""Given an address with no actor, the factory of the actor to start there
+(or None); see :meth:`LiveKernel.set_activator`."""
+
+TurnSink = Callable[[Envelope, float], None]
+"""Receives ``(envelope, latency)`` for each completed turn of a transport
+delivery (see :meth:`LiveKernel.add_turn_sink`)."""
 
 _STARTING, _RUNNING, _RESTARTING, _STOPPED = range(4)
 
@@ -274,6 +282,11 @@ class LiveKernel(KernelRecords):
         self._acks: dict[str, list[Delivery]] = {}
         # Ids of requests that came over the transport and await their answer.
         self._remote_asks: set[str] = set()
+        # Turn sinks, and the arrival (kernel time) of each transport delivery
+        # whose turn has not completed, kept only while a sink listens.
+        self._turn_sinks: list[TurnSink] = []
+        self._arrived: dict[str, float] = {}
+        self._activate: Activator | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -451,6 +464,27 @@ class LiveKernel(KernelRecords):
             else:
                 self._inflight += 1  # the stop, settled when the actor reads the wake
 
+    def add_turn_sink(self, sink: TurnSink) -> None:
+        """Receive ``sink(envelope, latency)`` when the turn of an envelope that
+        came over the transport completed (a persistent actor's turn: after its
+        commit); ``latency`` is kernel seconds from its arrival off the
+        transport. A sink's exception is recorded as a failure, not raised."""
+        self._turn_sinks.append(sink)
+
+    def set_activator(self, activate: Activator | None) -> None:
+        """Start actors on demand for what arrives over the transport.
+
+        An envelope that comes in for an address with no actor here is first
+        offered to ``activate(address)``: a factory it returns is spawned at
+        that address (its ``on_start`` runs, e.g. restoring from a store)
+        and then gets the envelope; None leaves the envelope undeliverable
+        (``unknown_address``). This is how a persistent actor that stopped
+        (passivated) or was not running after a restart comes back when a
+        message comes for it. An ``activate`` that raises is recorded as a
+        failure and counts as None.
+        """
+        self._activate = activate
+
     def is_running(self, address: Address | str) -> bool:
         """True while an actor is registered."""
         return address in self._cells
@@ -563,21 +597,40 @@ class LiveKernel(KernelRecords):
             self._remote_asks.add(envelope.message_id)
         self._inflight += 1
         cell = self._cells.get(envelope.recipient)
+        if cell is None and self._activate is not None:
+            cell = self._activated(envelope.recipient)
         if cell is None:
             self._undeliverable(envelope, "unknown_address")
             delivery.ack()  # it would never succeed
             return
+        if self._turn_sinks:
+            self._arrived[envelope.message_id] = self.now()
         self._acks.setdefault(envelope.message_id, []).append(delivery)
         try:
             await cell.outbox.send(envelope)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._arrived.pop(envelope.message_id, None)
             self._undeliverable(envelope, "actor_stopped")  # not acked: redelivered later
         except BaseException:
+            self._arrived.pop(envelope.message_id, None)
             self._forget_delivery(envelope)
             self._remote_asks.discard(envelope.message_id)
             self._dead(envelope, "cancelled")
             self._settle()
             raise
+
+    def _activated(self, address: Address) -> _LiveCell | None:
+        """The cell of an actor ``set_activator``'s function starts at ``address``."""
+        assert self._activate is not None
+        try:
+            factory = self._activate(address)
+        except Exception as exc:
+            self._record_failure(address, None, exc, "recorded", hook="activate")
+            return None
+        if factory is None or self._closed:
+            return None
+        self.spawn(factory, address)
+        return self._cells.get(address)
 
     def _acknowledge(self, envelope: Envelope) -> None:
         """The turn of ``envelope`` completed: acknowledge it if it came from the transport."""
@@ -591,6 +644,17 @@ class LiveKernel(KernelRecords):
                     del self._acks[envelope.message_id]
                 delivery.ack()
                 return
+
+    def _turned(self, cell: _LiveCell, envelope: Envelope, completed: bool) -> None:
+        arrived = self._arrived.pop(envelope.message_id, None)
+        if arrived is None or not completed:
+            return
+        latency = max(0.0, self.now() - arrived)
+        for sink in self._turn_sinks:
+            try:
+                sink(envelope, latency)
+            except Exception as exc:  # a metrics sink's bug is not the actor's failure
+                self._record_failure(cell.address, None, exc, "recorded", hook="turn sink")
 
     def _forget_delivery(self, envelope: Envelope) -> None:
         """Drop the ack handle of a delivery whose turn will not complete: the
@@ -802,6 +866,8 @@ class LiveKernel(KernelRecords):
             cell.busy = True
             try:
                 error = await self._handle(cell, item)
+                if self._arrived:
+                    self._turned(cell, item, error is None)
                 if error is None:
                     if self._acks:
                         self._acknowledge(item)

@@ -44,6 +44,7 @@ from types import TracebackType
 
 import aiomqtt
 import anyio
+import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from paho.mqtt.packettypes import PacketTypes
@@ -66,7 +67,7 @@ from ._transport import Delivery, TransportError, ack_after
 from ._wire import WireCodec
 from ._wire_errors import IngestError, IngestReason
 
-__all__ = ["MqttTransport", "subscription_filter"]
+__all__ = ["MqttTls", "MqttTransport", "subscription_filter"]
 
 _QOS = 1
 
@@ -85,6 +86,22 @@ def subscription_filter(pattern: str) -> str:
     if pattern.endswith("/#"):
         return to_topic(pattern[:-2]) + "/#"
     return to_topic(pattern)
+
+
+@attrs.frozen(kw_only=True)
+class MqttTls:
+    """TLS to the broker: PEM files (None: the system's CA store, no client certificate).
+
+    Invariant: ``cert_file`` and ``key_file`` are given together or not at all.
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("MqttTls: cert_file and key_file go together")
 
 
 class MqttTransport:
@@ -114,6 +131,9 @@ class MqttTransport:
         on_refused: called with each refused payload's record (already
             redacted) before it is published, e.g. ``store.record_dead_letter``.
         clock: seconds since the epoch, for the gate's ``now`` and the records.
+        username: the broker login (None: anonymous).
+        password: the login's password.
+        tls: connect over TLS with these files (None: plain TCP).
     """
 
     def __init__(
@@ -130,6 +150,9 @@ class MqttTransport:
         ingest: IngestGate | None = None,
         on_refused: Callable[[RefusedPayload], None] | None = None,
         clock: Callable[[], float] = time.time,
+        username: str | None = None,
+        password: str | None = None,
+        tls: MqttTls | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"MqttTransport window must be >= 1, got {window!r}")
@@ -146,6 +169,9 @@ class MqttTransport:
         self.window = window
         self.session_expiry = session_expiry
         self.timeout = timeout
+        self.username = username
+        self._password = password
+        self.tls = tls
         self.dead_letters = 0  # payloads refused (each published to a dead topic)
         self._client: aiomqtt.Client | None = None
         self._publishing = anyio.Semaphore(window)
@@ -154,6 +180,9 @@ class MqttTransport:
         self._receive: MemoryObjectReceiveStream[Delivery] = receive
         self._stack: AsyncExitStack | None = None
         self._tg: TaskGroup | None = None
+        # The reader's own scope: stop_reading() must not cancel the task
+        # group's scope, which also covers the code inside ``async with``.
+        self._reading = anyio.CancelScope()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -168,6 +197,10 @@ class MqttTransport:
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=connect,
             max_inflight_messages=self.window, timeout=self.timeout,
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            username=self.username, password=self._password,
+            tls_params=None if self.tls is None else aiomqtt.TLSParameters(
+                ca_certs=self.tls.ca_file, certfile=self.tls.cert_file,
+                keyfile=self.tls.key_file),
         )
         # aiomqtt 2.5 acknowledges on receipt and has no switch for it; its
         # paho client underneath does (set before connecting).
@@ -176,6 +209,8 @@ class MqttTransport:
         try:
             await stack.enter_async_context(client)
         except aiomqtt.MqttError as exc:
+            self._send.close()  # never used: a failed connect leaves nothing open
+            self._receive.close()
             raise TransportError("connect", f"{self.hostname}:{self.port}: {exc}") from exc
         try:
             for topic_filter in self.filters:
@@ -185,7 +220,8 @@ class MqttTransport:
                     raise TransportError("subscribe", f"{topic_filter}: refused by the broker")
             self._client = client
             self._tg = await stack.enter_async_context(anyio.create_task_group())
-            self._tg.start_soon(self._read, client, name=f"mqtt reader {self.client_id}")
+            self._tg.start_soon(self._read_until_stopped, client,
+                                name=f"mqtt reader {self.client_id}")
         except aiomqtt.MqttError as exc:
             await stack.aclose()
             raise TransportError("subscribe", str(exc)) from exc
@@ -209,6 +245,21 @@ class MqttTransport:
             return await stack.__aexit__(exc_type, exc, tb)
         finally:
             self._receive.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up (what readiness checks)."""
+        client = self._client
+        return client is not None and bool(client._client.is_connected())  # noqa: SLF001
+
+    def stop_reading(self) -> None:
+        """Take no more messages from the broker (a graceful stop's first step).
+
+        Deliveries already handed over stay with the kernel; what the broker
+        still holds, or sent but was not acknowledged, is redelivered to the
+        next session. Publishing goes on (the kernel drains its outbox).
+        """
+        self._reading.cancel()
 
     # -- the Transport protocol -------------------------------------------------------
 
@@ -255,6 +306,10 @@ class MqttTransport:
                 await client.publish(topic, payload, qos=_QOS, timeout=self.timeout)
             except aiomqtt.MqttError as exc:
                 raise TransportError("publish", f"{topic}: {exc}") from exc
+
+    async def _read_until_stopped(self, client: aiomqtt.Client) -> None:
+        with self._reading:
+            await self._read(client)
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async with self._send:

@@ -55,8 +55,13 @@ def _free_port() -> int:
 
 
 @contextmanager
-def own_broker(folder: Path, *, persistence: bool = False) -> Iterator[tuple[str, int]]:
-    """A Mosquitto of this test's own on a free port: (host, port), stopped after."""
+def own_broker(folder: Path, *, persistence: bool = False, anonymous: bool = True,
+               listener_extra: str = "") -> Iterator[tuple[str, int]]:
+    """A Mosquitto of this test's own on a free port: (host, port), stopped after.
+
+    ``anonymous=False`` refuses clients without a login; ``listener_extra`` is
+    appended to the config (e.g. ``password_file``, TLS files).
+    """
     binary = shutil.which("mosquitto")
     if binary is None:
         _missing("the mosquitto binary is not on PATH")
@@ -65,11 +70,15 @@ def own_broker(folder: Path, *, persistence: bool = False) -> Iterator[tuple[str
     conf = folder / "mosquitto.conf"
     conf.write_text(
         f"listener {port} {HOST}\n"
-        "allow_anonymous true\n"
+        f"allow_anonymous {'true' if anonymous else 'false'}\n"
         f"persistence {'true' if persistence else 'false'}\n"
         f"persistence_location {folder}/\n"
         "set_tcp_nodelay true\n"
-        f"log_dest file {folder}/mosquitto.log\n",
+        f"log_dest file {folder}/mosquitto.log\n"
+        # As root Mosquitto drops to the mosquitto user, who cannot read the
+        # test's private folder (its password file, certificates, log).
+        + ("user root\n" if os.geteuid() == 0 else "")
+        + listener_extra,
         encoding="utf-8")
     process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -1,0 +1,312 @@
+"""``orderloom serve``: the live coordinator process (the composition root).
+
+One anyio task group runs the MQTT transport, the live kernel (kernel time =
+epoch seconds, so durable timers' absolute due times survive a restart) with
+the coordinator's actors on it, and the operations HTTP app (uvicorn).
+
+A stop (SIGTERM, SIGINT, or the ``stop`` event) takes these steps: readiness
+turns 503, the transport stops reading the broker, the kernel drains its
+in-flight turns, the outbox is waited on until every committed message is
+published, the kernel stops its actors, the HTTP server stops, the store
+closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import anyio
+import attrs
+import uvicorn
+from starlette.routing import BaseRoute, Mount
+
+from orderloom.actors import (
+    IngestSeam,
+    MetricsCollector,
+    spawn_review_desks,
+    OrderActor,
+    OrderSettings,
+    journal_codec,
+    team_address,
+    wire_codec,
+)
+from orderloom.actors.coordinator import COORDINATOR_ADDRESSES, spawn_coordinator
+from orderloom.runtime import Store, StoreError, open_store
+from orderloom.runtime.live import Activator, LiveKernel
+from orderloom.runtime.mqtt import MqttTls, MqttTransport
+from orderloom.runtime.ops import Tokens
+from orderloom.runtime.webhooks import ingest_auth_exempt, ingest_routes
+
+from ._desk_web import desk_routes
+from ._serve_config import ServeConfig
+from ._serve_http import LiveMetrics, Readiness, build_app
+from ._serve_log import log_event, telemetry_log_sink
+
+__all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "order_activator",
+           "restore_orders", "review_desk", "serve", "transport_for"]
+
+DRAIN_TIMEOUT = 1.5
+"""Real seconds for each drain step of a stop: the drain of in-flight work,
+then the kernel's shutdown (drain, stop the actors, cancel what is left)."""
+HTTP_STOP_TIMEOUT = 1.5
+"""Real seconds the HTTP server has to finish its open requests at a stop."""
+FLUSH_TIMEOUT = 1.5
+"""Real seconds a stop waits for the outbox to empty after the drain."""
+START_TIMEOUT = 30.0
+"""Real seconds the HTTP server has to start listening."""
+_YEARS = 10 * 365 * 86400.0
+
+
+class ServeError(RuntimeError):
+    """``serve`` could not start (the HTTP port is taken, ...)."""
+
+
+@attrs.define(kw_only=True)
+class ServeNode:
+    """What an :data:`Extension` gets: the running node's parts.
+
+    Attributes:
+        config: the checked config (``config.desk_teams``: the teams staffed
+            by people, whose ``team/<name>`` addresses this node subscribes).
+        kernel: the live kernel (spawn more actors on it).
+        store: the coordinator's store.
+        settings: the order settings every order actor shares.
+    """
+
+    config: ServeConfig
+    kernel: LiveKernel
+    store: Store
+    settings: OrderSettings
+
+
+Extension = Callable[[ServeNode], Sequence[BaseRoute]]
+"""The seam for the review desk and the ingest webhooks: called once the
+coordinator runs and before HTTP starts; it may spawn actors (a review desk
+per ``config.desk_teams`` entry at ``team/<name>``) and returns routes to add
+to the app (behind the same token check)."""
+
+
+def review_desk(node: ServeNode) -> list[BaseRoute]:
+    """The default :data:`Extension`: a :class:`~orderloom.actors.ReviewDesk` at
+    ``team/<name>`` for each of ``config.desk_teams`` (journaling in the
+    coordinator's store) and the desk's page and API under ``/desk``. A case
+    may be reassigned to any team of the scenario (a desk or an outside one)."""
+    teams = node.config.desk_teams
+    if not teams:
+        return []
+    spawn_review_desks(node.kernel, teams, node.store)
+    return [Mount("/desk", routes=desk_routes(node.kernel, teams,
+                                              reassign_to=node.config.teams))]
+
+
+@attrs.frozen(kw_only=True)
+class Running:
+    """Handed to ``on_ready`` once everything listens.
+
+    Attributes:
+        http_port: the port the HTTP app listens on (the real one when the
+            config asked for port 0).
+        node: the running node.
+    """
+
+    http_port: int
+    node: ServeNode
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: serve owns the stop sequence."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def ingest_gate(config: ServeConfig) -> IngestSeam | None:
+    """The ingest gate of ``config.ingest``'s sources (None without any)."""
+    return IngestSeam(wire_codec(), config.ingest) if config.ingest else None
+
+
+def transport_for(config: ServeConfig, gate: IngestSeam | None = None,
+                  store: Store | None = None) -> MqttTransport:
+    """The MQTT transport ``config`` asks for: the coordinator's addresses, the
+    desk teams' ``team/<name>`` addresses and, with a ``gate``, the ingest
+    topics of its sources (refused payloads recorded in ``store``)."""
+    broker = config.broker
+    tls = None if broker.tls is None else MqttTls(
+        ca_file=broker.tls.ca_file, cert_file=broker.tls.cert_file,
+        key_file=broker.tls.key_file)
+    subscriptions = [*COORDINATOR_ADDRESSES, *(team_address(t) for t in config.desk_teams)]
+    return MqttTransport(wire_codec(), client_id=broker.client_id, subscriptions=subscriptions,
+                         hostname=broker.host, port=broker.port, username=broker.username,
+                         password=broker.password, tls=tls, ingest=gate,
+                         on_refused=store.record_dead_letter if store is not None else None)
+
+
+def restore_orders(kernel: LiveKernel, settings: OrderSettings, store: Store) -> int:
+    """Spawn the order actors that have work pending in ``store`` (durable
+    timers or unpublished outbox entries): each restores from its journal and
+    re-arms its timers. Returns how many."""
+    streams = {t.stream for t in store.due_timers(float("inf"))}
+    streams |= {e.stream for e in store.pending_outbox(10_000)}
+    count = 0
+    for stream in sorted(streams):
+        kind, _, order_id = stream.partition("/")
+        if kind != "order" or not order_id or kernel.is_running(stream):
+            continue
+        kernel.spawn(lambda order_id=order_id: OrderActor(order_id, settings, store),  # type: ignore[misc]
+                     stream)
+        count += 1
+    return count
+
+
+def order_activator(settings: OrderSettings, store: Store) -> Activator:
+    """Start an order's actor when a message comes for it over the broker and it
+    is not running (retired, or not restored at start): it restores from its
+    journal. An order the store has never seen is left to intake (a message
+    for it is an ``unknown_address`` dead letter)."""
+
+    def activate(address: str) -> Callable[[], OrderActor] | None:
+        kind, _, order_id = address.partition("/")
+        if kind != "order" or not order_id or store.load(address).version == 0:
+            return None
+        return lambda: OrderActor(order_id, settings, store)
+
+    return activate
+
+
+async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
+                on_ready: Callable[[Running], None] | None = None,
+                extensions: Sequence[Extension] = (review_desk,),
+                handle_signals: bool = False) -> None:
+    """Run the live coordinator until ``stop`` is set (or SIGTERM/SIGINT with
+    ``handle_signals``), then stop gracefully. ``extensions`` add actors and
+    routes (default: the review desk of ``config.desk_teams``).
+
+    Raises:
+        ServeError: the HTTP server could not start.
+        StoreError: the store cannot be opened.
+        TransportError: the broker cannot be reached.
+    """
+    stop = stop or anyio.Event()
+    store = open_store(config.store, journal_codec())
+    log_event("serve.store_opened", store=config.store.split(":", 1)[0])
+    gate = ingest_gate(config)
+    try:
+        async with transport_for(config, gate, store) as transport, LiveKernel(
+                transport=transport, speed=1.0, start_time=time.time()) as kernel:
+            log_event("serve.broker_connected", host=config.broker.host, port=config.broker.port,
+                      client_id=config.broker.client_id)
+            await _run(config, store, transport, kernel, gate, stop, on_ready, extensions,
+                       handle_signals)
+    finally:
+        store.close()
+        log_event("serve.stopped")
+
+
+async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kernel: LiveKernel,
+               gate: IngestSeam | None, stop: anyio.Event, on_ready: Callable[[Running], None] | None,
+               extensions: Sequence[Extension], handle_signals: bool) -> None:
+    now = kernel.now()
+    fold = MetricsCollector(warm_up=now, horizon=now + _YEARS, series_step=86400.0,
+                            systems=config.settings.downstream, teams=config.teams)
+    kernel.add_sink(fold.on_emit)
+    kernel.add_sink(telemetry_log_sink)
+    readiness = Readiness(lambda: transport.connected, store, config.max_outbox_lag)
+    metrics = LiveMetrics(kernel, fold, readiness, lambda: transport.dead_letters)
+    kernel.add_turn_sink(metrics.on_turn)
+    settings = spawn_coordinator(kernel, config.settings, store)
+    restored = restore_orders(kernel, settings, store)
+    kernel.set_activator(order_activator(settings, store))
+    node = ServeNode(config=config, kernel=kernel, store=store, settings=settings)
+    routes = [route for extension in extensions for route in extension(node)]
+    if gate is not None:
+        routes += ingest_routes(gate, kernel, store=store, transport=transport)
+    for team in config.desk_teams:
+        if not kernel.is_running(team_address(team)):
+            log_event("serve.desk_team_unstaffed", logging.WARNING, team=team,
+                      detail="no actor serves this desk team: its cases become dead letters")
+    app = build_app(Tokens(config.http.tokens), readiness, metrics, routes,
+                    exempt=ingest_auth_exempt(gate) if gate is not None else None)
+    server = _Server(uvicorn.Config(app, host=config.http.bind, port=config.http.port,
+                                    log_config=None, access_log=False, lifespan="off"))
+    async with anyio.create_task_group() as tg:
+        failed: list[BaseException] = []
+        http_done = anyio.Event()
+        tg.start_soon(_http, server, failed, http_done)
+        if handle_signals:  # from here on a signal stops gracefully (once HTTP is up)
+            tg.start_soon(_signals, stop)
+        with anyio.fail_after(START_TIMEOUT):
+            while not server.started:
+                if failed:
+                    raise ServeError(f"http: cannot listen on {config.http.bind}:"
+                                     f"{config.http.port}") from failed[0]
+                await anyio.sleep(0.01)
+        port = _bound_port(server, config.http.port)
+        log_event("serve.ready", http=f"{config.http.bind}:{port}", restored_orders=restored,
+                  policy=settings.policy.name, scenario=config.scenario)
+        if on_ready is not None:
+            on_ready(Running(http_port=port, node=node))
+        await stop.wait()
+        await _stop(kernel, transport, readiness, server, http_done)
+        tg.cancel_scope.cancel()
+
+
+async def _http(server: _Server, failed: list[BaseException], done: anyio.Event) -> None:
+    try:
+        await server.serve()
+    except SystemExit as exc:  # uvicorn exits the process when it cannot bind
+        failed.append(exc)
+    finally:
+        done.set()
+
+
+def _bound_port(server: _Server, asked: int) -> int:
+    for listener in getattr(server, "servers", ()):
+        for sock in listener.sockets:
+            port: int = sock.getsockname()[1]
+            return port
+    return asked
+
+
+async def _signals(stop: anyio.Event) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+        async for signum in received:
+            log_event("serve.signal", signal=signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+async def _stop(kernel: LiveKernel, transport: MqttTransport, readiness: Readiness,
+                server: _Server, http_done: anyio.Event) -> None:
+    started = time.monotonic()
+    readiness.stopping = True
+    transport.stop_reading()
+    # In-flight turns finish and their effects are published while the kernel
+    # still runs; only then are the actors stopped.
+    await kernel.drain(DRAIN_TIMEOUT)
+    lag: Any = None
+    with anyio.move_on_after(FLUSH_TIMEOUT):
+        while True:
+            try:
+                lag = readiness.outbox_lag()
+            except StoreError as exc:
+                lag = f"unknown: {type(exc).__name__}"
+                break
+            if lag == 0:
+                break
+            await anyio.sleep(0.05)
+    await kernel.shutdown(drain_timeout=DRAIN_TIMEOUT)
+    if lag != 0:
+        # Committed, so not lost: the next start restores their orders, which
+        # publish them (restore_orders).
+        log_event("serve.outbox_not_flushed", logging.WARNING, outbox_lag=lag)
+    server.should_exit = True
+    with anyio.move_on_after(HTTP_STOP_TIMEOUT):
+        await http_done.wait()
+    log_event("serve.drained", seconds=round(time.monotonic() - started, 3),
+              dead_letters=kernel.dead_letter_total)

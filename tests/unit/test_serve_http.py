@@ -1,0 +1,115 @@
+"""serve's HTTP side: readiness names what is not ready, metrics use the fold's names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from orderloom.actors import MetricsCollector, OrderStageEntered, WrongAction, journal_codec
+from orderloom.cli._serve_http import LiveMetrics, Readiness, build_app, prometheus_name
+from orderloom.runtime import Envelope, MemoryStore, OutboxEntry, Store, Turn
+from orderloom.runtime.live import LiveKernel
+from orderloom.runtime.ops import Tokens
+from orderloom.runtime.sqlite import SqliteStore
+from tests.sim.world import OrderSpec, place
+
+TOKEN = "unit-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _app(store: Store, *, connected: bool = True, max_lag: int = 10,
+         fold: MetricsCollector | None = None) -> tuple[TestClient, LiveMetrics, Readiness]:
+    fold = fold or MetricsCollector(warm_up=0.0, horizon=1e9, series_step=1e6)
+    readiness = Readiness(lambda: connected, store, max_lag)
+    metrics = LiveMetrics(LiveKernel(), fold, readiness, lambda: 3)
+
+    async def extra(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("desk")
+
+    app = build_app(Tokens({TOKEN: "ops"}), readiness, metrics, [Route("/desk", extra)])
+    return TestClient(app), metrics, readiness
+
+
+def _pending(store: Store, n: int) -> None:
+    store.commit("order/o1", Turn(expected_version=0, outbox=tuple(
+        OutboxEntry(entry_id=f"order/o1#0.{i}", stream="order/o1", recipient="gateway",
+                    message=place(OrderSpec(order_id="o1"))) for i in range(n))))
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/desk"])
+def test_every_endpoint_wants_a_token(path: str) -> None:
+    """Without a known token every endpoint, the added ones too, answers 401."""
+    client, _, _ = _app(MemoryStore())
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong-token-0123456789"}
+                      ).status_code == 401
+    assert client.get(path, headers=AUTH).status_code == 200
+
+
+def test_ready_when_connected_with_a_small_outbox(tmp_path: Path) -> None:
+    """Connected, a store that answers and an outbox under the bound: 200 with the lag."""
+    with SqliteStore(tmp_path / "s.db", journal_codec()) as store:
+        _pending(store, 2)
+        client, _, _ = _app(store, max_lag=3)
+        response = client.get("/readyz", headers=AUTH)
+        assert (response.status_code, response.json()) == (200, {"ready": True, "outbox_lag": 2})
+
+
+def test_not_ready_names_each_problem(tmp_path: Path) -> None:
+    """Disconnected and an outbox at its bound: 503 naming the broker and the outbox."""
+    with SqliteStore(tmp_path / "s.db", journal_codec()) as store:
+        _pending(store, 3)
+        client, _, _ = _app(store, connected=False, max_lag=3)
+        response = client.get("/readyz", headers=AUTH)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["ready"] is False
+        assert sorted(body["not_ready"]) == ["broker", "outbox"]
+        assert body["not_ready"]["outbox"].startswith("3 messages committed but not published")
+
+
+def test_a_closed_store_and_a_stop_are_not_ready(tmp_path: Path) -> None:
+    """A store that does not answer, and a node shutting down, are named too."""
+    store = SqliteStore(tmp_path / "s.db", journal_codec())
+    client, _, readiness = _app(store)
+    store.close()
+    readiness.stopping = True
+    body = client.get("/readyz", headers=AUTH).json()
+    assert sorted(body["not_ready"]) == ["process", "store"]
+    assert body["outbox_lag"] is None
+
+
+def test_metrics_fold_telemetry_under_the_simulators_names() -> None:
+    """Telemetry folded by MetricsCollector shows as orderloom_ counters and gauges;
+    wrong actions are labelled by invariant and start at 0 for every invariant."""
+    fold = MetricsCollector(warm_up=0.0, horizon=1e9, series_step=1e6)
+    fold.on_emit(1.0, "order/o1", OrderStageEntered(order_id="o1", stage="placed"))
+    fold.on_emit(2.0, "order/o2", OrderStageEntered(order_id="o2", stage="placed"))
+    client, metrics, _ = _app(MemoryStore(), fold=fold)
+    metrics.on_turn(Envelope("m1", None, None, None, "order/o1", 0.0,  # type: ignore[arg-type]
+                             place(OrderSpec(order_id="o1"))), 0.004)
+    text = client.get("/metrics", headers=AUTH).text
+    lines = set(text.splitlines())
+    assert "orderloom_orders_placed_total 2.0" in lines
+    assert 'orderloom_wrong_actions_total{invariant="never_ship_unpaid"} 0.0' in lines
+    assert "orderloom_orders_in_flight 2.0" in lines
+    assert "orderloom_open_cases 0.0" in lines
+    assert "orderloom_inbound_refused_total 3.0" in lines
+    assert "orderloom_outbox_lag 0.0" in lines
+    assert 'orderloom_decision_latency_seconds_count{actor="order"} 1.0' in lines
+    assert 'orderloom_decision_latency_seconds_bucket{actor="order",le="0.005"} 1.0' in lines
+    fold.on_emit(3.0, "order/o1", WrongAction(order_id="o1", invariant="never_ship_unpaid",
+                                              detail="x"))
+    text = client.get("/metrics", headers=AUTH).text
+    assert 'orderloom_wrong_actions_total{invariant="never_ship_unpaid"} 1.0' in text.splitlines()
+
+
+def test_prometheus_names_are_made_safe() -> None:
+    """A fold metric's dots and dashes become underscores after the orderloom_ prefix."""
+    assert prometheus_name("cycle_time.p50") == "orderloom_cycle_time_p50"
+    assert prometheus_name("queue_length.customer-care") == "orderloom_queue_length_customer_care"
