@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.resources
 import json
 import logging
 import os
@@ -21,6 +22,9 @@ from orderloom.simulation import DEFAULT_MAX_REPLICATIONS, parse_precision
 from ._replay import journal_group, replay_command
 from ._simulate import rerun_and_report, run_and_report
 from ._sweep import sweep_grid
+
+EXAMPLE_CONFIG = importlib.resources.files("orderloom.cli") / "serve-example.yaml"
+"""The example serve config (``orderloom serve --example``), shipped in the package."""
 from ._warnings import run_warning_lines, warning_lines
 
 
@@ -506,12 +510,14 @@ def emulate(kind: str, ident: str | None, without: tuple[str, ...], scenario_nam
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, metavar="FILE",
+@click.option("--config", "config_path", metavar="FILE",
               type=click.Path(dir_okay=False, path_type=Path),
-              help="The serve config (YAML; see docs/serve.md and docs/serve-example.yaml).")
+              help="The serve config (YAML; see docs/serve.md; --example prints one).")
 @click.option("--check", is_flag=True,
               help="Check the config (and its scenario and policy) and exit without serving.")
-def serve(config_path: Path, check: bool) -> None:
+@click.option("--example", is_flag=True,
+              help="Print an example config (every field, commented) and exit.")
+def serve(config_path: Path | None, check: bool, example: bool) -> None:
     """Run the live coordinator: MQTT in and out, durable orders, HTTP health,
     readiness and Prometheus metrics, JSON logs on stderr.
 
@@ -527,6 +533,13 @@ def serve(config_path: Path, check: bool) -> None:
     from ._serve_config import ServeConfigError, load_serve_config
     from ._serve_log import configure_logging, log_event
 
+    if example:
+        if config_path is not None or check:
+            raise click.UsageError("--example takes no --config or --check")
+        click.echo(EXAMPLE_CONFIG.read_text(encoding="utf-8"), nl=False)
+        return
+    if config_path is None:
+        raise click.UsageError("Missing option '--config' (or --example to print an example config).")
     try:
         config = load_serve_config(config_path)
     except ServeConfigError as exc:

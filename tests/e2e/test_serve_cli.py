@@ -26,11 +26,25 @@ def _closed_port() -> int:
 
 
 def test_check_accepts_the_example(tmp_path: Path) -> None:
-    """--check on docs/serve-example.yaml prints a summary and exits 0 without serving."""
-    result = _serve(tmp_path, "--config", str(ROOT / "docs" / "serve-example.yaml"), "--check")
+    """--check on cli/serve-example.yaml prints a summary and exits 0 without serving."""
+    result = _serve(tmp_path, "--config", str(ROOT / "cli" / "serve-example.yaml"), "--check")
     assert result.returncode == 0, result.stderr
     assert "ok (scenario baseline, policy cautious, store sqlite, 1 desk teams)" in result.stdout
     assert not (tmp_path / "orderloom.db").exists()
+
+
+def test_example_prints_the_shipped_config_which_checks(tmp_path: Path) -> None:
+    """--example prints the packaged example (from any folder); written to a file,
+    it passes --check; without --config or --example the command exits 2."""
+    example = _serve(tmp_path, "--example")
+    assert example.returncode == 0, example.stderr
+    assert example.stdout == (ROOT / "cli" / "serve-example.yaml").read_text(encoding="utf-8")
+    (tmp_path / "serve.yaml").write_text(example.stdout, encoding="utf-8")
+    checked = _serve(tmp_path, "--config", "serve.yaml", "--check")
+    assert checked.returncode == 0, checked.stderr
+    missing = _serve(tmp_path)
+    assert missing.returncode == 2 and "--example" in missing.stderr
+    assert _serve(tmp_path, "--example", "--check").returncode == 2
 
 
 def test_a_bad_config_exits_2_naming_each_problem(tmp_path: Path) -> None:

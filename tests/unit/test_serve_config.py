@@ -27,11 +27,11 @@ def _problems(text: str) -> list[str]:
 
 
 def test_the_shipped_example_loads() -> None:
-    """docs/serve-example.yaml is a valid config (the docs show a working file)."""
-    config = load_serve_config(ROOT / "docs" / "serve-example.yaml")
+    """cli/serve-example.yaml (serve --example) is a valid config (the docs show a working file)."""
+    config = load_serve_config(ROOT / "cli" / "serve-example.yaml")
     assert config.broker.port == 1883
     assert config.store == "sqlite:///orderloom.db"
-    assert config.desk_teams == ("fraud",)
+    assert config.desk_teams == ("customer-care",)
     assert config.settings.policy.name == "cautious"
     assert "W1" in config.settings.warehouses
     assert sorted(config.ingest) == ["wms"]
