@@ -55,7 +55,7 @@ from ._order_record import (
     evolve_record,
 )
 from ..order._order_state import OrderState, PaymentRequest
-from ..order._sources import awaits_gap
+from ..order._sources import SourceOrdering, awaits_gap, source_ordering
 from ..order._reaction import (
     AssignCase,
     CancelAsked,
@@ -249,14 +249,70 @@ class OrderActor(PersistentActor[OrderRecord]):
                                   _Resequence(source=event.source, gap=expected))
             self.record(EventHeld(event=event))
             return
-        applied = self._offer((event,))
+        monotonic = source_ordering(event.source) is SourceOrdering.MONOTONIC
+        if monotonic and self._parked(event):
+            return
+        applied = self._offer((event,), park=monotonic)
         if self.state.held:  # rarely: most events arrive in order
-            applied += self._drain_pending(event.source)
+            if not monotonic:
+                applied += self._drain_pending(event.source)
+            if applied:
+                applied += self._retry_parked()
         await self._after(applied)
+
+    def _parked(self, event: m.Event) -> bool:
+        """Whether ``event`` is a copy of one already parked (reported as a duplicate)."""
+        held = self.state.held.get(event.source, {}).get(event.source_seq)
+        if held is None or held.event_id != event.event_id:
+            return False
+        self.ctx.emit(EventIgnored(
+            order_id=self.order_id, event_type=type(event).__name__,
+            event_id=event.event_id, source=event.source,
+            outcome=OutcomeKind.DUPLICATE.value, reason="already parked"))
+        return True
+
+    def _retry_parked(self) -> list[m.Event]:
+        """Offer the parked events of monotonic sources again, oldest first,
+        for as long as one of them applies: a platform's events that came
+        ahead of what they need (a capture before its authorization) apply
+        once that has arrived. Each is taken out only when it applies or is
+        now stale; the rest wait for their timer."""
+        applied: list[m.Event] = []
+        progress = True
+        while progress:
+            progress = False
+            for source, pending in sorted(self.state.held.items()):
+                if source_ordering(source) is not SourceOrdering.MONOTONIC:
+                    continue
+                for seq in sorted(pending):
+                    event = pending[seq]
+                    _, outcome = apply_probed(self.state.order, event, None)
+                    if outcome.kind is OutcomeKind.REJECTED:
+                        continue  # still ahead of what it needs
+                    self.record(HeldTaken(source=source, seqs=(seq,)))
+                    got = self._offer((event,))
+                    applied += got
+                    progress = progress or bool(got)
+                if progress:
+                    break  # the state changed: start over from the oldest
+        return applied
 
     @handler
     async def on_resequence(self, msg: _Resequence) -> None:
-        """Waited long enough for a gap: apply what is held, in order."""
+        """Waited long enough for a gap: apply what is held, in order. For a
+        monotonic source (no gaps), the parked event ``msg.gap`` (its sequence
+        number) has waited long enough: offered once more, and reported
+        ignored if it still cannot apply."""
+        if source_ordering(msg.source) is SourceOrdering.MONOTONIC:
+            parked = self.state.held.get(msg.source, {}).get(msg.gap)
+            if parked is None:
+                return  # it applied meanwhile
+            self.record(HeldTaken(source=msg.source, seqs=(msg.gap,)))
+            applied = self._offer((parked,))
+            if applied and self.state.held:
+                applied += self._retry_parked()
+            await self._after(applied)
+            return
         pending = self.state.held.get(msg.source)
         if self.state.order.last_seq(msg.source) + 1 != msg.gap or not pending:
             return  # that gap was filled; a newer one has its own timer
@@ -452,7 +508,8 @@ class OrderActor(PersistentActor[OrderRecord]):
         await self._run(await self._react(applied))
 
     def _offer(
-        self, events: Sequence[m.Event], probes: Sequence[OrderState] = ()
+        self, events: Sequence[m.Event], probes: Sequence[OrderState] = (),
+        park: bool = False,
     ) -> list[m.Event]:
         """Apply events one by one; record what was not applied and any violation.
 
@@ -460,6 +517,10 @@ class OrderActor(PersistentActor[OrderRecord]):
         in turn from the current state; each is reused while the chain of
         applied states still matches the probe's (it always does unless an
         event is not applied), instead of evolving the event again.
+        ``park``: an event the order refuses (not a duplicate, not stale) is
+        parked instead of dropped, for ``resequence_timeout`` seconds: a
+        monotonic source's events may overtake what they need, and a platform
+        does not send them again.
         """
         applied: list[m.Event] = []
         expected: OrderState | None = self.state.order if probes else None
@@ -471,6 +532,11 @@ class OrderActor(PersistentActor[OrderRecord]):
             if outcome.kind is _APPLIED:
                 applied.append(event)
                 self.record(event, self.state.with_order(after))
+            elif park and outcome.kind is OutcomeKind.REJECTED:
+                self.record(EventHeld(event=event))
+                self.ctx.schedule(self.settings.resequence_timeout,
+                                  _Resequence(source=event.source, gap=event.source_seq))
+                continue  # no violation: nothing happened to the order
             else:
                 self.ctx.emit(EventIgnored(
                     order_id=self.order_id, event_type=type(event).__name__,
