@@ -89,9 +89,9 @@ def test_a_capture_ahead_of_its_authorization_is_applied_once_that_arrives() -> 
 @pytest.mark.parametrize("names", [
     list(p) for p in itertools.islice(itertools.permutations(FLOW), 0, None, 7)])
 def test_any_delivery_order_ends_as_the_ordered_one(names: list[str]) -> None:
-    """Every seventh permutation of the five webhooks (17 of 120), delivered a
-    second apart: the order ends where one ordered delivery ends, or (when the
-    placement itself comes after events it needs) no worse than refusing them."""
+    """Every seventh permutation of the five webhooks (18 of 120), delivered a
+    second apart: the order ends where one ordered delivery ends (the
+    placement included: events ahead of orders/create wait for it)."""
     ordered, _ = deliver(list(FLOW))
     got, _ = deliver(names)
     assert got == ordered
