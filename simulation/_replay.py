@@ -38,6 +38,8 @@ from orderloom.actors import (
     PlaceOrder,
     journal_codec,
     journal_type_version,
+    wire_codec,
+    wire_types,
 )
 from orderloom.runtime import (
     JOURNAL_LINE_KEYS,
@@ -170,6 +172,10 @@ def _records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Recorded]
     """Each non-blank line decoded, with its number (``JournalError`` at the
     first bad one)."""
     codec = journal_codec()
+    classes = codec.type_names
+    wire = wire_codec()
+    wire_names: dict[type, str] = {w.cls: w.name for w in wire_types()}
+    upgraders = wire.upgraders
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -203,6 +209,22 @@ def _records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Recorded]
             raise bad(f"at: expected a time in seconds or null, got {at!r}")
         if not isinstance(event, dict):
             raise bad(f"event: expected a JSON object, got {type(event).__name__}")
+        cls = classes.get(name)
+        if cls is None:
+            raise bad(f"type: unknown event type {name!r} (not one this orderloom journals)")
+        known = journal_type_version(cls)
+        # An export written by an older orderloom: its body is lifted to
+        # today's version by the wire registry's upgraders, one step at a time.
+        step, wire_name = type_v, wire_names.get(cls, name)
+        while step < known and (wire_name, step) in upgraders:
+            try:
+                event = upgraders[(wire_name, step)].upgrade(event)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise bad(f"event: a {name} v{step} body could not be upgraded: {exc}") from exc
+            step += 1
+        if step != known:
+            raise bad(f"type_version: {name} version {type_v} is not one this orderloom "
+                      f"reads (version {known}, or an older one it can upgrade)")
         try:
             decoded = codec.decode(name, json.dumps(event))
         except UnknownTypeName as exc:
@@ -210,10 +232,6 @@ def _records(lines: Iterable[str], source: str) -> Iterator[tuple[int, Recorded]
                       "journals)") from exc
         except CodecError as exc:
             raise bad(f"event: does not fit type {name!r}: {exc}") from exc
-        known = journal_type_version(type(decoded))
-        if type_v != known:
-            raise bad(f"type_version: {name} version {type_v} is not the one this "
-                      f"orderloom reads ({known})")
         yield number, Recorded(stream=address, version=version, event=decoded,
                                recorded_at=None if at is None else float(at))
 

@@ -18,7 +18,13 @@ from orderloom.actors import (
     journal_codec,
     journal_type_version,
 )
-from orderloom.runtime import JOURNAL_LINE_KEYS, MemoryStore, Recorded, export_journal
+from orderloom.runtime import (
+    JOURNAL_LINE_KEYS,
+    MemoryStore,
+    Recorded,
+    export_journal,
+    journal_line,
+)
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.simulation import (
     IncomparableReports,
@@ -264,3 +270,22 @@ def test_export_from_memory_equals_export_from_sqlite(exported: tuple[Path, Path
     buffer = io.StringIO()
     export_journal(store, journal_codec(), buffer, type_version=journal_type_version)
     assert buffer.getvalue() == out.read_text(encoding="utf-8")
+
+
+def test_an_export_of_an_older_version_is_lifted_and_a_newer_one_refused(
+        tmp_path: Path) -> None:
+    """A v1 CancellationRequested (before reviewers' notes were journaled) is read
+    through the wire registry's upgrader, with an empty note; a version this
+    orderloom does not know is refused naming the line."""
+    placed, cancel = (journal_line(r, journal_codec(), journal_type_version)
+                      for r in (_placed("a", 1.0), _cancel("a", 2.0)))
+    old = json.loads(cancel)
+    assert old["type_version"] == 2
+    old["type_version"] = 1
+    del old["event"]["note"]
+    recording = read_recording(_journal(tmp_path, [placed, json.dumps(old)]))
+    assert recording.cancels == 1
+    future = dict(old, type_version=9)
+    with pytest.raises(JournalError, match="line 2: type_version: CancellationRequested "
+                                           "version 9 is not one this orderloom reads"):
+        read_recording(_journal(tmp_path, [placed, json.dumps(future)]))
