@@ -21,7 +21,6 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -43,7 +42,8 @@ from orderloom.actors import (
     order_address,
     team_address,
 )
-from orderloom.runtime import ActorNotFound, Kernel
+from orderloom.runtime import ActorNotFound, AskTimeout
+from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.ops import TokenAuth, Tokens, principal_of
 
 __all__ = ["DeskError", "desk_app", "desk_routes"]
@@ -80,7 +80,7 @@ class DeskError(Exception):
 class _Desks:
     """What the routes share: the kernel, the desks' teams, where cases may go."""
 
-    def __init__(self, kernel: Kernel, teams: Sequence[str], reassign_to: Sequence[str]) -> None:
+    def __init__(self, kernel: LiveKernel, teams: Sequence[str], reassign_to: Sequence[str]) -> None:
         self.kernel = kernel
         self.teams = tuple(teams)
         self.reassign_to = tuple(reassign_to)
@@ -179,8 +179,7 @@ class _Desks:
         case before and after, and the answer (or a :class:`DeskError`)."""
         team, held = self.find(case_id)
         command = self.check(team, held, action, fields, principal)
-        self.kernel.tell(team_address(team), command)
-        answer = await self._answer(team, command.request_id)
+        answer = await self._ask(team, command)
         if answer.result is DeskResult.UNKNOWN_CASE:
             raise DeskError(404, "not_found", answer.detail)
         if answer.result is DeskResult.CLOSED:
@@ -192,17 +191,21 @@ class _Desks:
         after = desk.case(case_id) if desk is not None else None
         return team, held, after or held, answer
 
-    async def _answer(self, team: str, request_id: str) -> DeskAnswer:
-        """Wait for the desk's answer (its instance may change if it restarts)."""
-        with anyio.move_on_after(ANSWER_TIMEOUT):
-            while True:
-                desk = self.desk(team)
-                answer = desk.answers.get(request_id) if desk is not None else None
-                if answer is not None:
-                    return answer
-                await anyio.sleep(0.005)
-        raise DeskError(503, "unavailable", f"the {team} desk did not answer in "
-                                            f"{ANSWER_TIMEOUT:g} s; reload and try again")
+    async def _ask(self, team: str, command: ActOnCase) -> DeskAnswer:
+        """The desk's answer, given after its turn committed: a decision whose
+        commit failed is never reported as made (503: try again)."""
+        try:
+            answer = await self.kernel.ask(team_address(team), command, timeout=ANSWER_TIMEOUT)
+        except AskTimeout:
+            raise DeskError(503, "unavailable", f"the {team} desk did not answer in "
+                                                f"{ANSWER_TIMEOUT:g} s; reload and try again") from None
+        except Exception as exc:  # noqa: BLE001 (the turn failed: nothing was decided)
+            raise DeskError(503, "unavailable", f"the {team} desk could not record it "
+                                                f"({type(exc).__name__}); nothing was "
+                                                "decided, try again") from None
+        if not isinstance(answer, DeskAnswer):
+            raise DeskError(503, "unavailable", f"the {team} desk gave no answer")
+        return answer
 
 
 # -- JSON -----------------------------------------------------------------------------
@@ -467,7 +470,7 @@ def _page(desks: _Desks, base: str, principal: str, error: DeskError | None = No
 # -- routes ---------------------------------------------------------------------------
 
 
-def desk_routes(kernel: Kernel, teams: Sequence[str], *,
+def desk_routes(kernel: LiveKernel, teams: Sequence[str], *,
                 reassign_to: Sequence[str] | None = None) -> list[BaseRoute]:
     """The review desk's routes, to mount under ``/desk`` behind :class:`TokenAuth`.
 
@@ -547,7 +550,7 @@ def desk_routes(kernel: Kernel, teams: Sequence[str], *,
     ]
 
 
-def desk_app(kernel: Kernel, teams: Sequence[str], tokens: Tokens, *,
+def desk_app(kernel: LiveKernel, teams: Sequence[str], tokens: Tokens, *,
              reassign_to: Sequence[str] | None = None) -> ASGIApp:
     """:func:`desk_routes` mounted at ``/desk``, every route behind :class:`TokenAuth`."""
     app = Starlette(routes=[Mount("/desk", routes=desk_routes(

@@ -181,10 +181,14 @@ class _Checker:
         return value
 
     def string(self, path: str, value: object, *, pattern: re.Pattern[str] | None = None,
-               what: str = "a non-empty string") -> str | None:
+               what: str = "a non-empty string", secret: bool = False) -> str | None:
         if not isinstance(value, str) or not value.strip() or (
                 pattern is not None and not pattern.fullmatch(value)):
-            self.bad(path, what, value)
+            if secret:  # never echoed: say only what kind of value it was
+                self.problems.append(f"{path}: expected {what}, got a "
+                                     f"{type(value).__name__} (not shown)")
+            else:
+                self.bad(path, what, value)
             return None
         return value
 
@@ -248,7 +252,7 @@ class _Checker:
         if username is not None:
             username = self.string("broker.username", username)
         if password is not None:
-            password = self.string("broker.password", password)
+            password = self.string("broker.password", password, secret=True)
             if username is None and "username" not in raw:
                 self.problems.append("broker.password: a password needs broker.username")
         tls = None
@@ -266,9 +270,12 @@ class _Checker:
                             password=password, tls=tls)
 
     def store(self, value: object) -> str | None:
-        url = self.string("store", value, what="a store URL")
+        url = self.string("store", value, what="a store URL", secret=True)
         if url is not None and not url.lower().startswith(_STORE_SCHEMES):
-            self.bad("store", "a store URL: " + "; ".join(STORE_URL_FORMS), url)
+            # A URL may carry a password: only its scheme is shown.
+            scheme = url.split(":", 1)[0] if ":" in url else "no scheme"
+            self.problems.append(f"store: expected a store URL: {'; '.join(STORE_URL_FORMS)}, "
+                                 f"got one with scheme {scheme!r} (the URL is not shown)")
             return None
         return url
 

@@ -351,7 +351,14 @@ class PersistentActor(Actor, Generic[S]):
             raise
         finally:
             self._turn = None
-        self._commit(turn, inbox, kernel)
+        try:
+            self._commit(turn, inbox, kernel)
+        except BaseException:
+            # Nothing of the turn was recorded (a commit is atomic): the state
+            # goes back with it, so an actor that carries on (an asked turn's
+            # failure goes to the asker) never holds what its journal lacks.
+            self.state = before
+            raise
         await self._release(turn, kernel)
         return result
 

@@ -216,6 +216,9 @@ class _LiveCell:
         self._kernel._emit(self._address, event, self.current)
 
 
+_DRIVER = Address("kernel-driver")
+"""The asker's address of :meth:`LiveKernel.ask` (from outside any actor)."""
+
 class LiveKernel(KernelRecords):
     """Runs actors as anyio tasks against the wall clock.
 
@@ -463,6 +466,38 @@ class LiveKernel(KernelRecords):
                 pass  # a full mailbox means the actor will look at the flag soon
             else:
                 self._inflight += 1  # the stop, settled when the actor reads the wake
+
+    async def ask(self, to: Address | str, message: Message, *, timeout: float) -> Any:
+        """Ask the actor at ``to`` from outside any actor (an HTTP handler on
+        this kernel's event loop) and return its handler's answer. The answer
+        comes after the recipient's turn, so for a persistent actor after its
+        commit: a failed commit raises here instead of answering.
+
+        Args:
+            timeout: kernel seconds to wait.
+
+        Raises:
+            AskTimeout: no answer in time (the message may still be handled).
+            ActorNotFound: nothing runs at ``to`` (and no activator starts it).
+            Exception: the handler's own exception.
+        """
+        if not timeout > 0:
+            raise ValueError(f"ask timeout must be > 0, got {timeout!r}")
+        envelope = self._envelope(None, Address(str(to)), message, None, _DRIVER)
+        reply = _Reply()
+        self._asks[envelope.message_id] = reply
+        try:
+            with anyio.fail_after(timeout / self.speed):
+                await self._post(envelope)
+                await reply.event.wait()
+        except TimeoutError as exc:
+            raise AskTimeout(_DRIVER, envelope.recipient, type(message).__qualname__,
+                             envelope.message_id, timeout) from exc
+        finally:
+            self._asks.pop(envelope.message_id, None)
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
 
     def add_turn_sink(self, sink: TurnSink) -> None:
         """Receive ``sink(envelope, latency)`` when the turn of an envelope that

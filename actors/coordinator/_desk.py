@@ -19,7 +19,6 @@ withdrawn case refuses every further action; the answer to each
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -255,17 +254,14 @@ class ReviewDesk(PersistentActor[DeskBook]):
     Args:
         team: the team's name (the desk runs at ``team/<team>``).
         store: where its journal lives.
-        answers: how many answers to :class:`ActOnCase` to keep for askers.
     """
 
     snapshot_every = 256
 
-    def __init__(self, team: str, store: Store, *, answers: int = 1024) -> None:
+    def __init__(self, team: str, store: Store) -> None:
         if not team:
             raise ValueError("team: expected a non-empty team name")
         self.team = team
-        self._keep = answers
-        self.answers: OrderedDict[str, DeskAnswer] = OrderedDict()
         super().__init__(store)
 
     def initial_state(self) -> DeskBook:
@@ -314,7 +310,7 @@ class ReviewDesk(PersistentActor[DeskBook]):
     @handler
     async def on_act(self, msg: ActOnCase) -> DeskAnswer:
         """A person acted: note it, or decide the case and tell its order.
-        The answer is returned (to an ``ask``) and kept in :attr:`answers`."""
+        The answer is returned to the asker, after this turn's commit."""
         held = self.state.cases.get(msg.case_id)
         if held is None:
             return self._answer(msg, DeskResult.UNKNOWN_CASE,
@@ -369,13 +365,12 @@ class ReviewDesk(PersistentActor[DeskBook]):
 
     def _answer(self, msg: ActOnCase, result: DeskResult, detail: str,
                 status: CaseStatus | None = None) -> DeskAnswer:
-        # Kept for the HTTP side, which tells the desk and then waits for the
-        # answer: not state (no later turn reads it), so not journaled.
+        # Returned to the asker (the HTTP side asks, so it hears it only
+        # after this turn committed) and emitted (released after the commit
+        # too); not state, so not journaled.
         answer = DeskAnswer(request_id=msg.request_id, result=result, detail=detail,
                             status=status)
-        self.answers[msg.request_id] = answer
-        while len(self.answers) > self._keep:
-            self.answers.popitem(last=False)
+        self.ctx.emit(answer)
         return answer
 
 

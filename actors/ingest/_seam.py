@@ -230,8 +230,12 @@ class IngestSeam:
             if match is None:
                 raise IngestError(IngestReason.BAD_ADDRESS, "an outside source may address "
                                   "intake or order/<id> only", path="recipient")
-            order_id = getattr(body, "order_id", None)
-            if order_id is not None and order_id != match.group(1):
+            if not isinstance(body, m.Event):
+                # Not a person's decision, a timer or another actor's protocol
+                # message: an outside source reports facts, it does not act.
+                raise IngestError(IngestReason.BAD_ADDRESS, "an outside source may send an "
+                                  "order only its events (order.* facts)", path="type")
+            if body.order_id != match.group(1):
                 raise IngestError(IngestReason.BAD_ADDRESS, "the recipient is another "
                                   "order's address", path="recipient")
         return IngestAccepted(source=name, envelopes=(envelope,))

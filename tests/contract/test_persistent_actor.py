@@ -399,3 +399,42 @@ def test_an_asked_turn_that_raises_leaves_the_committed_state(runner: Runner) ->
     assert [r.event for r in store.journal("ledger")] == [Deposited(amount=5),
                                                           Deposited(amount=2)]
     assert log == []  # the failed turn's timer was never armed
+
+
+def test_an_asked_turn_whose_commit_fails_leaves_the_committed_state(runner: Runner) -> None:
+    """The store refuses an asked turn's commit: the failure goes back to the asker,
+    the actor keeps running, and its state is what the journal holds (the
+    refused deposit is not in it), so later turns build on the journal."""
+    from orderloom.runtime import Actor, StoreError
+
+    store, log, starts, answers, notes = MemoryStore(), [], [], [], []  # type: ignore[var-annotated]
+    real_commit = store.commit
+
+    def refuse_seven(stream: str, turn: Any) -> Any:
+        if Deposited(amount=7) in turn.events:
+            raise StoreError("injected: the disk is full")
+        return real_commit(stream, turn)
+
+    store.commit = refuse_seven  # type: ignore[method-assign]
+
+    class Asker(Actor):
+        @handler
+        async def on_note(self, msg: Note) -> None:
+            try:
+                await self.ctx.ask(Address("ledger"), Deposit(amount=7), timeout=1000.0)
+            except StoreError as exc:
+                answers.append(str(exc))
+
+    def setup(k: Kernel) -> None:
+        k.spawn(lambda: _observer(notes), "observer")
+        _spawn(k, store, log, starts)
+        k.spawn(Asker, "asker")
+        k.tell("ledger", Deposit(amount=5))
+        k.tell("asker", Note(text="go"), delay=1.0)
+        k.tell("ledger", Deposit(amount=2), delay=2.0)
+
+    runner.run(setup, until=4)
+    assert answers == ["injected: the disk is full"] and starts == [0]
+    assert notes == ["balance 5", "balance 7"]  # 5 + 2: the refused 7 is not in the state
+    assert [r.event for r in store.journal("ledger")] == [Deposited(amount=5),
+                                                          Deposited(amount=2)]

@@ -64,7 +64,9 @@ def test_every_endpoint_refuses_a_request_without_a_token() -> None:
                 response = await client.request(method, path, headers=headers)
                 assert response.status_code == 401, (method, path)
         desk = kernel.actor("team/fraud")
-        assert isinstance(desk, ReviewDesk) and desk.answers == {}
+        assert isinstance(desk, ReviewDesk)  # and nothing reached it:
+        assert all(c.status.value == "open" and len(c.history) == 1
+                   for c in desk.book.cases.values())
 
     _run(body, token=None)
 
@@ -247,3 +249,34 @@ def test_desk_routes_need_a_team(teams: tuple[str, ...]) -> None:
     from orderloom.cli._desk_web import desk_routes
     with pytest.raises(ValueError, match="teams"):
         desk_routes(LiveKernel(), teams)
+
+
+def test_a_decision_whose_commit_fails_is_not_reported_as_made() -> None:
+    """The desk's journal refuses the decision (a store failure): the person gets
+    503 and the case stays open, instead of 200 for a decision that was never
+    recorded nor sent to the order."""
+    from orderloom.actors import DeskCaseDecided
+    from orderloom.runtime import StoreError
+
+    async def body(client: httpx2.AsyncClient, kernel: LiveKernel, store: Store) -> None:
+        real_commit = store.commit
+
+        def failing(stream: str, turn: Any) -> Any:
+            if stream.startswith("team/") and any(isinstance(e, DeskCaseDecided)
+                                                  for e in turn.events):
+                raise StoreError("injected: the commit failed")
+            return real_commit(stream, turn)
+
+        store.commit = failing  # type: ignore[method-assign]
+        case_id = await _case_id(client, "f1")
+        answer = await client.post(f"/desk/api/cases/{quote(case_id, safe='')}/approve",
+                                   json={"why": "looks fine"})
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "unavailable"
+        assert not [r for r in store.journal("team/fraud") if isinstance(r.event, DeskCaseDecided)]
+        store.commit = real_commit  # type: ignore[method-assign]
+        after = await client.get(f"/desk/api/cases/{quote(case_id, safe='')}")
+        assert after.json()["status"] == "open"
+        assert _order(kernel, "f1").lifecycle is Lifecycle.ON_HOLD
+
+    _run(body)

@@ -25,7 +25,7 @@ HANG_GUARD = 60.0  # real seconds: a guard against hangs, not a timing
 def _password_file(folder: Path, user: str, password: str) -> Path:
     tool = shutil.which("mosquitto_passwd")
     if tool is None:
-        pytest.skip("mosquitto_passwd is not on PATH")
+        broker._missing("mosquitto_passwd is not on PATH")
     path = folder / "passwords"
     path.write_text("", encoding="utf-8")
     subprocess.run([tool, "-b", str(path), user, password], check=True, timeout=30)
@@ -37,7 +37,7 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A throw-away CA and a server certificate for 127.0.0.1 it signed."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not on PATH")
+        broker._missing("openssl is not on PATH")
     ca_key, ca, key, csr, cert = (folder / n for n in (
         "ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
     ext = folder / "san.cnf"

@@ -15,6 +15,7 @@ from orderloom.actors import (
     CaseWithdrawn,
     Decision,
     DeskAction,
+    DeskAnswer,
     DeskCase,
     DeskResult,
     Lifecycle,
@@ -32,11 +33,22 @@ from orderloom.simulation import SimKernel, read_recording
 from ..desk import SPECS, act, desk_world
 
 
+_ANSWERS: dict[int, dict[str, DeskAnswer]] = {}
+
+
 def _world(store: Store | None = None, **kw: Any) -> tuple[SimKernel, Store]:
     kernel, journals = SimKernel(seed=1), store or MemoryStore()
+    answers = _ANSWERS.setdefault(id(kernel), {})
+    kernel.add_sink(lambda t, a, e: answers.__setitem__(e.request_id, e)
+                    if isinstance(e, DeskAnswer) else None)
     desk_world(kernel, journals, **kw)
     kernel.run(600.0)
     return kernel, journals
+
+
+def _answers(kernel: SimKernel) -> dict[str, DeskAnswer]:
+    """The desk's answers, as emitted after each turn's commit, by request id."""
+    return _ANSWERS[id(kernel)]
 
 
 def _desk(kernel: SimKernel, team: str = "fraud") -> ReviewDesk:
@@ -79,7 +91,7 @@ def test_approve_carries_out_the_proposal_and_the_order_journals_who_and_why() -
     after = _case_of(kernel, "f1")
     assert (after.status, after.decided_by, after.decision) == (
         CaseStatus.DECIDED, "alice", Decision.CANCEL)
-    assert _desk(kernel).answers["r1"].result is DeskResult.DONE
+    assert _answers(kernel)["r1"].result is DeskResult.DONE
 
 
 def test_override_releases_the_hold_with_who_what_and_why_in_the_journal() -> None:
@@ -110,7 +122,7 @@ def test_a_decided_case_refuses_further_actions() -> None:
             decision=Decision.CANCEL if action is DeskAction.OVERRIDE else None,
             to="customer-care" if action is DeskAction.REASSIGN else None))
     kernel.run(3000.0)
-    answers = _desk(kernel).answers
+    answers = _answers(kernel)
     assert [answers[f"again-{i}"].result for i in range(4)] == [DeskResult.CLOSED] * 4
     assert len([e for e in _journal(store, "f2") if isinstance(e, m.HoldReleased)]) == 1
 
@@ -137,7 +149,7 @@ def test_invalid_actions_are_answered_and_change_nothing() -> None:
                                   request_id="self"))
     kernel.tell("team/fraud", act("nope", DeskAction.APPROVE, request_id="unknown"))
     kernel.run(700.0)
-    answers = _desk(kernel).answers
+    answers = _answers(kernel)
     assert (answers["same"].result, answers["self"].result, answers["unknown"].result) == (
         DeskResult.INVALID, DeskResult.INVALID, DeskResult.UNKNOWN_CASE)
     assert answers["same"].detail.startswith("decision:")
@@ -178,7 +190,7 @@ def test_a_withdrawn_case_refuses_actions() -> None:
     kernel.tell("team/fraud", act(case.case_id, DeskAction.APPROVE))
     kernel.run(800.0)
     assert _case_of(kernel, "f1").status is CaseStatus.WITHDRAWN
-    assert _desk(kernel).answers["r1"].result is DeskResult.CLOSED
+    assert _answers(kernel)["r1"].result is DeskResult.CLOSED
 
 
 def test_a_case_resent_while_open_is_kept_once() -> None:

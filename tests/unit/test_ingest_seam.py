@@ -26,7 +26,7 @@ from orderloom.actors import (
     ingest_sources,
     wire_codec,
 )
-from orderloom.actors.coordinator import GatewayCapture
+from orderloom.actors.coordinator import CaseDecision, GatewayCapture
 from orderloom.runtime import (
     Address,
     Envelope,
@@ -201,6 +201,11 @@ def _place() -> PlaceOrder:
                       lines=(LineItemSpec(line_id="L1", sku="S", quantity=1, unit_price=100),))
 
 
+def _decision() -> CaseDecision:
+    return CaseDecision(order_id="O-1", case_id="h1", team="fraud", reviewer="alice",
+                        decision="release", proposal="cancel")
+
+
 def _gateway() -> GatewayCapture:
     return GatewayCapture(order_id="O-1", request_id="r1", notify=Address("order/O-1"),
                           authorization_id="a1", amount=100)
@@ -254,6 +259,11 @@ BAD: list[tuple[str, bytes, IngestReason]] = [
      IngestReason.BAD_ADDRESS),
     ("asks", json.dumps(envelope_json(reply_to="gateway")).encode(), IngestReason.BAD_ADDRESS),
     ("command_to_intake", json.dumps(envelope_json(_gateway())).encode(),
+     IngestReason.BAD_ADDRESS),
+    # A person's decision (or any non-event) forged by an outside source.
+    ("decision_to_order", json.dumps(envelope_json(_decision(), recipient="order/O-1")).encode(),
+     IngestReason.BAD_ADDRESS),
+    ("command_to_order", json.dumps(envelope_json(_place(), recipient="order/O-1")).encode(),
      IngestReason.BAD_ADDRESS),
 ]
 

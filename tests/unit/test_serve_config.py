@@ -152,6 +152,17 @@ def test_relative_files_resolve_next_to_the_config(tmp_path: Path) -> None:
     assert config.settings.policy.name == "aggressive"
 
 
+@pytest.mark.parametrize("text", [
+    "store: mysql://admin:pa55word-xyz@db/orders\n",
+    "broker: {username: u, password: 12345678}\n",
+])
+def test_a_refused_secret_is_never_echoed(text: str) -> None:
+    """A store URL of an unknown scheme (it may hold a password) or a password of
+    the wrong type is refused without its value in the message."""
+    problems = _problems(GOOD + text)
+    assert problems and not any(s in p for p in problems for s in ("pa55word", "12345678"))
+
+
 def test_the_password_stays_out_of_the_repr() -> None:
     """A config printed for debugging shows neither the broker password nor the tokens."""
     config = parse_serve_config(
