@@ -91,6 +91,12 @@ class MqttTransport:
             a disconnect.
         timeout: how long (seconds) to wait for the broker to answer a
             connect, a subscribe or a publish.
+
+    Attributes:
+        published: envelopes published and confirmed by the broker (PUBACK).
+        delivered: inbound envelopes handed to the kernel (dead-lettered
+            payloads are not envelopes and not counted here).
+        dead_letters: inbound payloads refused, each published to a dead topic.
     """
 
     def __init__(
@@ -116,6 +122,8 @@ class MqttTransport:
         self.session_expiry = session_expiry
         self.timeout = timeout
         self.dead_letters = 0  # payloads refused (each published to a dead topic)
+        self.published = 0  # envelopes the broker confirmed (PUBACK)
+        self.delivered = 0  # inbound envelopes handed to the kernel
         self._client: aiomqtt.Client | None = None
         self._publishing = anyio.Semaphore(window)
         send, receive = anyio.create_memory_object_stream[Delivery](window)
@@ -190,6 +198,7 @@ class MqttTransport:
         """
         payload = self.codec.encode_envelope(envelope)
         await self._publish(to_topic(envelope.recipient), payload)
+        self.published += 1
 
     def deliveries(self) -> AsyncIterator[Delivery]:
         """The inbound envelopes, bounded (``window``); ends when the transport closes."""
@@ -220,6 +229,7 @@ class MqttTransport:
                     ack = functools.partial(self._ack, client, message.mid)
                     # Waits while the kernel does not read: back-pressure, not a drop.
                     await self._send.send(Delivery(envelope, ack))
+                    self.delivered += 1
             except aiomqtt.MqttError as exc:  # the connection broke
                 raise TransportError("receive", f"{self.hostname}:{self.port}: {exc}") from exc
 
