@@ -25,6 +25,7 @@ FIGURES = {
     "coordinator_cpu_share_postgres", "world_cpu_share_postgres",
     "event_to_command_p50_ms", "event_to_command_p99_ms",
     "rss_kb_per_active_order", "rss_kb_per_passivated_order",
+    "rss_kb_per_passivated_order_first_batch",
 }
 
 
