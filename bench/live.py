@@ -28,7 +28,9 @@ PID at the end. Prints one ``name=value`` line per figure:
   orders paced at half of (b)'s lifecycle rate; in the world process, one
   clock, from a world actor handing an event to the transport to the arrival
   of the first coordinator envelope caused by it (``causation_id``);
-  target p99 <= 50 ms.
+  target p99 <= 50 ms. ``paced_orders_per_s`` is the pace and
+  ``paced_lifecycles_per_s`` what the coordinator finished: below the pace,
+  it did not keep up and the latencies include a growing queue.
 - ``rss_kb_per_active_order`` / ``rss_kb_per_passivated_order``: (e) in a
   coordinator subprocess of its own (SQLite): resident memory above the idle
   coordinator's, per order, with ``--memory-orders`` open orders in memory
@@ -586,6 +588,10 @@ def main() -> None:
         paced = flow(port, f"sqlite:///{tmp}/paced.sqlite", max(2, args.orders // 2),
                      rate=sqlite.lifecycles_per_s / 2)
         latencies_ms = [s * 1000 for s in paced.latencies_s]
+        # If the coordinator did not keep up with the pace, the latencies
+        # measure a queue: these two say whether it did.
+        print(f"paced_orders_per_s={sqlite.lifecycles_per_s / 2:.1f}")
+        print(f"paced_lifecycles_per_s={paced.lifecycles_per_s:.1f}")
         print(f"event_to_command_p50_ms={percentile(latencies_ms, 50):.2f}")
         print(f"event_to_command_p99_ms={percentile(latencies_ms, 99):.2f}", flush=True)
 
