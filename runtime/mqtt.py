@@ -134,6 +134,12 @@ class MqttTransport:
         username: the broker login (None: anonymous).
         password: the login's password.
         tls: connect over TLS with these files (None: plain TCP).
+
+    Attributes:
+        published: envelopes published and confirmed by the broker (PUBACK).
+        delivered: inbound envelopes handed to the kernel (dead-lettered
+            payloads are not envelopes and not counted here).
+        dead_letters: inbound payloads refused, each published to a dead topic.
     """
 
     def __init__(
@@ -173,6 +179,8 @@ class MqttTransport:
         self._password = password
         self.tls = tls
         self.dead_letters = 0  # payloads refused (each published to a dead topic)
+        self.published = 0  # envelopes the broker confirmed (PUBACK)
+        self.delivered = 0  # inbound envelopes handed to the kernel
         self._client: aiomqtt.Client | None = None
         self._publishing = anyio.Semaphore(window)
         send, receive = anyio.create_memory_object_stream[Delivery](window)
@@ -272,6 +280,7 @@ class MqttTransport:
         """
         payload = self.codec.encode_envelope(envelope)
         await self._publish(to_topic(envelope.recipient), payload)
+        self.published += 1
 
     async def publish_dead_letter(self, letter: RefusedPayload) -> None:
         """Publish ``letter`` (already redacted) on ``orderloom/v1/dead/{reason}``; return on PUBACK.
@@ -328,6 +337,7 @@ class MqttTransport:
                     ack = functools.partial(self._ack, client, message.mid)
                     # Waits while the kernel does not read: back-pressure, not a drop.
                     await self._send.send(Delivery(envelope, ack))
+                    self.delivered += 1
             except aiomqtt.MqttError as exc:  # the connection broke
                 raise TransportError("receive", f"{self.hostname}:{self.port}: {exc}") from exc
 

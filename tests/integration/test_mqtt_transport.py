@@ -128,7 +128,8 @@ class Ponger(Actor):
 
 def test_a_tell_crosses_the_broker_and_the_reply_comes_back_with_its_provenance() -> None:
     """An actor on kernel A pings an actor on kernel B over MQTT and gets the pong,
-    with message ids, causation, correlation and sender kept on both hops."""
+    with message ids, causation, correlation and sender kept on both hops; each
+    transport counts one confirmed publish and one delivery."""
     host, port = broker.shared_broker()
     run, client = _names()
     pinger, ponger = Address(f"{run}/a/pinger"), Address(f"{run}/b/ponger")
@@ -137,18 +138,19 @@ def test_a_tell_crosses_the_broker_and_the_reply_comes_back_with_its_provenance(
 
     async def main() -> None:
         done = anyio.Event()
+        ta = MqttTransport(CODEC, client_id=f"{client}-a", subscriptions=[f"{run}/a/#"],
+                           hostname=host, port=port, session_expiry=SESSION)
+        tb = MqttTransport(CODEC, client_id=f"{client}-b", subscriptions=[f"{run}/b/#"],
+                           hostname=host, port=port, session_expiry=SESSION)
         with anyio.fail_after(HANG_GUARD):
-            async with MqttTransport(CODEC, client_id=f"{client}-a", subscriptions=[f"{run}/a/#"],
-                                     hostname=host, port=port, session_expiry=SESSION) as ta, \
-                    MqttTransport(CODEC, client_id=f"{client}-b",
-                                  subscriptions=[f"{run}/b/#"], hostname=host, port=port,
-                                  session_expiry=SESSION) as tb, \
-                    LiveKernel(transport=ta, trace=True) as a, LiveKernel(transport=tb) as b:
+            async with ta, tb, LiveKernel(transport=ta, trace=True) as a, \
+                    LiveKernel(transport=tb) as b:
                 a.spawn(lambda: Pinger(at_a, done), pinger)
                 b.spawn(lambda: Ponger(at_b), ponger)
                 start_id = a.tell(pinger, Start(to=ponger), correlation_id="corr-1")
                 await done.wait()
                 published = [e for e in a.trace or () if e.kind == "publish"]
+        assert (ta.published, ta.delivered, tb.published, tb.delivered) == (1, 1, 1, 1)
         ping, pong = at_b[0], at_a[0]
         assert (ping.causation_id, ping.correlation_id, ping.sender, ping.recipient,
                 ping.body) == (start_id, "corr-1", pinger, ponger, Ping(n=7))
