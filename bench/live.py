@@ -553,7 +553,7 @@ def main() -> None:
     # aiomqtt warns on every publish made while more than 10 wait for their
     # PUBACK: by design here (100, or the window of 32), and a log line per
     # message would be measured along with it.
-    logging.getLogger("mqtt").setLevel(logging.ERROR)
+    logging.getLogger("mqtt").setLevel(logging.ERROR)  # (MqttTransport already bounds its pending publishes)
     if args.role == "world":
         anyio.run(world_role, args, backend="asyncio")
         return

@@ -213,6 +213,9 @@ class MqttTransport:
         # aiomqtt 2.5 acknowledges on receipt and has no switch for it; its
         # paho client underneath does (set before connecting).
         client._client.manual_ack_set(True)  # noqa: SLF001
+        # Our window bounds the publishes waiting for their PUBACK; aiomqtt
+        # warns past 10 by default, which under load is one log line per publish.
+        client.pending_calls_threshold = self.window + 1
         stack = AsyncExitStack()
         try:
             await stack.enter_async_context(client)
