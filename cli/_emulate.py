@@ -14,19 +14,23 @@ neither taken for a duplicate nor for stale by the orders.
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
 import anyio
 import attrs
 import click
 
 from orderloom.actors import team_address, warehouse_address, wire_codec
-from orderloom.runtime import Actor, TransportError
+from orderloom.runtime import Actor, Envelope, TransportError
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.mqtt import MqttTransport
 from orderloom.simulation import Scenario, load_scenario, resolve_scenario, world_actors, world_for
@@ -148,24 +152,71 @@ def default_client_id(label: str) -> str:
 async def run_emulation(
     run: Emulation, *, host: str, port: int, client_id: str, speed: float,
     start_time: float, seed: int | None, ready: Callable[[str], None],
+    ledger: Path | None = None,
 ) -> None:
     """Run ``run``'s actors on the broker until SIGTERM or SIGINT, then let
     what is due finish (up to :data:`STOP_GRACE` real seconds) and return.
 
+    With a ``ledger``, every command an actor handled is appended to it
+    (:func:`ledger_sink`).
+
     Raises:
         TransportError: the broker cannot be reached, or the connection broke.
     """
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
+            ledger_sink(ledger) as record:
         async with MqttTransport(wire_codec(), client_id=client_id, subscriptions=list(run.actors),
                                  hostname=host, port=port) as transport, \
                 LiveKernel(seed=seed, speed=speed, start_time=start_time,
                            transport=transport) as kernel:
+            if record is not None:
+                kernel.add_turn_sink(record)
             for address, factory in run.actors.items():
                 kernel.spawn(factory, address)
             ready(f"emulating {', '.join(run.actors)} on {host}:{port} as {client_id}")
             async for _ in signals:
                 break
             await kernel.settle(STOP_GRACE)
+
+
+LEDGER_KEYS = ("message_id", "recipient", "type", "order_id", "command_id")
+"""The keys of a ledger line (``--ledger``), in this order."""
+
+_COMMAND_IDS = ("request_id", "fulfillment_order_id", "case_id", "command_id")
+
+
+def ledger_line(envelope: Envelope) -> dict[str, str | None]:
+    """What the ledger records of a command an emulated actor handled: the
+    envelope's id and recipient, the message type, the order and the
+    command's own id (the gateway's ``request_id``, a warehouse's
+    ``fulfillment_order_id``, a team's ``case_id``; None for messages that
+    carry none, such as a downstream ``SyncOrder`` snapshot)."""
+    body = envelope.body
+    order_id = getattr(body, "order_id", None)
+    snapshot = getattr(body, "snapshot", None)
+    if order_id is None and snapshot is not None:
+        order_id = getattr(snapshot, "order_id", None)
+    command_id = next((getattr(body, name) for name in _COMMAND_IDS
+                       if isinstance(getattr(body, name, None), str)), None)
+    return {"message_id": envelope.message_id, "recipient": str(envelope.recipient),
+            "type": type(body).__name__, "order_id": order_id, "command_id": command_id}
+
+
+@contextmanager
+def ledger_sink(path: Path | None) -> Iterator[Callable[[Envelope, float], None] | None]:
+    """A turn sink appending one JSON line (:func:`ledger_line`) per handled
+    command to ``path``, each written through to the OS at once (a killed
+    emulator loses no line it had written); None without a path."""
+    if path is None:
+        yield None
+        return
+    handle: IO[str]
+    with path.open("a", encoding="utf-8", buffering=1) as handle:
+
+        def record(envelope: Envelope, _latency: float) -> None:
+            handle.write(json.dumps(ledger_line(envelope), separators=(",", ":")) + "\n")
+
+        yield record
 
 
 def _transport_error(exc: BaseException) -> TransportError | None:
@@ -182,7 +233,8 @@ def _transport_error(exc: BaseException) -> TransportError | None:
 
 def emulate_command(kind: str, ident: str | None, scenario_name: str, speed: float,
                     broker: str, client_id: str | None, start_hour: float | None,
-                    without: tuple[str, ...] = (), wall_clock: bool = False) -> None:
+                    without: tuple[str, ...] = (), wall_clock: bool = False,
+                    ledger: Path | None = None) -> None:
     """The body of ``orderloom emulate`` (usage errors raise, exit 2; an
     unreachable or lost broker exits 1)."""
     host, port = parse_broker(broker)
@@ -199,7 +251,7 @@ def emulate_command(kind: str, ident: str | None, scenario_name: str, speed: flo
     try:
         anyio.run(lambda: run_emulation(
             run, host=host, port=port, client_id=client, speed=speed,
-            start_time=start_time, seed=scenario.seed, ready=ready),
+            start_time=start_time, seed=scenario.seed, ready=ready, ledger=ledger),
             backend="asyncio")
     except BaseException as exc:  # noqa: BLE001 - only a transport failure is translated
         error = _transport_error(exc)

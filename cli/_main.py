@@ -495,16 +495,20 @@ main.add_command(replay_command)
 @click.option("--wall-clock", is_flag=True,
               help="Keep Unix time as orderloom serve does (team shifts follow the UTC hour; "
                    "the scenario's fault windows, in scenario time, never apply).")
+@click.option("--ledger", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              metavar="FILE",
+              help="Append one JSON line per command an emulated actor handled (message id, "
+                   "recipient, type, order id, command id) to FILE.")
 def emulate(kind: str, ident: str | None, without: tuple[str, ...], scenario_name: str,
             speed: float, broker: str, client_id: str | None, start_hour: float | None,
-            wall_clock: bool) -> None:
+            wall_clock: bool, ledger: Path | None) -> None:
     """Run one of SCENARIO's simulated world actors (KIND, with --id) on the MQTT
     broker until SIGTERM or SIGINT (exit 0)."""
     from ._emulate import emulate_command
 
     try:
         emulate_command(kind, ident, scenario_name, speed, broker, client_id, start_hour,
-                        without, wall_clock)
+                        without, wall_clock, ledger)
     except DocumentError as exc:
         _fail(exc)
 
@@ -526,7 +530,7 @@ def serve(config_path: Path | None, check: bool, example: bool) -> None:
     """
     import anyio
 
-    from orderloom.runtime import OrderloomError
+    from orderloom.runtime import CrashPointError, OrderloomError, armed_crash_point
 
     from ._serve import ServeError
     from ._serve import serve as run_serve
@@ -540,6 +544,11 @@ def serve(config_path: Path | None, check: bool, example: bool) -> None:
         return
     if config_path is None:
         raise click.UsageError("Missing option '--config' (or --example to print an example config).")
+    try:
+        armed_crash_point()  # a test setting: refused now if malformed (docs/serve.md)
+    except CrashPointError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
     try:
         config = load_serve_config(config_path)
     except ServeConfigError as exc:

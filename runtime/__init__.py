@@ -35,6 +35,7 @@ from ._driver import Kernel
 from ._records import EmitSink, KernelRecords
 from ._persistent import PersistentActor, TimerDue, TurnSuspended
 from ._codec import AttrsCodec, Codec
+from ._crash import CRASH_AT_VARIABLE, CRASH_POINTS, CrashPointError, armed_crash_point
 from ._memory_store import MemoryStore
 from ._journal_export import JOURNAL_LINE_KEYS, export_journal, journal_line
 from ._store_url import STORE_URL_FORMS, InvalidStoreUrl, open_store
@@ -111,12 +112,15 @@ __all__ = [
     "Address",
     "AskTimeout",
     "AttrsCodec",
+    "CRASH_AT_VARIABLE",
+    "CRASH_POINTS",
     "ChildFailed",
     "Codec",
     "CodecError",
     "ConcurrencyConflict",
     "Context",
     "CorruptRecord",
+    "CrashPointError",
     "DeadLetter",
     "Delivery",
     "DomainError",
@@ -187,6 +191,7 @@ __all__ = [
     "WireRegistrationError",
     "WireType",
     "ack_after",
+    "armed_crash_point",
     "dead_topic",
     "export_journal",
     "handler",

@@ -46,6 +46,7 @@ from ._contract import (
     RestartPolicy,
     TimerId,
 )
+from ._crash import crash_point
 from ._errors import KernelError
 from ._store import DurableTimer, OutboxEntry, Snapshot, Store, Turn
 
@@ -327,7 +328,9 @@ class PersistentActor(Actor, Generic[S]):
             for entry in unpublished:
                 await kernel.send(Address(entry.recipient), entry.message,  # type: ignore[arg-type]
                                   correlation_id=entry.correlation_id)
+            crash_point("restore.outbox")
             self.store.mark_published(e.entry_id for e in unpublished)
+        crash_point("actor.after_restore")
 
     # -- the turn ----------------------------------------------------------------------
 
@@ -338,6 +341,7 @@ class PersistentActor(Actor, Generic[S]):
         if isinstance(message, TimerDue):
             if message.timer_id not in self._pending:
                 return None  # cancelled, or fired already: nothing to do
+            crash_point("timer.after_fire")
         elif envelope is not None:
             inbox = envelope.message_id
             if self.store.seen(self.stream, inbox):
@@ -359,6 +363,7 @@ class PersistentActor(Actor, Generic[S]):
             # failure goes to the asker) never holds what its journal lacks.
             self.state = before
             raise
+        crash_point("turn.after_commit")
         await self._release(turn, kernel)
         return result
 
@@ -400,6 +405,7 @@ class PersistentActor(Actor, Generic[S]):
         timers_set, cancelled = turn.timers_set, turn.timers_cancelled
         if not (events or inbox or outbox or timers_set or cancelled or turn.passivate):
             return
+        crash_point("turn.before_commit")
         store.commit(self.stream, Turn(
             expected_version=self.version, events=events, inbox_id=inbox, outbox=outbox,
             timers_set=tuple(timers_set.values()) if timers_set else (),
@@ -415,10 +421,13 @@ class PersistentActor(Actor, Generic[S]):
             turn.outbox_ids = tuple(e.entry_id for e in outbox)
 
     async def _release(self, turn: _Turn, kernel: Context) -> None:
+        sent = 0
         for effect in turn.effects:
             kind = effect[0]
             if kind == "send":
+                crash_point("outbox.mid" if sent else "outbox.before_publish")
                 await kernel.send(effect[1], effect[2], delay=effect[3], correlation_id=effect[4])
+                sent += 1
             elif kind == "emit":
                 kernel.emit(effect[1])
             elif kind == "arm":
@@ -429,6 +438,7 @@ class PersistentActor(Actor, Generic[S]):
                 if armed is not None:
                     kernel.cancel(armed)
         if turn.outbox_ids:
+            crash_point("outbox.after_publish")
             self.store.mark_published(turn.outbox_ids)
 
     # -- durable timers ----------------------------------------------------------------

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._codec import Codec
+from ._crash import crash_point
 from ._refused import RefusedPayload, dead_letter_of_row, dead_letter_row
 from ._rows import Row, RowReader
 from ._store import (
@@ -214,6 +215,7 @@ class SqliteStore:
                     if snapshot_row is not None:
                         db.execute("INSERT OR REPLACE INTO snapshots (stream, version, type, "
                                    "data) VALUES (?, ?, ?, ?)", snapshot_row)
+                    crash_point("store.after_append")
                     db.execute("COMMIT")
                 except BaseException:
                     _rollback(db)

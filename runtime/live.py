@@ -66,6 +66,7 @@ from ._errors import (
     OrderloomError,
     UnhandledMessage,
 )
+from ._crash import crash_point
 from ._records import KernelRecords
 from ._reply import KernelReply, error_for, failure_of
 from ._supervision import RestartBudget
@@ -677,7 +678,9 @@ class LiveKernel(KernelRecords):
                 del pending[i]
                 if not pending:
                     del self._acks[envelope.message_id]
+                crash_point("ack.before")
                 delivery.ack()
+                crash_point("ack.after")
                 return
 
     def _turned(self, cell: _LiveCell, envelope: Envelope, completed: bool) -> None:

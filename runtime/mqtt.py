@@ -52,6 +52,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ._contract import Envelope
+from ._crash import crash_point
 from ._ingest import IngestGate
 from ._refused import RefusedPayload
 from ._topics import (
@@ -318,6 +319,7 @@ class MqttTransport:
                 await client.publish(topic, payload, qos=_QOS, timeout=self.timeout)
             except aiomqtt.MqttError as exc:
                 raise TransportError("publish", f"{topic}: {exc}") from exc
+        crash_point("publish.after_confirm")
 
     async def _read_until_stopped(self, client: aiomqtt.Client) -> None:
         with self._reading:
@@ -331,6 +333,7 @@ class MqttTransport:
                             f"{TOPIC_ROOT}/{TopicKind.IN.value}/"):
                         await self._ingest(client, self.ingest, message)
                         continue
+                    crash_point("transport.received")
                     envelope = await self._decode(message)
                     if envelope is None:
                         self._ack(client, message.mid)

@@ -128,3 +128,22 @@ def test_the_clock_starts_at_the_scenario_hour_or_at_the_wall_clock() -> None:
     assert kernel_start(None, True, 1.7e9) == 1.7e9
     with pytest.raises(EmulateError, match="--start-hour: not with --wall-clock"):
         kernel_start(0.0, True, 1.7e9)
+
+
+def test_a_ledger_line_names_the_command_by_its_own_id() -> None:
+    """The ledger records a gateway request by its request_id and a message
+    without a command id (an address check) with command_id None."""
+    from orderloom.actors.coordinator._protocol import CheckAddress, GatewayAuthorize
+    from orderloom.cli._emulate import LEDGER_KEYS, ledger_line
+    from orderloom.runtime import Address, Envelope
+
+    authorize = GatewayAuthorize(order_id="o1", request_id="pay:o1:1",
+                                 notify=Address("order/o1"), amount=1000)
+    line = ledger_line(Envelope("m1", None, "o1", Address("order/o1"), Address("gateway"),
+                                0.0, authorize))
+    assert line == {"message_id": "m1", "recipient": "gateway", "type": "GatewayAuthorize",
+                    "order_id": "o1", "command_id": "pay:o1:1"}
+    assert tuple(line) == LEDGER_KEYS
+    check = ledger_line(Envelope("m2", None, None, None, Address("address-service"), 0.0,
+                                 CheckAddress(order_id="o1")))
+    assert (check["type"], check["order_id"], check["command_id"]) == ("CheckAddress", "o1", None)
