@@ -187,7 +187,8 @@ class _LiveCell:
         if not timeout > 0:
             raise ValueError(f"actor {self._address}: ask timeout must be > 0, got {timeout!r}")
         kernel = self._kernel
-        return await kernel._ask(self, kernel._envelope(self, to, message, None, self._address),
+        return await kernel._ask(self._address,
+                                 kernel._envelope(self, to, message, None, self._address),
                                  timeout)
 
     def schedule(self, delay: float, message: Message) -> TimerId:
@@ -484,21 +485,8 @@ class LiveKernel(KernelRecords):
         """
         if not timeout > 0:
             raise ValueError(f"ask timeout must be > 0, got {timeout!r}")
-        envelope = self._envelope(None, Address(str(to)), message, None, _DRIVER)
-        reply = _Reply()
-        self._asks[envelope.message_id] = reply
-        try:
-            with anyio.fail_after(timeout / self.speed):
-                await self._post(envelope)
-                await reply.event.wait()
-        except TimeoutError as exc:
-            raise AskTimeout(_DRIVER, envelope.recipient, type(message).__qualname__,
-                             envelope.message_id, timeout) from exc
-        finally:
-            self._asks.pop(envelope.message_id, None)
-        if reply.error is not None:
-            raise reply.error
-        return reply.value
+        return await self._ask(
+            _DRIVER, self._envelope(None, Address(str(to)), message, None, _DRIVER), timeout)
 
     def add_turn_sink(self, sink: TurnSink) -> None:
         """Receive ``sink(envelope, latency)`` when the turn of an envelope that
@@ -718,7 +706,7 @@ class LiveKernel(KernelRecords):
             self._reply(envelope, None, ActorNotFound(envelope.recipient))
         self._settle()
 
-    async def _ask(self, cell: _LiveCell, envelope: Envelope, timeout: float) -> Any:
+    async def _ask(self, asker: Address, envelope: Envelope, timeout: float) -> Any:
         reply = _Reply()
         self._asks[envelope.message_id] = reply
         try:
@@ -727,7 +715,7 @@ class LiveKernel(KernelRecords):
                 await reply.event.wait()
         except TimeoutError as exc:
             raise AskTimeout(
-                cell.address, envelope.recipient, type(envelope.body).__qualname__,
+                asker, envelope.recipient, type(envelope.body).__qualname__,
                 envelope.message_id, timeout,
             ) from exc
         finally:
