@@ -33,7 +33,7 @@ from ._contract import (
 )
 from ._driver import Kernel
 from ._records import EmitSink, KernelRecords
-from ._persistent import PersistentActor, TimerDue, TurnSuspended
+from ._persistent import PersistentActor, ReceiptedSend, TimerDue, TurnSuspended
 from ._codec import AttrsCodec, Codec
 from ._crash import CRASH_AT_VARIABLE, CRASH_POINTS, CrashPointError, armed_crash_point
 from ._memory_store import MemoryStore
@@ -157,6 +157,7 @@ __all__ = [
     "OrderloomError",
     "OutboxEntry",
     "PersistentActor",
+    "ReceiptedSend",
     "Recorded",
     "RefusedPayload",
     "RemoteError",

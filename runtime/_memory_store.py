@@ -141,6 +141,8 @@ class MemoryStore:
             at = turn.recorded_at
             record.events.extend([(event, at) for event in turn.events])
         if inbox_id is not None:
+            if outbox:  # the receiver's commit delivers a local outbox entry
+                outbox.pop(inbox_id, None)
             record.inbox.add(inbox_id)
             if self.inbox_retention is not None and turn.recorded_at is not None:
                 self._retain(stream, inbox_id, turn.recorded_at)

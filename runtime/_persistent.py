@@ -12,7 +12,13 @@ store transaction:
   in the stream), and every ``snapshot_every`` events a snapshot.
 
 Only after the commit are the effects released, in the order the handler
-made them: sends and timers reach the kernel, telemetry the sinks. A handler
+made them: sends and timers reach the kernel, telemetry the sinks. A sent
+message leaves the outbox only once it is safe (its receiver committed the
+turn that handled it, or the broker confirmed it): on a kernel that gives
+receipts (:class:`ReceiptedSend`, the live kernel) each message goes out
+with its entry id as its message id, so a receiver's inbox knows a
+redelivery; a receiver on the same store takes the entry out of the outbox
+in its own commit. A handler
 that raises commits nothing and releases nothing; the kernel restarts the
 actor, which restores from the store (snapshot, then the events after it)
 and re-arms its pending durable timers (a timer due meanwhile fires at
@@ -29,9 +35,10 @@ for the commit (:class:`TurnSuspended`).
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Awaitable
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -48,9 +55,11 @@ from ._contract import (
 )
 from ._crash import crash_point
 from ._errors import KernelError
-from ._store import DurableTimer, OutboxEntry, Snapshot, Store, Turn
+from ._store import DurableTimer, OutboxEntry, Snapshot, Store, StoreError, Turn
 
-__all__ = ["PersistentActor", "TimerDue", "TurnSuspended"]
+__all__ = ["PersistentActor", "ReceiptedSend", "TimerDue", "TurnSuspended"]
+
+_WHOLE_OUTBOX = 1 << 30  # an actor's pending outbox is re-sent whole on restore
 
 S = TypeVar("S")
 
@@ -78,6 +87,21 @@ class TimerDue(Message):
 
     timer_id: str
     message: Message
+
+
+@runtime_checkable
+class ReceiptedSend(Protocol):
+    """A kernel context that tells when a sent message is safe: the live
+    kernel's (the SimPy kernel runs persistent actors on a store that does
+    not outlive the process, so it has no outbox to keep)."""
+
+    async def send_with_receipt(
+        self, to: Address, message: Message, *, message_id: str, on_delivered: Callable[[], None],
+        delay: float = 0.0, correlation_id: str | None = None,
+    ) -> None:
+        """Send ``message`` as ``message_id``; call ``on_delivered`` once the
+        recipient's turn for it completed or the transport confirmed it."""
+        ...
 
 
 class _Turn:
@@ -201,7 +225,8 @@ class PersistentActor(Actor, Generic[S]):
         stream: its name in the store (default: the actor's address).
     """
 
-    __slots__ = ("store", "stream", "state", "version", "_kernel_ctx", "_ctx", "_turn",
+    __slots__ = ("store", "stream", "state", "version", "_kernel_ctx", "_ctx", "_turn", "_receipts",
+                 "_receipted",
                  "_pending", "_armed", "_handles", "_handle_of", "_handle_seq", "_timer_seq", "_since_snapshot")
 
     snapshot_every: ClassVar[int] = 0
@@ -292,12 +317,17 @@ class PersistentActor(Actor, Generic[S]):
     def ctx(self, context: Context) -> None:
         self._kernel_ctx = context
         self._ctx = _TurnContext(self, context)
+        self._receipts: ReceiptedSend | None = (
+            context if self.store.durable and isinstance(context, ReceiptedSend) else None)
+        # While a turn's sends are released: the entries delivered meanwhile,
+        # marked in one store call at the end instead of one call each.
+        self._receipted: list[str] | None = None
         if not self.stream:
             self.stream = context.address
 
     @ctx.deleter
     def ctx(self) -> None:
-        del self._kernel_ctx, self._ctx
+        del self._kernel_ctx, self._ctx, self._receipts, self._receipted
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -321,27 +351,57 @@ class PersistentActor(Actor, Generic[S]):
         for timer in loaded.timers:
             self._pending[timer.timer_id] = timer
             self._arm(timer)
-        while self.store.durable:  # committed, but the process died before publishing
-            unpublished = self.store.pending_outbox(256, stream=self.stream)
-            if not unpublished:
-                break
+        receipts = self._receipts
+        if receipts is not None:
+            # Committed, but not known to be safe when the process died: sent
+            # again under the same id (a receiver that has it skips it).
+            unpublished = self.store.pending_outbox(_WHOLE_OUTBOX, stream=self.stream)
             for entry in unpublished:
-                await kernel.send(Address(entry.recipient), entry.message,  # type: ignore[arg-type]
-                                  correlation_id=entry.correlation_id)
-            crash_point("restore.outbox")
-            self.store.mark_published(e.entry_id for e in unpublished)
+                await receipts.send_with_receipt(
+                    Address(entry.recipient), entry.message,  # type: ignore[arg-type]
+                    message_id=entry.entry_id, on_delivered=self._receipt(entry.entry_id),
+                    correlation_id=entry.correlation_id)
+            if unpublished:
+                crash_point("restore.outbox")
+        else:
+            while self.store.durable:  # committed, but the process died before publishing
+                unpublished = self.store.pending_outbox(256, stream=self.stream)
+                if not unpublished:
+                    break
+                for entry in unpublished:
+                    await kernel.send(Address(entry.recipient), entry.message,  # type: ignore[arg-type]
+                                      correlation_id=entry.correlation_id)
+                crash_point("restore.outbox")
+                self.store.mark_published(e.entry_id for e in unpublished)
         crash_point("actor.after_restore")
+
+    def _receipt(self, entry_id: str) -> Callable[[], None]:
+        """What marks ``entry_id`` published once its message is safe."""
+        def delivered() -> None:
+            batch = self._receipted
+            if batch is not None:
+                batch.append(entry_id)
+            else:
+                self._mark_published((entry_id,))
+        return delivered
+
+    def _mark_published(self, entry_ids: tuple[str, ...] | list[str]) -> None:
+        try:
+            self.store.mark_published(entry_ids)
+        except StoreError:
+            pass  # still pending: sent again on the next start, and skipped there
 
     # -- the turn ----------------------------------------------------------------------
 
     async def _run_turn(self, func: Handler, message: Message) -> Any:
         kernel = self._kernel_ctx
         envelope = kernel.envelope
-        inbox = None
+        inbox = cause = None
         if isinstance(message, TimerDue):
             if message.timer_id not in self._pending:
                 return None  # cancelled, or fired already: nothing to do
             crash_point("timer.after_fire")
+            cause = message.timer_id
         elif envelope is not None:
             inbox = envelope.message_id
             if self.store.seen(self.stream, inbox):
@@ -356,7 +416,7 @@ class PersistentActor(Actor, Generic[S]):
         finally:
             self._turn = None
         try:
-            self._commit(turn, inbox, kernel)
+            self._commit(turn, inbox, cause, kernel)
         except BaseException:
             # Nothing of the turn was recorded (a commit is atomic): the state
             # goes back with it, so an actor that carries on (an asked turn's
@@ -383,14 +443,22 @@ class PersistentActor(Actor, Generic[S]):
                               f"message {type(inner).__qualname__}")
         await getattr(method, "__wrapped__", method)(self, inner)
 
-    def _commit(self, turn: _Turn, inbox: str | None, kernel: Context) -> None:
+    def _commit(self, turn: _Turn, inbox: str | None, cause: str | None,
+                kernel: Context) -> None:
         events = tuple(turn.events)
         store = self.store
         outbox: tuple[OutboxEntry, ...] = ()
         if turn.sends and store.durable:
             stream, version = self.stream, self.version
+            # The entry id is the message id on the wire, so it is unique for
+            # ever (a receiver's inbox keeps it), not only among pending
+            # entries, and a valid wire id (no '/'). The stream and version
+            # alone repeat over turns that record no event; the turn's own
+            # message (or timer) does not.
+            tag = hashlib.blake2b(f"{stream}\n{inbox or cause or ''}".encode(),
+                                  digest_size=10).hexdigest()
             outbox = tuple(
-                OutboxEntry(entry_id=f"{stream}#{version}.{i}", stream=stream,
+                OutboxEntry(entry_id=f"{version}.{tag}.{i}", stream=stream,
                             recipient=effect[1], message=effect[2], correlation_id=effect[4])
                 for i, effect in enumerate(e for e in turn.effects if e[0] == "send"))
         snapshot = None
@@ -421,12 +489,34 @@ class PersistentActor(Actor, Generic[S]):
             turn.outbox_ids = tuple(e.entry_id for e in outbox)
 
     async def _release(self, turn: _Turn, kernel: Context) -> None:
+        receipts = self._receipts if turn.outbox_ids else None
+        if receipts is not None:
+            self._receipted = []
+            try:
+                await self._release_effects(turn, kernel, receipts)
+            finally:
+                delivered, self._receipted = self._receipted, None
+                if delivered:
+                    self._mark_published(delivered)
+        else:
+            await self._release_effects(turn, kernel, None)
+
+    async def _release_effects(self, turn: _Turn, kernel: Context,
+                               receipts: ReceiptedSend | None) -> None:
         sent = 0
         for effect in turn.effects:
             kind = effect[0]
             if kind == "send":
                 crash_point("outbox.mid" if sent else "outbox.before_publish")
-                await kernel.send(effect[1], effect[2], delay=effect[3], correlation_id=effect[4])
+                if receipts is not None:
+                    entry_id = turn.outbox_ids[sent]
+                    await receipts.send_with_receipt(
+                        effect[1], effect[2], message_id=entry_id,
+                        on_delivered=self._receipt(entry_id), delay=effect[3],
+                        correlation_id=effect[4])
+                else:
+                    await kernel.send(effect[1], effect[2], delay=effect[3],
+                                      correlation_id=effect[4])
                 sent += 1
             elif kind == "emit":
                 kernel.emit(effect[1])
@@ -439,7 +529,8 @@ class PersistentActor(Actor, Generic[S]):
                     kernel.cancel(armed)
         if turn.outbox_ids:
             crash_point("outbox.after_publish")
-            self.store.mark_published(turn.outbox_ids)
+            if receipts is None:
+                self.store.mark_published(turn.outbox_ids)
 
     # -- durable timers ----------------------------------------------------------------
 

@@ -252,6 +252,8 @@ class PostgresStore:
                     if turn.inbox_id is not None:
                         cur.execute("INSERT INTO inbox (stream, message_id, version) "
                                     "VALUES (%s, %s, %s)", (stream, turn.inbox_id, after))
+                        # A local outbox entry is delivered by its receiver's commit.
+                        cur.execute("DELETE FROM outbox WHERE entry_id = %s", (turn.inbox_id,))
                     if outbox_rows:
                         cur.executemany("INSERT INTO outbox (entry_id, stream, recipient, type, "
                                         "data, causation_id, correlation_id) "

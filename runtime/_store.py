@@ -134,6 +134,9 @@ class Turn:
     message restores it); a store may compact the stream (a durable store
     keeps it whole; :class:`MemoryStore` can forget it after a retention).
     A later commit to the stream reactivates it.
+    ``inbox_id``, when it is a pending outbox entry's id (a message another
+    actor of the store sent, with its entry id as the message id), also marks
+    that entry published: the receiver's commit is the entry's delivery.
     """
 
     expected_version: int
@@ -194,7 +197,9 @@ class Store(Protocol):
         ``turn.inbox_id`` was recorded for the stream: a redelivered message
         is dropped whatever the version), the version
         (:class:`ConcurrencyConflict`), then that no outbox entry id is
-        already pending (:class:`InvalidTurn`). A durable store may also
+        already pending (:class:`InvalidTurn`). The pending outbox entry
+        whose id is ``turn.inbox_id``, if any, is marked published in the same
+        transaction. A durable store may also
         raise a codec error (nothing written) or
         :class:`StoreFailure` (rolled back).
         """

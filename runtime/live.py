@@ -102,6 +102,14 @@ class _Reply:
         self.error: BaseException | None = None
 
 
+class _Receipt(Delivery):
+    """The receipt of a local send (:meth:`_LiveCell.send_with_receipt`),
+    given when the recipient's turn completes, as a transport's delivery is
+    acknowledged."""
+
+    __slots__ = ()
+
+
 class _LiveCell:
     """One actor's slot in the live kernel; it is also the actor's ``ctx``."""
 
@@ -182,6 +190,25 @@ class _LiveCell:
             kernel._post_later(envelope, delay)  # fire and forget, as in simulation
         else:
             await kernel._post(envelope)
+
+    async def send_with_receipt(
+        self, to: Address, message: Message, *, message_id: str, on_delivered: Callable[[], None],
+        delay: float = 0.0, correlation_id: str | None = None,
+    ) -> None:
+        """:meth:`send` with the message id given (a redelivery keeps it, so
+        the receiver's inbox knows it) and a receipt: ``on_delivered`` is
+        called once the message is safe, when the local recipient's turn for
+        it has completed (a persistent actor's: committed) or the transport
+        has confirmed its publish. Never for a message that was dead-lettered
+        or whose turn failed, nor if the process dies first: the sender keeps
+        it (an outbox) and sends it again. See :class:`ReceiptedSend`."""
+        kernel = self._kernel
+        envelope = kernel._envelope(self, to, message, correlation_id, None)._replace(
+            message_id=message_id)
+        if delay:
+            kernel._post_later(envelope, delay, on_delivered)
+        else:
+            await kernel._post(envelope, receipt=on_delivered)
 
     async def ask(self, to: Address, message: Message, *, timeout: float) -> Any:
         if not timeout > 0:
@@ -539,15 +566,18 @@ class LiveKernel(KernelRecords):
             to, self.now(), message, reply_to,
         )
 
-    def _post_later(self, envelope: Envelope, delay: float) -> None:
+    def _post_later(self, envelope: Envelope, delay: float,
+                    receipt: Callable[[], None] | None = None) -> None:
         """Post from a background task (a delay, or a full mailbox to wait on).
         Counted in flight at once, so drain() cannot miss it."""
         if delay < 0:
             raise ValueError(f"send to {envelope.recipient}: delay must be >= 0, got {delay!r}")
         self._inflight += 1
-        self._start_task(self._post, envelope, delay, True, name=f"post {envelope.message_id}")
+        self._start_task(self._post, envelope, delay, True, receipt,
+                         name=f"post {envelope.message_id}")
 
-    async def _post(self, envelope: Envelope, delay: float = 0.0, counted: bool = False) -> None:
+    async def _post(self, envelope: Envelope, delay: float = 0.0, counted: bool = False,
+                    receipt: Callable[[], None] | None = None) -> None:
         # In flight from here until the receiving task has handled it (or it
         # is dead-lettered): drain() waits for the count to reach 0.
         if not counted:
@@ -562,27 +592,36 @@ class LiveKernel(KernelRecords):
             cell = self._cells.get(envelope.recipient)
             if cell is None:
                 if self._transport is not None:
-                    await self._publish(self._transport, envelope)
+                    if await self._publish(self._transport, envelope) and receipt is not None:
+                        receipt()
                 else:
                     self._undeliverable(envelope, "unknown_address")
                 return
+            if receipt is not None:  # given when the recipient's turn completes
+                self._acks.setdefault(envelope.message_id, []).append(
+                    _Receipt(envelope, receipt))
             try:
                 cell.outbox.send_nowait(envelope)
             except anyio.WouldBlock:
                 with anyio.move_on_after(self.send_timeout / self.speed):
                     await cell.outbox.send(envelope)
                     return
+                self._forget_delivery(envelope)
                 self._undeliverable(envelope, "mailbox_full")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._forget_delivery(envelope)
             self._undeliverable(envelope, "actor_stopped")
         except BaseException:  # cancelled (shutdown, an ask's timeout): keep the message
+            self._forget_delivery(envelope)
             self._dead(envelope, "cancelled")
             self._settle()
             raise
 
-    async def _publish(self, transport: Transport, envelope: Envelope) -> None:
+    async def _publish(self, transport: Transport, envelope: Envelope) -> bool:
         """Hand an envelope for a non-local address to the transport; waits up
-        to ``send_timeout`` for the broker's confirmation, as for a full mailbox."""
+        to ``send_timeout`` for the broker's confirmation, as for a full
+        mailbox. True once the broker confirmed it."""
+        confirmed = False
         try:
             with anyio.fail_after(self.send_timeout / self.speed):
                 await transport.publish(envelope)
@@ -592,7 +631,9 @@ class LiveKernel(KernelRecords):
             self._dead(envelope, "publish_failed", exc)
         else:
             self._record("publish", envelope.recipient, envelope)
+            confirmed = True
         self._settle()
+        return confirmed
 
     async def _receive_remote(self, transport: Transport) -> None:
         async for delivery in transport.deliveries():
@@ -666,6 +707,9 @@ class LiveKernel(KernelRecords):
                 del pending[i]
                 if not pending:
                     del self._acks[envelope.message_id]
+                if type(delivery) is _Receipt:
+                    delivery.ack()  # a local send's receipt: the sender's outbox
+                    return
                 crash_point("ack.before")
                 delivery.ack()
                 crash_point("ack.after")

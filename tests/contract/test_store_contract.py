@@ -459,6 +459,23 @@ def test_outbox_is_read_in_commit_order_and_marking_is_idempotent(harness: Harne
     assert store.pending_outbox() == (out("a"),)
 
 
+def test_a_receivers_commit_delivers_the_outbox_entry_it_handled(harness: Harness) -> None:
+    """A commit whose inbox id is a pending outbox entry's id (a local send,
+    its entry id as message id) marks that entry published in the same
+    commit; a failed commit leaves it pending."""
+    store = harness.store
+    store.commit(S, Turn(expected_version=0, outbox=(out("e1"), out("e2"))))
+    with pytest.raises(ConcurrencyConflict):
+        store.commit("order/2", Turn(expected_version=5, inbox_id="e1", events=(ev(1),)))
+    assert [e.entry_id for e in store.pending_outbox()] == ["e1", "e2"]
+    store.commit("order/2", Turn(expected_version=0, inbox_id="e1", events=(ev(1),)))
+    assert [e.entry_id for e in harness.reopen().pending_outbox()] == ["e2"]
+    store = harness.store
+    assert store.seen("order/2", "e1")
+    store.commit("order/3", Turn(expected_version=0, inbox_id="not-an-entry"))
+    assert [e.entry_id for e in store.pending_outbox()] == ["e2"]
+
+
 # -- durable timers -------------------------------------------------------------------
 
 

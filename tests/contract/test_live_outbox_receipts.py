@@ -1,0 +1,173 @@
+"""A persistent actor's outbox on the live kernel: an entry leaves it only
+once its message is safe (the receiver's turn committed), and a re-sent
+entry keeps its id, so the receiver's inbox applies it once.
+
+The crash itself is tested with a killed process in
+tests/integration/test_crash.py; here the same promises are checked inside
+one process, by restarting the kernel on the same SQLite file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import attrs
+import pytest
+
+from orderloom.runtime import (
+    Actor,
+    AttrsCodec,
+    PersistentActor,
+    ReceiptedSend,
+    RestartPolicy,
+    Message,
+    handler,
+)
+from orderloom.runtime.live import LiveKernel
+from orderloom.runtime.sqlite import SqliteStore
+from orderloom.simulation import SimKernel
+
+pytestmark = pytest.mark.anyio
+
+HANG_GUARD = 30.0  # real seconds: stops a hang, times nothing
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@attrs.frozen(kw_only=True)
+class Ping(Message):
+    """A message and, recorded, an event. Invariant: ``n`` numbers the ping."""
+
+    n: int
+
+
+class Sender(PersistentActor[int]):
+    def initial_state(self) -> int:
+        return 0
+
+    def evolve(self, state: int, event: Ping) -> int:
+        return state + 1
+
+    @handler
+    async def on_ping(self, msg: Ping) -> None:
+        self.record(msg)
+        await self.ctx.send("receiver", msg)  # type: ignore[arg-type]
+
+
+class Receiver(PersistentActor[tuple[int, ...]]):
+    """Records each ping; raises instead while ``refuse`` says so."""
+
+    def __init__(self, store: SqliteStore, refuse: list[bool], ids: list[str]) -> None:
+        super().__init__(store)
+        self.refuse = refuse
+        self.ids = ids
+
+    def initial_state(self) -> tuple[int, ...]:
+        return ()
+
+    def evolve(self, state: tuple[int, ...], event: Ping) -> tuple[int, ...]:
+        return (*state, event.n)
+
+    @handler
+    async def on_ping(self, msg: Ping) -> None:
+        envelope = self.ctx.envelope
+        assert envelope is not None
+        self.ids.append(envelope.message_id)
+        if self.refuse and self.refuse[0]:
+            raise RuntimeError("not now")
+        self.record(msg)
+
+
+class Plain(Actor):
+    """A receiver that keeps nothing: its completed turn is the delivery."""
+
+    def __init__(self, got: list[int]) -> None:
+        self.got = got
+
+    @handler
+    async def on_ping(self, msg: Ping) -> None:
+        self.got.append(msg.n)
+
+
+def _store(path: Path) -> SqliteStore:
+    return SqliteStore(path, AttrsCodec([Ping]))
+
+
+async def _run(store: SqliteStore, refuse: list[bool], ids: list[str], *,
+               send: bool) -> tuple[int, ...]:
+    async with LiveKernel() as kernel:
+        kernel.spawn(lambda: Sender(store), "sender")
+        kernel.spawn(lambda: Receiver(store, refuse, ids), "receiver",
+                     restart=RestartPolicy(max_restarts=5, backoff=0.0))
+        if send:
+            kernel.tell("sender", Ping(n=1))
+        with anyio.fail_after(HANG_GUARD):
+            await kernel.drain(HANG_GUARD)
+        state: tuple[int, ...] = kernel.actor("receiver").state  # type: ignore[attr-defined]
+    return state
+
+
+async def test_an_entry_stays_in_the_outbox_until_its_receiver_committed(tmp_path: Path) -> None:
+    """The receiver's turn fails: the message was handed over but is not
+    safe, so the entry stays; the next start sends it again under the same
+    id and the receiver's commit takes it out of the outbox."""
+    store = _store(tmp_path / "two.db")
+    ids: list[str] = []
+    assert await _run(store, [True], ids, send=True) == ()
+    pending = store.pending_outbox()
+    assert [(e.stream, e.recipient) for e in pending] == [("sender", "receiver")]
+    assert ids == [pending[0].entry_id]  # the entry id is the message id
+    assert await _run(store, [False], ids, send=False) == (1,)
+    assert ids == [pending[0].entry_id] * 2
+    assert store.pending_outbox() == ()
+    store.close()
+
+
+async def test_a_resent_entry_the_receiver_has_is_applied_once(tmp_path: Path) -> None:
+    """An entry left pending though its receiver committed it (the process
+    died between the two): sent again on start, skipped by the receiver's
+    inbox, and then marked published."""
+    store = _store(tmp_path / "two.db")
+    ids: list[str] = []
+    assert await _run(store, [], ids, send=True) == (1,)
+    assert store.pending_outbox() == ()
+    # Put the entry back as if the receiver's commit had not taken it out.
+    from orderloom.runtime import OutboxEntry, Turn
+    store.commit("sender", Turn(expected_version=1, outbox=(OutboxEntry(
+        entry_id=ids[0], stream="sender", recipient="receiver", message=Ping(n=1)),)))
+    assert await _run(store, [], ids, send=False) == (1,)
+    assert store.pending_outbox() == ()
+    store.close()
+
+
+async def test_a_plain_receivers_completed_turn_marks_the_entry(tmp_path: Path) -> None:
+    """A receiver that is not persistent: its completed turn is the receipt."""
+    store = _store(tmp_path / "plain.db")
+    got: list[int] = []
+    async with LiveKernel() as kernel:
+        kernel.spawn(lambda: Sender(store), "sender")
+        kernel.spawn(lambda: Plain(got), "receiver")
+        kernel.tell("sender", Ping(n=7))
+        with anyio.fail_after(HANG_GUARD):
+            await kernel.drain(HANG_GUARD)
+    assert got == [7] and store.pending_outbox() == ()
+    store.close()
+
+
+def test_only_the_live_kernel_gives_receipts() -> None:
+    """The SimPy kernel's context has no receipts (its stores do not outlive
+    the process), the live kernel's has."""
+    sim = SimKernel(seed=1)
+    sim.spawn(lambda: Plain([]), "p")
+    assert not isinstance(sim.actor("p").ctx, ReceiptedSend)
+
+    async def live() -> bool:
+        async with LiveKernel() as kernel:
+            kernel.spawn(lambda: Plain([]), "p")
+            return isinstance(kernel.actor("p").ctx, ReceiptedSend)
+
+    assert anyio.run(live)
