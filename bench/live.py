@@ -403,7 +403,7 @@ async def coordinator_flow(port: int, store: Store, orders: int, rate: float | N
     async with transport, LiveKernel(seed=1, speed=SPEED, send_timeout=SEND_TIMEOUT,
                                      transport=transport) as kernel:
         kernel.add_sink(count)
-        spawn_coordinator(kernel, config.settings(), store)
+        spawn_coordinator(kernel, config.settings(), store, live=True)
         world = await open_world(port, "place" if rate is None else "pace", orders=orders,
                                  rate=rate or 0.0, prefix=f"o{uuid.uuid4().hex[:6]}")
         with anyio.fail_after(DEADLINE):
@@ -490,7 +490,7 @@ async def memory_role(args: argparse.Namespace) -> None:
         transport = coordinator_transport(args.port)
         async with transport, LiveKernel(seed=1, speed=SPEED, send_timeout=SEND_TIMEOUT,
                                          transport=transport) as kernel:
-            spawn_coordinator(kernel, config.settings(), store)
+            spawn_coordinator(kernel, config.settings(), store, live=True)
             world = await open_world(args.port, "gated")
             with anyio.fail_after(DEADLINE):
                 await world.expect("ready")  # its session exists; it is away

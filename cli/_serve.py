@@ -219,7 +219,7 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
     readiness = Readiness(lambda: transport.connected, store, config.max_outbox_lag)
     metrics = LiveMetrics(kernel, fold, readiness, lambda: transport.dead_letters)
     kernel.add_turn_sink(metrics.on_turn)
-    settings = spawn_coordinator(kernel, config.settings, store)
+    settings = spawn_coordinator(kernel, config.settings, store, live=True)
     restored = restore_orders(kernel, settings, store)
     kernel.set_activator(order_activator(settings, store))
     node = ServeNode(config=config, kernel=kernel, store=store, settings=settings)

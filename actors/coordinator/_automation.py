@@ -36,8 +36,9 @@ __all__ = ["Automation", "DuplicateWindow", "INGEST_HANDOFF_TIMEOUT", "Intake",
            "OrderKeyRecorded", "Watchdog"]
 
 INGEST_HANDOFF_TIMEOUT = 3600.0
-"""Kernel seconds intake waits for an order to take an ingested event (a hang
-guard: the live kernel's clock may be scaled, so it is generous)."""
+"""Kernel seconds intake waits for an order to take an ingested event or a
+confirmed placement (a hang guard: the live kernel's clock may be scaled, so
+it is generous)."""
 
 
 class Intake(Actor):
@@ -46,11 +47,20 @@ class Intake(Actor):
     Args:
         settings: what every order actor shares.
         store: where the order actors keep their journals.
+        confirm_placements: ask the order actor instead of telling it, so
+            intake's turn, and with it the acknowledgement of a placement
+            that came over the broker, completes only once the order's turn
+            committed (the live coordinator; a crash in between leaves the
+            placement unacknowledged, and the broker redelivers it). Off in
+            simulation, where nothing is acknowledged and a tell is one
+            message less.
     """
 
-    def __init__(self, settings: OrderSettings, store: Store) -> None:
+    def __init__(self, settings: OrderSettings, store: Store, *,
+                 confirm_placements: bool = False) -> None:
         self.settings = settings
         self.store = store
+        self.confirm_placements = confirm_placements
 
     @handler
     async def on_place(self, command: m.PlaceOrder) -> None:
@@ -63,7 +73,13 @@ class Intake(Actor):
             self.ctx.spawn(lambda: OrderActor(order_id, settings, store), address)
         except DuplicateAddress:
             pass  # a redelivery: the order's actor already runs
-        await self.ctx.send(address, command, correlation_id=order_id)
+        if not self.confirm_placements:
+            await self.ctx.send(address, command, correlation_id=order_id)
+            return
+        try:
+            await self.ctx.ask(address, command, timeout=INGEST_HANDOFF_TIMEOUT)
+        except AskTimeout:
+            pass  # in the order's mailbox, and taken later (see on_event)
 
     @handler
     async def on_event(self, event: m.Event) -> None:
