@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-import attrs
 import pytest
 
 from orderloom.runtime import (
@@ -21,12 +20,12 @@ from orderloom.runtime import (
     PersistentActor,
     ReceiptedSend,
     RestartPolicy,
-    Message,
     handler,
 )
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.simulation import SimKernel
+from tests.fixtures.crash.two_actors import Ping, Sender
 
 pytestmark = pytest.mark.anyio
 
@@ -36,26 +35,6 @@ HANG_GUARD = 30.0  # real seconds: stops a hang, times nothing
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@attrs.frozen(kw_only=True)
-class Ping(Message):
-    """A message and, recorded, an event. Invariant: ``n`` numbers the ping."""
-
-    n: int
-
-
-class Sender(PersistentActor[int]):
-    def initial_state(self) -> int:
-        return 0
-
-    def evolve(self, state: int, event: Ping) -> int:
-        return state + 1
-
-    @handler
-    async def on_ping(self, msg: Ping) -> None:
-        self.record(msg)
-        await self.ctx.send("receiver", msg)  # type: ignore[arg-type]
 
 
 class Receiver(PersistentActor[tuple[int, ...]]):
