@@ -373,7 +373,7 @@ class OrderActor(PersistentActor[OrderRecord]):
         """A person decided one of this order's cases."""
         await self._run(await self._policy(PersonDecided(
             case_id=msg.case_id, decision=msg.decision, by=msg.reviewer,
-            handoff_to=msg.handoff_to, note=msg.note)))
+            handoff_to=msg.handoff_to, note=msg.note, team=msg.team)))
 
     @handler
     async def on_customer_cancel(self, msg: CustomerCancel) -> None:

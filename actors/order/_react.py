@@ -191,6 +191,8 @@ class _Reacting:
         hold = s.hold(msg.case_id)
         if hold is None or hold not in s.open_holds:
             return []  # decided after the case was closed: nothing to do
+        if msg.team is not None and msg.team != hold.owner_team:
+            return []  # decided by a team the case was taken from: stale
         who = msg.by
         if msg.decision is Decision.REASSIGN and msg.handoff_to and msg.handoff_to != hold.owner_team:
             return [m.HandOffHold(**self._stamp(who), hold_id=hold.hold_id,
@@ -422,6 +424,9 @@ class _Reacting:
             case m.HoldOpened():
                 self.effects.append(AssignCase(e.hold_id, e.owner_team))
             case m.HoldHandedOff():
+                # The team it leaves drops it (one that reassigned it itself
+                # has already; an escalation takes it from a team that has not).
+                self.effects.append(WithdrawCase(e.hold_id, e.from_team))
                 self.effects.append(AssignCase(e.hold_id, e.to_team, handed_off_from=e.from_team))
             case m.HoldReleased():
                 # Released otherwise than as its team decided: the team that

@@ -96,6 +96,9 @@ class PersonDecided:
         by: who decided (the commands it leads to are issued by them).
         handoff_to: the team a reassigned case goes to.
         note: their note.
+        team: the team they decided for (None: not said). A decision from a
+            team that no longer owns the case (it was escalated or handed
+            on meanwhile) is stale and changes nothing.
     """
 
     case_id: str
@@ -103,6 +106,7 @@ class PersonDecided:
     by: str
     handoff_to: str | None = None
     note: str = ""
+    team: str | None = None
 
 
 @attrs.frozen(kw_only=True)

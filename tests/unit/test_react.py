@@ -37,6 +37,8 @@ from orderloom.actors import (
     FulfillmentRejected,
     FulfillmentTrigger,
     GatewayCapture,
+    HandOffHold,
+    HoldHandedOff,
     HighRiskAction,
     HoldOpened,
     HoldReason,
@@ -67,6 +69,7 @@ from orderloom.actors import (
     SubmitFulfillment,
     TimerKind,
     VerifyAddress,
+    WithdrawCase,
     Wiring,
     react,
 )
@@ -547,6 +550,32 @@ def test_a_persons_decision(decision: Decision, expected: list[str]) -> None:
     assert all(c.issued_by == "fraud#1" for c in r.commands)
     if decision is Decision.CANCEL:
         assert r.commands[-1].approver is Approver.PERSON  # type: ignore[attr-defined]
+
+
+def test_a_handed_off_case_leaves_the_team_it_was_taken_from() -> None:
+    """A hand-off (an escalation, or a team's own reassignment) withdraws the
+    case from the team it leaves and assigns it to the new one."""
+    o = _authorized()
+    hold_id = _hold(o, HoldReason.POLICY_EXCEPTION, team="customer-care")
+    o.do(HandOffHold, hold_id=hold_id, to_team="supervisors")
+    moved = [e for e in o.journal if isinstance(e, HoldHandedOff)][-1]
+    r = _react(o.state, EventsApplied(events=(moved,), progress=False))
+    assert r == Reaction(effects=(
+        WithdrawCase(hold_id, "customer-care"),
+        AssignCase(hold_id, "supervisors", handed_off_from="customer-care")))
+
+
+@pytest.mark.parametrize(("team", "expected"), [
+    ("supervisors", ["ReleaseHold"]), (None, ["ReleaseHold"]), ("customer-care", [])])
+def test_a_decision_from_a_team_the_case_was_taken_from_is_stale(
+        team: str | None, expected: list[str]) -> None:
+    """After a hand-off only the owning team's decision counts (one that does
+    not say its team is taken as the owner's)."""
+    o = _authorized()
+    hold_id = _hold(o, HoldReason.POLICY_EXCEPTION, team="customer-care")
+    o.do(HandOffHold, hold_id=hold_id, to_team="supervisors")
+    msg = PersonDecided(case_id=hold_id, decision=Decision.RELEASE, by="x#1", team=team)
+    assert _kinds(_react(o.state, msg)) == expected
 
 
 def test_a_decision_on_a_closed_case_does_nothing() -> None:
