@@ -10,10 +10,12 @@ A request's raw body and headers go to the :class:`~orderloom.runtime.IngestGate
   order's turn committed), with the message ids. A retried webhook carries
   the same ids, so the order's inbox (and its event ids) dedupe it. If the
   turns do not complete within ``commit_timeout`` seconds the answer is
-  ``503`` (``not_committed``): retrying is safe. An envelope for an address
-  with no actor running (a generic source's ``order/<id>`` of an order
-  whose actor is not active) is not delivered: ``503``
-  (``recipient_unavailable``).
+  ``503`` (``not_committed``): retrying is safe. A recipient with no actor
+  running is first offered to the kernel's activator
+  (:meth:`LiveKernel.activate`: a retired order restarts from its journal,
+  as for a message over the broker); only if none runs or can be started
+  there (a generic source's ``order/<id>`` of an order the store has never
+  seen) is nothing delivered: ``503`` (``recipient_unavailable``).
 - refused: ``401`` for a bad signature (``bad_signature``), ``413`` for a
   body over 64 KiB (``too_large``), ``404`` for a source that is not
   configured, else ``422``; the body is JSON ``{"error": reason, "path",
@@ -76,7 +78,8 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
 
     Args:
         gate: checks and translates payloads (``orderloom.actors.IngestSeam``).
-        kernel: the live kernel running the recipients (intake, the orders).
+        kernel: the live kernel running the recipients (intake, the orders),
+            with the activator that restarts a retired one (if any).
         store: where refused payloads are recorded (``record_dead_letter``).
         transport: where refused payloads are published (the dead topic).
         clock: seconds since the epoch (the gate's ``now``).
@@ -103,12 +106,16 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
                                  "detail": outcome.detail},
                                 status_code=_STATUS.get(outcome.reason, 422))
         envelopes = outcome.envelopes
-        missing = sorted({e.recipient for e in envelopes if not kernel.is_running(e.recipient)})
+        # A retired order is started again (restored from its journal) here, as
+        # a message over the broker would start it.
+        recipients = dict.fromkeys(e.recipient for e in envelopes)  # once each, in order
+        missing = sorted(r for r in recipients if not kernel.activate(r))
         if missing:
             # Delivered, it would be an unknown_address dead letter and lost to
             # the caller: say so instead, so the platform retries later.
             return JSONResponse({"error": "recipient_unavailable", "recipients": missing,
-                                 "detail": "no actor runs at the address; retry later"},
+                                 "detail": "no actor runs or can be started at the address; "
+                                           "retry later"},
                                 status_code=503, headers={"Retry-After": "30"})
         done = anyio.Event()
         ack = ack_after(len(envelopes), done.set)
