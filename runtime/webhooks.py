@@ -17,10 +17,14 @@ A request's raw body and headers go to the :class:`~orderloom.runtime.IngestGate
   there (a generic source's ``order/<id>`` of an order the store has never
   seen) is nothing delivered: ``503`` (``recipient_unavailable``).
 - refused: ``401`` for a bad signature (``bad_signature``), ``413`` for a
-  body over 64 KiB (``too_large``), ``404`` for a source that is not
-  configured, else ``422``; the body is JSON ``{"error": reason, "path",
-  "detail"}`` (never a value from the payload). The refusal is recorded in
-  the store's dead-letter table and published on ``orderloom/v1/dead/{reason}``.
+  body over 64 KiB (``too_large``), else ``422``; the body is JSON
+  ``{"error": reason, "path", "detail"}`` (never a value from the payload).
+  The refusal is passed to ``on_refused``, recorded in the store's
+  dead-letter table and published on ``orderloom/v1/dead/{reason}``.
+- a source that is not configured: ``404`` (``unknown_source``), not recorded.
+- stopping (``stopping()`` is true): ``503`` (``stopping``) with
+  ``Retry-After``, before the body is read; a request whose body was being
+  read when the stop began is not delivered either.
 
 Authentication: every endpoint sits behind :class:`~orderloom.runtime.ops.TokenAuth`,
 except the ingest path of a source whose payloads carry a signature the
@@ -73,7 +77,9 @@ def ingest_auth_exempt(gate: IngestGate) -> Callable[[Scope], bool]:
 
 def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None = None,
                   transport: Transport | None = None, clock: Callable[[], float] = time.time,
-                  commit_timeout: float = 10.0) -> list[BaseRoute]:
+                  commit_timeout: float = 10.0, stopping: Callable[[], bool] | None = None,
+                  on_refused: Callable[[RefusedPayload], None] | None = None,
+                  ) -> list[BaseRoute]:
     """The ``POST /ingest/{source}`` route (see the module docstring).
 
     Args:
@@ -84,7 +90,13 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         transport: where refused payloads are published (the dead topic).
         clock: seconds since the epoch (the gate's ``now``).
         commit_timeout: real seconds to wait for the recipients' turns.
+        stopping: True once the process is stopping: from then on every
+            request is answered ``503`` (``stopping``) and nothing is read
+            or delivered (None: never).
+        on_refused: called with each refused payload's record before it is
+            recorded and published (serve counts them for its metrics).
     """
+    is_stopping = stopping or _never
 
     async def ingest(request: Request) -> JSONResponse:
         source = request.path_params["source"]
@@ -92,6 +104,8 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         if source not in gate.sources:
             return JSONResponse({"error": "unknown_source", "path": "source",
                                  "detail": "not a configured ingest source"}, status_code=404)
+        if is_stopping():
+            return _stopping()
         raw, size = await _body(request)
         if raw is None:
             error = IngestError(IngestReason.TOO_LARGE, f"more than {MAX_ENVELOPE_BYTES} bytes")
@@ -101,10 +115,14 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         else:
             outcome = gate.ingest(source, dict(request.headers), raw, origin=origin, now=clock())
         if isinstance(outcome, RefusedPayload):
+            if on_refused is not None:
+                on_refused(outcome)
             await _refused(outcome, store, transport)
             return JSONResponse({"error": outcome.reason.value, "path": outcome.path,
                                  "detail": outcome.detail},
                                 status_code=_STATUS.get(outcome.reason, 422))
+        if is_stopping():  # it began while the body was read: nothing is delivered
+            return _stopping()
         envelopes = outcome.envelopes
         # A retired order is started again (restored from its journal) here, as
         # a message over the broker would start it.
@@ -132,6 +150,16 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         return JSONResponse({"accepted": len(ids), "ids": ids}, status_code=202)
 
     return [Route(INGEST_PATH, ingest, methods=["POST"], name="ingest")]
+
+
+def _never() -> bool:
+    return False
+
+
+def _stopping() -> JSONResponse:
+    return JSONResponse({"error": "stopping", "detail": "the coordinator is shutting down; "
+                                                        "nothing was delivered, retry later"},
+                        status_code=503, headers={"Retry-After": "30"})
 
 
 async def _body(request: Request) -> tuple[bytes | None, int]:
