@@ -20,7 +20,8 @@ A request's raw body and headers go to the :class:`~orderloom.runtime.IngestGate
   body over 64 KiB (``too_large``), else ``422``; the body is JSON
   ``{"error": reason, "path", "detail"}`` (never a value from the payload).
   The refusal is passed to ``on_refused``, recorded in the store's
-  dead-letter table and published on ``orderloom/v1/dead/{reason}``.
+  dead-letter table (in a worker thread, off the event loop) and published
+  on ``orderloom/v1/dead/{reason}``.
 - a source that is not configured: ``404`` (``unknown_source``), not recorded.
 - stopping (``stopping()`` is true): ``503`` (``stopping``) with
   ``Retry-After``, before the body is read; a request whose body was being
@@ -86,7 +87,9 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         gate: checks and translates payloads (``orderloom.actors.IngestSeam``).
         kernel: the live kernel running the recipients (intake, the orders),
             with the activator that restarts a retired one (if any).
-        store: where refused payloads are recorded (``record_dead_letter``).
+        store: where refused payloads are recorded (``record_dead_letter``,
+            called in a worker thread: the store must allow that, as every
+            store of this package does).
         transport: where refused payloads are published (the dead topic).
         clock: seconds since the epoch (the gate's ``now``).
         commit_timeout: real seconds to wait for the recipients' turns.
@@ -178,7 +181,11 @@ async def _body(request: Request) -> tuple[bytes | None, int]:
 async def _refused(letter: RefusedPayload, store: Store | None,
                    transport: Transport | None) -> None:
     if store is not None:
-        store.record_dead_letter(letter)
+        # A worker thread: the write (an fsync for SQLite, a round trip for
+        # PostgreSQL) must not stall the event loop the kernel runs on. The
+        # stores take a lock around their connection; waiting here is not
+        # cancelled, so the store is not closed under the write.
+        await anyio.to_thread.run_sync(store.record_dead_letter, letter)
     if transport is not None:
         try:
             await transport.publish_dead_letter(letter)

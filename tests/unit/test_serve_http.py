@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from orderloom.cli._serve_http import (
     build_app,
     prometheus_name,
 )
-from orderloom.runtime import Envelope, MemoryStore, OutboxEntry, Store, Turn
+from orderloom.runtime import Envelope, MemoryStore, OutboxEntry, RefusedPayload, Store, Turn
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.ops import Tokens
 from orderloom.runtime.sqlite import SqliteStore
@@ -213,3 +214,31 @@ def test_refusals_over_http_count_in_inbound_refused_total() -> None:
     assert unavailable.json()["error"] == "recipient_unavailable"
     lines = node.client.get("/metrics", headers=AUTH).text.splitlines()
     assert "orderloom_inbound_refused_total 5.0" in lines
+
+
+class _WhereRecorded(MemoryStore):
+    """A MemoryStore that notes, for each dead letter, whether it was written on a
+    thread running an event loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_event_loop: list[bool] = []
+
+    def record_dead_letter(self, letter: RefusedPayload) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.on_event_loop.append(False)
+        else:
+            self.on_event_loop.append(True)
+        super().record_dead_letter(letter)
+
+
+def test_a_refusal_is_recorded_off_the_event_loop() -> None:
+    """The store write of an HTTP refusal runs in a worker thread, not on the event
+    loop the kernel shares, and is done before the answer."""
+    store = _WhereRecorded()
+    node = _Ingesting(store)
+    assert node.client.post("/ingest/wms", content=b"{not json", headers=AUTH).status_code == 422
+    assert store.on_event_loop == [False]
+    assert [d.reason.value for d in store.dead_letters()] == ["not_json"]
