@@ -5,7 +5,8 @@ epoch seconds, so durable timers' absolute due times survive a restart) with
 the coordinator's actors on it, and the operations HTTP app (uvicorn).
 
 A stop (SIGTERM, SIGINT, or the ``stop`` event) takes these steps: readiness
-turns 503, the transport stops reading the broker, the kernel drains its
+turns 503 and the HTTP ingest route answers 503 (``stopping``), the
+transport stops reading the broker, the kernel drains its
 in-flight turns, the outbox is waited on until every committed message is
 published, the kernel stops its actors, the HTTP server stops, the store
 closes.
@@ -44,7 +45,7 @@ from orderloom.runtime.webhooks import ingest_auth_exempt, ingest_routes
 
 from ._desk_web import desk_routes
 from ._serve_config import ServeConfig
-from ._serve_http import LiveMetrics, Readiness, build_app
+from ._serve_http import InboundRefused, LiveMetrics, Readiness, build_app
 from ._serve_log import log_event, telemetry_log_sink
 
 __all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "order_activator",
@@ -217,7 +218,8 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
     kernel.add_sink(fold.on_emit)
     kernel.add_sink(telemetry_log_sink)
     readiness = Readiness(lambda: transport.connected, store, config.max_outbox_lag)
-    metrics = LiveMetrics(kernel, fold, readiness, lambda: transport.dead_letters)
+    refused = InboundRefused(lambda: transport.dead_letters)
+    metrics = LiveMetrics(kernel, fold, readiness, refused)
     kernel.add_turn_sink(metrics.on_turn)
     settings = spawn_coordinator(kernel, config.settings, store, live=True)
     restored = restore_orders(kernel, settings, store)
@@ -225,7 +227,9 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
     node = ServeNode(config=config, kernel=kernel, store=store, settings=settings)
     routes = [route for extension in extensions for route in extension(node)]
     if gate is not None:
-        routes += ingest_routes(gate, kernel, store=store, transport=transport)
+        routes += ingest_routes(gate, kernel, store=store, transport=transport,
+                                stopping=lambda: readiness.stopping,
+                                on_refused=refused.on_refused)
     for team in config.desk_teams:
         if not kernel.is_running(team_address(team)):
             log_event("serve.desk_team_unstaffed", logging.WARNING, team=team,

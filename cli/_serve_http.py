@@ -36,11 +36,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from orderloom.actors import INVARIANTS_BY_NAME, MetricsCollector
-from orderloom.runtime import Envelope, Store, StoreError
+from orderloom.runtime import Envelope, RefusedPayload, Store, StoreError
 from orderloom.runtime.live import LiveKernel
 from orderloom.runtime.ops import Scope, TokenAuth, Tokens
 
-__all__ = ["COUNTED", "LiveMetrics", "Readiness", "build_app", "prometheus_name"]
+__all__ = ["COUNTED", "InboundRefused", "LiveMetrics", "Readiness", "build_app",
+           "prometheus_name"]
 
 COUNTED = ("orders.placed", "throughput", "orders_closed", "exceptions", "handoffs",
            "manual_overrides", "reviewer_errors", "commands_refused",
@@ -101,6 +102,28 @@ class Readiness:
         return not problems, body
 
 
+class InboundRefused:
+    """How many inbound payloads were refused, whichever way they came in: the
+    MQTT transport's own count (ingest topics and ``to/`` topics) plus the
+    refusals the HTTP ingest route reports to :meth:`on_refused`. Calling it
+    gives the sum (``orderloom_inbound_refused_total``).
+
+    Args:
+        transport: the transport's count (``MqttTransport.dead_letters``).
+    """
+
+    def __init__(self, transport: Callable[[], int]) -> None:
+        self.transport = transport
+        self.http = 0
+
+    def on_refused(self, letter: RefusedPayload) -> None:
+        """The HTTP ingest route's hook (``ingest_routes(on_refused=...)``)."""
+        self.http += 1
+
+    def __call__(self) -> int:
+        return self.transport() + self.http
+
+
 class LiveMetrics(Collector):
     """The Prometheus view of a live coordinator, in a registry of its own.
 
@@ -108,7 +131,8 @@ class LiveMetrics(Collector):
         kernel: the live kernel (dead letters, failures, clock).
         fold: the metrics fold the kernel's telemetry sink feeds.
         readiness: for the outbox lag.
-        refused: how many inbound payloads the transport refused (dead topic).
+        refused: how many inbound payloads were refused, over MQTT or HTTP
+            (an :class:`InboundRefused`).
     """
 
     def __init__(self, kernel: LiveKernel, fold: MetricsCollector, readiness: Readiness,
@@ -163,7 +187,8 @@ class LiveMetrics(Collector):
             dead.add_metric([reason], count)
         yield dead
         yield CounterMetricFamily(
-            "orderloom_inbound_refused", "Inbound payloads refused to the dead-letter topic.",
+            "orderloom_inbound_refused",
+            "Inbound payloads refused (over MQTT or HTTP) to the dead-letter topic and table.",
             value=self.refused())
         failures = CounterMetricFamily("orderloom_actor_failures",
                                        "Handler failures, by supervision's action.",

@@ -540,6 +540,21 @@ class LiveKernel(KernelRecords):
         """True while an actor is registered."""
         return address in self._cells
 
+    def activate(self, address: Address | str) -> bool:
+        """Make sure an actor runs at ``address``, as a delivery from outside
+        would: True if one runs, or :meth:`set_activator`'s function started
+        one now (its ``on_start`` runs before the first message it gets);
+        False if none runs and none can be started there (no activator, it
+        declines or raises, or the kernel is shutting down).
+
+        For a caller that must know before delivering whether a message can
+        be taken (an HTTP webhook answering "retry later" instead of letting
+        it become an ``unknown_address`` dead letter).
+        """
+        if address in self._cells:
+            return True
+        return self._activate is not None and self._activated(Address(str(address))) is not None
+
     def actor(self, address: Address | str) -> Actor:
         """The current instance at ``address``."""
         cell = self._cells.get(address)

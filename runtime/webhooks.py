@@ -10,15 +10,22 @@ A request's raw body and headers go to the :class:`~orderloom.runtime.IngestGate
   order's turn committed), with the message ids. A retried webhook carries
   the same ids, so the order's inbox (and its event ids) dedupe it. If the
   turns do not complete within ``commit_timeout`` seconds the answer is
-  ``503`` (``not_committed``): retrying is safe. An envelope for an address
-  with no actor running (a generic source's ``order/<id>`` of an order
-  whose actor is not active) is not delivered: ``503``
-  (``recipient_unavailable``).
+  ``503`` (``not_committed``): retrying is safe. A recipient with no actor
+  running is first offered to the kernel's activator
+  (:meth:`LiveKernel.activate`: a retired order restarts from its journal,
+  as for a message over the broker); only if none runs or can be started
+  there (a generic source's ``order/<id>`` of an order the store has never
+  seen) is nothing delivered: ``503`` (``recipient_unavailable``).
 - refused: ``401`` for a bad signature (``bad_signature``), ``413`` for a
-  body over 64 KiB (``too_large``), ``404`` for a source that is not
-  configured, else ``422``; the body is JSON ``{"error": reason, "path",
-  "detail"}`` (never a value from the payload). The refusal is recorded in
-  the store's dead-letter table and published on ``orderloom/v1/dead/{reason}``.
+  body over 64 KiB (``too_large``), else ``422``; the body is JSON
+  ``{"error": reason, "path", "detail"}`` (never a value from the payload).
+  The refusal is passed to ``on_refused``, recorded in the store's
+  dead-letter table (in a worker thread, off the event loop) and published
+  on ``orderloom/v1/dead/{reason}``.
+- a source that is not configured: ``404`` (``unknown_source``), not recorded.
+- stopping (``stopping()`` is true): ``503`` (``stopping``) with
+  ``Retry-After``, before the body is read; a request whose body was being
+  read when the stop began is not delivered either.
 
 Authentication: every endpoint sits behind :class:`~orderloom.runtime.ops.TokenAuth`,
 except the ingest path of a source whose payloads carry a signature the
@@ -71,17 +78,28 @@ def ingest_auth_exempt(gate: IngestGate) -> Callable[[Scope], bool]:
 
 def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None = None,
                   transport: Transport | None = None, clock: Callable[[], float] = time.time,
-                  commit_timeout: float = 10.0) -> list[BaseRoute]:
+                  commit_timeout: float = 10.0, stopping: Callable[[], bool] | None = None,
+                  on_refused: Callable[[RefusedPayload], None] | None = None,
+                  ) -> list[BaseRoute]:
     """The ``POST /ingest/{source}`` route (see the module docstring).
 
     Args:
         gate: checks and translates payloads (``orderloom.actors.IngestSeam``).
-        kernel: the live kernel running the recipients (intake, the orders).
-        store: where refused payloads are recorded (``record_dead_letter``).
+        kernel: the live kernel running the recipients (intake, the orders),
+            with the activator that restarts a retired one (if any).
+        store: where refused payloads are recorded (``record_dead_letter``,
+            called in a worker thread: the store must allow that, as every
+            store of this package does).
         transport: where refused payloads are published (the dead topic).
         clock: seconds since the epoch (the gate's ``now``).
         commit_timeout: real seconds to wait for the recipients' turns.
+        stopping: True once the process is stopping: from then on every
+            request is answered ``503`` (``stopping``) and nothing is read
+            or delivered (None: never).
+        on_refused: called with each refused payload's record before it is
+            recorded and published (serve counts them for its metrics).
     """
+    is_stopping = stopping or _never
 
     async def ingest(request: Request) -> JSONResponse:
         source = request.path_params["source"]
@@ -89,6 +107,8 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         if source not in gate.sources:
             return JSONResponse({"error": "unknown_source", "path": "source",
                                  "detail": "not a configured ingest source"}, status_code=404)
+        if is_stopping():
+            return _stopping()
         raw, size = await _body(request)
         if raw is None:
             error = IngestError(IngestReason.TOO_LARGE, f"more than {MAX_ENVELOPE_BYTES} bytes")
@@ -98,17 +118,25 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
         else:
             outcome = gate.ingest(source, dict(request.headers), raw, origin=origin, now=clock())
         if isinstance(outcome, RefusedPayload):
+            if on_refused is not None:
+                on_refused(outcome)
             await _refused(outcome, store, transport)
             return JSONResponse({"error": outcome.reason.value, "path": outcome.path,
                                  "detail": outcome.detail},
                                 status_code=_STATUS.get(outcome.reason, 422))
+        if is_stopping():  # it began while the body was read: nothing is delivered
+            return _stopping()
         envelopes = outcome.envelopes
-        missing = sorted({e.recipient for e in envelopes if not kernel.is_running(e.recipient)})
+        # A retired order is started again (restored from its journal) here, as
+        # a message over the broker would start it.
+        recipients = dict.fromkeys(e.recipient for e in envelopes)  # once each, in order
+        missing = sorted(r for r in recipients if not kernel.activate(r))
         if missing:
             # Delivered, it would be an unknown_address dead letter and lost to
             # the caller: say so instead, so the platform retries later.
             return JSONResponse({"error": "recipient_unavailable", "recipients": missing,
-                                 "detail": "no actor runs at the address; retry later"},
+                                 "detail": "no actor runs or can be started at the address; "
+                                           "retry later"},
                                 status_code=503, headers={"Retry-After": "30"})
         done = anyio.Event()
         ack = ack_after(len(envelopes), done.set)
@@ -127,6 +155,16 @@ def ingest_routes(gate: IngestGate, kernel: LiveKernel, *, store: Store | None =
     return [Route(INGEST_PATH, ingest, methods=["POST"], name="ingest")]
 
 
+def _never() -> bool:
+    return False
+
+
+def _stopping() -> JSONResponse:
+    return JSONResponse({"error": "stopping", "detail": "the coordinator is shutting down; "
+                                                        "nothing was delivered, retry later"},
+                        status_code=503, headers={"Retry-After": "30"})
+
+
 async def _body(request: Request) -> tuple[bytes | None, int]:
     """The body and its size, or None and the bytes read once it passes the
     limit (nothing more is read)."""
@@ -143,7 +181,11 @@ async def _body(request: Request) -> tuple[bytes | None, int]:
 async def _refused(letter: RefusedPayload, store: Store | None,
                    transport: Transport | None) -> None:
     if store is not None:
-        store.record_dead_letter(letter)
+        # A worker thread: the write (an fsync for SQLite, a round trip for
+        # PostgreSQL) must not stall the event loop the kernel runs on. The
+        # stores take a lock around their connection; waiting here is not
+        # cancelled, so the store is not closed under the write.
+        await anyio.to_thread.run_sync(store.record_dead_letter, letter)
     if transport is not None:
         try:
             await transport.publish_dead_letter(letter)

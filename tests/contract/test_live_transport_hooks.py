@@ -101,3 +101,38 @@ def test_the_activator_starts_an_actor_for_a_delivery_to_an_unspawned_address() 
     assert asked == ["worker/9", "worker/broken", "worker/7"]  # once: then it runs
     assert receiver.dead_letter_counts == {"unknown_address": 2}
     assert [(f.actor, f.action) for f in receiver.failures] == [("worker/broken", "recorded")]
+
+
+def test_activate_starts_what_a_delivery_would_start_and_says_whether_one_runs() -> None:
+    """LiveKernel.activate: True for a running actor (the activator not asked), True
+    once the activator started one, False where it declines or fails (the failure
+    recorded) and everywhere without an activator; nothing is delivered."""
+    done: list[int] = []
+    asked: list[str] = []
+
+    def activate(address: Address) -> ActorFactory | None:
+        asked.append(address)
+        if address == "worker/broken":
+            raise RuntimeError("cannot tell")
+        return (lambda: Worker(done)) if address == "worker/7" else None
+
+    async def main() -> LiveKernel:
+        with anyio.fail_after(HANG_GUARD):
+            async with LiveKernel() as kernel:
+                assert kernel.activate("worker/7") is False  # no activator yet
+                kernel.set_activator(activate)
+                assert kernel.activate("worker/7") is True
+                assert kernel.is_running("worker/7")
+                assert kernel.activate("worker/7") is True  # runs: not asked again
+                assert kernel.activate("worker/9") is False
+                assert kernel.activate("worker/broken") is False
+                assert not kernel.is_running("worker/9") and not kernel.is_running("worker/broken")
+                kernel.tell("worker/7", Work(n=5))
+                while done != [5]:
+                    await anyio.sleep(0.01)
+                return kernel
+
+    kernel = anyio.run(main, backend="asyncio")
+    assert asked == ["worker/7", "worker/9", "worker/broken"]
+    assert kernel.dead_letter_total == 0
+    assert [(f.actor, f.action) for f in kernel.failures] == [("worker/broken", "recorded")]

@@ -626,6 +626,37 @@ def test_dead_letters_change_no_stream_and_survive_reopening(harness: Harness) -
     assert harness.reopen().dead_letters() == (refused(1),)
 
 
+def test_dead_letters_may_be_recorded_from_worker_threads_while_turns_commit(
+        harness: Harness) -> None:
+    """The HTTP ingest route records refusals in a worker thread while the kernel's
+    thread commits turns: every dead letter and every turn lands, none lost or mixed."""
+    store = harness.store
+    errors: list[BaseException] = []
+
+    def record(k: int) -> None:
+        try:
+            for n in range(10):
+                store.record_dead_letter(refused(100 * k + n))
+        except BaseException as exc:  # a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for v in range(10):
+        store.commit(S, Turn(expected_version=v, events=(ev(v),), inbox_id=f"m{v}"))
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert store.load(S).version == 10
+    recorded = store.dead_letters(100)
+    assert sorted(recorded, key=lambda d: d.received_at) == [
+        refused(100 * k + n) for k in range(3) for n in range(10)]
+    for k in range(3):  # each thread's letters in the order it wrote them
+        mine = [d for d in recorded if int(d.received_at - 1_700_000_000.0) // 100 == k]
+        assert mine == [refused(100 * k + n) for n in reversed(range(10))]
+
+
 def test_a_file_written_before_the_dead_letter_table_gets_it_on_open(durable: Harness) -> None:
     """A schema-1 database without the dead_letters table (written before it existed)
     opens, keeps its journal and records dead letters."""

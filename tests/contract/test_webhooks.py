@@ -161,3 +161,37 @@ def test_the_webhook_runs_on_trio_too(backend: str) -> None:
                     assert ok.status_code == 202 and seen == [4, 4]
 
     anyio.run(main, backend=backend)
+
+
+def test_the_webhook_starts_a_stopped_recipient_through_the_activator() -> None:
+    """A recipient with no actor that the kernel's activator can start (a retired
+    order) is started and gets the envelopes: 202 after its turns. One the activator
+    declines is 503 recipient_unavailable, with nothing started or delivered."""
+    seen: list[int] = []
+    asked: list[str] = []
+
+    def activate(address: Address) -> Any:
+        asked.append(address)
+        return (lambda: Recorder(seen)) if address == "rec/2" else None
+
+    async def main() -> None:
+        with anyio.fail_after(HANG_GUARD):
+            async with LiveKernel() as kernel:
+                kernel.set_activator(activate)
+                app = Starlette(routes=ingest_routes(Gate(), kernel, clock=lambda: 1.0,
+                                                     commit_timeout=HANG_GUARD))
+                async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app),
+                                              base_url="http://node") as http:
+                    ok = await http.post("/ingest/feed", headers={"x-key": "k"},
+                                         content=json.dumps({"to": "rec/2", "n": 5}))
+                    assert ok.status_code == 202, ok.text
+                    assert seen == [5, 5] and kernel.is_running("rec/2")
+                    nobody = await http.post("/ingest/feed", headers={"x-key": "k"},
+                                             content=json.dumps({"to": "ghost", "n": 6}))
+                    assert nobody.status_code == 503
+                    assert nobody.json()["recipients"] == ["ghost"]
+                    assert not kernel.is_running("ghost") and kernel.dead_letter_total == 0
+
+    anyio.run(main, backend="asyncio")
+    assert asked == ["rec/2", "ghost"]  # once each: then rec/2 runs
+    assert seen == [5, 5]

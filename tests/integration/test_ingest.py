@@ -22,6 +22,7 @@ from typing import Any
 
 import aiomqtt
 import anyio
+import attrs
 import httpx2
 import pytest
 from paho.mqtt.packettypes import PacketTypes
@@ -40,7 +41,11 @@ from orderloom.actors import (
     wire_codec,
 )
 from orderloom.actors.coordinator import spawn_coordinator
+from orderloom.cli._serve import order_activator
 from orderloom.runtime import (
+    Address,
+    Envelope,
+    IngestAccepted,
     IngestReason,
     MemoryStore,
     Store,
@@ -88,8 +93,10 @@ def seam() -> IngestSeam:
 
 
 @asynccontextmanager
-async def coordinator(store: Store, run: str) -> AsyncIterator[tuple[LiveKernel, MqttTransport]]:
-    """A coordinator on a live kernel, ingesting Shopify over the shared broker."""
+async def coordinator(store: Store, run: str, *, activate: bool = False,
+                      ) -> AsyncIterator[tuple[LiveKernel, MqttTransport]]:
+    """A coordinator on a live kernel, ingesting Shopify over the shared broker
+    (``activate``: with serve's activator, which restarts a retired order)."""
     host, port = broker.shared_broker()
     settings = OrderSettings(policy=load_builtin_policy("cautious"))
     async with MqttTransport(wire_codec(), client_id=f"{run}-coord",
@@ -97,7 +104,9 @@ async def coordinator(store: Store, run: str) -> AsyncIterator[tuple[LiveKernel,
                              session_expiry=60, ingest=seam(),
                              on_refused=store.record_dead_letter, clock=lambda: NOW) as t, \
             LiveKernel(seed=1, speed=1.0, start_time=NOW, transport=t) as kernel:
-        spawn_coordinator(kernel, settings, store)
+        settings = spawn_coordinator(kernel, settings, store)
+        if activate:
+            kernel.set_activator(order_activator(settings, store))
         yield kernel, t
 
 
@@ -282,6 +291,61 @@ async def test_an_http_webhook_is_accepted_once_committed_and_a_forged_one_is_40
                                           headers={"Authorization": f"Bearer {TOKEN}"})
                 assert nowhere.status_code == 404
                 assert (await http.get("/ingest/shopify")).status_code == 401
+
+
+def _to_order(envelope: Envelope, order_id: str, message_id: str) -> bytes:
+    """``envelope`` as a generic source sends it straight to ``order/<order_id>``."""
+    return wire_codec().encode_envelope(Envelope(
+        message_id, None, envelope.correlation_id, None, Address(f"order/{order_id}"),
+        envelope.sent_at, envelope.body, None))
+
+
+@on_asyncio
+async def test_an_http_webhook_for_a_retired_order_restarts_it_from_its_journal(
+        tmp_path: Path) -> None:
+    """An envelope POSTed to /ingest/wms for an order whose actor stopped (retired)
+    is not refused as unavailable: the kernel's activator restores the order from its
+    journal, the event is applied and the answer is 202. An order the store never
+    saw is still 503 recipient_unavailable, and no actor is started for it."""
+    run = uuid.uuid4().hex[:8]
+    with sqlite(tmp_path, "s") as store:
+        async with coordinator(store, run, activate=True) as (kernel, transport):
+            gate = seam()
+            app = TokenAuth(Starlette(routes=ingest_routes(
+                gate, kernel, store=store, transport=transport, clock=lambda: NOW)),
+                Tokens({TOKEN: "ops"}), exempt=ingest_auth_exempt(gate))
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app),
+                                          base_url="http://coordinator") as http:
+                placed = await http.post("/ingest/shopify", content=webhook("orders_create")[1],
+                                         headers=webhook("orders_create")[0])
+                assert placed.status_code == 202, placed.text
+                kernel.stop(f"order/{ORDER}")
+                await until(lambda: not kernel.is_running(f"order/{ORDER}"), "order retired")
+                # The authorization as the shop's relay (a generic source) reports it.
+                translated = gate.ingest("shopify", *webhook("order_transactions_authorization"),
+                                         origin="test", now=NOW)
+                assert isinstance(translated, IngestAccepted)
+                [event] = translated.envelopes
+                answer = await http.post("/ingest/wms", headers=auth,
+                                         content=_to_order(event, ORDER, f"{run}-auth"))
+                assert answer.status_code == 202, answer.text
+                assert answer.json()["ids"] == [f"{run}-auth"]
+                order = order_of(kernel)  # committed before the answer
+                assert order is not None and order.placed_at is not None
+                assert order.authorizations
+
+                stranger = "shopify:acme-outdoor:1"
+                fact: Any = event.body  # an order event: it has an order_id
+                other = event._replace(body=attrs.evolve(fact, order_id=stranger))
+                unknown = await http.post("/ingest/wms", headers=auth,
+                                          content=_to_order(other, stranger, f"{run}-x"))
+                assert unknown.status_code == 503, unknown.text
+                assert unknown.json()["error"] == "recipient_unavailable"
+                assert unknown.json()["recipients"] == [f"order/{stranger}"]
+                assert "Retry-After" in unknown.headers
+                assert not kernel.is_running(f"order/{stranger}")
+        assert list(store.journal(f"order/{stranger}")) == []
 
 
 class FailsFirstOrderCommit(MemoryStore):

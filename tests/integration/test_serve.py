@@ -494,7 +494,8 @@ def test_a_held_order_is_decided_on_the_review_desk(tmp_path: Path) -> None:
 def test_orders_come_in_through_the_ingest_sources(tmp_path: Path) -> None:
     """With an envelope source in ``ingest``, an order placed by POST /ingest/wms
     (with a token; 401 without) and one published on orderloom/v1/in/wms both
-    start; a payload that is not JSON is refused with 422 and recorded."""
+    start; a payload that is not JSON is refused with 422, recorded and counted in
+    orderloom_inbound_refused_total."""
     run = f"t{uuid.uuid4().hex[:10]}"
     by_http, by_mqtt = f"{run}-h1", f"{run}-m1"
     with broker.own_broker(tmp_path) as (_, port):
@@ -520,6 +521,9 @@ def test_orders_come_in_through_the_ingest_sources(tmp_path: Path) -> None:
                 status, body = await anyio.to_thread.run_sync(
                     _post_raw, http, "/ingest/wms", b"{not json", AUTH)
                 assert status == 422 and json.loads(body)["error"] == "not_json"
+                status, text = await anyio.to_thread.run_sync(_get, http, "/metrics", AUTH)
+                assert status == 200
+                assert "orderloom_inbound_refused_total 1.0" in text.splitlines()
                 async with aiomqtt.Client("127.0.0.1", port, identifier=f"{run}-wms") as wms:
                     await wms.publish(ingest_topic("wms"), _envelope(by_mqtt), qos=1)
                 await _until(lambda: node.kernel.is_running(f"order/{by_http}")
