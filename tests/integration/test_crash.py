@@ -335,14 +335,21 @@ _RANDOM = random.Random(11)
 # The random crashes: any point passed while orders flow (restore.outbox is
 # only passed while restoring after an earlier crash), at a pass among 2,000.
 _ON_THE_WAY = tuple(p for p in CRASH_POINTS if p != "restore.outbox")
-SLOW = [pytest.param([f"{point}:{n}"], id=point) for point, n in (
+# In CI's slow step (pytest -m slow): one crash on each side of a commit, one
+# in the middle of a turn's sends, one at the broker's acknowledgement and the
+# first random one; all of them (pytest -m crash_runs, about an hour on 2 cores) before a release.
+_IN_CI = frozenset({"turn.before_commit", "turn.after_commit", "outbox.mid", "ack.before"})
+SLOW = [pytest.param([f"{point}:{n}"], id=point,
+                     marks=[pytest.mark.slow] if point in _IN_CI else [])
+        for point, n in (
     ("ack.after", 500), ("ack.before", 500), ("actor.after_restore", 300),
     ("outbox.after_publish", 800), ("outbox.before_publish", 800), ("outbox.mid", 400),
     ("publish.after_confirm", 1500), ("store.after_append", 1500),
     ("timer.after_fire", 200), ("transport.received", 1500), ("turn.after_commit", 1500),
     ("turn.before_commit", 1500))] + [
     pytest.param(["outbox.after_publish:300", "restore.outbox:2"], id="restore.outbox")] + [
-    pytest.param([f"{point}:{n}"], id=f"random-{i}:{point}:{n}")
+    pytest.param([f"{point}:{n}"], id=f"random-{i}:{point}:{n}",
+                 marks=[pytest.mark.slow] if i == 0 else [])
     for i, (point, n) in enumerate((_RANDOM.choice(_ON_THE_WAY), _RANDOM.randint(1, 2000))
                                    for _ in range(3))]
 
