@@ -523,16 +523,19 @@ class LiveKernel(KernelRecords):
         self._turn_sinks.append(sink)
 
     def set_activator(self, activate: Activator | None) -> None:
-        """Start actors on demand for what arrives over the transport.
+        """Start actors on demand for what comes for an address with no actor.
 
-        An envelope that comes in for an address with no actor here is first
-        offered to ``activate(address)``: a factory it returns is spawned at
-        that address (its ``on_start`` runs, e.g. restoring from a store)
-        and then gets the envelope; None leaves the envelope undeliverable
+        An envelope for an address with no actor here (over the transport,
+        from an actor or driver of this kernel, or queued for an actor that
+        stopped itself meanwhile) is first offered to ``activate(address)``:
+        a factory it returns is spawned at that address (its ``on_start``
+        runs, e.g. restoring from a store) and then gets the envelope; None
+        leaves the envelope to the transport (if any) or undeliverable
         (``unknown_address``). This is how a persistent actor that stopped
         (passivated) or was not running after a restart comes back when a
-        message comes for it. An ``activate`` that raises is recorded as a
-        failure and counts as None.
+        message comes for it. Not during shutdown, and not for an actor that
+        stopped because it failed. An ``activate`` that raises is recorded as
+        a failure and counts as None.
         """
         self._activate = activate
 
@@ -605,6 +608,10 @@ class LiveKernel(KernelRecords):
                 finally:
                     del self._delayed[envelope.message_id]
             cell = self._cells.get(envelope.recipient)
+            if cell is None and self._activate is not None and not self._closed:
+                # A passivated actor of this node comes back here, not by a
+                # round trip through the broker.
+                cell = self._activated(envelope.recipient)
             if cell is None:
                 if self._transport is not None:
                     if await self._publish(self._transport, envelope) and receipt is not None:
@@ -1092,6 +1099,14 @@ class LiveKernel(KernelRecords):
                 if cell.fired.get(item.message_id, (0, None))[1] is not None:
                     # A zero-delay timer still cancellable: as under simulation,
                     # a timer not delivered by the stop is cancelled with it.
+                    self._settle()
+                elif (self._activate is not None and not self._closed
+                      and cell.failed_with is None and item.sender != cell.address):
+                    # Passivated (or stopped) with messages still queued: they
+                    # go to its next instance, which the activator starts from
+                    # the store (their receipts and acks go with them). What
+                    # it sent itself (its timers) dies with it.
+                    self._post_later(item, 0.0)
                     self._settle()
                 else:
                     self._undeliverable(item, "actor_stopped")

@@ -10,6 +10,7 @@ one process, by restarting the kernel on the same SQLite file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -150,3 +151,54 @@ def test_only_the_live_kernel_gives_receipts() -> None:
             return isinstance(kernel.actor("p").ctx, ReceiptedSend)
 
     assert anyio.run(live)
+
+
+class Napper(PersistentActor[tuple[int, ...]]):
+    """Records pings; ``n == 0`` passivates it (stops itself) after the turn."""
+
+    def initial_state(self) -> tuple[int, ...]:
+        return ()
+
+    def evolve(self, state: tuple[int, ...], event: Ping) -> tuple[int, ...]:
+        return (*state, event.n)
+
+    @handler
+    async def on_ping(self, msg: Ping) -> None:
+        self.record(msg)
+        if msg.n == 0:
+            self.ctx.stop()
+
+
+async def test_a_passivated_actor_comes_back_for_what_was_queued_or_sent_to_it(
+        tmp_path: Path) -> None:
+    """Pings queued behind the one that passivates the actor, and pings sent
+    to it later by another actor of the node, start it again from the store
+    through the activator (no transport): none is lost."""
+    store = SqliteStore(tmp_path / "nap.db", AttrsCodec([Ping]))
+    starts: list[str] = []
+
+    def activate(address: str) -> Any:
+        if address != "receiver":
+            return None
+        starts.append(address)
+        return lambda: Napper(store)
+
+    async with LiveKernel() as kernel:
+        kernel.set_activator(activate)
+        kernel.spawn(lambda: Napper(store), "receiver")
+        for n in (0, 1, 2):  # 1 and 2 wait in the mailbox while 0 passivates it
+            kernel.tell("receiver", Ping(n=n))
+        with anyio.fail_after(HANG_GUARD):
+            await kernel.drain(HANG_GUARD)
+        kernel.spawn(lambda: Sender(store), "sender")
+        kernel.tell("receiver", Ping(n=0))  # passivates it again
+        with anyio.fail_after(HANG_GUARD):
+            await kernel.drain(HANG_GUARD)
+        assert not kernel.is_running("receiver")
+        kernel.tell("sender", Ping(n=3))  # the sender's send restarts it
+        with anyio.fail_after(HANG_GUARD):
+            await kernel.drain(HANG_GUARD)
+        assert kernel.dead_letter_total == 0
+    assert [e.event.n for e in store.journal("receiver")] == [0, 1, 2, 0, 3]
+    assert starts and store.pending_outbox() == ()
+    store.close()
