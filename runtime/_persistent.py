@@ -103,6 +103,12 @@ class ReceiptedSend(Protocol):
         recipient's turn for it completed or the transport confirmed it."""
         ...
 
+    async def forward(self, to: Address, message: Message, *,
+                      correlation_id: str | None = None) -> None:
+        """Send ``message`` on; the message being handled is acknowledged
+        (to the broker) once ``message`` is safe, not when the turn ends."""
+        ...
+
 
 class _Turn:
     """What one turn has done so far, kept until its commit.

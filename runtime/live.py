@@ -210,6 +210,33 @@ class _LiveCell:
         else:
             await kernel._post(envelope, receipt=on_delivered)
 
+    async def forward(self, to: Address, message: Message, *,
+                      correlation_id: str | None = None) -> None:
+        """:meth:`send`, and the message being handled, if it came from the
+        transport, is acknowledged once ``message`` is safe (its local
+        recipient's turn completed, or the broker confirmed it), not when
+        this turn completes: a crash in between leaves it unacknowledged,
+        and the broker delivers it again. See :class:`ReceiptedSend`."""
+        kernel = self._kernel
+        current = self.current
+        acks: list[Delivery] = []
+        if current is not None and kernel._acks:
+            pending = kernel._acks.get(current.message_id)
+            if pending:
+                acks = [d for d in pending if d.envelope is current]
+                kept = [d for d in pending if d.envelope is not current]
+                if kept:
+                    pending[:] = kept
+                else:
+                    del kernel._acks[current.message_id]
+
+        def delivered() -> None:
+            for delivery in acks:
+                delivery.ack()
+
+        envelope = kernel._envelope(self, to, message, correlation_id, None)
+        await kernel._post(envelope, receipt=delivered if acks else None)
+
     async def ask(self, to: Address, message: Message, *, timeout: float) -> Any:
         if not timeout > 0:
             raise ValueError(f"actor {self._address}: ask timeout must be > 0, got {timeout!r}")
@@ -638,6 +665,11 @@ class LiveKernel(KernelRecords):
             self._dead(envelope, "cancelled")
             self._settle()
             raise
+
+    async def _post_in_order(self, envelopes: list[Envelope]) -> None:
+        """Post envelopes already counted in flight, one after the other."""
+        for envelope in envelopes:
+            await self._post(envelope, counted=True)
 
     async def _publish(self, transport: Transport, envelope: Envelope) -> bool:
         """Hand an envelope for a non-local address to the transport; waits up
@@ -1090,6 +1122,7 @@ class LiveKernel(KernelRecords):
             cell.current = None
         await self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
         cell.outbox.close()
+        handed_on: list[Envelope] = []
         while True:
             try:
                 item = cell.inbox.receive_nowait()
@@ -1105,14 +1138,16 @@ class LiveKernel(KernelRecords):
                     # Passivated (or stopped) with messages still queued: they
                     # go to its next instance, which the activator starts from
                     # the store (their receipts and acks go with them). What
-                    # it sent itself (its timers) dies with it.
-                    self._post_later(item, 0.0)
-                    self._settle()
+                    # it sent itself (its timers) dies with it. Still counted
+                    # in flight; posted in their order by one task below.
+                    handed_on.append(item)
                 else:
                     self._undeliverable(item, "actor_stopped")
             else:
                 self._settle()  # a wake the actor never read
         cell.inbox.close()
+        if handed_on:
+            self._start_task(self._post_in_order, handed_on, name=f"hand on {cell.address}")
         error = cell.failed_with
         self._record("stop", cell.address, detail="failed" if error else "")
         if error is not None:

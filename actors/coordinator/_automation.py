@@ -23,6 +23,7 @@ from orderloom.runtime import (
     DuplicateAddress,
     Message,
     PersistentActor,
+    ReceiptedSend,
     Store,
     handler,
 )
@@ -36,9 +37,8 @@ __all__ = ["Automation", "DuplicateWindow", "INGEST_HANDOFF_TIMEOUT", "Intake",
            "OrderKeyRecorded", "Watchdog"]
 
 INGEST_HANDOFF_TIMEOUT = 3600.0
-"""Kernel seconds intake waits for an order to take an ingested event or a
-confirmed placement (a hang guard: the live kernel's clock may be scaled, so
-it is generous)."""
+"""Kernel seconds intake waits for an order to take an ingested event (a hang
+guard: the live kernel's clock may be scaled, so it is generous)."""
 
 
 class Intake(Actor):
@@ -47,13 +47,12 @@ class Intake(Actor):
     Args:
         settings: what every order actor shares.
         store: where the order actors keep their journals.
-        confirm_placements: ask the order actor instead of telling it, so
-            intake's turn, and with it the acknowledgement of a placement
-            that came over the broker, completes only once the order's turn
-            committed (the live coordinator; a crash in between leaves the
-            placement unacknowledged, and the broker redelivers it). Off in
-            simulation, where nothing is acknowledged and a tell is one
-            message less.
+        confirm_placements: on a kernel with receipts (the live one), forward
+            a placement so that its acknowledgement to the broker waits for
+            the order's turn to commit, not for intake's (a crash in between
+            leaves it unacknowledged, and the broker redelivers it); intake
+            goes on with the next placement meanwhile. Off in simulation,
+            where nothing is acknowledged.
     """
 
     def __init__(self, settings: OrderSettings, store: Store, *,
@@ -73,13 +72,11 @@ class Intake(Actor):
             self.ctx.spawn(lambda: OrderActor(order_id, settings, store), address)
         except DuplicateAddress:
             pass  # a redelivery: the order's actor already runs
-        if not self.confirm_placements:
-            await self.ctx.send(address, command, correlation_id=order_id)
-            return
-        try:
-            await self.ctx.ask(address, command, timeout=INGEST_HANDOFF_TIMEOUT)
-        except AskTimeout:
-            pass  # in the order's mailbox, and taken later (see on_event)
+        ctx = self.ctx
+        if self.confirm_placements and isinstance(ctx, ReceiptedSend):
+            await ctx.forward(address, command, correlation_id=order_id)
+        else:
+            await ctx.send(address, command, correlation_id=order_id)
 
     @handler
     async def on_event(self, event: m.Event) -> None:

@@ -202,3 +202,38 @@ async def test_a_passivated_actor_comes_back_for_what_was_queued_or_sent_to_it(
     assert [e.event.n for e in store.journal("receiver")] == [0, 1, 2, 0, 3]
     assert starts and store.pending_outbox() == ()
     store.close()
+
+
+class Forwarder(Actor):
+    """Forwards every ping to ``receiver`` (as intake forwards a placement)."""
+
+    @handler
+    async def on_ping(self, msg: Ping) -> None:
+        assert isinstance(self.ctx, ReceiptedSend)
+        await self.ctx.forward("receiver", msg)  # type: ignore[arg-type]
+
+
+async def test_a_forwarded_message_is_acknowledged_once_its_recipient_committed(
+        tmp_path: Path) -> None:
+    """A message from outside that an actor forwards is acknowledged when the
+    recipient's turn for the forwarded one completes, not when the
+    forwarder's does: a failed recipient turn leaves it unacknowledged."""
+    from orderloom.runtime import Delivery, Envelope
+
+    store = _store(tmp_path / "fwd.db")
+    acked: list[int] = []
+    refuse = [True]
+    async with LiveKernel() as kernel:
+        kernel.spawn(Forwarder, "intake")
+        kernel.spawn(lambda: Receiver(store, refuse, []), "receiver",
+                     restart=RestartPolicy(max_restarts=5, backoff=0.0))
+        for n in (1, 2):
+            if n == 2:
+                refuse[0] = False
+            envelope = Envelope(f"in-{n}", None, None, "shop", "intake", 0.0, Ping(n=n), None)
+            await kernel.deliver(Delivery(envelope, lambda n=n: acked.append(n)))
+            with anyio.fail_after(HANG_GUARD):
+                await kernel.drain(HANG_GUARD)
+        state = kernel.actor("receiver").state  # type: ignore[attr-defined]
+    assert (state, acked) == ((2,), [2])
+    store.close()
