@@ -509,6 +509,17 @@ class LiveKernel(KernelRecords):
         """
         self._activate = activate
 
+    def activate(self, address: Address | str) -> bool:
+        """Start the actor at ``address`` as a message for it over the
+        transport would (see :meth:`set_activator`), unless it runs already:
+        a watch over a store's due timers brings a passivated actor back with
+        this. True if an actor runs at ``address`` afterwards."""
+        if address in self._cells:
+            return True
+        if self._activate is None:
+            return False
+        return self._activated(Address(str(address))) is not None
+
     def is_running(self, address: Address | str) -> bool:
         """True while an actor is registered."""
         return address in self._cells
@@ -1024,12 +1035,24 @@ class LiveKernel(KernelRecords):
             cell.current = None
         await self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
         cell.outbox.close()
+        # An actor that stopped itself (passivated, retired) may have been
+        # sent more meanwhile: what its activator would start again takes it.
+        successor: _LiveCell | None = None
+        handover = (cell.failed_with is None and not self._closed
+                    and self._activate is not None)
         while True:
             try:
                 item = cell.inbox.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
             if isinstance(item, Envelope):
+                if handover and item.message_id not in cell.fired:
+                    if successor is None:
+                        successor = (self._cells.get(cell.address)
+                                     or self._activated(cell.address))
+                        handover = successor is not None
+                    if successor is not None and self._hand_over(successor, item):
+                        continue  # still in flight, now in the successor's mailbox
                 if cell.fired.get(item.message_id, (0, None))[1] is not None:
                     # A zero-delay timer still cancellable: as under simulation,
                     # a timer not delivered by the stop is cancelled with it.
@@ -1051,6 +1074,16 @@ class LiveKernel(KernelRecords):
         # Break the actor <-> cell cycle (the cell is its ``ctx``): a stopped
         # actor is freed by reference counting at once.
         del cell.actor.ctx
+
+    def _hand_over(self, successor: _LiveCell, envelope: Envelope) -> bool:
+        """Put ``envelope`` (left in a stopped actor's mailbox) in its
+        successor's; False if that mailbox is full or closed."""
+        try:
+            successor.outbox.send_nowait(envelope)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return False
+        self._record("handover", successor.address, envelope)
+        return True
 
 
 def _stopping(cell: _LiveCell) -> bool:
