@@ -595,7 +595,8 @@ def main() -> None:
     parser.add_argument("--raw-messages", type=int, default=50_000,
                         help="messages through the broker for (a)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: 100 orders, 300 for memory, 3000 raw messages")
+                        help="a smoke test: 100 orders, 300 for each memory figure, "
+                             "3000 raw messages")
     # Internal: the subprocesses this script starts.
     parser.add_argument("--role", choices=("main", "world", "memory", "retired"), default="main",
                         help=argparse.SUPPRESS)

@@ -211,6 +211,10 @@ class PersistentActor(Actor, Generic[S]):
     later turn reads must be in :attr:`state`: attributes set elsewhere are
     lost with the instance.
 
+    ``passivate_after`` (seconds, None by default: never), set by a subclass
+    in ``__init__``: once the actor has had no turn for that long it stops,
+    if nothing would be lost (see :meth:`quiescent` and the module docstring).
+
     Args:
         store: where the journal lives.
         stream: its name in the store (default: the actor's address).
@@ -238,10 +242,10 @@ class PersistentActor(Actor, Generic[S]):
         self._handle_seq = 0
         self._timer_seq = 0
         self._since_snapshot = 0
+        # Seconds without a turn after which the actor passivates (None:
+        # never); a subclass sets it in ``__init__``. See _idle_check.
         self.passivate_after: float | None = None
-        """Seconds without a turn after which the actor passivates, if
-        :meth:`quiescent` (None: never). Set by the subclass in ``__init__``."""
-        self._last_turn_at = 0.0
+        self._last_turn_at = 0.0  # kernel time of the last turn (or start)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
