@@ -31,20 +31,25 @@ PID at the end. Prints one ``name=value`` line per figure:
   target p99 <= 50 ms. ``paced_orders_per_s`` is the pace and
   ``paced_lifecycles_per_s`` what the coordinator finished: below the pace,
   it did not keep up and the latencies include a growing queue.
-- ``rss_kb_per_active_order`` / ``rss_kb_per_passivated_order``: (e) in a
-  coordinator subprocess of its own (SQLite): resident memory above the idle
-  coordinator's, per order, with ``--memory-orders`` open orders in memory
-  (the world is away: its session queues their commands), then after the
-  world came back, every order finished and its actor retired
-  (``retire_after`` 1 s, the journal stays in the store). RSS seldom shrinks
-  when Python frees memory, so the passivated figure is taken from a second
-  batch of as many orders run to retirement after the first (the world
-  present): the RSS it adds over the first batch's, per order. Target: <= 2 KB
-  per passivated order. ``rss_kb_per_passivated_order_first_batch`` is the
-  naive figure, RSS after the first batch retired over the idle
-  coordinator's: an upper bound that includes the heap's high-water mark.
-  The coordinator only retires finished orders (there is no passivation of
-  open ones), so "passivated" here means finished and retired.
+- ``rss_kb_per_passivated_order``: (e) in a coordinator subprocess of its own
+  (SQLite), composed as ``orderloom serve`` composes it (its metrics fold
+  included) with ``passivate_idle_after``
+  :data:`PASSIVATE_AFTER`: resident memory per OPEN order that went idle and
+  passivated. No world runs (what the orders send it, the broker drops), so
+  every order waits for its payment forever. RSS seldom shrinks when Python
+  frees memory, so the figure is what a second batch of ``--memory-orders``
+  orders, placed and passivated after the first, adds to RSS, per order.
+  Target: <= 2 KB. ``rss_kb_per_passivated_order_first_batch`` is the naive
+  figure over the idle coordinator's RSS (it includes the heap's high-water
+  mark of the batch in flight).
+- ``rss_kb_per_active_order`` / ``rss_kb_per_retired_order``: in a second
+  coordinator subprocess without passivation: per order with
+  ``--retired-orders`` open orders in memory (the world is away: its session
+  queues their commands), then, as above, what a second batch of as many
+  orders run to their finish and retirement (``retire_after`` 1 s, the world
+  present) adds to RSS after the first batch retired.
+  ``rss_kb_per_retired_order_first_batch``: the naive figure.
+  ``--only-memory`` runs (e) alone.
 
 The world has no simulated waits (gateway, warehouse, carrier, address and
 downstream delays all zero), the policy is ``aggressive`` with push
@@ -52,7 +57,8 @@ downstream sync (no holds, no approvals), every order has its own customer
 (no duplicates), and the kernels run at speed 1 with gateway timeouts far
 beyond the run: the flow is bound by CPU and I/O, never by simulated time,
 and no timer fires during a measurement. Usage:
-``python bench/live.py [--orders N] [--memory-orders M] [--quick]``.
+``python bench/live.py [--orders N] [--memory-orders M] [--retired-orders R]
+[--only-memory] [--quick]``.
 """
 
 from __future__ import annotations
@@ -94,6 +100,7 @@ from orderloom.actors import (
     DownstreamSyncPolicy,
     GatewayConfig,
     LineItemSpec,
+    MetricsCollector,
     OrderFinished,
     PlaceOrder,
     TeamConfig,
@@ -115,6 +122,7 @@ WINDOW = 32  # MqttTransport's window on both sides (its default)
 SPEED = 1.0  # no simulated waits in this world: speed only scales timeouts
 SEND_TIMEOUT = 600.0  # kernel seconds a publish may wait for its PUBACK under load
 RETIRE_AFTER = 1.0
+PASSIVATE_AFTER = 2.0  # kernel seconds an open order idles before it passivates (e)
 DEADLINE = 1800.0  # real seconds any phase may take before the run fails
 TEAMS = ("payments-ops", "fraud", "customer-care", "fulfillment-ops")
 
@@ -470,6 +478,50 @@ def rss_kb() -> float:
 
 
 async def memory_role(args: argparse.Namespace) -> None:
+    """(e), in a coordinator process of its own: RSS per passivated open order."""
+    config = world_config()
+    settings = attrs.evolve(config.settings(), passivate_idle_after=PASSIVATE_AFTER)
+    batches = [[f"{prefix}-{n}" for n in range(args.orders)] for prefix in ("p", "q")]
+
+    async def passivated(ids: list[str]) -> float:
+        """Place ``ids``, wait until every one ran and passivated; RSS then."""
+        for order_id in ids:
+            prefix, n = order_id.split("-")
+            await kernel.send("intake", place(prefix, int(n)))
+        if not await kernel.drain(DEADLINE):
+            raise SystemExit("memory: the coordinator did not go quiet")
+        while any(kernel.is_running(f"order/{i}") for i in ids):
+            await anyio.sleep(0.5)
+        if not await kernel.drain(DEADLINE):
+            raise SystemExit("memory: the coordinator did not go quiet")
+        gc.collect()
+        return rss_kb()
+
+    with tempfile.TemporaryDirectory() as tmp, \
+            open_store(f"sqlite:///{tmp}/memory.sqlite", journal_codec()) as store:
+        transport = coordinator_transport(args.port)
+        async with transport, LiveKernel(seed=1, speed=SPEED, send_timeout=SEND_TIMEOUT,
+                                         start_time=time.time(),
+                                         transport=transport) as kernel:
+            now = kernel.now()
+            # As serve composes it: the metrics fold hears every order's
+            # telemetry (serve's log sink keeps nothing).
+            fold = MetricsCollector(warm_up=now, horizon=now + 10 * 365 * 86400.0,
+                                    series_step=86400.0, systems=settings.downstream,
+                                    teams=TEAMS)
+            kernel.add_sink(fold.on_emit)
+            spawn_coordinator(kernel, settings, store)
+            with anyio.fail_after(DEADLINE):
+                await kernel.drain(DEADLINE)
+                gc.collect()
+                baseline = rss_kb()
+                first = await passivated(batches[0])
+                second = await passivated(batches[1])
+    print(f"rss_kb_per_passivated_order={(second - first) / args.orders:.2f}")
+    print(f"rss_kb_per_passivated_order_first_batch={(first - baseline) / args.orders:.2f}")
+
+
+async def retired_role(args: argparse.Namespace) -> None:
     """(e), in a coordinator process of its own: RSS per active and per retired order."""
     config = world_config()
     batches = [[f"{prefix}-{n}" for n in range(args.orders)] for prefix in ("m", "n")]
@@ -517,8 +569,8 @@ async def memory_role(args: argparse.Namespace) -> None:
                 second = rss_kb()
                 await world.stop()
     print(f"rss_kb_per_active_order={(active - baseline) / args.orders:.2f}")
-    print(f"rss_kb_per_passivated_order={(second - first) / args.orders:.2f}")
-    print(f"rss_kb_per_passivated_order_first_batch={(first - baseline) / args.orders:.2f}")
+    print(f"rss_kb_per_retired_order={(second - first) / args.orders:.2f}")
+    print(f"rss_kb_per_retired_order_first_batch={(first - baseline) / args.orders:.2f}")
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -535,13 +587,18 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=3000,
                         help="orders per throughput run (b, c); half of them paced for (d)")
     parser.add_argument("--memory-orders", type=int, default=20_000,
-                        help="orders held open, then retired, for (e)")
+                        help="open orders passivated, per batch, for (e)")
+    parser.add_argument("--retired-orders", type=int, default=20_000,
+                        help="orders held open, then retired, per batch, for (e)")
+    parser.add_argument("--only-memory", action="store_true",
+                        help="run (e) alone")
     parser.add_argument("--raw-messages", type=int, default=50_000,
                         help="messages through the broker for (a)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: 100 orders, 300 for memory, 3000 raw messages")
+                        help="a smoke test: 100 orders, 300 for each memory figure, "
+                             "3000 raw messages")
     # Internal: the subprocesses this script starts.
-    parser.add_argument("--role", choices=("main", "world", "memory"), default="main",
+    parser.add_argument("--role", choices=("main", "world", "memory", "retired"), default="main",
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("place", "pace", "gated"), default="place",
@@ -557,49 +614,57 @@ def main() -> None:
     if args.role == "world":
         anyio.run(world_role, args, backend="asyncio")
         return
-    if args.role == "memory":
-        anyio.run(memory_role, args, backend="asyncio")
+    if args.role in ("memory", "retired"):
+        anyio.run(memory_role if args.role == "memory" else retired_role, args,
+                  backend="asyncio")
         return
     if args.quick:
-        args.orders, args.memory_orders, args.raw_messages = 100, 300, 3000
-    for name in ("orders", "memory_orders", "raw_messages"):
+        args.orders, args.memory_orders, args.retired_orders, args.raw_messages = (
+            100, 300, 300, 3000)
+    for name in ("orders", "memory_orders", "retired_orders", "raw_messages"):
         if getattr(args, name) < 2:
             parser.error(f"--{name.replace('_', '-')}: expected at least 2, "
                          f"got {getattr(args, name)}")
 
     with tempfile.TemporaryDirectory() as tmp, own_broker(Path(tmp)) as port:
-        raw = anyio.run(raw_mqtt_msgs_per_s, port, args.raw_messages, backend="asyncio")
-        print(f"raw_mqtt_msgs_per_s={raw:.0f}", flush=True)
+        if not args.only_memory:
+            throughput(port, Path(tmp), args)
+        for role, orders in (("memory", args.memory_orders), ("retired", args.retired_orders)):
+            memory = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--role", role, "--port",
+                 str(port), "--orders", str(orders)],
+                stdout=subprocess.PIPE, text=True, check=True, timeout=DEADLINE)
+            print(memory.stdout, end="", flush=True)
 
-        sqlite = flow(port, f"sqlite:///{tmp}/coordinator.sqlite", args.orders)
-        print(f"coordinator_msgs_per_s_sqlite={sqlite.msgs_per_s:.0f}")
-        print(f"coordinator_vs_raw_mqtt_ratio={sqlite.msgs_per_s / raw:.3f}")
-        print(f"lifecycles_per_s_sqlite={sqlite.lifecycles_per_s:.1f}")
-        print(f"coordinator_cpu_share_sqlite={sqlite.coordinator_cpu_share:.2f}")
-        print(f"world_cpu_share_sqlite={sqlite.world_cpu_share:.2f}", flush=True)
 
-        with postgres_schema() as url:
-            pg = flow(port, url, args.orders)
-        print(f"coordinator_msgs_per_s_postgres={pg.msgs_per_s:.0f}")
-        print(f"lifecycles_per_s_postgres={pg.lifecycles_per_s:.1f}")
-        print(f"coordinator_cpu_share_postgres={pg.coordinator_cpu_share:.2f}")
-        print(f"world_cpu_share_postgres={pg.world_cpu_share:.2f}", flush=True)
+def throughput(port: int, tmp: Path, args: argparse.Namespace) -> None:
+    """(a) to (d), on the broker at ``port``, stores under ``tmp``."""
+    raw = anyio.run(raw_mqtt_msgs_per_s, port, args.raw_messages, backend="asyncio")
+    print(f"raw_mqtt_msgs_per_s={raw:.0f}", flush=True)
 
-        paced = flow(port, f"sqlite:///{tmp}/paced.sqlite", max(2, args.orders // 2),
-                     rate=sqlite.lifecycles_per_s / 2)
-        latencies_ms = [s * 1000 for s in paced.latencies_s]
-        # If the coordinator did not keep up with the pace, the latencies
-        # measure a queue: these two say whether it did.
-        print(f"paced_orders_per_s={sqlite.lifecycles_per_s / 2:.1f}")
-        print(f"paced_lifecycles_per_s={paced.lifecycles_per_s:.1f}")
-        print(f"event_to_command_p50_ms={percentile(latencies_ms, 50):.2f}")
-        print(f"event_to_command_p99_ms={percentile(latencies_ms, 99):.2f}", flush=True)
+    sqlite = flow(port, f"sqlite:///{tmp}/coordinator.sqlite", args.orders)
+    print(f"coordinator_msgs_per_s_sqlite={sqlite.msgs_per_s:.0f}")
+    print(f"coordinator_vs_raw_mqtt_ratio={sqlite.msgs_per_s / raw:.3f}")
+    print(f"lifecycles_per_s_sqlite={sqlite.lifecycles_per_s:.1f}")
+    print(f"coordinator_cpu_share_sqlite={sqlite.coordinator_cpu_share:.2f}")
+    print(f"world_cpu_share_sqlite={sqlite.world_cpu_share:.2f}", flush=True)
 
-        memory = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--role", "memory", "--port",
-             str(port), "--orders", str(args.memory_orders)],
-            stdout=subprocess.PIPE, text=True, check=True, timeout=DEADLINE)
-        print(memory.stdout, end="", flush=True)
+    with postgres_schema() as url:
+        pg = flow(port, url, args.orders)
+    print(f"coordinator_msgs_per_s_postgres={pg.msgs_per_s:.0f}")
+    print(f"lifecycles_per_s_postgres={pg.lifecycles_per_s:.1f}")
+    print(f"coordinator_cpu_share_postgres={pg.coordinator_cpu_share:.2f}")
+    print(f"world_cpu_share_postgres={pg.world_cpu_share:.2f}", flush=True)
+
+    paced = flow(port, f"sqlite:///{tmp}/paced.sqlite", max(2, args.orders // 2),
+                 rate=sqlite.lifecycles_per_s / 2)
+    latencies_ms = [s * 1000 for s in paced.latencies_s]
+    # If the coordinator did not keep up with the pace, the latencies
+    # measure a queue: these two say whether it did.
+    print(f"paced_orders_per_s={sqlite.lifecycles_per_s / 2:.1f}")
+    print(f"paced_lifecycles_per_s={paced.lifecycles_per_s:.1f}")
+    print(f"event_to_command_p50_ms={percentile(latencies_ms, 50):.2f}")
+    print(f"event_to_command_p99_ms={percentile(latencies_ms, 99):.2f}", flush=True)
 
 
 if __name__ == "__main__":

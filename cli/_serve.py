@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 import anyio
@@ -48,8 +48,9 @@ from ._serve_config import ServeConfig
 from ._serve_http import InboundRefused, LiveMetrics, Readiness, build_app
 from ._serve_log import log_event, telemetry_log_sink
 
-__all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "order_activator",
-           "restore_orders", "review_desk", "serve", "transport_for"]
+__all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "TIMER_LOOKAHEAD",
+           "TIMER_POLL_INTERVAL", "order_activator", "restore_orders", "review_desk", "serve",
+           "transport_for", "wake_due", "watch_timers"]
 
 DRAIN_TIMEOUT = 1.5
 """Real seconds for each drain step of a stop: the drain of in-flight work,
@@ -60,6 +61,15 @@ FLUSH_TIMEOUT = 1.5
 """Real seconds a stop waits for the outbox to empty after the drain."""
 START_TIMEOUT = 30.0
 """Real seconds the HTTP server has to start listening."""
+TIMER_POLL_INTERVAL = 15.0
+"""Real seconds between two looks at the store's due timers (:func:`watch_timers`):
+an order that passivated waits in the store, not in memory, and this is how
+often serve asks which of them have a timer coming up."""
+TIMER_LOOKAHEAD = 60.0
+"""Kernel seconds ahead that :func:`watch_timers` (and the start) brings an
+order back for its next durable timer: more than :data:`TIMER_POLL_INTERVAL`
+(at speed 1), so a timer's order runs before the timer is due even if one
+look comes late; the restored actor arms the timer for its due time."""
 _YEARS = 10 * 365 * 86400.0
 
 
@@ -148,11 +158,13 @@ def transport_for(config: ServeConfig, gate: IngestSeam | None = None,
                          on_refused=store.record_dead_letter if store is not None else None)
 
 
-def restore_orders(kernel: LiveKernel, settings: OrderSettings, store: Store) -> int:
-    """Spawn the order actors that have work pending in ``store`` (durable
-    timers or unpublished outbox entries): each restores from its journal and
-    re-arms its timers. Returns how many."""
-    streams = {t.stream for t in store.due_timers(float("inf"))}
+def restore_orders(kernel: LiveKernel, settings: OrderSettings, store: Store,
+                   horizon: float = float("inf")) -> int:
+    """Spawn the order actors that have work pending in ``store``: a durable
+    timer due by ``horizon`` (kernel time; later ones are :func:`watch_timers`'
+    business) or an unpublished outbox entry. Each restores from its journal,
+    re-arms its timers and publishes its outbox. Returns how many."""
+    streams = {t.stream for t in store.due_timers(horizon)}
     streams |= {e.stream for e in store.pending_outbox(10_000)}
     count = 0
     for stream in sorted(streams):
@@ -178,6 +190,45 @@ def order_activator(settings: OrderSettings, store: Store) -> Activator:
         return lambda: OrderActor(order_id, settings, store)
 
     return activate
+
+
+def wake_due(kernel: LiveKernel, store: Store, horizon: float) -> int:
+    """Start, through the kernel's activator, the actors not running whose
+    durable timers are due by ``horizon`` (kernel time): passivated ones wait
+    in the store, and their timers fire only in a running actor. Returns how
+    many started."""
+    woken = 0
+    for stream in sorted({t.stream for t in store.due_timers(horizon)}):
+        if not kernel.is_running(stream) and kernel.activate(stream):
+            woken += 1
+    return woken
+
+
+async def watch_timers(kernel: LiveKernel, store: Store, *,
+                       interval: float = TIMER_POLL_INTERVAL,
+                       lookahead: float = TIMER_LOOKAHEAD) -> None:
+    """Every ``interval`` real seconds, :func:`wake_due` the actors with a
+    timer due within ``lookahead`` kernel seconds, until cancelled. A store
+    error is logged and the next look tries again.
+
+    Raises:
+        ValueError: ``interval`` or ``lookahead`` is not > 0.
+    """
+    if not interval > 0:
+        raise ValueError(f"watch_timers: interval must be > 0 real seconds, got {interval!r}")
+    if not lookahead > 0:
+        raise ValueError(f"watch_timers: lookahead must be > 0 kernel seconds, "
+                         f"got {lookahead!r}")
+    while True:
+        await anyio.sleep(interval)
+        try:
+            woken = wake_due(kernel, store, kernel.now() + lookahead)
+        except StoreError as exc:
+            log_event("serve.timer_watch_failed", logging.WARNING, error=type(exc).__name__,
+                      detail=str(exc))
+            continue
+        if woken:
+            log_event("serve.orders_woken", logging.DEBUG, orders=woken)
 
 
 async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
@@ -221,9 +272,10 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
     refused = InboundRefused(lambda: transport.dead_letters)
     metrics = LiveMetrics(kernel, fold, readiness, refused)
     kernel.add_turn_sink(metrics.on_turn)
-    settings = spawn_coordinator(kernel, config.settings, store, live=True)
-    restored = restore_orders(kernel, settings, store)
+    settings = spawn_coordinator(kernel, attrs.evolve(
+        config.settings, passivate_idle_after=config.passivate_idle_after), store, live=True)
     kernel.set_activator(order_activator(settings, store))
+    restored = restore_orders(kernel, settings, store, horizon=now + TIMER_LOOKAHEAD)
     node = ServeNode(config=config, kernel=kernel, store=store, settings=settings)
     routes = [route for extension in extensions for route in extension(node)]
     if gate is not None:
@@ -242,6 +294,8 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
         failed: list[BaseException] = []
         http_done = anyio.Event()
         tg.start_soon(_http, server, failed, http_done)
+        watch = anyio.CancelScope()
+        tg.start_soon(_in_scope, watch, watch_timers(kernel, store))
         if handle_signals:  # from here on a signal stops gracefully (once HTTP is up)
             tg.start_soon(_signals, stop)
         with anyio.fail_after(START_TIMEOUT):
@@ -256,8 +310,14 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
         if on_ready is not None:
             on_ready(Running(http_port=port, node=node))
         await stop.wait()
+        watch.cancel()  # a stopping kernel starts no more actors
         await _stop(kernel, transport, readiness, server, http_done)
         tg.cancel_scope.cancel()
+
+
+async def _in_scope(scope: anyio.CancelScope, work: Coroutine[Any, Any, None]) -> None:
+    with scope:
+        await work
 
 
 async def _http(server: _Server, failed: list[BaseException], done: anyio.Event) -> None:

@@ -9,6 +9,7 @@ not when the first order arrives.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ FIELDS = (
     "broker.host", "broker.port", "broker.client_id", "broker.username", "broker.password",
     "broker.tls", "broker.tls.ca_file", "broker.tls.cert_file", "broker.tls.key_file",
     "store", "scenario", "policy", "desk_teams", "http.bind", "http.port", "http.tokens",
-    "log_level", "max_outbox_lag", "ingest",
+    "log_level", "max_outbox_lag", "passivate_idle_after", "ingest",
 )
 """Every field a serve config may have, by path (docs/serve.md documents each)."""
 
@@ -53,6 +54,11 @@ def _keys(section: str) -> tuple[str, ...]:
             if key not in keys:
                 keys.append(key)
     return tuple(keys)
+PASSIVATE_IDLE_AFTER = 300.0
+"""Default of ``passivate_idle_after``: an open order's actor that has had no
+turn for 5 minutes stops, its memory freed; it comes back from its journal for
+its next message or timer. Far above a gateway's or a warehouse's usual
+answer time, so an order in flow is not stopped between two steps."""
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _TEAM = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory:")
@@ -111,6 +117,9 @@ class ServeConfig:
             warehouses, downstream systems, address service and timeouts the
             coordinator expects outside (the emulators run the same scenario).
         teams: the scenario's team names (``desk_teams`` is a subset).
+        passivate_idle_after: seconds without a turn after which an open
+            order's actor stops until its next message or timer (None: never);
+            serve sets it on ``settings``.
     """
 
     source: str
@@ -122,6 +131,7 @@ class ServeConfig:
     http: HttpConfig
     log_level: str
     max_outbox_lag: int
+    passivate_idle_after: float | None = PASSIVATE_IDLE_AFTER
     settings: OrderSettings = attrs.field(repr=False)
     ingest: Mapping[str, ShopifySource | EnvelopeSource] = attrs.field(factory=dict, repr=False)
     teams: tuple[str, ...]
@@ -224,6 +234,12 @@ class _Checker:
         if log_level not in LOG_LEVELS:
             self.bad("log_level", f"one of {', '.join(LOG_LEVELS)}", log_level)
         lag = self.integer("max_outbox_lag", top.get("max_outbox_lag", 1000), 1, 10**9)
+        passivate = top.get("passivate_idle_after", PASSIVATE_IDLE_AFTER)
+        if passivate is not None and (isinstance(passivate, bool)
+                                      or not isinstance(passivate, (int, float))
+                                      or not 0 < passivate < math.inf):
+            self.bad("passivate_idle_after", "seconds > 0, or null (never)", passivate)
+            passivate = None
         scenario = self.string("scenario", top.get("scenario", "baseline"),
                                what="a scenario name or file")
         policy = top.get("policy")
@@ -238,7 +254,9 @@ class _Checker:
         assert settings is not None and scenario is not None and lag is not None
         return ServeConfig(source=self.source, broker=broker, store=store, scenario=scenario,
                            policy=policy, desk_teams=desk, http=http, log_level=log_level,
-                           max_outbox_lag=lag, settings=settings, teams=teams, ingest=ingest)
+                           max_outbox_lag=lag, settings=settings, teams=teams, ingest=ingest,
+                           passivate_idle_after=(float(passivate) if passivate is not None
+                                                 else None))
 
     def broker(self, value: object) -> BrokerConfig | None:
         raw = self.mapping("broker", value, _keys("broker"))

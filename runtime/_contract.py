@@ -136,7 +136,8 @@ class TraceEvent:
         time: kernel time.
         kind: ``deliver``, ``timer``, ``restart``, ``stop``, ``dead_letter``,
             ``failure``, ``emit``, ``drop``, ``duplicate``, ``down``, ``up``,
-            ``spawn``, ``crash``.
+            ``spawn``, ``crash``, ``handover`` (live: a message left in a
+            stopped actor's mailbox given to the actor started after it).
         actor: the actor concerned.
         message_type: class name of the message, if any.
         message_id: envelope id, if any (for ``emit``: the message whose

@@ -31,6 +31,12 @@ the same handler call at the same virtual time and in the same order, so it
 changes no event order. A persistent actor's handler may not ``await``
 ``ctx.sleep`` or ``ctx.ask``: other actors would run while its effects wait
 for the commit (:class:`TurnSuspended`).
+
+An actor whose ``passivate_after`` is set stops (passivates) once it has had
+no turn for that long and :meth:`PersistentActor.quiescent` says nothing of
+it lives only in memory: its journal and durable timers are in the store,
+and whoever restarts it (a message through the live kernel's activator, a
+watch over the store's due timers) gets the same actor back.
 """
 
 from __future__ import annotations
@@ -108,6 +114,15 @@ class ReceiptedSend(Protocol):
         """Send ``message`` on; the message being handled is acknowledged
         (to the broker) once ``message`` is safe, not when the turn ends."""
         ...
+
+
+@attrs.frozen(kw_only=True)
+class _IdleCheck(Message):
+    """Kernel timer (not durable, never on the wire): has the actor been idle
+    for ``passivate_after``? Handled outside any turn."""
+
+
+_IDLE_CHECK = _IdleCheck()
 
 
 class _Turn:
@@ -226,14 +241,18 @@ class PersistentActor(Actor, Generic[S]):
     later turn reads must be in :attr:`state`: attributes set elsewhere are
     lost with the instance.
 
+    ``passivate_after`` (seconds, None by default: never), set by a subclass
+    in ``__init__``: once the actor has had no turn for that long it stops,
+    if nothing would be lost (see :meth:`quiescent` and the module docstring).
+
     Args:
         store: where the journal lives.
         stream: its name in the store (default: the actor's address).
     """
 
     __slots__ = ("store", "stream", "state", "version", "_kernel_ctx", "_ctx", "_turn", "_receipts",
-                 "_receipted",
-                 "_pending", "_armed", "_handles", "_handle_of", "_handle_seq", "_timer_seq", "_since_snapshot")
+                 "_receipted", "_pending", "_armed", "_handles", "_handle_of", "_handle_seq",
+                 "_timer_seq", "_since_snapshot", "passivate_after", "_last_turn_at")
 
     snapshot_every: ClassVar[int] = 0
     """Write a snapshot after this many events since the last one (0: never),
@@ -253,13 +272,18 @@ class PersistentActor(Actor, Generic[S]):
         self._handle_seq = 0
         self._timer_seq = 0
         self._since_snapshot = 0
+        # Seconds without a turn after which the actor passivates (None:
+        # never); a subclass sets it in ``__init__``. See _idle_check.
+        self.passivate_after: float | None = None
+        self._last_turn_at = 0.0  # kernel time of the last turn (or start)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # Every handler runs as a turn. Inherited ones are wrapped already.
         table = {t: (f if hasattr(f, "__wrapped__") else _transactional(f))
-                 for t, f in cls._handlers.items()}
+                 for t, f in cls._handlers.items() if t is not _IdleCheck}
         table.setdefault(TimerDue, _transactional(PersistentActor._timer_due))
+        table[_IdleCheck] = PersistentActor._idle_check  # no turn: it reads, or it stops
         cls._handlers = table
         cls._resolved = dict(table)
 
@@ -292,6 +316,13 @@ class PersistentActor(Actor, Generic[S]):
             raise KernelError(f"persistent actor {self.stream}: record() outside a turn")
         self.state = self.evolve(self.state, event) if folded is None else folded
         turn.events.append(event)
+
+    def quiescent(self) -> bool:
+        """Whether the actor may passivate now, as far as the subclass knows:
+        False while something it needs lives only in its attributes (and
+        would be lost with the instance). The base class checks the rest
+        (see :meth:`_idle_check`). Default: True."""
+        return True
 
     def pending_timers(self) -> list[tuple[TimerId, Message]]:
         """The durable timers pending after the last commit (restored ones
@@ -380,6 +411,9 @@ class PersistentActor(Actor, Generic[S]):
                 crash_point("restore.outbox")
                 self.store.mark_published(e.entry_id for e in unpublished)
         crash_point("actor.after_restore")
+        if self.passivate_after is not None:
+            self._last_turn_at = kernel.now()  # idle from its start
+            kernel.schedule(self.passivate_after, _IDLE_CHECK)
 
     def _receipt(self, entry_id: str) -> Callable[[], None]:
         """What marks ``entry_id`` published once its message is safe."""
@@ -412,6 +446,8 @@ class PersistentActor(Actor, Generic[S]):
             inbox = envelope.message_id
             if self.store.seen(self.stream, inbox):
                 return None  # a redelivery of a message already committed
+        if self.passivate_after is not None:
+            self._last_turn_at = kernel.now()
         turn = self._turn = _Turn()
         before = self.state
         try:
@@ -448,6 +484,37 @@ class PersistentActor(Actor, Generic[S]):
             raise KernelError(f"persistent actor {self.stream}: no handler for the timer "
                               f"message {type(inner).__qualname__}")
         await getattr(method, "__wrapped__", method)(self, inner)
+
+    async def _idle_check(self, message: _IdleCheck) -> None:
+        """Passivate if the actor has had no turn for ``passivate_after`` and
+        nothing of it lives only in memory; otherwise check again later.
+
+        Nothing may be lost by stopping: the subclass is :meth:`quiescent`,
+        the store holds no unpublished outbox entry of the stream (its
+        restore would publish it, but nothing restores an actor for that),
+        and no durable timer is due within ``passivate_after`` (it would
+        bring the actor back at once). The stop is a commit of its own that
+        tells the store the stream goes quiet (:attr:`Turn.passivate`).
+        """
+        after = self.passivate_after
+        if after is None:
+            return
+        kernel = self._kernel_ctx
+        now = kernel.now()
+        idle_until = self._last_turn_at + after
+        if now < idle_until:
+            kernel.schedule(idle_until - now, _IDLE_CHECK)
+            return
+        horizon = now + after
+        if (not self.quiescent()
+                or any(t.due_at <= horizon for t in self._pending.values())
+                or (self.store.durable and self.store.pending_outbox(1, stream=self.stream))):
+            kernel.schedule(after, _IDLE_CHECK)
+            return
+        turn = _Turn()
+        turn.passivate = True
+        self._commit(turn, None, None, kernel)
+        kernel.stop()
 
     def _commit(self, turn: _Turn, inbox: str | None, cause: str | None,
                 kernel: Context) -> None:

@@ -579,7 +579,8 @@ class LiveKernel(KernelRecords):
 
         For a caller that must know before delivering whether a message can
         be taken (an HTTP webhook answering "retry later" instead of letting
-        it become an ``unknown_address`` dead letter).
+        it become an ``unknown_address`` dead letter), and for a watch over a
+        store's due timers that brings a passivated actor back.
         """
         if address in self._cells:
             return True
@@ -1123,23 +1124,33 @@ class LiveKernel(KernelRecords):
         await self._inline_hook(cell, cell.actor.on_stop(), "on_stop")
         cell.outbox.close()
         handed_on: list[Envelope] = []
+        # An actor that stopped itself (passivated, retired) may have been
+        # sent more meanwhile: what its activator would start again takes it.
+        successor: _LiveCell | None = None
+        handover = (cell.failed_with is None and not self._closed
+                    and self._activate is not None)
         while True:
             try:
                 item = cell.inbox.receive_nowait()
             except (anyio.WouldBlock, anyio.EndOfStream):
                 break
             if isinstance(item, Envelope):
+                if handover and item.message_id not in cell.fired:
+                    if successor is None:
+                        successor = (self._cells.get(cell.address)
+                                     or self._activated(cell.address))
+                        handover = successor is not None
+                    if successor is not None and self._hand_over(successor, item):
+                        continue  # still in flight, now in the successor's mailbox
                 if cell.fired.get(item.message_id, (0, None))[1] is not None:
                     # A zero-delay timer still cancellable: as under simulation,
                     # a timer not delivered by the stop is cancelled with it.
                     self._settle()
-                elif (self._activate is not None and not self._closed
-                      and cell.failed_with is None and item.sender != cell.address):
-                    # Passivated (or stopped) with messages still queued: they
-                    # go to its next instance, which the activator starts from
-                    # the store (their receipts and acks go with them). What
-                    # it sent itself (its timers) dies with it. Still counted
-                    # in flight; posted in their order by one task below.
+                elif handover and item.message_id not in cell.fired:
+                    # The successor's mailbox is full: the rest still go to it
+                    # (their receipts and acks with them), in their order, by
+                    # one task below that waits. Still counted in flight. The
+                    # stopped actor's own timers die with it.
                     handed_on.append(item)
                 else:
                     self._undeliverable(item, "actor_stopped")
@@ -1160,6 +1171,16 @@ class LiveKernel(KernelRecords):
         # Break the actor <-> cell cycle (the cell is its ``ctx``): a stopped
         # actor is freed by reference counting at once.
         del cell.actor.ctx
+
+    def _hand_over(self, successor: _LiveCell, envelope: Envelope) -> bool:
+        """Put ``envelope`` (left in a stopped actor's mailbox) in its
+        successor's; False if that mailbox is full or closed."""
+        try:
+            successor.outbox.send_nowait(envelope)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return False
+        self._record("handover", successor.address, envelope)
+        return True
 
 
 def _stopping(cell: _LiveCell) -> bool:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from heapq import heappop, heappush
+from sys import intern
 from typing import Any
 
 from ..order._states import SETTLED_STAGES, Approver, Decision
@@ -79,7 +80,6 @@ _SETTLED = frozenset(stage.value for stage in SETTLED_STAGES)
 """Joins the two (sorted) team names of ``bounce_rate.by_pair.<A>-<B>``."""
 
 _COORDINATOR = "coordinator:"
-_COORDINATOR_LEN = len(_COORDINATOR)
 _PS = (0.5, 0.95, 0.99)
 Series = dict[str, list[tuple[float, float]]]
 
@@ -131,6 +131,12 @@ class MetricsCollector:
             raise ValueError(f"horizon: expected >= warm_up ({warm_up!r}), got {horizon!r}")
         self.warm_up, self.horizon, self.series_step = warm_up, horizon, series_step
         self.systems, self.mismatch_grace = systems, mismatch_grace
+        # A view event's system -> (the system's name, whether it is the
+        # coordinator's view): each order's slots are keyed by the one name
+        # object, not by a copy sliced from every event.
+        self._system_of: dict[str, tuple[str, bool]] = {
+            **{name: (name, False) for name in systems},
+            **{_COORDINATOR + name: (name, True) for name in systems}}
         self.standalone_cases = standalone_cases
         self._orders: dict[str, Order] = {}
         self._cases: dict[str, Case] = {}
@@ -263,7 +269,7 @@ class MetricsCollector:
                     order.shipped = True
                     _bump(self._n, "throughput")
                     self._sketch("cycle_time.end_to_end").add(t - order.placed)
-        for case_id in order.cases:
+        for case_id in order.cases or ():
             case = self._cases.get(case_id)
             if case is not None:
                 case.order_done = True
@@ -295,7 +301,10 @@ class MetricsCollector:
             case.order_done = True
         else:
             case = Case(counted=order.counted, deadline=e.deadline, teams=[e.team])
-            order.cases.append(e.case_id)
+            if order.cases is None:
+                order.cases = [e.case_id]
+            else:
+                order.cases.append(e.case_id)
         case.arrivals[e.team] = t
         self._cases[e.case_id] = case
         if case.counted:
@@ -362,19 +371,18 @@ class MetricsCollector:
         views = self._views.get(e.order_id)
         if views is None:
             return
-        system = e.system
-        coordinator = system.startswith(_COORDINATOR)
-        if coordinator:
-            system = system[_COORDINATOR_LEN:]
-        if system not in self.systems:
+        known = self._system_of.get(e.system)
+        if known is None:
             return
+        system, coordinator = known
         slot = views.slots.get(system)
         if slot is None:
             slot = views.slots[system] = Slot()
+        # Interned: a view is one of few texts, kept once for every open order.
         if coordinator:
-            slot.coordinator = e.status
+            slot.coordinator = intern(e.status)
         else:
-            slot.downstream = e.status
+            slot.downstream = intern(e.status)
         self._compare(t, e.order_id, views, slot, system)
 
     def _scheduled(self, t: float, e: SystemViewScheduled) -> None:
@@ -450,10 +458,12 @@ class MetricsCollector:
         if span > self._mismatch_max:
             self._mismatch_max = span
         if span > self.mismatch_grace:
-            if not views.hit:
+            hit = views.hit
+            if hit is None:
                 _bump(self._n, "state_mismatches")
-            if system not in views.hit:
-                views.hit.add(system)
+                hit = views.hit = set()
+            if system not in hit:
+                hit.add(system)
                 _bump(self._by.setdefault("state_mismatches.by_system", {}), system)
 
     # -- teams and plain counts --------------------------------------------------------
@@ -540,7 +550,7 @@ class MetricsCollector:
         for views in self._views.values():  # open disagreements end, for now, at `now`
             if not views.counted:
                 continue
-            hit = set(views.hit)
+            hit = set(views.hit or ())
             for system, slot in views.slots.items():
                 if slot.since is None:
                     continue

@@ -27,7 +27,7 @@ class Order:
         self.shipped = False
         # (family, key) breakdowns it was already counted in; None: never stuck.
         self.stuck: set[tuple[str, str]] | None = None
-        self.cases: list[str] = []
+        self.cases: list[str] | None = None  # its cases' ids (None: none yet)
 
 
 class Case:
@@ -68,7 +68,9 @@ class Views:
         self.finished = False
         self.slots: dict[str, Slot] = {}
         self.bad = 0  # systems disagreeing now
-        self.hit: set[str] = set()  # systems it counted as mismatched for
+        # Systems it counted as mismatched for (None: none; most orders never
+        # are, and an empty set costs 216 bytes per order).
+        self.hit: set[str] | None = None
 
 
 class Team:

@@ -155,7 +155,12 @@ class OrderActor(PersistentActor[OrderRecord]):
     one turn, committed before its sends, timers and telemetry are released;
     a restarted actor restores from the store and carries on. What it keeps
     besides (handles of its pending timers, the views last published) is
-    rebuilt from the store in :meth:`on_start`.
+    rebuilt from the store in :meth:`on_start`: the views and their key are
+    functions of the order's state, the timer handles and the stuck check's
+    due time come from :meth:`pending_timers`. So an open order may stop
+    while it waits (``settings.passivate_idle_after``) and come back the
+    same; a finished one waits for its retirement instead, which also tells
+    the outside systems they may forget it.
 
     Args:
         order_id: the order.
@@ -184,6 +189,7 @@ class OrderActor(PersistentActor[OrderRecord]):
         self._sync_timer: TimerId | None = None  # a batch flush is due
         self._retire_timer: TimerId | None = None
         super().__init__(store)
+        self.passivate_after = settings.passivate_idle_after
 
     # -- the journal -------------------------------------------------------------------
 
@@ -219,6 +225,11 @@ class OrderActor(PersistentActor[OrderRecord]):
                     self._sync_timer = handle
                 case _Retire():
                     self._retire_timer = handle
+
+    def quiescent(self) -> bool:
+        """An open order may passivate: nothing it keeps lives only in memory
+        (see the class docstring). A finished one retires instead."""
+        return not self.state.finished
 
     # -- inputs --------------------------------------------------------------------
 

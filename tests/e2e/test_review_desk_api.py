@@ -200,22 +200,24 @@ def test_the_page_logs_in_by_query_token_and_escapes_what_people_wrote() -> None
     _run(body, token=None)
 
 
-def test_a_case_escalated_away_at_the_order_is_refused_as_moved() -> None:
-    """The watchdog hands the hold to another team without withdrawing the case:
-    the desk still lists it, marked as moved on, and refuses to decide it."""
+def test_a_case_escalated_away_at_the_order_is_withdrawn_from_the_desk() -> None:
+    """The watchdog hands the hold to another team: the case leaves this desk
+    (withdrawn, in the closed list) and a late decision is refused (409)."""
     async def body(client: httpx2.AsyncClient, kernel: LiveKernel, store: Store) -> None:
         f1 = await _case_id(client, "f1")
         kernel.tell("order/f1", Escalate(order_id="f1", stage="on_hold", reason="stuck",
                                          hold_id=f1))
         await wait_until(lambda: _order(kernel, "f1").hold(f1).owner_team == "payments-ops",
                          "the hold escalated to payments-ops")
+        desk = kernel.actor("team/fraud")
+        assert isinstance(desk, ReviewDesk)
+        await wait_until(lambda: desk.case(f1).status.value == "withdrawn",  # type: ignore[union-attr]
+                         "the case withdrawn from the fraud desk")
         case = (await client.get(f"/desk/api/cases/{f1}")).json()
-        assert (case["status"], case["moved_on"]) == (
-            "open", f"the order's hold {f1} is now with payments-ops")
+        assert case["status"] == "withdrawn"
         refused = await client.post(f"/desk/api/cases/{f1}/approve", json={})
-        assert (refused.status_code, refused.json()["error"]) == (409, "moved")
-        page = (await client.get("/desk/")).text
-        assert "nothing to decide here" in page
+        assert (refused.status_code, refused.json()["error"]) == (409, "closed")
+        assert _order(kernel, "f1").hold(f1) in _order(kernel, "f1").open_holds
 
     _run(body)
 

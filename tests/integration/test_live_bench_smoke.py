@@ -25,8 +25,9 @@ FIGURES = {
     "coordinator_cpu_share_postgres", "world_cpu_share_postgres",
     "event_to_command_p50_ms", "event_to_command_p99_ms",
     "paced_orders_per_s", "paced_lifecycles_per_s",
-    "rss_kb_per_active_order", "rss_kb_per_passivated_order",
-    "rss_kb_per_passivated_order_first_batch",
+    "rss_kb_per_passivated_order", "rss_kb_per_passivated_order_first_batch",
+    "rss_kb_per_active_order", "rss_kb_per_retired_order",
+    "rss_kb_per_retired_order_first_batch",
 }
 
 

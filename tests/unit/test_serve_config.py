@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orderloom.actors import OrderSettings, load_builtin_policy
+
 from orderloom.cli._serve_config import (
     FIELDS,
     ServeConfigError,
@@ -48,6 +50,26 @@ def test_defaults_fill_everything_but_the_tokens() -> None:
     assert config.scenario == "baseline" and config.policy is None
     assert config.log_level == "info" and config.desk_teams == ()
     assert config.broker.tls is None and config.broker.username is None
+    assert config.passivate_idle_after == 300.0
+    assert config.settings.passivate_idle_after is None  # serve sets it on the settings
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("passivate_idle_after: null\n", None),
+    ("passivate_idle_after: 90\n", 90.0),
+    ("passivate_idle_after: 0.5\n", 0.5),
+])
+def test_passivation_can_be_tuned_or_turned_off(text: str, expected: float | None) -> None:
+    """``passivate_idle_after`` takes seconds > 0, or null for never."""
+    assert parse_serve_config(GOOD + text, "serve.yaml").passivate_idle_after == expected
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), True, "60"])
+def test_order_settings_refuse_a_bad_idle_time(value: object) -> None:
+    """OrderSettings names ``passivate_idle_after`` and what it expects."""
+    with pytest.raises(ValueError, match="passivate_idle_after: expected None or a finite"):
+        OrderSettings(policy=load_builtin_policy("cautious"),
+                      passivate_idle_after=value)  # type: ignore[arg-type]
 
 
 def test_the_port_error_reads_as_documented() -> None:
@@ -81,6 +103,11 @@ def test_the_port_error_reads_as_documented() -> None:
     ("log_level: loud\n", "log_level: expected one of debug, info, warning, error"),
     ("max_outbox_lag: 0\n", "max_outbox_lag: expected an integer 1-1000000000"),
     ("max_outbox_lag: '5'\n", "max_outbox_lag: expected an integer 1-1000000000"),
+    ("passivate_idle_after: 0\n", "passivate_idle_after: expected seconds > 0, or null"),
+    ("passivate_idle_after: -5\n", "passivate_idle_after: expected seconds > 0, or null"),
+    ("passivate_idle_after: .inf\n", "passivate_idle_after: expected seconds > 0, or null"),
+    ("passivate_idle_after: soon\n", "passivate_idle_after: expected seconds > 0, or null"),
+    ("passivate_idle_after: true\n", "passivate_idle_after: expected seconds > 0, or null"),
     ("http: {port: -1, tokens: {" + TOKEN + ": ops}}\n", "http.port: expected an integer 0-65535"),
     ("verbose: true\n", "verbose: unknown key"),
     ("ingest: [1]\n", "ingest: expected a mapping of source name -> source"),

@@ -62,6 +62,8 @@ NOT_ON_THE_WIRE = {
     "orderloom.actors.coordinator._protocol.GatewayRequest",
     # the kernel tells a parent actor in the same process that its child stopped
     "orderloom.runtime._contract.ChildFailed",
+    # a persistent actor's idle check: a kernel timer to itself, never stored
+    "orderloom.runtime._persistent._IdleCheck",
     # order actor -> automation, same process; carries the folded OrderState
     "orderloom.actors.coordinator._protocol.OrderUpdated",
     # the review desk's HTTP side -> its desk actor, same process (answered in memory)
