@@ -3,6 +3,8 @@ latency) and the activator (actors started on demand)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import attrs
 
@@ -67,6 +69,19 @@ def test_the_sink_hears_each_completed_transport_turn_once() -> None:
     assert all(latency >= 0 for _, latency in heard)
 
 
+def _activator(done: list[int], asked: list[str]) -> Callable[[Address], ActorFactory | None]:
+    """Starts a Worker at ``worker/7``, declines other addresses, fails on
+    ``worker/broken``; notes each address it is asked about."""
+
+    def activate(address: Address) -> ActorFactory | None:
+        asked.append(address)
+        if address == "worker/broken":
+            raise RuntimeError("cannot tell")
+        return (lambda: Worker(done)) if address == "worker/7" else None
+
+    return activate
+
+
 def test_the_activator_starts_an_actor_for_a_delivery_to_an_unspawned_address() -> None:
     """A delivery for a subscribed address with no actor starts the one the activator
     returns, which gets it; an address the activator declines, or one it fails on,
@@ -74,11 +89,7 @@ def test_the_activator_starts_an_actor_for_a_delivery_to_an_unspawned_address() 
     done: list[int] = []
     asked: list[str] = []
 
-    def activate(address: Address) -> ActorFactory | None:
-        asked.append(address)
-        if address == "worker/broken":
-            raise RuntimeError("cannot tell")
-        return (lambda: Worker(done)) if address == "worker/7" else None
+    activate = _activator(done, asked)
 
     async def main() -> LiveKernel:
         broker = LoopbackBroker()
@@ -110,11 +121,7 @@ def test_activate_starts_what_a_delivery_would_start_and_says_whether_one_runs()
     done: list[int] = []
     asked: list[str] = []
 
-    def activate(address: Address) -> ActorFactory | None:
-        asked.append(address)
-        if address == "worker/broken":
-            raise RuntimeError("cannot tell")
-        return (lambda: Worker(done)) if address == "worker/7" else None
+    activate = _activator(done, asked)
 
     async def main() -> LiveKernel:
         with anyio.fail_after(HANG_GUARD):
