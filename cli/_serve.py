@@ -264,8 +264,11 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
                gate: IngestSeam | None, stop: anyio.Event, on_ready: Callable[[Running], None] | None,
                extensions: Sequence[Extension], handle_signals: bool) -> None:
     now = kernel.now()
+    # No downstream systems to compare: their views live in their own
+    # processes, so the fold would see only the coordinator's side and call
+    # every open order mismatched. /metrics leaves state_mismatches out.
     fold = MetricsCollector(warm_up=now, horizon=now + _YEARS, series_step=86400.0,
-                            systems=config.settings.downstream, teams=config.teams)
+                            series_start=now, teams=config.teams)
     kernel.add_sink(fold.on_emit)
     kernel.add_sink(telemetry_log_sink)
     readiness = Readiness(lambda: transport.connected, store, config.max_outbox_lag)

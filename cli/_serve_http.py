@@ -13,7 +13,9 @@ outside ``[a-zA-Z0-9_]`` turned into ``_`` (``cycle_time.p50`` ->
 ...), the rest gauges. Beside them: open cases and orders in flight, dead
 letters by reason, refused inbound payloads, supervision failures, the
 outbox lag and the decision latency (a transport message's arrival to its
-turn's commit).
+turn's commit). A fold that compares no downstream system's view (serve's:
+those views live in the downstream systems' own processes) has no
+``state_mismatches`` to show: they are left out, not shown as 0.
 """
 
 from __future__ import annotations
@@ -168,6 +170,8 @@ class LiveMetrics(Collector):
         for name, value in metrics.items():
             if name == "wrong_actions" or name.startswith("wrong_actions."):
                 continue
+            if not self.fold.systems and name.startswith("state_mismatches"):
+                continue  # not measured: no downstream system's view reaches the fold
             family: Metric
             if name in COUNTED:
                 family = CounterMetricFamily(prometheus_name(name), f"Fold metric {name}.")

@@ -20,7 +20,7 @@ counted orders only. Team metrics (``queue_length``, ``utilisation``,
 ``commands_refused``) cover ``[warm_up, now]`` whatever the order. Wrong
 actions are never excluded: they are a safety proof, not a steady-state
 estimate, and one hidden in the warm-up is still a bug. Series cover the
-whole run, warm-up included, at ``k * series_step`` up to ``min(now,
+whole run, warm-up included, at ``series_start + k * series_step`` up to ``min(now,
 horizon)``; each point is the state once every event at that instant applied.
 ``stuck_orders`` and ``state_mismatches`` count counted orders only, as their
 metrics do, so a chart never shows a stuck order its table leaves out (an
@@ -108,6 +108,8 @@ class MetricsCollector:
             start at it.
         horizon: the run's end; series stop there.
         series_step: sampling period of the series (e.g. ``horizon / 200``).
+        series_start: the series' first grid point (a live process starts
+            its grid at its start time, not at the epoch).
         systems: the downstream systems whose views are compared with the
             coordinator's (``SystemViewChanged`` for any other is ignored).
         teams: teams reported even if they never emit (more are added as seen).
@@ -124,12 +126,17 @@ class MetricsCollector:
 
     def __init__(self, *, warm_up: float, horizon: float, series_step: float,
                  systems: tuple[str, ...] = (), teams: tuple[str, ...] = (),
-                 mismatch_grace: float = 0.0, standalone_cases: bool = False) -> None:
+                 mismatch_grace: float = 0.0, standalone_cases: bool = False,
+                 series_start: float = 0.0) -> None:
         if series_step <= 0:
             raise ValueError(f"series_step: expected > 0, got {series_step!r}")
+        if series_start > warm_up:
+            raise ValueError(f"series_start: expected <= warm_up ({warm_up!r}), "
+                             f"got {series_start!r}")
         if horizon < warm_up:
             raise ValueError(f"horizon: expected >= warm_up ({warm_up!r}), got {horizon!r}")
         self.warm_up, self.horizon, self.series_step = warm_up, horizon, series_step
+        self.series_start = series_start
         self.systems, self.mismatch_grace = systems, mismatch_grace
         # A view event's system -> (the system's name, whether it is the
         # coordinator's view): each order's slots are keyed by the one name
@@ -158,7 +165,7 @@ class MetricsCollector:
         self._landing_seq = 0
         self._series: Series = {"stuck_orders": [], "state_mismatches": []}
         self._next_k = 0
-        self._next_t = 0.0
+        self._next_t = series_start
         self._dispatch: dict[type, Callable[[float, Any], None] | None] = {
             OrderStageEntered: self._stage, OrderStuck: self._stuck,
             OrderFinished: self._finished, CaseOpened: self._opened,
@@ -473,7 +480,7 @@ class MetricsCollector:
         if team is None:
             team = self._teams[name] = Team(self.warm_up)
             points = self._series[f"queue_length.{name}"] = []
-            points += [(k * self.series_step, 0.0) for k in range(self._next_k)]
+            points += [(self._grid(k), 0.0) for k in range(self._next_k)]
         return team
 
     def _load(self, t: float, e: TeamLoad) -> None:
@@ -530,9 +537,13 @@ class MetricsCollector:
                 if stage not in _SETTLED:
                     self._series.setdefault(f"in_stage.{stage}", []).append((t, float(count)))
             k += 1
-            t = k * self.series_step
+            t = self._grid(k)
         # Past the horizon no point is due: park the trigger at infinity.
         self._next_k, self._next_t = k, t if t <= self.horizon else float("inf")
+
+    def _grid(self, k: int) -> float:
+        """The series' ``k``-th grid point."""
+        return self.series_start + k * self.series_step
 
     # -- the result --------------------------------------------------------------------
 

@@ -441,6 +441,22 @@ def test_team_seen_late_gets_a_series_aligned_with_the_others() -> None:
     assert len(s["queue_length.care"]) == 4
 
 
+def test_a_series_grid_starts_where_the_collector_says() -> None:
+    """A live fold starts its grid at its own start (an epoch time), not at 0:
+    its first event records one point, not one per step since 1970; a team
+    seen late aligns with that grid."""
+    start = 1_700_000_000.0
+    c = make(warm_up=start, horizon=start + 300.0, series_start=start)
+    feed(c, [(start + 150, placed("a")), (start + 150, load("late", 3, 0, 0))])
+    _, s, _ = c.finish(start + 300.0)
+    grid = [start, start + 100.0, start + 200.0, start + 300.0]
+    assert [t for t, _ in s["stuck_orders"]] == grid
+    assert s["queue_length.late"] == [(start, 0.0), (start + 100.0, 0.0),
+                                      (start + 200.0, 3.0), (start + 300.0, 3.0)]
+    with pytest.raises(ValueError, match="series_start"):
+        make(warm_up=0.0, series_start=10.0)
+
+
 def test_time_in_team_and_team_throughput() -> None:
     """Time in team runs from arrival (opened or handed to) to that team's decision or close."""
     c = make(warm_up=5.0)

@@ -242,3 +242,18 @@ def test_a_refusal_is_recorded_off_the_event_loop() -> None:
     assert node.client.post("/ingest/wms", content=b"{not json", headers=AUTH).status_code == 422
     assert store.on_event_loop == [False]
     assert [d.reason.value for d in store.dead_letters()] == ["not_json"]
+
+
+def test_a_fold_without_downstream_systems_shows_no_state_mismatches() -> None:
+    """serve's fold compares no downstream view (they live in other processes):
+    /metrics leaves state_mismatches out instead of reading 0; a fold that
+    compares a system shows them."""
+    blind = MetricsCollector(warm_up=0.0, horizon=1e9, series_step=1e6)
+    blind.on_emit(1.0, "order/o1", OrderStageEntered(order_id="o1", stage="placed"))
+    text = _app(MemoryStore(), fold=blind)[0].get("/metrics", headers=AUTH).text
+    assert "orderloom_orders_placed_total 1.0" in text.splitlines()
+    assert "state_mismatches" not in text
+    seeing = MetricsCollector(warm_up=0.0, horizon=1e9, series_step=1e6, systems=("finance",))
+    seeing.on_emit(1.0, "order/o1", OrderStageEntered(order_id="o1", stage="placed"))
+    text = _app(MemoryStore(), fold=seeing)[0].get("/metrics", headers=AUTH).text
+    assert "orderloom_state_mismatches 0.0" in text.splitlines()
