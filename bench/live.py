@@ -506,9 +506,7 @@ async def memory_role(args: argparse.Namespace) -> None:
             now = kernel.now()
             # As serve composes it: the metrics fold hears every order's
             # telemetry (serve's log sink keeps nothing).
-            fold = MetricsCollector(warm_up=now, horizon=now + 10 * 365 * 86400.0,
-                                    series_step=86400.0, systems=settings.downstream,
-                                    teams=TEAMS)
+            fold = MetricsCollector.for_live_process(now, TEAMS)
             kernel.add_sink(fold.on_emit)
             spawn_coordinator(kernel, settings, store)
             with anyio.fail_after(DEADLINE):

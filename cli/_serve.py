@@ -70,7 +70,6 @@ TIMER_LOOKAHEAD = 60.0
 order back for its next durable timer: more than :data:`TIMER_POLL_INTERVAL`
 (at speed 1), so a timer's order runs before the timer is due even if one
 look comes late; the restored actor arms the timer for its due time."""
-_YEARS = 10 * 365 * 86400.0
 
 
 class ServeError(RuntimeError):
@@ -264,11 +263,7 @@ async def _run(config: ServeConfig, store: Store, transport: MqttTransport, kern
                gate: IngestSeam | None, stop: anyio.Event, on_ready: Callable[[Running], None] | None,
                extensions: Sequence[Extension], handle_signals: bool) -> None:
     now = kernel.now()
-    # No downstream systems to compare: their views live in their own
-    # processes, so the fold would see only the coordinator's side and call
-    # every open order mismatched. /metrics leaves state_mismatches out.
-    fold = MetricsCollector(warm_up=now, horizon=now + _YEARS, series_step=86400.0,
-                            series_start=now, teams=config.teams)
+    fold = MetricsCollector.for_live_process(now, config.teams)  # no state_mismatches
     kernel.add_sink(fold.on_emit)
     kernel.add_sink(telemetry_log_sink)
     readiness = Readiness(lambda: transport.connected, store, config.max_outbox_lag)

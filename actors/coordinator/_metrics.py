@@ -100,6 +100,9 @@ def _bump(counter: dict[str, float], key: str, by: float = 1.0) -> None:
     counter[key] = counter.get(key, 0.0) + by
 
 
+_LIVE_YEARS = 10 * 365 * 86400.0  # a live fold's horizon, in seconds
+
+
 class MetricsCollector:
     """Streams telemetry into the health metrics of one replication.
 
@@ -180,6 +183,17 @@ class MetricsCollector:
         for team in teams:
             self._team(team)
 
+    @classmethod
+    def for_live_process(cls, start: float, teams: tuple[str, ...] = ()) -> MetricsCollector:
+        """The fold of a live coordinator process started at ``start`` (epoch
+        seconds): everything counts from its start, its series take a point a
+        day from then on, for ten years; it compares no downstream system's
+        view, since those live in the downstream systems' own processes and
+        only the coordinator's side would reach it (every open order would
+        read as mismatched)."""
+        return cls(warm_up=start, horizon=start + _LIVE_YEARS, series_step=86400.0,
+                   series_start=start, teams=teams)
+
     # -- the sink --------------------------------------------------------------------
 
     def on_emit(self, time: float, address: str, event: object) -> None:
@@ -211,7 +225,8 @@ class MetricsCollector:
                 counted = t >= self.warm_up
                 self._orders[e.order_id] = Order(counted=counted, placed=t, stage=e.stage)
                 self._in_stage[e.stage] = self._in_stage.get(e.stage, 0) + 1
-                self._views[e.order_id] = Views(counted=counted)
+                if self.systems:  # else nothing would ever compare them
+                    self._views[e.order_id] = Views(counted=counted)
                 if counted:
                     _bump(self._n, "orders.placed")
             return

@@ -457,6 +457,18 @@ def test_a_series_grid_starts_where_the_collector_says() -> None:
         make(warm_up=0.0, series_start=10.0)
 
 
+def test_a_live_processs_fold_keeps_no_views_and_no_grid_before_its_start() -> None:
+    """serve's fold: the coordinator's view changes are not kept (no downstream
+    side ever reaches it), and its grid starts at the process's start."""
+    start = 1_700_000_000.0
+    c = MetricsCollector.for_live_process(start, ("care",))
+    feed(c, [(start + 5, placed("a")), (start + 6, view("a", "coordinator:finance", "paid"))])
+    assert c.tracked() == {"orders": 1, "cases": 0, "views": 0}
+    metrics, s, _ = c.finish(start + 10)
+    assert metrics["state_mismatches"] == 0
+    assert s["stuck_orders"] == [(start, 0.0)]
+
+
 def test_time_in_team_and_team_throughput() -> None:
     """Time in team runs from arrival (opened or handed to) to that team's decision or close."""
     c = make(warm_up=5.0)
