@@ -21,6 +21,7 @@ from ._desk import (
     CaseStatus,
     DeskAction,
     DeskAnswer,
+    DESK_KEEP_CLOSED,
     DeskBook,
     DeskCase,
     DeskCaseDecided,
@@ -134,11 +135,11 @@ from ._views import (
 )
 
 __all__ = [
-    "COORDINATOR_ADDRESSES",
     "ActOnCase",
     "ActionTaken",
     "AddressChecked",
     "Automation",
+    "COORDINATOR_ADDRESSES",
     "CaseAssigned",
     "CaseClosed",
     "CaseDecided",
@@ -150,6 +151,7 @@ __all__ = [
     "CheckAddress",
     "CommandRefused",
     "CustomerCancel",
+    "DESK_KEEP_CLOSED",
     "Decision",
     "DeskAction",
     "DeskAnswer",

@@ -14,6 +14,10 @@ Its cases are the fold of its own journal (:class:`DeskCaseReceived`,
 so a restarted desk shows the same open cases. A decided, reassigned or
 withdrawn case refuses every further action; the answer to each
 :class:`ActOnCase` is kept (in memory, for the asker) as a :class:`DeskAnswer`.
+
+The book stays bounded: a closed case (decided, reassigned, withdrawn) leaves
+it once a new case arrives :data:`DESK_KEEP_CLOSED` seconds after its last entry;
+its decision stays in the order's journal (``orderloom journal export``).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "DeskCaseWithdrawn",
     "DeskEntry",
     "DeskResult",
+    "DESK_KEEP_CLOSED",
     "ReviewDesk",
     "evolve_desk",
     "is_bounce",
@@ -213,10 +218,21 @@ class DeskBook:
                       key=lambda c: (c.received_at, c.case.case_id))
 
 
+DESK_KEEP_CLOSED = 7 * 86400.0
+"""Kernel seconds a closed case stays in a desk's book after its last entry:
+the page and API show it that long, and a copy the order re-sends meanwhile
+(a decided cancel waiting for in-flight work) is recognised. A week: far
+beyond any in-flight work, and a busy desk's book stays a week of cases."""
+
+
 def evolve_desk(book: DeskBook, event: DeskEvent) -> DeskBook:
-    """The desk's cases after ``event`` (pure)."""
-    cases = dict(book.cases)
+    """The desk's cases after ``event`` (pure). A received case first drops
+    the closed cases whose last entry is more than :data:`DESK_KEEP_CLOSED` older
+    than it."""
     if isinstance(event, DeskCaseReceived):
+        horizon = event.at - DESK_KEEP_CLOSED
+        cases = {case_id: held for case_id, held in book.cases.items()
+                 if held.status is CaseStatus.OPEN or held.history[-1].at >= horizon}
         case = event.case
         cases[case.case_id] = DeskCase(
             case=case, status=CaseStatus.OPEN, received_at=event.at,
@@ -224,6 +240,7 @@ def evolve_desk(book: DeskBook, event: DeskEvent) -> DeskBook:
                      DeskEntry(at=event.at, what="received",
                                by=case.history[-1] if case.history else "automation")))
         return DeskBook(cases=cases)
+    cases = dict(book.cases)
     held = cases[event.case_id]
     if isinstance(event, DeskCaseNoted):
         held = attrs.evolve(held, history=(*held.history, DeskEntry(

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from orderloom.actors import (
+    DESK_KEEP_CLOSED,
     ActOnCase,
     CaseAssigned,
     CaseStatus,
@@ -17,10 +19,13 @@ from orderloom.actors import (
     DeskAction,
     DeskAnswer,
     DeskCase,
+    DeskCaseDecided,
+    DeskCaseReceived,
     DeskResult,
     Lifecycle,
     MetricsCollector,
     ReviewDesk,
+    evolve_desk,
     is_bounce,
     journal_codec,
     journal_type_version,
@@ -281,6 +286,23 @@ def test_a_decided_case_sent_again_stays_decided() -> None:
     after = _case_of(kernel, "f1")
     assert after.status is CaseStatus.DECIDED
     assert [e.what for e in after.history] == ["received", "approve"]
+
+
+def test_the_book_keeps_closed_cases_a_week_and_open_ones_for_good() -> None:
+    """A closed case leaves the book when a case arrives more than DESK_KEEP_CLOSED
+    after its last entry; an open one stays however old: the book is bounded
+    by a week of arrivals, not by the desk's whole life."""
+    kernel, _ = _world()
+    f1, f2 = _case_of(kernel, "f1").case, _case_of(kernel, "f2").case
+    book = _desk(kernel).book
+    book = evolve_desk(book, DeskCaseDecided(
+        case_id=f1.case_id, action=DeskAction.APPROVE, by="alice", note="", at=1000.0,
+        decision=f1.proposal))
+    later = attrs.evolve(f1, case_id="later-1")
+    kept = evolve_desk(book, DeskCaseReceived(case=later, at=1000.0 + DESK_KEEP_CLOSED))
+    assert set(kept.cases) == {f1.case_id, f2.case_id, "later-1"}
+    gone = evolve_desk(book, DeskCaseReceived(case=later, at=1000.1 + DESK_KEEP_CLOSED))
+    assert set(gone.cases) == {f2.case_id, "later-1"}  # f2 is still open
 
 
 def test_a_journal_export_with_the_desks_journal_reads_back_for_replay(tmp_path: Path) -> None:
