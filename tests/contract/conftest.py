@@ -4,12 +4,14 @@ the asyncio and trio backends.
 Live runs assert order and causality, never wall-clock margins: a delayed
 ``tell`` from a test's setup is not left to a timer racing the actors; the
 runner tells it at its kernel time once the kernel has settled (every effect
-of the earlier steps handled, see :meth:`LiveKernel.settle`). The timeouts
-below are hang guards only.
+of the earlier steps handled, see :meth:`LiveKernel.settle`); tells due at
+the same kernel time go out together, in their order. The timeouts below
+are hang guards only.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import anyio
@@ -122,10 +124,15 @@ class Runner:
                 async with LiveKernel(seed=seed, speed=LIVE_SPEED, trace=trace) as live:
                     paced = _Paced(live)
                     setup(paced)
-                    for at, to, message, correlation_id in sorted(
-                            paced.script, key=lambda step: step[0]):
+                    # Tells due at one kernel time go out together, in the
+                    # order given: a settle between them would let a timer
+                    # race the second against a loaded machine's clock.
+                    for at, steps in itertools.groupby(
+                            sorted(paced.script, key=lambda step: step[0]),
+                            key=lambda step: step[0]):
                         await _advance(live, at)
-                        live.tell(to, message, correlation_id=correlation_id)
+                        for _, to, message, correlation_id in steps:
+                            live.tell(to, message, correlation_id=correlation_id)
                     await _advance(live, until)
                     while done is not None and not done():
                         await live.sleep(0.5)

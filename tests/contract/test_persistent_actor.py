@@ -202,8 +202,9 @@ def test_durable_timers_survive_a_restart_and_fire_once(runner: Runner, store: S
     def setup(k: Kernel) -> None:
         _spawn(k, store, log, starts)
         k.tell("ledger", Remind(after=4.0, label="a"))
-        # Forget right behind Remind b in the mailbox: on a live kernel a
-        # later Forget would race b's timer against a loaded machine's clock.
+        # Forget right behind Remind b in the mailbox (the live runner tells
+        # both at once): a later Forget would race b's timer against a loaded
+        # machine's clock.
         k.tell("ledger", Remind(after=3.0, label="b"), delay=0.5)
         k.tell("ledger", Forget(), delay=0.5)
         k.tell("ledger", Explode(), delay=2.0)
