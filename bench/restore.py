@@ -13,7 +13,7 @@ Prints one ``name=value`` line per figure:
   order whose restore folded ``a``..``b`` journal entries after its snapshot
   (the order actor snapshots every 8 entries), and ``..._n`` how many there
   were; ``order_restore_ms_no_snapshot_entries_<a>_<b>``: the same with
-  snapshots off (``--no-snapshot-run``), i.e. folding the whole journal.
+  snapshots off (a second run, always made), i.e. folding the whole journal.
 - ``store_rows_per_finished_order_<table>``: rows per order finished by the
   horizon, as a durable store would hold them (events: journal entries;
   inbox: message ids; timers: pending durable timers; snapshots).
