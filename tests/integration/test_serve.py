@@ -85,10 +85,12 @@ def _fast_scenario(folder: Path) -> Path:
     return path
 
 
-def _config(folder: Path, port: int, *, run: str, store: str | None = None) -> Path:
+def _config(folder: Path, port: int, *, run: str, store: str | None = None,
+            broker_extra: dict[str, Any] | None = None) -> Path:
     path = folder / "serve.yaml"
     path.write_text(yaml.safe_dump({
-        "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve"},
+        "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve",
+                   **(broker_extra or {})},
         # An absolute path: four slashes.
         "store": store or f"sqlite:///{folder / 'orders.db'}",
         "scenario": str(_fast_scenario(folder)),
@@ -341,13 +343,15 @@ def test_sigterm_exits_0_and_the_orders_survive_a_restart(tmp_path: Path) -> Non
                    for e in _log_events(log))
 
 
-def test_a_lost_broker_ends_serve_with_exit_1(tmp_path: Path) -> None:
-    """When the broker goes away, serve logs serve.failed naming the transport and
-    exits 1 (its supervisor restarts it; the store keeps what was committed)."""
+def test_a_broker_gone_past_the_give_up_time_ends_serve_with_exit_1(tmp_path: Path) -> None:
+    """With broker.reconnect_give_up_after set, a broker that stays away makes serve
+    log serve.broker_lost, then serve.failed naming the transport, and exit 1 (its
+    supervisor restarts it; the store keeps what was committed)."""
     run = f"t{uuid.uuid4().hex[:10]}"
     log = tmp_path / "serve.log"
     with broker.own_broker(tmp_path) as (_, port):
-        process = _start(_config(tmp_path, port, run=run), log)
+        process = _start(_config(tmp_path, port, run=run, broker_extra={
+            "reconnect_max_delay": 0.2, "reconnect_give_up_after": 1}), log)
         try:
             _wait_for_event(log, "serve.ready")
         except BaseException:
@@ -362,8 +366,13 @@ def test_a_lost_broker_ends_serve_with_exit_1(tmp_path: Path) -> None:
             process.kill()
             process.wait(timeout=DEADLINE)
     assert code == 1
+    lost = _wait_for_event(log, "serve.broker_lost")
     failed = _wait_for_event(log, "serve.failed")
+    events = [e.get("event") for e in _log_events(log)]
+    assert lost["level"] == "warning"
+    assert events.index("serve.broker_lost") < events.index("serve.failed")
     assert failed["level"] == "error" and failed["error"].startswith("TransportError: ")
+    assert "gave up reconnecting" in failed["error"]
 
 
 class _Desk(Actor):
