@@ -445,9 +445,11 @@ class MqttTransport:
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
+            _drop_socket(client)
             raise TransportError("connect", f"{self.hostname}:{self.port}: {exc}") from exc
         except BaseException:  # cancelled mid-connect (the transport closes)
             await self._close(client)
+            _drop_socket(client)
             raise
         try:
             # Again after a reconnect: the resumed session has them already,
@@ -688,6 +690,14 @@ class MqttTransport:
             # wait is not cancellable, so the store is not closed under it.
             await anyio.to_thread.run_sync(self.on_refused, letter)
         await self.publish_dead_letter(letter)
+
+
+def _drop_socket(client: aiomqtt.Client) -> None:
+    """Close the socket of a connect that did not complete: aiomqtt leaves it
+    open when no CONNACK came in time, and a long outage makes many attempts."""
+    paho = client._client  # noqa: SLF001
+    if paho.socket() is not None:
+        paho.disconnect()  # ends the half-open connection; paho closes the socket
 
 
 def _payload(message: aiomqtt.Message) -> bytes:

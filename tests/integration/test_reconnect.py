@@ -11,6 +11,7 @@ waits are hang guards only.
 from __future__ import annotations
 
 import random
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from orderloom.runtime import (
     FieldRules,
     Message,
     PersistentActor,
+    TransportError,
     WireCodec,
     WireType,
     handler,
@@ -178,3 +180,37 @@ def test_a_broker_restart_loses_nothing_and_applies_nothing_twice(tmp_path: Path
             anyio.run(main, mosquitto, backend="asyncio")  # aiomqtt runs on asyncio only
         finally:
             store.close()
+
+
+def test_a_connect_without_connack_leaves_no_socket_open() -> None:
+    """A 'broker' that accepts TCP but never answers the CONNECT: the connect fails
+    with a TransportError naming it, and the transport ends the connection itself
+    (a DISCONNECT, then the end of the stream), so a long outage's attempts leak no
+    sockets."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    ended: list[bytes] = []
+
+    def mute_broker() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            received = b""
+            while chunk := connection.recv(4096):
+                received += chunk
+            ended.append(received)
+
+    async def main() -> None:
+        transport = MqttTransport(CODEC, client_id=f"t{uuid.uuid4().hex[:12]}",
+                                  subscriptions=["x"], port=port, timeout=0.5)
+        with anyio.fail_after(HANG_GUARD):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: anyio.to_thread.run_sync(mute_broker))
+                with pytest.raises(TransportError) as caught:
+                    await transport.__aenter__()
+        assert caught.value.operation == "connect"
+
+    with listener:
+        anyio.run(main, backend="asyncio")
+    # Its CONNECT, then a DISCONNECT and the end: closed by the transport, not
+    # by paho's keepalive a minute later (which sends no DISCONNECT).
+    assert len(ended) == 1 and ended[0].startswith(b"\x10") and ended[0].endswith(b"\xe0\x00")
