@@ -566,8 +566,9 @@ class MqttTransport:
         """The connection to publish on, waiting for one while there is none;
         never ``broken`` (a connection a publish saw break, not yet replaced)."""
         while True:
-            if self._failure is not None:
-                raise self._failure
+            failure = self._failure
+            if failure is not None:  # a fresh error per call (one instance would gather tracebacks)
+                raise TransportError("publish", f"no connection ({failure})") from failure
             client = self._client
             if client is not None and client is not broken:
                 return client
