@@ -165,8 +165,10 @@ async def run_emulation(
     """
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals, \
             ledger_sink(ledger) as record:
+        # reconnect=None: a lost broker ends the emulator (exit 1, its
+        # supervisor restarts it), as docs/cli.md promises; serve reconnects.
         async with MqttTransport(wire_codec(), client_id=client_id, subscriptions=list(run.actors),
-                                 hostname=host, port=port) as transport, \
+                                 hostname=host, port=port, reconnect=None) as transport, \
                 LiveKernel(seed=seed, speed=speed, start_time=start_time,
                            transport=transport) as kernel:
             if record is not None:

@@ -39,7 +39,14 @@ from orderloom.actors import (
 from orderloom.actors.coordinator import COORDINATOR_ADDRESSES, spawn_coordinator
 from orderloom.runtime import Store, StoreError, open_store
 from orderloom.runtime.live import Activator, LiveKernel
-from orderloom.runtime.mqtt import MqttTls, MqttTransport
+from orderloom.runtime.mqtt import (
+    LinkEvent,
+    LinkLost,
+    LinkRestored,
+    MqttTls,
+    MqttTransport,
+    Reconnect,
+)
 from orderloom.runtime.ops import Tokens
 from orderloom.runtime.webhooks import ingest_auth_exempt, ingest_routes
 
@@ -49,8 +56,8 @@ from ._serve_http import InboundRefused, LiveMetrics, Readiness, build_app
 from ._serve_log import log_event, telemetry_log_sink
 
 __all__ = ["DRAIN_TIMEOUT", "Extension", "Running", "ServeError", "ServeNode", "TIMER_LOOKAHEAD",
-           "TIMER_POLL_INTERVAL", "order_activator", "restore_orders", "review_desk", "serve",
-           "transport_for", "wake_due", "watch_timers"]
+           "TIMER_POLL_INTERVAL", "log_link", "order_activator", "restore_orders", "review_desk",
+           "serve", "transport_for", "wake_due", "watch_timers"]
 
 DRAIN_TIMEOUT = 1.5
 """Real seconds for each drain step of a stop: the drain of in-flight work,
@@ -70,6 +77,10 @@ TIMER_LOOKAHEAD = 60.0
 order back for its next durable timer: more than :data:`TIMER_POLL_INTERVAL`
 (at speed 1), so a timer's order runs before the timer is due even if one
 look comes late; the restored actor arms the timer for its due time."""
+_FIRST_RECONNECT_DELAY = 0.2
+"""Real seconds (at most, jittered) before the first reconnect attempt: a
+broker restart is usually over within a second; the wait doubles from here
+up to ``broker.reconnect_max_delay``."""
 
 
 class ServeError(RuntimeError):
@@ -151,10 +162,26 @@ def transport_for(config: ServeConfig, gate: IngestSeam | None = None,
         ca_file=broker.tls.ca_file, cert_file=broker.tls.cert_file,
         key_file=broker.tls.key_file)
     subscriptions = [*COORDINATOR_ADDRESSES, *(team_address(t) for t in config.desk_teams)]
+    reconnect = Reconnect(first_delay=min(_FIRST_RECONNECT_DELAY, broker.reconnect_max_delay),
+                          max_delay=broker.reconnect_max_delay,
+                          give_up_after=broker.reconnect_give_up_after)
     return MqttTransport(wire_codec(), client_id=broker.client_id, subscriptions=subscriptions,
                          hostname=broker.host, port=broker.port, username=broker.username,
                          password=broker.password, tls=tls, ingest=gate,
-                         on_refused=store.record_dead_letter if store is not None else None)
+                         on_refused=store.record_dead_letter if store is not None else None,
+                         reconnect=reconnect, on_link=log_link)
+
+
+def log_link(event: LinkEvent) -> None:
+    """Log the broker connection's breaks and returns (``serve.broker_lost``,
+    ``serve.broker_reconnected``). The error is the client library's message:
+    it names the connection's fate, never a payload."""
+    match event:
+        case LinkLost(error=error):
+            log_event("serve.broker_lost", logging.WARNING, error=error)
+        case LinkRestored(attempts=attempts, outage=outage):
+            log_event("serve.broker_reconnected", attempts=attempts,
+                      outage_seconds=round(outage, 3))
 
 
 def restore_orders(kernel: LiveKernel, settings: OrderSettings, store: Store,
@@ -241,7 +268,8 @@ async def serve(config: ServeConfig, *, stop: anyio.Event | None = None,
     Raises:
         ServeError: the HTTP server could not start.
         StoreError: the store cannot be opened.
-        TransportError: the broker cannot be reached.
+        TransportError: the broker cannot be reached at start, or a lost
+            connection did not come back within ``broker.reconnect_give_up_after``.
     """
     stop = stop or anyio.Event()
     store = open_store(config.store, journal_codec())

@@ -38,6 +38,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 FIELDS = (
     "broker.host", "broker.port", "broker.client_id", "broker.username", "broker.password",
     "broker.tls", "broker.tls.ca_file", "broker.tls.cert_file", "broker.tls.key_file",
+    "broker.reconnect_max_delay", "broker.reconnect_give_up_after",
     "store", "scenario", "policy", "desk_teams", "http.bind", "http.port", "http.tokens",
     "log_level", "max_outbox_lag", "passivate_idle_after", "ingest",
 )
@@ -59,6 +60,13 @@ PASSIVATE_IDLE_AFTER = 300.0
 turn for 5 minutes stops, its memory freed; it comes back from its journal for
 its next message or timer. Far above a gateway's or a warehouse's usual
 answer time, so an order in flow is not stopped between two steps."""
+RECONNECT_MAX_DELAY = 30.0
+"""Default of ``broker.reconnect_max_delay``: the longest wait (seconds)
+between two reconnect attempts. Short enough that serve is back within
+half a minute of the broker, long enough that a broker down for long is not
+hammered (a wait doubles from 0.2 s up to this, jittered)."""
+RECONNECT_MAX_DELAY_LIMIT = 3600.0
+"""The largest ``broker.reconnect_max_delay`` accepted (seconds)."""
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _TEAM = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory:")
@@ -97,6 +105,8 @@ class BrokerConfig:
     username: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
     tls: TlsConfig | None = None
+    reconnect_max_delay: float = RECONNECT_MAX_DELAY
+    reconnect_give_up_after: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -208,6 +218,19 @@ class _Checker:
             return None
         return value
 
+    def seconds(self, path: str, value: object, *, high: float = math.inf,
+                nullable: bool = False) -> float | None:
+        """A number of seconds > 0 (and <= ``high``); None if it is wrong or null."""
+        if value is None and nullable:
+            return None
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 < value <= high or value == math.inf):
+            limit = f" and <= {high:g}" if high < math.inf else ""
+            self.bad(path, f"seconds > 0{limit}" + (", or null (never)" if nullable else ""),
+                     value)
+            return None
+        return float(value)
+
     def file(self, path: str, value: object) -> str | None:
         name = self.string(path, value, what="a file path")
         if name is None:
@@ -282,10 +305,16 @@ class _Checker:
                 self.problems.append("broker.tls: cert_file and key_file go together "
                                      "(a client certificate needs its key)")
             tls = TlsConfig(**found)
-        if host is None or port is None or client_id is None:
+        max_delay = self.seconds("broker.reconnect_max_delay",
+                                 raw.get("reconnect_max_delay", RECONNECT_MAX_DELAY),
+                                 high=RECONNECT_MAX_DELAY_LIMIT)
+        give_up = self.seconds("broker.reconnect_give_up_after",
+                               raw.get("reconnect_give_up_after"), nullable=True)
+        if host is None or port is None or client_id is None or max_delay is None:
             return None
         return BrokerConfig(host=host, port=port, client_id=client_id, username=username,
-                            password=password, tls=tls)
+                            password=password, tls=tls, reconnect_max_delay=max_delay,
+                            reconnect_give_up_after=give_up)
 
     def store(self, value: object) -> str | None:
         url = self.string("store", value, what="a store URL", secret=True)

@@ -29,10 +29,14 @@ class TransportError(InfrastructureError, ConnectionError):
 
     Attributes:
         operation: what failed (``connect``, ``subscribe``, ``publish``).
+        retryable: the same call may succeed later (the connection broke and
+            the transport is reconnecting; the next call waits for it), as
+            opposed to never (not connected for good, refused, closed).
     """
 
-    def __init__(self, operation: str, detail: str) -> None:
+    def __init__(self, operation: str, detail: str, *, retryable: bool = False) -> None:
         self.operation = operation
+        self.retryable = retryable
         super().__init__(f"{operation}: {detail}")
 
 
@@ -92,7 +96,8 @@ class Transport(Protocol):
 
         Raises:
             NotOnTheWire: the envelope cannot be encoded.
-            TransportError: the broker did not confirm it.
+            TransportError: the broker did not confirm it (``retryable``: the
+                connection broke; a new call waits for the next one).
         """
         ...
 

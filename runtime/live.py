@@ -70,7 +70,7 @@ from ._crash import crash_point
 from ._records import KernelRecords
 from ._reply import KernelReply, error_for, failure_of
 from ._supervision import RestartBudget
-from ._transport import Delivery, Transport
+from ._transport import Delivery, Transport, TransportError
 from ._wire_errors import NotOnTheWire
 
 __all__ = ["Activator", "LiveKernel", "TurnSink"]
@@ -642,7 +642,8 @@ class LiveKernel(KernelRecords):
                 cell = self._activated(envelope.recipient)
             if cell is None:
                 if self._transport is not None:
-                    if await self._publish(self._transport, envelope) and receipt is not None:
+                    if (await self._publish(self._transport, envelope, retry=receipt is not None)
+                            and receipt is not None):
                         receipt()
                 else:
                     self._undeliverable(envelope, "unknown_address")
@@ -672,21 +673,38 @@ class LiveKernel(KernelRecords):
         for envelope in envelopes:
             await self._post(envelope, counted=True)
 
-    async def _publish(self, transport: Transport, envelope: Envelope) -> bool:
+    async def _publish(self, transport: Transport, envelope: Envelope, *,
+                       retry: bool = False) -> bool:
         """Hand an envelope for a non-local address to the transport; waits up
         to ``send_timeout`` for the broker's confirmation, as for a full
-        mailbox. True once the broker confirmed it."""
+        mailbox. True once the broker confirmed it.
+
+        With ``retry`` (a receipted send: its sender keeps it in an outbox
+        until confirmed), a timeout or a retryable :class:`TransportError`
+        (the connection broke, the transport reconnects) is followed by
+        another attempt, under the same message id, until the broker confirms
+        or the transport says it never will: the sender's turn waits
+        (back-pressure) instead of leaving the entry for the next start."""
         confirmed = False
-        try:
-            with anyio.fail_after(self.send_timeout / self.speed):
-                await transport.publish(envelope)
-        except TimeoutError:
-            self._dead(envelope, "publish_timeout")
-        except OrderloomError as exc:  # NotOnTheWire, TransportError
-            self._dead(envelope, "publish_failed", exc)
-        else:
-            self._record("publish", envelope.recipient, envelope)
-            confirmed = True
+        while True:
+            error: OrderloomError | None = None
+            try:
+                with anyio.fail_after(self.send_timeout / self.speed):
+                    await transport.publish(envelope)
+            except TimeoutError:
+                reason, retryable = "publish_timeout", True
+            except TransportError as exc:
+                reason, retryable, error = "publish_failed", exc.retryable, exc
+            except OrderloomError as exc:  # NotOnTheWire: it never will
+                reason, retryable, error = "publish_failed", False, exc
+            else:
+                self._record("publish", envelope.recipient, envelope)
+                confirmed = True
+                break
+            if not (retry and retryable):
+                self._dead(envelope, reason, error)
+                break
+            self._record("publish", envelope.recipient, envelope, f"retrying after {reason}")
         self._settle()
         return confirmed
 

@@ -59,6 +59,10 @@ INGEST_PATH = "/ingest/{source}"
 """The webhook endpoint's path; ``{source}`` is a configured ingest source."""
 
 _STATUS = {IngestReason.BAD_SIGNATURE: 401, IngestReason.TOO_LARGE: 413}
+_DEAD_TOPIC_WAIT = 5.0
+"""Real seconds a refusal's answer waits for its record's publish on the dead
+topic: while the broker is away the transport waits for it to come back, and
+the sender should have its answer anyway (the record is in the table)."""
 
 
 def ingest_auth_exempt(gate: IngestGate) -> Callable[[Scope], bool]:
@@ -188,6 +192,7 @@ async def _refused(letter: RefusedPayload, store: Store | None,
         await anyio.to_thread.run_sync(store.record_dead_letter, letter)
     if transport is not None:
         try:
-            await transport.publish_dead_letter(letter)
+            with anyio.move_on_after(_DEAD_TOPIC_WAIT):
+                await transport.publish_dead_letter(letter)
         except TransportError:
             pass  # recorded in the table; the broker being away must not fail the answer

@@ -8,6 +8,7 @@ what); the timeouts are hang guards only.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,39 @@ def test_an_undecodable_payload_goes_to_the_dead_letter_topic_redacted_and_acked
         assert email not in json.dumps(dead[1][1])
         assert dead[1][1]["payload"]["id"] == "x1"  # ids survive redaction, personal data not
         assert got[0].message_id == "m-after"
+
+    _run(main)
+
+
+def test_a_refusal_is_counted_then_recorded_off_the_event_loop_then_published() -> None:
+    """A refused payload's on_refused (a store write) runs in a worker thread, not on
+    the event loop's; it sees the refusal already counted, and the dead topic's
+    record arrives only after it ran."""
+    host, port = broker.shared_broker()
+    run, client = _names()
+    ponger = Address(f"{run}/b/ponger")
+    loop_thread = threading.get_ident()
+    recorded: list[tuple[int, int]] = []  # (thread, dead_letters counted when called)
+
+    async def main() -> None:
+        with anyio.fail_after(HANG_GUARD):
+            async with aiomqtt.Client(host, port, identifier=f"{client}-raw") as raw:
+                await raw.subscribe("orderloom/v1/dead/#", qos=1)
+                transport = MqttTransport(
+                    CODEC, client_id=f"{client}-b", subscriptions=[f"{run}/b/#"],
+                    hostname=host, port=port, session_expiry=SESSION,
+                    on_refused=lambda letter: recorded.append(
+                        (threading.get_ident(), transport.dead_letters)))
+                async with transport, LiveKernel(transport=transport):
+                    await raw.publish(to_topic(ponger), b"{not json", qos=1)
+                    async for message in raw.messages:
+                        assert isinstance(message.payload, bytes)
+                        if json.loads(message.payload)["topic"] == to_topic(ponger):
+                            seen_then = list(recorded)
+                            break
+        assert len(seen_then) == 1
+        thread, counted = seen_then[0]
+        assert thread != loop_thread and counted == 1
 
     _run(main)
 

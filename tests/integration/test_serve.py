@@ -42,6 +42,7 @@ from orderloom.actors import (
     Lifecycle,
     OrderTruth,
     OrderActor,
+    OrderPlaced,
     OrderRecord,
     OrderState,
     evolve_record,
@@ -85,10 +86,12 @@ def _fast_scenario(folder: Path) -> Path:
     return path
 
 
-def _config(folder: Path, port: int, *, run: str, store: str | None = None) -> Path:
+def _config(folder: Path, port: int, *, run: str, store: str | None = None,
+            broker_extra: dict[str, Any] | None = None) -> Path:
     path = folder / "serve.yaml"
     path.write_text(yaml.safe_dump({
-        "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve"},
+        "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve",
+                   **(broker_extra or {})},
         # An absolute path: four slashes.
         "store": store or f"sqlite:///{folder / 'orders.db'}",
         "scenario": str(_fast_scenario(folder)),
@@ -232,6 +235,78 @@ def _place_and_check(tmp_path: Path, store: str | None) -> None:
         assert order.lifecycle in SHIPPED and events > 0
 
 
+def test_serve_rides_out_a_broker_restart(tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """serve in-process, the broker stopped (SIGTERM) and started again on its port
+    with its persistence file: /readyz turns 503 naming the broker, then 200 again;
+    serve logs serve.broker_lost then serve.broker_reconnected; an order placed while
+    serve is still away reaches it on the resumed session, is placed exactly once and
+    ships."""
+    run = f"t{uuid.uuid4().hex[:10]}"
+    during = f"{run}-o1"
+    db = tmp_path / "orders.db"
+    with broker.restartable_broker(tmp_path, persistence=True) as mosquitto:
+        port = mosquitto.port
+        config = load_serve_config(_config(tmp_path, port, run=run, broker_extra={
+            "reconnect_max_delay": 0.5}))
+
+        async def main() -> None:
+            ready: list[Running] = []
+            stop = anyio.Event()
+            transport, world_kernel, world = _world_kernel(config, port, run)
+            async with transport, world_kernel, anyio.create_task_group() as tg:
+                for address, factory in world.items():
+                    world_kernel.spawn(factory, address)
+                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
+                await _until(lambda: bool(ready), "serve ready")
+                node, http = ready[0].node, ready[0].http_port
+
+                def shipped(order_id: str) -> Callable[[], bool]:
+                    def check() -> bool:
+                        if not node.kernel.is_running(f"order/{order_id}"):
+                            return False
+                        actor = node.kernel.actor(f"order/{order_id}")
+                        assert isinstance(actor, OrderActor)
+                        return actor.order.lifecycle in SHIPPED
+                    return check
+
+                async def readiness() -> tuple[int, dict[str, Any]]:
+                    status, body = await anyio.to_thread.run_sync(_get, http, "/readyz", AUTH)
+                    return status, json.loads(body)
+
+                assert (await readiness())[0] == 200
+
+                await anyio.to_thread.run_sync(mosquitto.stop)
+                with anyio.fail_after(DEADLINE):
+                    while (answer := await readiness())[0] != 503:
+                        await anyio.sleep(0.05)
+                assert "broker" in answer[1]["not_ready"]
+
+                await anyio.to_thread.run_sync(mosquitto.start)
+                await _publish(port, run, during)  # for serve's session, back or not
+                with anyio.fail_after(DEADLINE):
+                    while (await readiness())[0] != 200:
+                        await anyio.sleep(0.05)
+                await _until(shipped(during), "the order placed during the outage shipped")
+                stop.set()
+
+        with caplog.at_level(logging.INFO, logger="orderloom.serve"):
+            anyio.run(main, backend="asyncio")
+    events = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serve.broker_")]
+    assert events == ["serve.broker_connected", "serve.broker_lost",
+                      "serve.broker_reconnected"]
+    reconnected = next(r for r in caplog.records
+                       if r.getMessage() == "serve.broker_reconnected")
+    assert reconnected.fields["attempts"] >= 1  # type: ignore[attr-defined]
+    assert reconnected.fields["outage_seconds"] >= 0  # type: ignore[attr-defined]
+    with SqliteStore(db, journal_codec()) as store:
+        placed = [r.event for r in store.journal(f"order/{during}")
+                  if isinstance(r.event, OrderPlaced)]
+    assert len(placed) == 1
+    order, _ = _stored_order(db, during)
+    assert order.lifecycle in SHIPPED
+
+
 ORDERLOOM = str(Path(sys.executable).parent / "orderloom")
 
 
@@ -341,13 +416,15 @@ def test_sigterm_exits_0_and_the_orders_survive_a_restart(tmp_path: Path) -> Non
                    for e in _log_events(log))
 
 
-def test_a_lost_broker_ends_serve_with_exit_1(tmp_path: Path) -> None:
-    """When the broker goes away, serve logs serve.failed naming the transport and
-    exits 1 (its supervisor restarts it; the store keeps what was committed)."""
+def test_a_broker_gone_past_the_give_up_time_ends_serve_with_exit_1(tmp_path: Path) -> None:
+    """With broker.reconnect_give_up_after set, a broker that stays away makes serve
+    log serve.broker_lost, then serve.failed naming the transport, and exit 1 (its
+    supervisor restarts it; the store keeps what was committed)."""
     run = f"t{uuid.uuid4().hex[:10]}"
     log = tmp_path / "serve.log"
     with broker.own_broker(tmp_path) as (_, port):
-        process = _start(_config(tmp_path, port, run=run), log)
+        process = _start(_config(tmp_path, port, run=run, broker_extra={
+            "reconnect_max_delay": 0.2, "reconnect_give_up_after": 1}), log)
         try:
             _wait_for_event(log, "serve.ready")
         except BaseException:
@@ -362,8 +439,13 @@ def test_a_lost_broker_ends_serve_with_exit_1(tmp_path: Path) -> None:
             process.kill()
             process.wait(timeout=DEADLINE)
     assert code == 1
+    lost = _wait_for_event(log, "serve.broker_lost")
     failed = _wait_for_event(log, "serve.failed")
+    events = [e.get("event") for e in _log_events(log)]
+    assert lost["level"] == "warning"
+    assert events.index("serve.broker_lost") < events.index("serve.failed")
     assert failed["level"] == "error" and failed["error"].startswith("TransportError: ")
+    assert "gave up reconnecting" in failed["error"]
 
 
 class _Desk(Actor):

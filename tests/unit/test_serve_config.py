@@ -72,6 +72,16 @@ def test_order_settings_refuse_a_bad_idle_time(value: object) -> None:
                       passivate_idle_after=value)  # type: ignore[arg-type]
 
 
+def test_reconnection_defaults_to_keep_trying_and_can_be_tuned() -> None:
+    """By default serve reconnects forever with waits capped at 30 s; both are settable."""
+    default = parse_serve_config(GOOD, "serve.yaml").broker
+    assert (default.reconnect_max_delay, default.reconnect_give_up_after) == (30.0, None)
+    tuned = parse_serve_config(
+        GOOD + "broker: {reconnect_max_delay: 2, reconnect_give_up_after: 120}\n",
+        "serve.yaml").broker
+    assert (tuned.reconnect_max_delay, tuned.reconnect_give_up_after) == (2.0, 120.0)
+
+
 def test_the_port_error_reads_as_documented() -> None:
     """A non-integer port names the file, the path, what was expected and what came."""
     with pytest.raises(ServeConfigError) as caught:
@@ -108,6 +118,16 @@ def test_the_port_error_reads_as_documented() -> None:
     ("passivate_idle_after: .inf\n", "passivate_idle_after: expected seconds > 0, or null"),
     ("passivate_idle_after: soon\n", "passivate_idle_after: expected seconds > 0, or null"),
     ("passivate_idle_after: true\n", "passivate_idle_after: expected seconds > 0, or null"),
+    ("broker: {reconnect_max_delay: 0}\n", "broker.reconnect_max_delay: expected seconds > 0 and <= 3600"),
+    ("broker: {reconnect_max_delay: 7200}\n", "broker.reconnect_max_delay: expected seconds > 0 and <= 3600"),
+    ("broker: {reconnect_max_delay: null}\n", "broker.reconnect_max_delay: expected seconds > 0"),
+    ("broker: {reconnect_max_delay: '30'}\n", "broker.reconnect_max_delay: expected seconds > 0"),
+    ("broker: {reconnect_give_up_after: 0}\n",
+     "broker.reconnect_give_up_after: expected seconds > 0, or null (never)"),
+    ("broker: {reconnect_give_up_after: .inf}\n",
+     "broker.reconnect_give_up_after: expected seconds > 0, or null (never)"),
+    ("broker: {reconnect_give_up_after: true}\n",
+     "broker.reconnect_give_up_after: expected seconds > 0, or null (never)"),
     ("http: {port: -1, tokens: {" + TOKEN + ": ops}}\n", "http.port: expected an integer 0-65535"),
     ("verbose: true\n", "verbose: unknown key"),
     ("ingest: [1]\n", "ingest: expected a mapping of source name -> source"),
