@@ -53,9 +53,10 @@ with all faults, telemetry and metrics on:
 - ``speedup_2_workers_ratio``: wall time of 4 peak-day replications (12 h
   each) on 1 worker over the same on 2 workers, measured in the same run.
 
-Usage: ``python bench/simulate.py [--full] [--million] [--hours H] [--rounds N]``
-(``--hours`` shortens every run, for a smoke test; the figures are then
-only indicative).
+Usage: ``python bench/simulate.py [--full] [--million] [--hours H] [--rounds N]
+[--only-order-cost]`` (``--hours`` shortens every run, for a smoke test; the
+figures are then only indicative; ``--only-order-cost`` runs the yardstick and
+the order-cost rounds only, a few minutes, for before/after comparisons).
 """
 
 from __future__ import annotations
@@ -197,10 +198,18 @@ def main() -> None:
                         help="simulated hours per run (default: a day)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds of the order-cost figures (default: 5)")
+    parser.add_argument("--only-order-cost", action="store_true",
+                        help="measure only the yardstick and the order-cost rounds")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds: expected at least 1")
     hours = args.hours
+
+    if args.only_order_cost:
+        bare = yardstick()
+        print(f"bare_simpy_msgs_per_s={bare:.0f}", flush=True)
+        order_costs(args.rounds, hours, bare)
+        return
 
     before = yardstick()
     peak = child("peak-day", hours)

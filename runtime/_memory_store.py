@@ -137,7 +137,14 @@ class MemoryStore:
         # Nothing below can fail: the turn is applied whole.
         if record is None:
             record = self._streams[stream] = _Stream()
-        if turn.events:
+        snapshot = turn.snapshot
+        if snapshot is not None and not self.keep_history:
+            # The snapshot is the state after this turn (``check_turn``): it
+            # covers the events kept so far and this turn's, so none is stored.
+            if record.events:
+                record.events.clear()
+            record.base = snapshot.version
+        elif turn.events:
             at = turn.recorded_at
             record.events.extend([(event, at) for event in turn.events])
         if inbox_id is not None:
@@ -158,11 +165,8 @@ class MemoryStore:
                 self._timed.add(stream)
             else:
                 self._timed.discard(stream)
-        if turn.snapshot is not None:
-            record.snapshot = turn.snapshot
-            if not self.keep_history:
-                del record.events[:turn.snapshot.version - record.base]
-                record.base = turn.snapshot.version
+        if snapshot is not None:
+            record.snapshot = snapshot
         at = turn.recorded_at
         if turn.passivate:
             record.passivated_at = at if at is not None else 0.0

@@ -747,6 +747,11 @@ class OrderActor(PersistentActor[OrderRecord]):
         await self._publish()  # the final views precede the finish
         self.ctx.emit(OrderFinished(order_id=self.order_id, final_state=order.lifecycle._value_,
                                     placed_at=order.placed_at or 0.0))
+        if self._stuck_timer is not None:
+            # A finished order is never stuck (``on_stuck_check`` returns at
+            # once): its pending check would be a turn that does nothing.
+            self.ctx.cancel(self._stuck_timer)
+            self._stuck_due = self._stuck_timer = None
         self._retire_timer = self.ctx.schedule(self.settings.retire_after, _Retire())
 
     async def _publish(self) -> None:
