@@ -23,12 +23,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import anyio
+import attrs
 import pytest
 import yaml
 from starlette.requests import Request
@@ -50,7 +51,7 @@ from orderloom.actors import (
     team_address,
     wire_codec,
 )
-from orderloom.cli._serve import Running, ServeNode, serve
+from orderloom.cli._serve import Extension, Running, ServeNode, review_desk, serve
 from orderloom.cli._serve_config import ServeConfig, load_serve_config
 from orderloom.runtime import Actor, handler, ingest_topic, open_store, to_topic
 from orderloom.runtime.live import LiveKernel
@@ -87,7 +88,8 @@ def _fast_scenario(folder: Path) -> Path:
 
 
 def _config(folder: Path, port: int, *, run: str, store: str | None = None,
-            broker_extra: dict[str, Any] | None = None) -> Path:
+            broker_extra: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """serve's config file for a test (``extra``: more top-level keys)."""
     path = folder / "serve.yaml"
     path.write_text(yaml.safe_dump({
         "broker": {"host": "127.0.0.1", "port": port, "client_id": f"{run}-serve",
@@ -98,6 +100,7 @@ def _config(folder: Path, port: int, *, run: str, store: str | None = None,
         "policy": "cautious",
         "http": {"bind": "127.0.0.1", "port": 0, "tokens": {TOKEN: "ops"}},
         "log_level": "info",
+        **extra,
     }), encoding="utf-8")
     return path
 
@@ -139,6 +142,55 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
     with anyio.fail_after(DEADLINE):
         while not condition():
             await anyio.sleep(0.05)
+
+
+@attrs.frozen
+class _Served:
+    """serve running in-process: its node, its HTTP port, and the world's kernel
+    (None without a world) and addresses."""
+
+    node: ServeNode
+    http: int
+    world_kernel: LiveKernel | None
+    world: frozenset[str]
+
+    def shipped(self, order_id: str) -> Callable[[], bool]:
+        """Whether the order's actor runs and has shipped."""
+        def check() -> bool:
+            if not self.node.kernel.is_running(f"order/{order_id}"):
+                return False
+            actor = self.node.kernel.actor(f"order/{order_id}")
+            assert isinstance(actor, OrderActor)
+            return actor.order.lifecycle in SHIPPED
+        return check
+
+
+@contextlib.asynccontextmanager
+async def _serving(config: ServeConfig, port: int, run: str, *, world: bool = True,
+                   risk: float = 0.05, extensions: Sequence[Extension] = (review_desk,),
+                   ) -> AsyncIterator[_Served]:
+    """serve in-process, entered once it is ready; beside it (unless ``world`` is
+    false) the scenario's world on a kernel of its own (the gateway scores every
+    order ``risk``). Leaving stops serve, then the world."""
+    ready: list[Running] = []
+    stop = anyio.Event()
+    world_kernel: LiveKernel | None = None
+    actors: dict[str, Any] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        if world:
+            transport, world_kernel, actors = _world_kernel(config, port, run, risk=risk)
+            await stack.enter_async_context(transport)
+            await stack.enter_async_context(world_kernel)
+            for address, factory in actors.items():
+                world_kernel.spawn(factory, address)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append,
+                                    extensions=extensions))
+        try:
+            await _until(lambda: bool(ready), "serve ready")
+            yield _Served(ready[0].node, ready[0].http_port, world_kernel, frozenset(actors))
+        finally:
+            stop.set()
 
 
 def _get(port: int, path: str, headers: dict[str, str] | None = None,
@@ -189,25 +241,10 @@ def _place_and_check(tmp_path: Path, store: str | None) -> None:
         config = load_serve_config(_config(tmp_path, port, run=run, store=store))
 
         async def main() -> None:
-            ready: list[Running] = []
-            stop = anyio.Event()
-            transport, world_kernel, world = _world_kernel(config, port, run)
-            async with transport, world_kernel, anyio.create_task_group() as tg:
-                for address, factory in world.items():
-                    world_kernel.spawn(factory, address)
-                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
-                await _until(lambda: bool(ready), "serve ready")
-                node, http = ready[0].node, ready[0].http_port
+            async with _serving(config, port, run) as served:
+                http = served.http
                 await _publish(port, run, order_id)
-
-                def shipped() -> bool:
-                    if not node.kernel.is_running(f"order/{order_id}"):
-                        return False
-                    actor = node.kernel.actor(f"order/{order_id}")
-                    assert isinstance(actor, OrderActor)
-                    return actor.order.lifecycle in SHIPPED
-
-                await _until(shipped, "the order shipped")
+                await _until(served.shipped(order_id), "the order shipped")
                 for path in ("/healthz", "/readyz", "/metrics"):
                     status, body = await anyio.to_thread.run_sync(_get, http, path)
                     assert status == 401 and "unauthorized" in body
@@ -227,8 +264,8 @@ def _place_and_check(tmp_path: Path, store: str | None) -> None:
                     "orderloom_wrong_actions_total") and not line.endswith(" 0.0")]
                 assert any(line.startswith('orderloom_decision_latency_seconds_count{actor="order"}')
                            for line in lines)
-                stop.set()
-            assert world_kernel.dead_letter_counts.get("handler_failed", 0) == 0
+            assert served.world_kernel is not None
+            assert served.world_kernel.dead_letter_counts.get("handler_failed", 0) == 0
 
         anyio.run(main, backend="asyncio")
         order, events = _stored_order(store or tmp_path / "orders.db", order_id)
@@ -251,24 +288,8 @@ def test_serve_rides_out_a_broker_restart(tmp_path: Path,
             "reconnect_max_delay": 0.5}))
 
         async def main() -> None:
-            ready: list[Running] = []
-            stop = anyio.Event()
-            transport, world_kernel, world = _world_kernel(config, port, run)
-            async with transport, world_kernel, anyio.create_task_group() as tg:
-                for address, factory in world.items():
-                    world_kernel.spawn(factory, address)
-                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
-                await _until(lambda: bool(ready), "serve ready")
-                node, http = ready[0].node, ready[0].http_port
-
-                def shipped(order_id: str) -> Callable[[], bool]:
-                    def check() -> bool:
-                        if not node.kernel.is_running(f"order/{order_id}"):
-                            return False
-                        actor = node.kernel.actor(f"order/{order_id}")
-                        assert isinstance(actor, OrderActor)
-                        return actor.order.lifecycle in SHIPPED
-                    return check
+            async with _serving(config, port, run) as served:
+                http = served.http
 
                 async def readiness() -> tuple[int, dict[str, Any]]:
                     status, body = await anyio.to_thread.run_sync(_get, http, "/readyz", AUTH)
@@ -287,8 +308,8 @@ def test_serve_rides_out_a_broker_restart(tmp_path: Path,
                 with anyio.fail_after(DEADLINE):
                     while (await readiness())[0] != 200:
                         await anyio.sleep(0.05)
-                await _until(shipped(during), "the order placed during the outage shipped")
-                stop.set()
+                await _until(served.shipped(during),
+                             "the order placed during the outage shipped")
 
         with caplog.at_level(logging.INFO, logger="orderloom.serve"):
             anyio.run(main, backend="asyncio")
@@ -478,26 +499,16 @@ def test_an_extension_adds_desk_actors_and_routes_behind_the_token(
         return [Route("/desk/whoami", whoami)]
 
     with broker.own_broker(tmp_path) as (_, port):
-        path = _config(tmp_path, port, run=run)
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data["desk_teams"] = ["fraud", "payments-ops"]
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        config = load_serve_config(path)
+        config = load_serve_config(_config(tmp_path, port, run=run, desk_teams=["fraud", "payments-ops"]))
 
         async def main() -> None:
-            ready: list[Running] = []
-            stop = anyio.Event()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append,
-                                            extensions=[desk]))
-                await _until(lambda: bool(ready), "serve ready")
-                http = ready[0].http_port
-                assert ready[0].node.kernel.is_running("team/fraud")
+            async with _serving(config, port, run, world=False, extensions=[desk]) as served:
+                http = served.http
+                assert served.node.kernel.is_running("team/fraud")
                 status, body = await anyio.to_thread.run_sync(_get, http, "/desk/whoami", AUTH)
                 assert (status, body) == (200, "ops")
                 status, _ = await anyio.to_thread.run_sync(_get, http, "/desk/whoami")
                 assert status == 401
-                stop.set()
 
         with caplog.at_level(logging.INFO, logger="orderloom.serve"):
             anyio.run(main, backend="asyncio")
@@ -515,25 +526,14 @@ def test_a_held_order_is_decided_on_the_review_desk(tmp_path: Path) -> None:
     run = f"t{uuid.uuid4().hex[:10]}"
     order_id = f"{run}-o1"
     with broker.own_broker(tmp_path) as (_, port):
-        path = _config(tmp_path, port, run=run)
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data["desk_teams"] = ["fraud"]
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        config = load_serve_config(path)
+        config = load_serve_config(_config(tmp_path, port, run=run, desk_teams=["fraud"]))
         cases: list[dict[str, Any]] = []
 
         async def main() -> None:
-            ready: list[Running] = []
-            stop = anyio.Event()
-            transport, world_kernel, world = _world_kernel(config, port, run, risk=0.6)
-            assert "team/fraud" not in world
-            async with transport, world_kernel, anyio.create_task_group() as tg:
-                for address, factory in world.items():
-                    world_kernel.spawn(factory, address)
-                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
-                await _until(lambda: bool(ready), "serve ready")
-                node, http = ready[0].node, ready[0].http_port
-                assert node.kernel.is_running("team/fraud")
+            async with _serving(config, port, run, risk=0.6) as served:
+                http = served.http
+                assert "team/fraud" not in served.world
+                assert served.node.kernel.is_running("team/fraud")
                 status, _ = await anyio.to_thread.run_sync(_get, http, "/desk/api/cases")
                 assert status == 401
                 await _publish(port, run, order_id)
@@ -554,14 +554,7 @@ def test_a_held_order_is_decided_on_the_review_desk(tmp_path: Path) -> None:
                     _get, http, f"/desk/api/cases/{case['case_id']}/approve", AUTH,
                     {"why": "known customer"})
                 assert status == 200, body
-
-                def shipped() -> bool:
-                    actor = node.kernel.actor(f"order/{order_id}")
-                    assert isinstance(actor, OrderActor)
-                    return actor.order.lifecycle in SHIPPED
-
-                await _until(shipped, "the order shipped")
-                stop.set()
+                await _until(served.shipped(order_id), "the order shipped")
 
         anyio.run(main, backend="asyncio")
     assert [(c["order_id"], c["team"], c["status"]) for c in cases] == [
@@ -581,19 +574,11 @@ def test_orders_come_in_through_the_ingest_sources(tmp_path: Path) -> None:
     run = f"t{uuid.uuid4().hex[:10]}"
     by_http, by_mqtt = f"{run}-h1", f"{run}-m1"
     with broker.own_broker(tmp_path) as (_, port):
-        path = _config(tmp_path, port, run=run)
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data["ingest"] = {"wms": {"kind": "envelope"}}
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        config = load_serve_config(path)
+        config = load_serve_config(_config(tmp_path, port, run=run, ingest={"wms": {"kind": "envelope"}}))
 
         async def main() -> None:
-            ready: list[Running] = []
-            stop = anyio.Event()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(lambda: serve(config, stop=stop, on_ready=ready.append))
-                await _until(lambda: bool(ready), "serve ready")
-                node, http = ready[0].node, ready[0].http_port
+            async with _serving(config, port, run, world=False) as served:
+                node, http = served.node, served.http
                 status, _ = await anyio.to_thread.run_sync(
                     _post_raw, http, "/ingest/wms", _envelope(by_http), {})
                 assert status == 401
@@ -610,7 +595,6 @@ def test_orders_come_in_through_the_ingest_sources(tmp_path: Path) -> None:
                     await wms.publish(ingest_topic("wms"), _envelope(by_mqtt), qos=1)
                 await _until(lambda: node.kernel.is_running(f"order/{by_http}")
                              and node.kernel.is_running(f"order/{by_mqtt}"), "both orders")
-                stop.set()
 
         anyio.run(main, backend="asyncio")
     for order_id in (by_http, by_mqtt):
