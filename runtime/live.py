@@ -273,6 +273,17 @@ class _LiveCell:
 
 
 _DRIVER = Address("kernel-driver")
+
+# Real seconds between two attempts of a receipted publish that failed at once
+# (a timeout has waited already): doubling from the first to the last, so a
+# transport that keeps failing in no time is not asked again in a busy loop.
+RETRY_PAUSE_FIRST = 0.05
+RETRY_PAUSE_MAX = 2.0
+
+
+def retry_pause(failures: int) -> float:
+    """Real seconds to wait after the ``failures``-th immediate failure in a row (>= 1)."""
+    return min(RETRY_PAUSE_FIRST * 2.0 ** (failures - 1), RETRY_PAUSE_MAX)
 """The asker's address of :meth:`LiveKernel.ask` (from outside any actor)."""
 
 class LiveKernel(KernelRecords):
@@ -684,8 +695,11 @@ class LiveKernel(KernelRecords):
         (the connection broke, the transport reconnects) is followed by
         another attempt, under the same message id, until the broker confirms
         or the transport says it never will: the sender's turn waits
-        (back-pressure) instead of leaving the entry for the next start."""
+        (back-pressure) instead of leaving the entry for the next start. An
+        attempt that failed without waiting is followed by a pause
+        (:func:`retry_pause`, growing while the failures go on)."""
         confirmed = False
+        failures = 0  # immediate failures in a row
         while True:
             error: OrderloomError | None = None
             try:
@@ -705,6 +719,11 @@ class LiveKernel(KernelRecords):
                 self._dead(envelope, reason, error)
                 break
             self._record("publish", envelope.recipient, envelope, f"retrying after {reason}")
+            if reason == "publish_timeout":
+                failures = 0
+            else:
+                failures += 1
+                await anyio.sleep(retry_pause(failures))
         self._settle()
         return confirmed
 

@@ -26,7 +26,7 @@ from orderloom.runtime import (
     TransportError,
     handler,
 )
-from orderloom.runtime.live import LiveKernel
+from orderloom.runtime.live import RETRY_PAUSE_MAX, LiveKernel, retry_pause
 
 pytestmark = pytest.mark.anyio
 
@@ -61,11 +61,13 @@ class ScriptedTransport:
     def __init__(self, script: list[BaseException | str | None]) -> None:
         self.script = script
         self.attempts: list[str] = []  # message ids, one per publish call
+        self.times: list[float] = []  # anyio's clock at each attempt
         send, self.receive = anyio.create_memory_object_stream[Delivery](1)
         send.close()  # nothing ever arrives
 
     async def publish(self, envelope: Envelope) -> None:
         self.attempts.append(envelope.message_id)
+        self.times.append(anyio.current_time())
         outcome = self.script.pop(0) if self.script else None
         if outcome == HANG:
             await anyio.sleep_forever()
@@ -150,3 +152,18 @@ async def test_a_send_without_an_outbox_is_not_retried() -> None:
     transport, kernel, _ = await _send([_broke(), None], receipted=False)
     assert len(transport.attempts) == 1
     assert [d.reason for d in kernel.dead_letters] == ["publish_failed"]
+
+
+async def test_a_publish_failing_at_once_is_retried_after_a_growing_pause() -> None:
+    """A transport that fails without waiting is not asked again in a busy loop:
+    after each immediate failure the next attempt waits at least retry_pause(k),
+    which doubles up to its cap. (A lower bound: a sleep never ends early, so
+    no load can make this fail.)"""
+    transport, _, receipts = await _send([_broke(), _broke(), _broke(), None], receipted=True)
+    assert receipts == [1]
+    gaps = [b - a for a, b in zip(transport.times, transport.times[1:])]
+    assert len(gaps) == 3
+    for k, gap in enumerate(gaps, start=1):
+        assert gap >= retry_pause(k) - 0.005, (k, gap)
+    assert [retry_pause(k) for k in (1, 2, 3)] == [0.05, 0.1, 0.2]
+    assert retry_pause(100) == RETRY_PAUSE_MAX
