@@ -38,10 +38,12 @@ PID at the end. Prints one ``name=value`` line per figure:
   passivated. No world runs (what the orders send it, the broker drops), so
   every order waits for its payment forever. RSS seldom shrinks when Python
   frees memory, so the figure is what a second batch of ``--memory-orders``
-  orders, placed and passivated after the first, adds to RSS, per order.
-  Target: <= 2 KB. ``rss_kb_per_passivated_order_first_batch`` is the naive
-  figure over the idle coordinator's RSS (it includes the heap's high-water
-  mark of the batch in flight).
+  orders, placed and passivated after the first, adds to RSS, per order
+  (a batch is placed ``MEMORY_CHUNK`` orders at a time, each chunk's turns
+  done before the next). Target: <= 2 KB.
+  ``rss_kb_per_passivated_order_first_batch`` is the naive figure over the
+  idle coordinator's RSS (it includes the heap's high-water mark of a chunk
+  in flight).
 - ``rss_kb_per_active_order`` / ``rss_kb_per_retired_order``: in a second
   coordinator subprocess without passivation: per order with
   ``--retired-orders`` open orders in memory (the world is away: its session
@@ -49,7 +51,11 @@ PID at the end. Prints one ``name=value`` line per figure:
   orders run to their finish and retirement (``retire_after`` 1 s, the world
   present) adds to RSS after the first batch retired.
   ``rss_kb_per_retired_order_first_batch``: the naive figure.
-  ``--only-memory`` runs (e) alone.
+  ``--only-memory`` runs (e) alone. Each order costs the coordinator
+  15-25 ms of a core here, so 100,000 per batch is about an hour; the
+  stores are made in the temporary folder, so ``TMPDIR=/dev/shm`` keeps
+  SQLite's fsyncs (``synchronous=FULL``) off the disk for such a run (RSS
+  does not depend on where the file is).
 
 The world has no simulated waits (gateway, warehouse, carrier, address and
 downstream delays all zero), the policy is ``aggressive`` with push
@@ -124,6 +130,21 @@ SEND_TIMEOUT = 600.0  # kernel seconds a publish may wait for its PUBACK under l
 RETIRE_AFTER = 1.0
 PASSIVATE_AFTER = 2.0  # kernel seconds an open order idles before it passivates (e)
 DEADLINE = 1800.0  # real seconds any phase may take before the run fails
+# (e) places two batches of orders, each costing the coordinator 15-25 ms of a
+# core here (SQLite, every turn and publish): its phases get this long per
+# order in the run on top of DEADLINE, so a 100,000-order batch can finish.
+MEMORY_SECONDS_PER_ORDER = 0.05
+# Orders (e) places at once: a batch of 100,000 placed in one go would have
+# every order's publishes queue behind each other's for longer than a send may
+# wait; orders arrive over time in production too.
+MEMORY_CHUNK = 2000
+
+
+def memory_deadline(orders: int) -> float:
+    """Real seconds a memory subprocess (two batches of ``orders``) may take."""
+    return DEADLINE + 2 * orders * MEMORY_SECONDS_PER_ORDER
+
+
 TEAMS = ("payments-ops", "fraud", "customer-care", "fulfillment-ops")
 
 
@@ -479,20 +500,23 @@ def rss_kb() -> float:
 
 async def memory_role(args: argparse.Namespace) -> None:
     """(e), in a coordinator process of its own: RSS per passivated open order."""
+    deadline = memory_deadline(args.orders)
     config = world_config()
     settings = attrs.evolve(config.settings(), passivate_idle_after=PASSIVATE_AFTER)
     batches = [[f"{prefix}-{n}" for n in range(args.orders)] for prefix in ("p", "q")]
 
     async def passivated(ids: list[str]) -> float:
-        """Place ``ids``, wait until every one ran and passivated; RSS then."""
-        for order_id in ids:
-            prefix, n = order_id.split("-")
-            await kernel.send("intake", place(prefix, int(n)))
-        if not await kernel.drain(DEADLINE):
-            raise SystemExit("memory: the coordinator did not go quiet")
+        """Place ``ids`` (:data:`MEMORY_CHUNK` at a time, each chunk's turns done
+        before the next is placed), wait until every one passivated; RSS then."""
+        for start in range(0, len(ids), MEMORY_CHUNK):
+            for order_id in ids[start:start + MEMORY_CHUNK]:
+                prefix, n = order_id.split("-")
+                await kernel.send("intake", place(prefix, int(n)))
+            if not await kernel.drain(deadline):
+                raise SystemExit("memory: the coordinator did not go quiet")
         while any(kernel.is_running(f"order/{i}") for i in ids):
             await anyio.sleep(0.5)
-        if not await kernel.drain(DEADLINE):
+        if not await kernel.drain(deadline):
             raise SystemExit("memory: the coordinator did not go quiet")
         gc.collect()
         return rss_kb()
@@ -509,8 +533,8 @@ async def memory_role(args: argparse.Namespace) -> None:
             fold = MetricsCollector.for_live_process(now, TEAMS)
             kernel.add_sink(fold.on_emit)
             spawn_coordinator(kernel, settings, store)
-            with anyio.fail_after(DEADLINE):
-                await kernel.drain(DEADLINE)
+            with anyio.fail_after(deadline):
+                await kernel.drain(deadline)
                 gc.collect()
                 baseline = rss_kb()
                 first = await passivated(batches[0])
@@ -521,6 +545,7 @@ async def memory_role(args: argparse.Namespace) -> None:
 
 async def retired_role(args: argparse.Namespace) -> None:
     """(e), in a coordinator process of its own: RSS per active and per retired order."""
+    deadline = memory_deadline(args.orders)
     config = world_config()
     batches = [[f"{prefix}-{n}" for n in range(args.orders)] for prefix in ("m", "n")]
 
@@ -533,7 +558,7 @@ async def retired_role(args: argparse.Namespace) -> None:
         await anyio.sleep(RETIRE_AFTER)
         while any(kernel.is_running(f"order/{i}") for i in ids):
             await anyio.sleep(0.5)
-        await kernel.drain(DEADLINE)
+        await kernel.drain(deadline)
 
     with tempfile.TemporaryDirectory() as tmp, \
             open_store(f"sqlite:///{tmp}/memory.sqlite", journal_codec()) as store:
@@ -542,15 +567,15 @@ async def retired_role(args: argparse.Namespace) -> None:
                                          transport=transport) as kernel:
             spawn_coordinator(kernel, config.settings(), store, live=True)
             world = await open_world(args.port, "gated")
-            with anyio.fail_after(DEADLINE):
+            with anyio.fail_after(deadline):
                 await world.expect("ready")  # its session exists; it is away
-                await kernel.drain(DEADLINE)
+                await kernel.drain(deadline)
                 gc.collect()
                 baseline = rss_kb()
                 await place_all(batches[0])
                 while not all(kernel.is_running(f"order/{i}") for i in batches[0]):
                     await anyio.sleep(0.2)
-                if not await kernel.drain(DEADLINE):
+                if not await kernel.drain(deadline):
                     raise SystemExit("memory: the coordinator did not go quiet")
                 gc.collect()
                 active = rss_kb()
@@ -631,7 +656,8 @@ def main() -> None:
             memory = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "--role", role, "--port",
                  str(port), "--orders", str(orders)],
-                stdout=subprocess.PIPE, text=True, check=True, timeout=DEADLINE)
+                stdout=subprocess.PIPE, text=True, check=True,
+                timeout=memory_deadline(orders) + 60.0)
             print(memory.stdout, end="", flush=True)
 
 
