@@ -646,30 +646,42 @@ class LiveKernel(KernelRecords):
                     await anyio.sleep(delay / self.speed)
                 finally:
                     del self._delayed[envelope.message_id]
-            cell = self._cells.get(envelope.recipient)
-            if cell is None and self._activate is not None and not self._closed:
-                # A passivated actor of this node comes back here, not by a
-                # round trip through the broker.
-                cell = self._activated(envelope.recipient)
-            if cell is None:
-                if self._transport is not None:
-                    if (await self._publish(self._transport, envelope, retry=receipt is not None)
-                            and receipt is not None):
-                        receipt()
-                else:
-                    self._undeliverable(envelope, "unknown_address")
-                return
-            if receipt is not None:  # given when the recipient's turn completes
-                self._acks.setdefault(envelope.message_id, []).append(
-                    _Receipt(envelope, receipt))
-            try:
-                cell.outbox.send_nowait(envelope)
-            except anyio.WouldBlock:
-                with anyio.move_on_after(self.send_timeout / self.speed):
-                    await cell.outbox.send(envelope)
+            while True:
+                cell = self._cells.get(envelope.recipient)
+                if cell is None and self._activate is not None and not self._closed:
+                    # A passivated actor of this node comes back here, not by a
+                    # round trip through the broker.
+                    cell = self._activated(envelope.recipient)
+                if cell is None:
+                    if self._transport is not None:
+                        if (await self._publish(self._transport, envelope,
+                                                retry=receipt is not None)
+                                and receipt is not None):
+                            receipt()
+                    else:
+                        self._undeliverable(envelope, "unknown_address")
                     return
-                self._forget_delivery(envelope)
-                self._undeliverable(envelope, "mailbox_full")
+                if receipt is not None:  # given when the recipient's turn completes
+                    self._acks.setdefault(envelope.message_id, []).append(
+                        _Receipt(envelope, receipt))
+                try:
+                    cell.outbox.send_nowait(envelope)
+                except anyio.WouldBlock:
+                    try:
+                        with anyio.move_on_after(self.send_timeout / self.speed):
+                            await cell.outbox.send(envelope)
+                            return
+                    except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        self._forget_delivery(envelope)
+                        if self._passes_on(cell):
+                            # It stopped itself while this waited for room:
+                            # what its activator starts again takes it, as it
+                            # takes what was already in the mailbox.
+                            continue
+                        raise
+                    self._forget_delivery(envelope)
+                    self._undeliverable(envelope, "mailbox_full")
+                return
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._forget_delivery(envelope)
             self._undeliverable(envelope, "actor_stopped")
@@ -1164,8 +1176,7 @@ class LiveKernel(KernelRecords):
         # An actor that stopped itself (passivated, retired) may have been
         # sent more meanwhile: what its activator would start again takes it.
         successor: _LiveCell | None = None
-        handover = (cell.failed_with is None and not self._closed
-                    and self._activate is not None)
+        handover = self._passes_on(cell)
         while True:
             try:
                 item = cell.inbox.receive_nowait()
@@ -1208,6 +1219,11 @@ class LiveKernel(KernelRecords):
         # Break the actor <-> cell cycle (the cell is its ``ctx``): a stopped
         # actor is freed by reference counting at once.
         del cell.actor.ctx
+
+    def _passes_on(self, cell: _LiveCell) -> bool:
+        """Whether mail for ``cell``, which has stopped, goes to a successor (it
+        stopped itself, not by failing, and an activator can start another)."""
+        return cell.failed_with is None and not self._closed and self._activate is not None
 
     def _hand_over(self, successor: _LiveCell, envelope: Envelope) -> bool:
         """Put ``envelope`` (left in a stopped actor's mailbox) in its

@@ -268,14 +268,19 @@ class Work(Message):
 
 
 class Worker(Actor):
-    """Records what it did; stops itself after job 1."""
+    """Records what it did; stops itself after job 1 (which first waits for
+    ``gate``, if given)."""
 
-    def __init__(self, done: list[tuple[int, int]], incarnation: int) -> None:
+    def __init__(self, done: list[tuple[int, int]], incarnation: int,
+                 gate: anyio.Event | None = None) -> None:
         self.done = done
         self.incarnation = incarnation
+        self.gate = gate
 
     @handler
     async def on_work(self, msg: Work) -> None:
+        if msg.n == 1 and self.gate is not None:
+            await self.gate.wait()
         self.done.append((self.incarnation, msg.n))
         if msg.n == 1:
             self.ctx.stop()
@@ -309,3 +314,42 @@ def test_mail_left_by_an_actor_that_stopped_itself_goes_to_its_successor(
     else:
         assert done == [(1, 1)]
         assert kernel.dead_letter_counts == {"actor_stopped": 1}
+
+
+
+@pytest.mark.parametrize("activator", [True, False])
+def test_a_send_waiting_on_the_full_mailbox_of_an_actor_that_stops_itself_follows_it(
+        activator: bool) -> None:
+    """A sender waiting for room in the full mailbox (size 1) of an actor that then
+    stops itself is not dropped: its message goes to the successor the activator
+    starts, after the one that was in the mailbox (no dead letter); with no
+    activator it is an ``actor_stopped`` dead letter."""
+    done: list[tuple[int, int]] = []
+    starts = iter(range(2, 10))
+    gate = anyio.Event()
+
+    async def main() -> LiveKernel:
+        async with LiveKernel(seed=1, mailbox_size=1, send_timeout=1e9) as kernel:
+            if activator:
+                kernel.set_activator(lambda address: (
+                    lambda i=next(starts): Worker(done, i, gate)) if address == "w" else None)
+            kernel.spawn(lambda: Worker(done, 1, gate), "w")
+            await kernel.settle(HANG_GUARD)
+            kernel.tell("w", Work(n=1))
+            for _ in range(50):  # no clock: the worker takes job 1 and waits at the gate
+                await anyio.sleep(0)
+            kernel.tell("w", Work(n=2))
+            kernel.tell("w", Work(n=3))  # waits for room: the mailbox holds job 2
+            for _ in range(50):  # no clock: the posting tasks reach their waits
+                await anyio.sleep(0)
+            gate.set()
+            await kernel.drain(HANG_GUARD)
+            return kernel
+
+    kernel = anyio.run(main, backend="asyncio")
+    if activator:
+        assert done == [(1, 1), (2, 2), (2, 3)]
+        assert kernel.dead_letter_counts == {}
+    else:
+        assert done == [(1, 1)]
+        assert kernel.dead_letter_counts == {"actor_stopped": 2}
