@@ -15,6 +15,10 @@ from orderloom.simulation._sections import PRIMARY_METRICS
 
 from ..unit.compare_data import PRIMARY_BASE, PRIMARY_CAND, report_with_gaps
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("e2e.test_cli")
+
 ROOT = Path(__file__).resolve().parents[2]
 ORDERLOOM = str(Path(sys.executable).parent / "orderloom")
 

@@ -10,6 +10,10 @@ import pytest
 
 from .test_cli import cli
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("e2e.test_precision")
+
 SHORT = ("--horizon", "1h", "-j", "1")
 
 

@@ -14,6 +14,10 @@ from orderloom.actors import journal_codec
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.simulation import resolve_run, run_replication
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("e2e.test_replay_cli")
+
 ORDERLOOM = str(Path(sys.executable).parent / "orderloom")
 
 

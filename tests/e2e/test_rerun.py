@@ -13,6 +13,10 @@ from orderloom.simulation import software_versions
 
 from .test_cli import ROOT, cli
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("e2e.test_rerun")
+
 SHORT = ("--horizon", "1h", "-n", "2", "-j", "1")
 
 

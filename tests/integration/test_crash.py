@@ -61,7 +61,8 @@ from orderloom.runtime import CRASH_AT_VARIABLE, CRASH_POINTS, to_topic
 from orderloom.runtime.sqlite import SqliteStore
 from tests import broker
 
-pytestmark = pytest.mark.integration
+# One worker runs this module: the clean runs are cached per module.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration.test_crash")]
 
 WORLD = Path(__file__).parent.parent / "fixtures" / "crash" / "world.yaml"
 ORDERLOOM = str(Path(sys.executable).parent / "orderloom")

@@ -31,6 +31,8 @@ FIGURES = {
 }
 
 
+# A minute or more of subprocesses, brokers and waits: in the slow step.
+@pytest.mark.slow
 def test_live_bench_quick_prints_every_figure_as_a_number() -> None:
     """bench/live.py --quick prints exactly its name=value lines, each a number;
     throughputs and the p50 latency are positive and p50 <= p99."""

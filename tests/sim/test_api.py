@@ -17,6 +17,10 @@ from orderloom.simulation import (
     simulate,
 )
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("sim.test_api")
+
 @pytest.fixture(scope="module")
 def report() -> Report:
     """Two one-hour replications of the shipped baseline, written nowhere."""

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,6 +28,8 @@ def test_kernel_bench_prints_every_figure() -> None:
     assert all(float(v) > 0 for v in figures.values())
 
 
+# Minutes of runs (peak-day, scaled baselines, 2 workers): in the slow step.
+@pytest.mark.slow
 def test_simulation_bench_prints_every_figure() -> None:
     """bench/simulate.py (2 simulated hours per run, 2 order-cost rounds) prints its
     figures: every round's order cost, their medians, per variant (first_listed and

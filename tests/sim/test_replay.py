@@ -44,6 +44,10 @@ from orderloom.simulation import (
 )
 
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("sim.test_replay")
+
 def recorded_scenario() -> Scenario:
     """Baseline for two hours, with many duplicate orders and customer cancels."""
     base = resolve_run("baseline", horizon="2h", replications=1, seed=3)

@@ -16,6 +16,10 @@ from orderloom.simulation import (
     run_replication,
 )
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("sim.test_scenarios")
+
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
 

@@ -30,6 +30,10 @@ from orderloom.simulation import (
 
 from .world import OrderSpec, run_world, warehouses
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("sim.test_sourcing")
+
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
 

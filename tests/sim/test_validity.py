@@ -43,6 +43,10 @@ from .mmc import (
     t_test_power,
 )
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("sim.test_validity")
+
 ROOT = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
 

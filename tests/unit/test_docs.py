@@ -42,6 +42,10 @@ from orderloom.simulation import (
     world_for,
 )
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("unit.test_docs")
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 DOC_FILES = ("scenarios.md", "policies.md", "metrics.md", "cli.md", "architecture.md",

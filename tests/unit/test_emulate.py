@@ -20,6 +20,10 @@ from orderloom.cli._emulate import (
 from orderloom.cli._main import emulate as emulate_command
 from orderloom.simulation import Scenario, load_builtin_scenario, load_scenario
 
+# One worker runs this module: its module-scoped fixtures (or cached runs) are
+# computed once (pytest's --dist loadgroup spreads the other modules' tests).
+pytestmark = pytest.mark.xdist_group("unit.test_emulate")
+
 QUICK = Path(__file__).parent.parent / "fixtures" / "emulate" / "quick.yaml"
 
 
