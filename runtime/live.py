@@ -273,6 +273,7 @@ class _LiveCell:
 
 
 _DRIVER = Address("kernel-driver")
+"""The asker's address of :meth:`LiveKernel.ask` (from outside any actor)."""
 
 # Real seconds between two attempts of a receipted publish that failed at once
 # (a timeout has waited already): doubling from the first to the last, so a
@@ -284,7 +285,7 @@ RETRY_PAUSE_MAX = 2.0
 def retry_pause(failures: int) -> float:
     """Real seconds to wait after the ``failures``-th immediate failure in a row (>= 1)."""
     return min(RETRY_PAUSE_FIRST * 2.0 ** (failures - 1), RETRY_PAUSE_MAX)
-"""The asker's address of :meth:`LiveKernel.ask` (from outside any actor)."""
+
 
 class LiveKernel(KernelRecords):
     """Runs actors as anyio tasks against the wall clock.
