@@ -316,7 +316,6 @@ def test_mail_left_by_an_actor_that_stopped_itself_goes_to_its_successor(
         assert kernel.dead_letter_counts == {"actor_stopped": 1}
 
 
-
 @pytest.mark.parametrize("activator", [True, False])
 def test_a_send_waiting_on_the_full_mailbox_of_an_actor_that_stops_itself_follows_it(
         activator: bool) -> None:
