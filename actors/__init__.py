@@ -239,6 +239,7 @@ from .coordinator._order_actor import (
     OrderActor,
 )
 from .coordinator._order_record import (
+    CopyCounted,
     EventHeld,
     FinishReported,
     HeldTaken,
@@ -423,6 +424,7 @@ __all__ = [
     "Command",
     "CommandRefused",
     "CommandRejected",
+    "CopyCounted",
     "CreateLabel",
     "CustomerCancel",
     "CustomerNotified",

@@ -60,6 +60,7 @@ from ._order_actor import (
     OrderActor,
 )
 from ._order_record import (
+    CopyCounted,
     EventHeld,
     FinishReported,
     HeldTaken,
@@ -150,6 +151,7 @@ __all__ = [
     "CaseWithdrawn",
     "CheckAddress",
     "CommandRefused",
+    "CopyCounted",
     "CustomerCancel",
     "DESK_KEEP_CLOSED",
     "Decision",

@@ -44,6 +44,7 @@ from ..order._decide import COORDINATOR_SOURCE
 from ..order._invariants import check_decision, check_step
 from ..order._order import OutcomeKind, apply_probed, decide_probed
 from ._order_record import (
+    CopyCounted,
     EventHeld,
     FinishReported,
     HeldTaken,
@@ -242,11 +243,11 @@ class OrderActor(PersistentActor[OrderRecord]):
     async def on_event(self, event: m.Event) -> None:
         """An outside fact: resequenced per source, then applied."""
         order = self.state.order
-        if awaits_gap(order, event):
+        if awaits_gap(order, event, self.state.copies.get(event.source, 0)):
             # A gap in a sequenced source: hold the event until the missing
             # ones arrive (or give up waiting), so a reordered pair is applied
             # in order, not dropped. A monotonic source never waits.
-            expected = order.last_seq(event.source) + 1
+            expected = self.state.next_seq(event.source)
             waiting = self.state.held.get(event.source)
             if waiting and (held := waiting.get(event.source_seq)) is not None \
                     and held.event_id == event.event_id:
@@ -325,7 +326,7 @@ class OrderActor(PersistentActor[OrderRecord]):
             await self._after(applied)
             return
         pending = self.state.held.get(msg.source)
-        if self.state.order.last_seq(msg.source) + 1 != msg.gap or not pending:
+        if self.state.next_seq(msg.source) != msg.gap or not pending:
             return  # that gap was filled; a newer one has its own timer
         seqs = tuple(sorted(pending))
         self.record(HeldTaken(source=msg.source, seqs=seqs))
@@ -549,6 +550,12 @@ class OrderActor(PersistentActor[OrderRecord]):
                                   _Resequence(source=event.source, gap=event.source_seq))
                 continue  # no violation: nothing happened to the order
             else:
+                if (outcome.kind is OutcomeKind.DUPLICATE
+                        and event.source_seq >= self.state.next_seq(event.source)
+                        and source_ordering(event.source) is SourceOrdering.SEQUENCED):
+                    # A copy under a fresh number of its source (a replay): the
+                    # number is spent, so the source's next event must not wait for it.
+                    self.record(CopyCounted(source=event.source, seq=event.source_seq))
                 self.ctx.emit(EventIgnored(
                     order_id=self.order_id, event_type=type(event).__name__,
                     event_id=event.event_id, source=event.source, outcome=outcome.kind.value,
@@ -569,7 +576,7 @@ class OrderActor(PersistentActor[OrderRecord]):
     def _drain_pending(self, source: str) -> list[m.Event]:
         applied: list[m.Event] = []
         while pending := self.state.held.get(source):
-            nxt = self.state.order.last_seq(source) + 1
+            nxt = self.state.next_seq(source)
             event = pending.get(nxt)
             if event is None:
                 # A further gap: it gets its own wait.

@@ -7,7 +7,8 @@ An order actor's stream holds two kinds of entries:
   :class:`OrderState`;
 - the coordinator's notes about its handling of the order (the classes
   below): an outside event held back until a gap in its source's sequence
-  fills, the stage it reported and since when, the finish it reported, the
+  fills, a copy of an applied event that came under a newer number of its
+  source (the number is accounted for, so nothing waits for it), the stage it reported and since when, the finish it reported, the
   wrong actions it reported, the downstream systems owed a batch sync.
 
 :class:`OrderRecord` is the fold of both (:func:`evolve_record`, pure).
@@ -30,6 +31,7 @@ from ..order._order_state import OrderState
 from ..order._states import Lifecycle
 
 __all__ = [
+    "CopyCounted",
     "EventHeld",
     "FinishReported",
     "HeldTaken",
@@ -58,6 +60,17 @@ class HeldTaken(Message):
 
     source: str
     seqs: tuple[int, ...]
+
+
+@attrs.frozen(kw_only=True)
+class CopyCounted(Message):
+    """A copy of an applied event came under number ``seq`` of its sequenced
+    ``source`` (a gateway replays what it sent before under fresh numbers):
+    the copy is not applied, but its number is accounted for, so the source's
+    next event does not wait for it as for a gap."""
+
+    source: str
+    seq: int
 
 
 @attrs.frozen(kw_only=True)
@@ -97,6 +110,7 @@ class SyncFlushed(Message):
 
 
 _NO_HELD: Mapping[str, Mapping[int, m.Event]] = {}
+_NO_COPIES: Mapping[str, int] = {}
 _NONE: frozenset[str] = frozenset()
 
 
@@ -107,6 +121,8 @@ class OrderRecord:
     Attributes:
         order: the order's state (the fold of its events).
         held: per source, the events waiting for a gap in its sequence (by seq).
+        copies: per sequenced source, the highest number a copy of an applied
+            event came under (see :class:`CopyCounted`).
         stage: the stage last reported (None before the first event).
         stage_since: when that stage was entered (kernel seconds).
         finished: the finish was reported.
@@ -116,16 +132,22 @@ class OrderRecord:
 
     order: OrderState
     held: Mapping[str, Mapping[int, m.Event]] = _NO_HELD
+    copies: Mapping[str, int] = _NO_COPIES
     stage: Lifecycle | None = None
     stage_since: float = 0.0
     finished: bool = False
     reported: frozenset[str] = _NONE
     sync_due: frozenset[str] = _NONE
 
+    def next_seq(self, source: str) -> int:
+        """The number the next event of sequenced ``source`` is expected under:
+        one past the last applied or the last copy counted, whichever is higher."""
+        return max(self.order.last_seq(source), self.copies.get(source, 0)) + 1
+
     def with_order(self, order: OrderState) -> OrderRecord:
         """This record with ``order`` as the order's state (the fold of an
         applied event, computed by the caller)."""
-        return OrderRecord(order=order, held=self.held, stage=self.stage,
+        return OrderRecord(order=order, held=self.held, copies=self.copies, stage=self.stage,
                            stage_since=self.stage_since, finished=self.finished,
                            reported=self.reported, sync_due=self.sync_due)
 
@@ -151,6 +173,8 @@ def evolve_record(record: OrderRecord, entry: object) -> OrderRecord:
             else:
                 held.pop(source, None)
             return attrs.evolve(record, held=held or _NO_HELD)
+        case CopyCounted(source=source, seq=seq):
+            return attrs.evolve(record, copies={**record.copies, source: seq})
         case StageEntered(stage=stage, at=at):
             return attrs.evolve(record, stage=stage, stage_since=at)
         case FinishReported():

@@ -127,6 +127,7 @@ _TABLE: tuple[tuple[str, int, type], ...] = (
     # -- journal notes (the own entries of order actors, automation, review desks) -----
     ("journal.event_held", 1, _order_record.EventHeld),
     ("journal.held_taken", 1, _order_record.HeldTaken),
+    ("journal.copy_counted", 1, _order_record.CopyCounted),
     ("journal.stage_entered", 1, _order_record.StageEntered),
     ("journal.finish_reported", 1, _order_record.FinishReported),
     ("journal.wrong_action_reported", 1, _order_record.WrongActionReported),

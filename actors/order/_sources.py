@@ -132,11 +132,16 @@ def monotonic_seq(at_ms: int, index: int = 0) -> int:
     return seq
 
 
-def awaits_gap(state: OrderState, event: m.Event) -> bool:
+def awaits_gap(state: OrderState, event: m.Event, counted: int = 0) -> bool:
     """Whether ``event`` must wait for earlier events of its source before it
-    is offered to ``state``: a new event of a sequenced source past the next
-    expected number. A monotonic source's event never waits."""
+    is offered to ``state``: an event of a sequenced source past the next
+    expected number. A monotonic source's event never waits.
+
+    A copy of an applied event under a fresh number (a gateway's replay)
+    waits too: its number is one of the source's, and the ones before it
+    may still come. ``counted`` is the highest number of the source already
+    accounted for by such copies (0 if none); the next expected number is
+    one past it or past the last applied one, whichever is higher."""
     if source_ordering(event.source) is SourceOrdering.MONOTONIC:
         return False
-    return (event.source_seq > state.last_seq(event.source) + 1
-            and event.event_id not in state.seen_event_ids)
+    return event.source_seq > max(state.last_seq(event.source), counted) + 1

@@ -5,7 +5,9 @@ leaves an order's state and effects as one ordered delivery would.
   order from its journal and is refused: no second lifecycle;
 - every outside event delivered again 1-5 times (new deliveries, same event),
   with a tenth of the webhooks overtaken on their links, ends with the same
-  states, the same journal entries and the same irreversible effects.
+  states, the same journal entries and the same irreversible effects;
+- a gateway's replay (copies of applied events under fresh numbers of its
+  sequence) spends those numbers: its next answer waits for no gap.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ import pytest
 from orderloom.actors import (
     ActionTaken,
     COORDINATOR_SOURCE,
+    CopyCounted,
     Event,
     EventHeld,
     EventIgnored,
+    Lifecycle,
     OrderFinished,
+    OrderRecord,
+    OrderState,
+    evolve_record,
 )
 from orderloom.runtime import ActorNotFound, MemoryStore, Store
 from orderloom.simulation import LinkFaults
@@ -117,3 +124,31 @@ def test_duplicated_and_reordered_events_leave_state_and_effects_as_one_delivery
         assert Counter(type(e).__name__ for e in _journal(noisy, oid)) == Counter(
             type(e).__name__ for e in _journal(once, oid))
         assert _effects(noisy, oid) == _effects(once, oid)
+
+
+def test_a_gateway_replay_spends_its_numbers_so_the_next_answer_waits_for_no_gap() -> None:
+    """Every gateway answer arrives 45 s late, past the 30 s gateway timeout:
+    aggressive retries, and the gateway replays its answers under fresh
+    numbers (copies of applied events). Those numbers are journaled as spent
+    (``CopyCounted``), so the gateway's next answer (the capture) is applied
+    on arrival instead of being held for the resequencing wait (600 s here)
+    as if for lost events; the order closes as soon as the late answers allow."""
+    store = MemoryStore()
+    late = LinkFaults(delay=1.0, delay_min=45.0, delay_max=45.0)
+    ran = run_world(ORDERS[:1], policy="aggressive", store=store, resequence_timeout=600.0,
+                    links=[("gateway", "order/*", late)])
+    journal = [r.event for r in store.journal("order/o1")]
+    assert [type(e).__name__ for e in journal].count("CopyCounted") >= 2
+    assert not [e for e in journal if isinstance(e, EventHeld)]
+    (finished,) = [t for t, _, f in ran.telemetry if isinstance(f, OrderFinished)]
+    assert finished < 60.0 + 600.0  # placed at 60 s; with a 600 s wait it ends past 660 s
+    assert ran.state("o1").lifecycle is Lifecycle.CLOSED
+    # Restored from its journal (as after a crash), the order knows those
+    # numbers are spent: the record folds to the one the actor held.
+    record = OrderRecord(order=OrderState(order_id="o1"))
+    for entry in journal:
+        record = evolve_record(record, entry)
+    copies = [e for e in journal if isinstance(e, CopyCounted)]
+    gateway = copies[-1].source
+    assert record.copies[gateway] == copies[-1].seq
+    assert record.next_seq(gateway) == max(copies[-1].seq, record.order.last_seq(gateway)) + 1

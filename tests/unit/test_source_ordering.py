@@ -60,6 +60,10 @@ TABLE = [
     ("gateway", (1,), 5, True, OutcomeKind.APPLIED, True),
     ("gateway", (1, 2), 2, True, OutcomeKind.STALE, False),
     ("gateway", (1, 2), 2, False, OutcomeKind.DUPLICATE, False),
+    # a copy under a fresh number (a replay): the next number is offered (a
+    # duplicate, whose number the actor counts as spent); past a gap it waits
+    ("gateway", (1, 2), 3, False, OutcomeKind.DUPLICATE, False),
+    ("gateway", (1, 2), 4, False, OutcomeKind.DUPLICATE, True),
     # monotonic: newer applies however far ahead, never waits; not newer is stale
     (SHOP, (monotonic_seq(1_000),), monotonic_seq(9_000), True, OutcomeKind.APPLIED, False),
     (SHOP, (monotonic_seq(1_000),), monotonic_seq(1_000, 1), True, OutcomeKind.APPLIED, False),
@@ -153,3 +157,14 @@ def test_a_restart_counting_from_one_is_stale_unless_it_starts_a_new_epoch() -> 
         state, outcome = apply(state, restarted)
         assert outcome.kind is OutcomeKind.APPLIED
     assert state.last_seq("gateway/e2") == 2 and state.last_seq("gateway/e1") == 2
+
+
+def test_numbers_spent_by_copies_move_the_next_expected_one() -> None:
+    """With numbers 3 and 4 spent by copies (``counted=4``), number 5 is the
+    next expected: it does not wait, and number 6 still does."""
+    state = _placed()
+    for n, s in enumerate((1, 2)):
+        state, _ = apply(state, _auth("gateway", s, f"a{n}"))
+    assert awaits_gap(state, _auth("gateway", 5, "new"))
+    assert not awaits_gap(state, _auth("gateway", 5, "new"), counted=4)
+    assert awaits_gap(state, _auth("gateway", 6, "new"), counted=4)
