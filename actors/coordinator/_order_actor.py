@@ -550,11 +550,11 @@ class OrderActor(PersistentActor[OrderRecord]):
                                   _Resequence(source=event.source, gap=event.source_seq))
                 continue  # no violation: nothing happened to the order
             else:
-                if (outcome.kind is OutcomeKind.DUPLICATE
+                if (outcome.kind is OutcomeKind.DUPLICATE and event.source != COORDINATOR_SOURCE
                         and event.source_seq >= self.state.next_seq(event.source)
                         and source_ordering(event.source) is SourceOrdering.SEQUENCED):
-                    # A copy under a fresh number of its source (a replay): the
-                    # number is spent, so the source's next event must not wait for it.
+                    # An outside source's copy under a fresh number (a replay):
+                    # the number is spent, so its next event must not wait for it.
                     self.record(CopyCounted(source=event.source, seq=event.source_seq))
                 self.ctx.emit(EventIgnored(
                     order_id=self.order_id, event_type=type(event).__name__,

@@ -8,8 +8,9 @@ An order actor's stream holds two kinds of entries:
 - the coordinator's notes about its handling of the order (the classes
   below): an outside event held back until a gap in its source's sequence
   fills, a copy of an applied event that came under a newer number of its
-  source (the number is accounted for, so nothing waits for it), the stage it reported and since when, the finish it reported, the
-  wrong actions it reported, the downstream systems owed a batch sync.
+  source (the number is accounted for, so nothing waits for it), the stage
+  it reported and since when, the finish it reported, the wrong actions it
+  reported, the downstream systems owed a batch sync.
 
 :class:`OrderRecord` is the fold of both (:func:`evolve_record`, pure).
 Everything an order actor reads in a later turn is in it, or in the
