@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._refused import RefusedPayload
+from ._refused import RefusedPayload, dead_letter_fingerprint
 from ._store import (
     ConcurrencyConflict,
     DuplicateDelivery,
@@ -102,6 +102,7 @@ class MemoryStore:
         # Streams with pending timers, so due_timers skips finished ones.
         self._timed: set[str] = set()
         self._dead_letters: list[RefusedPayload] = []
+        self._dead_letter_keys: set[str] = set()
         self._closed = False
 
     # -- the turn ---------------------------------------------------------------------
@@ -249,12 +250,16 @@ class MemoryStore:
         return _recorded(stream, record, max(after, record.base))
 
     def record_dead_letter(self, letter: RefusedPayload) -> None:
-        """Keep a refused payload (already redacted) in the dead-letter list."""
+        """Keep a refused payload (already redacted) in the dead-letter list,
+        once per distinct refusal (:func:`dead_letter_fingerprint`)."""
         self._check_open()
         if not isinstance(letter, RefusedPayload):
             raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
                             f"{type(letter).__name__}")
-        self._dead_letters.append(letter)
+        fingerprint = dead_letter_fingerprint(letter)
+        if fingerprint not in self._dead_letter_keys:
+            self._dead_letter_keys.add(fingerprint)
+            self._dead_letters.append(letter)
 
     def dead_letters(self, limit: int = 100) -> tuple[RefusedPayload, ...]:
         """The ``limit`` most recently recorded refused payloads, newest first."""

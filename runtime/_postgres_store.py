@@ -52,7 +52,12 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ._codec import Codec
-from ._refused import RefusedPayload, dead_letter_of_row, dead_letter_row
+from ._refused import (
+    RefusedPayload,
+    dead_letter_fingerprint,
+    dead_letter_of_row,
+    dead_letter_row,
+)
 from ._rows import Row, RowReader
 from ._store import (
     STATS_TABLES,
@@ -107,12 +112,17 @@ _TABLES = (
 )
 
 # Added after schema version 1 without changing its tables: created on open
-# in new and existing schemas alike. seq is the order of recording.
+# in new and existing schemas alike. seq is the order of recording;
+# fingerprint (dead_letter_fingerprint) keeps one row per distinct refusal, a
+# column added on open to a table written before it (its older rows have
+# none: NULLs never clash in a unique index).
 _DEAD_LETTERS = (
     "CREATE TABLE IF NOT EXISTS dead_letters (seq BIGINT GENERATED ALWAYS AS IDENTITY "
     "PRIMARY KEY, reason TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL, "
     "path TEXT NOT NULL, detail TEXT NOT NULL, type TEXT, "
-    "received_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL)"
+    "received_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL, fingerprint TEXT)",
+    "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS fingerprint TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_fingerprint ON dead_letters (fingerprint)",
 )
 
 
@@ -187,12 +197,14 @@ class PostgresStore:
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version (version) VALUES (%s)",
                            (SCHEMA_VERSION,))
-                db.execute(_DEAD_LETTERS)
+                for statement in _DEAD_LETTERS:
+                    db.execute(statement)
                 return SCHEMA_VERSION
             row = db.execute("SELECT max(version) FROM schema_version").fetchone()
             found = 0 if row is None or row[0] is None else int(row[0])
             if found == SCHEMA_VERSION:
-                db.execute(_DEAD_LETTERS)
+                for statement in _DEAD_LETTERS:
+                    db.execute(statement)
             return found
 
     # -- the turn ---------------------------------------------------------------------
@@ -371,7 +383,8 @@ class PostgresStore:
         return {name: int(count) for name, count in self._query("stats", counts, ())}
 
     def record_dead_letter(self, letter: RefusedPayload) -> None:
-        """Keep a refused payload (already redacted) in the ``dead_letters`` table."""
+        """Keep a refused payload (already redacted) in the ``dead_letters`` table,
+        once per distinct refusal (:func:`dead_letter_fingerprint`)."""
         if not isinstance(letter, RefusedPayload):
             raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
                             f"{type(letter).__name__}")
@@ -379,8 +392,10 @@ class PostgresStore:
             db = self._open()
             try:
                 db.execute("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
-                           "received_at, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                           dead_letter_row(letter))
+                           "received_at, payload, fingerprint) "
+                           "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                           "ON CONFLICT (fingerprint) DO NOTHING",
+                           (*dead_letter_row(letter), dead_letter_fingerprint(letter)))
             except psycopg.Error as exc:
                 raise StoreFailure(self.location, "record a dead letter", str(exc)) from exc
 

@@ -6,11 +6,15 @@ closed reason, where it came from, the field path and what was expected,
 and the payload **redacted** (ids and structure kept, people removed). It is
 published on ``orderloom/v1/dead/{reason}`` (:meth:`RefusedPayload.to_json`)
 and recorded in the store's dead-letter table
-(:meth:`~orderloom.runtime.Store.record_dead_letter`).
+(:meth:`~orderloom.runtime.Store.record_dead_letter`) once per distinct
+refusal (:func:`dead_letter_fingerprint`): a broker's redelivery of a
+payload refused before its acknowledgement, or a sender's retry of the same
+payload, adds no second row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -20,7 +24,7 @@ import attrs
 
 from ._wire_errors import IngestError, IngestReason
 
-__all__ = ["RefusedPayload", "dead_letter_of_row", "dead_letter_row"]
+__all__ = ["RefusedPayload", "dead_letter_fingerprint", "dead_letter_of_row", "dead_letter_row"]
 
 
 def dump_json(data: object, *, allow_nan: bool = True) -> str:
@@ -111,6 +115,18 @@ def dead_letter_row(letter: RefusedPayload) -> tuple[Any, ...]:
     origin, path, detail, type, received_at, payload (JSON text)."""
     return (letter.reason.value, letter.source, letter.origin, letter.path, letter.detail,
             letter.type_name, letter.received_at, dump_json(letter.payload, allow_nan=False))
+
+
+def dead_letter_fingerprint(letter: RefusedPayload) -> str:
+    """What makes two refusals the same one: a SHA-256 (hex) of everything
+    recorded but the time it was received (reason, source, origin, path,
+    detail, type and the redacted payload, its keys sorted). The stores keep
+    one row per fingerprint."""
+    key = [letter.reason.value, letter.source, letter.origin, letter.path, letter.detail,
+           letter.type_name, letter.payload]
+    text = json.dumps(key, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def dead_letter_of_row(row: Sequence[Any]) -> RefusedPayload:

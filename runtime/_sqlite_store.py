@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import Codec
 from ._crash import crash_point
-from ._refused import RefusedPayload, dead_letter_of_row, dead_letter_row
+from ._refused import (
+    RefusedPayload,
+    dead_letter_fingerprint,
+    dead_letter_of_row,
+    dead_letter_row,
+)
 from ._rows import Row, RowReader
 from ._store import (
     STATS_TABLES,
@@ -69,12 +74,17 @@ _SCHEMA = (
 
 # Added after schema version 1 without changing its tables: created on open
 # (IF NOT EXISTS) in new and existing files alike. seq (the rowid) is the
-# order of recording.
+# order of recording; fingerprint (dead_letter_fingerprint) keeps one row per
+# distinct refusal, a column added on open to a table written before it (its
+# older rows have none: NULLs never clash in a unique index).
 _DEAD_LETTERS = (
     "CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL, "
     "source TEXT NOT NULL, origin TEXT NOT NULL, path TEXT NOT NULL, detail TEXT NOT NULL, "
-    "type TEXT, received_at REAL NOT NULL, payload TEXT NOT NULL)"
+    "type TEXT, received_at REAL NOT NULL, payload TEXT NOT NULL, fingerprint TEXT)"
 )
+_DEAD_LETTER_FINGERPRINT = "ALTER TABLE dead_letters ADD COLUMN fingerprint TEXT"
+_DEAD_LETTER_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_fingerprint "
+                    "ON dead_letters (fingerprint)")
 
 class SqliteStore:
     """A durable :class:`~orderloom.runtime.Store` in one SQLite file.
@@ -137,6 +147,10 @@ class SqliteStore:
                 found = int(version) if version is not None else 0
             if found == SCHEMA_VERSION:
                 db.execute(_DEAD_LETTERS)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
+                if "fingerprint" not in columns:
+                    db.execute(_DEAD_LETTER_FINGERPRINT)
+                db.execute(_DEAD_LETTER_KEY)
             db.execute("COMMIT")
         except BaseException:
             _rollback(db)
@@ -317,7 +331,8 @@ class SqliteStore:
                 for table in STATS_TABLES}
 
     def record_dead_letter(self, letter: RefusedPayload) -> None:
-        """Keep a refused payload (already redacted) in the ``dead_letters`` table."""
+        """Keep a refused payload (already redacted) in the ``dead_letters`` table,
+        once per distinct refusal (:func:`dead_letter_fingerprint`)."""
         if not isinstance(letter, RefusedPayload):
             raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
                             f"{type(letter).__name__}")
@@ -325,8 +340,10 @@ class SqliteStore:
             db = self._open()
             try:
                 db.execute("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
-                           "received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           dead_letter_row(letter))
+                           "received_at, payload, fingerprint) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (fingerprint) DO NOTHING",
+                           (*dead_letter_row(letter), dead_letter_fingerprint(letter)))
             except sqlite3.Error as exc:
                 raise StoreFailure(self.location, "record a dead letter", str(exc)) from exc
 

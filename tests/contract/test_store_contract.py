@@ -669,6 +669,48 @@ def test_a_file_written_before_the_dead_letter_table_gets_it_on_open(durable: Ha
     assert store.dead_letters() == (refused(7),)
 
 
+def test_a_refusal_recorded_again_adds_no_row(harness: Harness) -> None:
+    """The same refusal again (a broker's redelivery of a payload refused before
+    it was acknowledged, a sender's retry), even later and after reopening, keeps
+    its one row, the first; a refusal that differs in any recorded field but the
+    time is a row of its own."""
+    store = harness.store
+    store.record_dead_letter(refused(1))
+    store.record_dead_letter(attrs.evolve(refused(1), received_at=refused(1).received_at + 60))
+    assert store.dead_letters() == (refused(1),)
+    other = attrs.evolve(refused(1), payload={"id": 1, "email": "<removed>", "nested": [2]})
+    store.record_dead_letter(other)
+    assert store.dead_letters() == (other, refused(1))
+    reopened = harness.reopen()
+    reopened.record_dead_letter(attrs.evolve(refused(1), received_at=1_800_000_000.0))
+    assert reopened.dead_letters() == (other, refused(1))
+
+
+def test_a_dead_letter_table_written_before_fingerprints_gets_them_on_open(
+        durable: Harness) -> None:
+    """A dead_letters table without the fingerprint column (written before it
+    existed) keeps its rows on open; from then on a refusal is recorded once."""
+    durable.store.record_dead_letter(refused(2))
+    durable.store.close()
+    durable.tamper("DROP TABLE dead_letters")
+    seq, real = (("seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION")
+                 if durable.kind == "postgres" else ("seq INTEGER PRIMARY KEY", "REAL"))
+    durable.tamper(f"CREATE TABLE dead_letters ({seq}, reason TEXT NOT NULL, "
+                   "source TEXT NOT NULL, origin TEXT NOT NULL, path TEXT NOT NULL, "
+                   f"detail TEXT NOT NULL, type TEXT, received_at {real} NOT NULL, "
+                   "payload TEXT NOT NULL)")
+    durable.tamper("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
+                   "received_at, payload) VALUES ('not_json', 'shopify', 'old', '', "
+                   "'not_json: old', NULL, 1.0, '{}')")
+    store = durable.reopen()
+    old = RefusedPayload(reason="not_json", source="shopify", origin="old", detail="not_json: old",
+                         received_at=1.0, payload={})
+    assert store.dead_letters() == (old,)
+    for _ in range(2):
+        store.record_dead_letter(refused(3))
+    assert store.dead_letters() == (refused(3), old)
+
+
 def test_a_dead_letter_must_be_a_refused_payload_of_plain_json() -> None:
     """RefusedPayload refuses a payload that is not plain JSON data and an unknown reason."""
     with pytest.raises(ValueError, match="plain JSON"):
