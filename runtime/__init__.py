@@ -62,7 +62,7 @@ from ._store import (
 )
 from ._supervision import RestartBudget
 from ._reply import KernelReply, RemoteError, ReplyFailure, ReplyFailureKind
-from ._refused import RefusedPayload, dead_letter_fingerprint
+from ._refused import RefusedPayload, delivery_key
 from ._ingest import IngestAccepted, IngestGate
 from ._transport import Delivery, Transport, TransportError, ack_after
 from ._topics import (
@@ -193,8 +193,8 @@ __all__ = [
     "WireType",
     "ack_after",
     "armed_crash_point",
-    "dead_letter_fingerprint",
     "dead_topic",
+    "delivery_key",
     "export_journal",
     "handler",
     "ingest_topic",

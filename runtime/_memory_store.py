@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._refused import RefusedPayload, dead_letter_fingerprint
+from ._refused import RefusedPayload
 from ._store import (
     ConcurrencyConflict,
     DuplicateDelivery,
@@ -251,15 +251,16 @@ class MemoryStore:
 
     def record_dead_letter(self, letter: RefusedPayload) -> None:
         """Keep a refused payload (already redacted) in the dead-letter list,
-        once per distinct refusal (:func:`dead_letter_fingerprint`)."""
+        once per delivery (its ``delivery`` key; one without a key every time)."""
         self._check_open()
         if not isinstance(letter, RefusedPayload):
             raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
                             f"{type(letter).__name__}")
-        fingerprint = dead_letter_fingerprint(letter)
-        if fingerprint not in self._dead_letter_keys:
-            self._dead_letter_keys.add(fingerprint)
-            self._dead_letters.append(letter)
+        if letter.delivery is not None:
+            if letter.delivery in self._dead_letter_keys:
+                return
+            self._dead_letter_keys.add(letter.delivery)
+        self._dead_letters.append(letter)
 
     def dead_letters(self, limit: int = 100) -> tuple[RefusedPayload, ...]:
         """The ``limit`` most recently recorded refused payloads, newest first."""

@@ -54,7 +54,6 @@ from psycopg.conninfo import conninfo_to_dict
 from ._codec import Codec
 from ._refused import (
     RefusedPayload,
-    dead_letter_fingerprint,
     dead_letter_of_row,
     dead_letter_row,
 )
@@ -112,18 +111,37 @@ _TABLES = (
 )
 
 # Added after schema version 1 without changing its tables: created on open
-# in new and existing schemas alike. seq is the order of recording;
-# fingerprint (dead_letter_fingerprint) keeps one row per distinct refusal, a
-# column added on open to a table written before it (its older rows have
-# none: NULLs never clash in a unique index).
+# in new and existing schemas alike. seq is the order of recording; delivery
+# (the record's delivery key) keeps one row per refused delivery, a column
+# added on open to a table written before it (its older rows have none, nor do
+# records without a key: NULLs never clash in a unique index). The column and
+# its index are looked up before they are added: ALTER TABLE would take an
+# exclusive lock (and need the table's owner) even when there is nothing to do.
 _DEAD_LETTERS = (
     "CREATE TABLE IF NOT EXISTS dead_letters (seq BIGINT GENERATED ALWAYS AS IDENTITY "
     "PRIMARY KEY, reason TEXT NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL, "
     "path TEXT NOT NULL, detail TEXT NOT NULL, type TEXT, "
-    "received_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL, fingerprint TEXT)",
-    "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS fingerprint TEXT",
-    "CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_fingerprint ON dead_letters (fingerprint)",
+    "received_at DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL, delivery TEXT)"
 )
+_HAS_DELIVERY = (
+    "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = "
+    "current_schema() AND table_name = 'dead_letters' AND column_name = 'delivery'), "
+    "to_regclass('dead_letters_by_delivery') IS NOT NULL"
+)
+_DEAD_LETTER_DELIVERY = "ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS delivery TEXT"
+_DEAD_LETTER_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_delivery "
+                    "ON dead_letters (delivery)")
+
+
+def _ensure_dead_letters(db: psycopg.Connection[Row]) -> None:
+    """The dead-letter table with its delivery column and index, each made only if missing."""
+    db.execute(_DEAD_LETTERS)
+    row = db.execute(_HAS_DELIVERY).fetchone()
+    has_column, has_index = (False, False) if row is None else (bool(row[0]), bool(row[1]))
+    if not has_column:
+        db.execute(_DEAD_LETTER_DELIVERY)
+    if not has_index:
+        db.execute(_DEAD_LETTER_KEY)
 
 
 def valid_schema_name(name: str) -> bool:
@@ -197,14 +215,12 @@ class PostgresStore:
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version (version) VALUES (%s)",
                            (SCHEMA_VERSION,))
-                for statement in _DEAD_LETTERS:
-                    db.execute(statement)
+                _ensure_dead_letters(db)
                 return SCHEMA_VERSION
             row = db.execute("SELECT max(version) FROM schema_version").fetchone()
             found = 0 if row is None or row[0] is None else int(row[0])
             if found == SCHEMA_VERSION:
-                for statement in _DEAD_LETTERS:
-                    db.execute(statement)
+                _ensure_dead_letters(db)
             return found
 
     # -- the turn ---------------------------------------------------------------------
@@ -384,7 +400,7 @@ class PostgresStore:
 
     def record_dead_letter(self, letter: RefusedPayload) -> None:
         """Keep a refused payload (already redacted) in the ``dead_letters`` table,
-        once per distinct refusal (:func:`dead_letter_fingerprint`)."""
+        once per delivery (its ``delivery`` key; one without a key every time)."""
         if not isinstance(letter, RefusedPayload):
             raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
                             f"{type(letter).__name__}")
@@ -392,10 +408,10 @@ class PostgresStore:
             db = self._open()
             try:
                 db.execute("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
-                           "received_at, payload, fingerprint) "
+                           "received_at, payload, delivery) "
                            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                           "ON CONFLICT (fingerprint) DO NOTHING",
-                           (*dead_letter_row(letter), dead_letter_fingerprint(letter)))
+                           "ON CONFLICT (delivery) DO NOTHING",
+                           (*dead_letter_row(letter), letter.delivery))
             except psycopg.Error as exc:
                 raise StoreFailure(self.location, "record a dead letter", str(exc)) from exc
 

@@ -6,10 +6,12 @@ closed reason, where it came from, the field path and what was expected,
 and the payload **redacted** (ids and structure kept, people removed). It is
 published on ``orderloom/v1/dead/{reason}`` (:meth:`RefusedPayload.to_json`)
 and recorded in the store's dead-letter table
-(:meth:`~orderloom.runtime.Store.record_dead_letter`) once per distinct
-refusal (:func:`dead_letter_fingerprint`): a broker's redelivery of a
-payload refused before its acknowledgement, or a sender's retry of the same
-payload, adds no second row.
+(:meth:`~orderloom.runtime.Store.record_dead_letter`) once per delivery:
+a record made from the raw bytes carries their :func:`delivery_key`, and a
+store keeps one row per key, so a broker's redelivery of a payload refused
+before its acknowledgement, or a sender's retry of the same bytes to the
+same door, adds no second row. A record without a key (a body too large to
+read whole) is kept every time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import attrs
 
 from ._wire_errors import IngestError, IngestReason
 
-__all__ = ["RefusedPayload", "dead_letter_fingerprint", "dead_letter_of_row", "dead_letter_row"]
+__all__ = ["RefusedPayload", "dead_letter_of_row", "dead_letter_row", "delivery_key"]
 
 
 def dump_json(data: object, *, allow_nan: bool = True) -> str:
@@ -57,6 +59,9 @@ class RefusedPayload:
         received_at: when it was refused, seconds since the epoch.
         payload: the payload, redacted.
         type_name: the message type's wire name, when it was read.
+        delivery: :func:`delivery_key` of the raw bytes it was made from
+            (None: not known); what a store records it once under. Not part
+            of equality, and not published or read back.
     """
 
     reason: IngestReason = attrs.field(converter=IngestReason)
@@ -67,12 +72,15 @@ class RefusedPayload:
     received_at: float
     payload: object = attrs.field(validator=_json_value)
     type_name: str | None = None
+    delivery: str | None = attrs.field(default=None, eq=False, repr=False)
 
     @classmethod
     def of(cls, error: IngestError, *, source: str, origin: str, received_at: float,
-           payload: object) -> RefusedPayload:
-        """The record of ``error`` (its reason, path, type and message)."""
+           payload: object, raw: bytes | None = None) -> RefusedPayload:
+        """The record of ``error`` (its reason, path, type and message);
+        ``raw``: the bytes as delivered, for its :func:`delivery_key`."""
         return cls(reason=error.reason, source=source, origin=origin, path=error.path,
+                   delivery=None if raw is None else delivery_key(origin, raw),
                    detail=str(error), received_at=received_at, payload=_finite(payload),
                    type_name=error.type_name)
 
@@ -117,16 +125,14 @@ def dead_letter_row(letter: RefusedPayload) -> tuple[Any, ...]:
             letter.type_name, letter.received_at, dump_json(letter.payload, allow_nan=False))
 
 
-def dead_letter_fingerprint(letter: RefusedPayload) -> str:
-    """What makes two refusals the same one: a SHA-256 (hex) of everything
-    recorded but the time it was received (reason, source, origin, path,
-    detail, type and the redacted payload, its keys sorted). The stores keep
-    one row per fingerprint."""
-    key = [letter.reason.value, letter.source, letter.origin, letter.path, letter.detail,
-           letter.type_name, letter.payload]
-    text = json.dumps(key, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      sort_keys=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def delivery_key(origin: str, raw: bytes) -> str:
+    """What makes two refused deliveries the same one: a SHA-256 (hex) of
+    where they came in and their raw bytes. Only the digest is kept, never
+    the bytes."""
+    digest = hashlib.sha256(origin.encode("utf-8"))
+    digest.update(b"\0")
+    digest.update(raw)
+    return digest.hexdigest()
 
 
 def dead_letter_of_row(row: Sequence[Any]) -> RefusedPayload:

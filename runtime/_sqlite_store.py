@@ -24,7 +24,6 @@ from ._codec import Codec
 from ._crash import crash_point
 from ._refused import (
     RefusedPayload,
-    dead_letter_fingerprint,
     dead_letter_of_row,
     dead_letter_row,
 )
@@ -74,17 +73,18 @@ _SCHEMA = (
 
 # Added after schema version 1 without changing its tables: created on open
 # (IF NOT EXISTS) in new and existing files alike. seq (the rowid) is the
-# order of recording; fingerprint (dead_letter_fingerprint) keeps one row per
-# distinct refusal, a column added on open to a table written before it (its
-# older rows have none: NULLs never clash in a unique index).
+# order of recording; delivery (the record's delivery key) keeps one row per
+# refused delivery, a column added on open to a table written before it (its
+# older rows have none, nor do records without a key: NULLs never clash in a
+# unique index).
 _DEAD_LETTERS = (
     "CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL, "
     "source TEXT NOT NULL, origin TEXT NOT NULL, path TEXT NOT NULL, detail TEXT NOT NULL, "
-    "type TEXT, received_at REAL NOT NULL, payload TEXT NOT NULL, fingerprint TEXT)"
+    "type TEXT, received_at REAL NOT NULL, payload TEXT NOT NULL, delivery TEXT)"
 )
-_DEAD_LETTER_FINGERPRINT = "ALTER TABLE dead_letters ADD COLUMN fingerprint TEXT"
-_DEAD_LETTER_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_fingerprint "
-                    "ON dead_letters (fingerprint)")
+_DEAD_LETTER_DELIVERY = "ALTER TABLE dead_letters ADD COLUMN delivery TEXT"
+_DEAD_LETTER_KEY = ("CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_by_delivery "
+                    "ON dead_letters (delivery)")
 
 class SqliteStore:
     """A durable :class:`~orderloom.runtime.Store` in one SQLite file.
@@ -148,8 +148,8 @@ class SqliteStore:
             if found == SCHEMA_VERSION:
                 db.execute(_DEAD_LETTERS)
                 columns = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
-                if "fingerprint" not in columns:
-                    db.execute(_DEAD_LETTER_FINGERPRINT)
+                if "delivery" not in columns:
+                    db.execute(_DEAD_LETTER_DELIVERY)
                 db.execute(_DEAD_LETTER_KEY)
             db.execute("COMMIT")
         except BaseException:
@@ -332,7 +332,7 @@ class SqliteStore:
 
     def record_dead_letter(self, letter: RefusedPayload) -> None:
         """Keep a refused payload (already redacted) in the ``dead_letters`` table,
-        once per distinct refusal (:func:`dead_letter_fingerprint`)."""
+        once per delivery (its ``delivery`` key; one without a key every time)."""
         if not isinstance(letter, RefusedPayload):
             raise TypeError(f"record_dead_letter expects a RefusedPayload, got "
                             f"{type(letter).__name__}")
@@ -340,10 +340,10 @@ class SqliteStore:
             db = self._open()
             try:
                 db.execute("INSERT INTO dead_letters (reason, source, origin, path, detail, type, "
-                           "received_at, payload, fingerprint) "
+                           "received_at, payload, delivery) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                           "ON CONFLICT (fingerprint) DO NOTHING",
-                           (*dead_letter_row(letter), dead_letter_fingerprint(letter)))
+                           "ON CONFLICT (delivery) DO NOTHING",
+                           (*dead_letter_row(letter), letter.delivery))
             except sqlite3.Error as exc:
                 raise StoreFailure(self.location, "record a dead letter", str(exc)) from exc
 

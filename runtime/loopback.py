@@ -304,6 +304,6 @@ class LoopbackTransport:
             # The record the MQTT transport publishes on the dead topic.
             self._refuse(RefusedPayload.of(exc, source="wire", origin=topic,
                                            received_at=self.clock(),
-                                           payload=self.codec.redacted(payload)))
+                                           payload=self.codec.redacted(payload), raw=payload))
             return None
         return envelope

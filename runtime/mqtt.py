@@ -680,7 +680,7 @@ class MqttTransport:
         # itself goes out redacted.
         await self._refuse(RefusedPayload.of(
             error, source="wire", origin=topic or "", received_at=self.clock(),
-            payload=self.codec.redacted(payload)))
+            payload=self.codec.redacted(payload), raw=payload))
 
     async def _refuse(self, letter: RefusedPayload) -> None:
         self.dead_letters += 1  # counted before it can be seen on the topic

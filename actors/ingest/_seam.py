@@ -198,7 +198,8 @@ class IngestSeam:
             payload = (redact_payload(raw_body) if isinstance(kind, ShopifySource)
                        else self.codec.redacted(raw_body))
             return RefusedPayload.of(exc, source=source if kind is not None else "unknown",
-                                     origin=origin, received_at=now, payload=payload)
+                                     origin=origin, received_at=now, payload=payload,
+                                     raw=raw_body)
 
     # -- the kinds -------------------------------------------------------------------
 

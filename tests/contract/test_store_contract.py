@@ -53,6 +53,7 @@ from orderloom.runtime import (
     Turn,
     UnknownTypeName,
     UnregisteredType,
+    delivery_key,
     export_journal,
 )
 from orderloom.runtime.postgres import PostgresStore
@@ -669,27 +670,34 @@ def test_a_file_written_before_the_dead_letter_table_gets_it_on_open(durable: Ha
     assert store.dead_letters() == (refused(7),)
 
 
-def test_a_refusal_recorded_again_adds_no_row(harness: Harness) -> None:
-    """The same refusal again (a broker's redelivery of a payload refused before
-    it was acknowledged, a sender's retry), even later and after reopening, keeps
-    its one row, the first; a refusal that differs in any recorded field but the
-    time is a row of its own."""
+def delivered(n: int, raw: bytes) -> RefusedPayload:
+    """refused(n), made from the raw bytes ``raw`` (so it carries their delivery key)."""
+    return attrs.evolve(refused(n), delivery=delivery_key(refused(n).origin, raw))
+
+
+def test_a_delivery_recorded_again_adds_no_row(harness: Harness) -> None:
+    """The same delivery again (a broker's redelivery of a payload refused before
+    it was acknowledged, a sender's retry of the same bytes), even later and after
+    reopening, keeps its one row, the first; other bytes are a row of their own,
+    and a record without a delivery key (a body too large to read) is kept every time."""
     store = harness.store
-    store.record_dead_letter(refused(1))
-    store.record_dead_letter(attrs.evolve(refused(1), received_at=refused(1).received_at + 60))
+    first = delivered(1, b'{"id": 1')
+    store.record_dead_letter(first)
+    store.record_dead_letter(attrs.evolve(first, received_at=first.received_at + 60))
     assert store.dead_letters() == (refused(1),)
-    other = attrs.evolve(refused(1), payload={"id": 1, "email": "<removed>", "nested": [2]})
-    store.record_dead_letter(other)
-    assert store.dead_letters() == (other, refused(1))
+    store.record_dead_letter(delivered(1, b'{"id": 1 '))  # the same record, other bytes
+    store.record_dead_letter(refused(2))
+    store.record_dead_letter(refused(2))
+    assert store.dead_letters() == (refused(2), refused(2), refused(1), refused(1))
     reopened = harness.reopen()
-    reopened.record_dead_letter(attrs.evolve(refused(1), received_at=1_800_000_000.0))
-    assert reopened.dead_letters() == (other, refused(1))
+    reopened.record_dead_letter(attrs.evolve(first, received_at=1_800_000_000.0))
+    assert len(reopened.dead_letters()) == 4
 
 
-def test_a_dead_letter_table_written_before_fingerprints_gets_them_on_open(
+def test_a_dead_letter_table_written_before_delivery_keys_gets_them_on_open(
         durable: Harness) -> None:
-    """A dead_letters table without the fingerprint column (written before it
-    existed) keeps its rows on open; from then on a refusal is recorded once."""
+    """A dead_letters table without the delivery column (written before it
+    existed) keeps its rows on open; from then on a delivery is recorded once."""
     durable.store.record_dead_letter(refused(2))
     durable.store.close()
     durable.tamper("DROP TABLE dead_letters")
@@ -707,8 +715,10 @@ def test_a_dead_letter_table_written_before_fingerprints_gets_them_on_open(
                          received_at=1.0, payload={})
     assert store.dead_letters() == (old,)
     for _ in range(2):
-        store.record_dead_letter(refused(3))
+        store.record_dead_letter(delivered(3, b"not json"))
     assert store.dead_letters() == (refused(3), old)
+    store.close()
+    assert durable.reopen().dead_letters() == (refused(3), old)  # opens again as it is
 
 
 def test_a_dead_letter_must_be_a_refused_payload_of_plain_json() -> None:
