@@ -87,8 +87,14 @@ def webhook(name: str, *, secret: bytes = SECRET) -> tuple[dict[str, str], bytes
             raw)
 
 
-def seam() -> IngestSeam:
-    return IngestSeam(wire_codec(), {"shopify": ShopifySource(shop=SHOP, secret=SECRET),
+def shop_source(run: str) -> str:
+    """The run's Shopify source name on the shared broker: tests on other workers
+    publish to theirs, so no coordinator here ingests another test's webhooks."""
+    return f"shopify-{run}"
+
+
+def seam(shopify: str = "shopify") -> IngestSeam:
+    return IngestSeam(wire_codec(), {shopify: ShopifySource(shop=SHOP, secret=SECRET),
                                      "wms": EnvelopeSource()})
 
 
@@ -101,7 +107,7 @@ async def coordinator(store: Store, run: str, *, activate: bool = False,
     settings = OrderSettings(policy=load_builtin_policy("cautious"))
     async with MqttTransport(wire_codec(), client_id=f"{run}-coord",
                              subscriptions=[f"{run}/#"], hostname=host, port=port,
-                             session_expiry=60, ingest=seam(),
+                             session_expiry=60, ingest=seam(shop_source(run)),
                              on_refused=store.record_dead_letter, clock=lambda: NOW) as t, \
             LiveKernel(seed=1, speed=1.0, start_time=NOW, transport=t) as kernel:
         settings = spawn_coordinator(kernel, settings, store)
@@ -164,7 +170,7 @@ async def test_a_signed_orders_create_over_mqtt_places_the_order(tmp_path: Path)
         async with coordinator(store, run) as (kernel, _), \
                 aiomqtt.Client(host, port, identifier=f"{run}-shop",
                                protocol=aiomqtt.ProtocolVersion.V5) as shop:
-            await publish(shop, "shopify", *webhook("orders_create"))
+            await publish(shop, shop_source(run), *webhook("orders_create"))
             await until(lambda: order_of(kernel) is not None
                         and order_of(kernel).placed_at is not None, "the order is placed")
             order = order_of(kernel)
@@ -193,12 +199,12 @@ async def test_a_bad_hmac_lands_on_the_dead_topic_and_in_the_table_redacted(
                 async for message in watch.messages:
                     assert isinstance(message.payload, bytes)
                     record = json.loads(message.payload)
-                    if record["origin"] == ingest_topic("shopify") and \
+                    if record["origin"] == ingest_topic(shop_source(run)) and \
                             record["received_at"] == NOW:
                         dead.append((str(message.topic), record))
 
             tg.start_soon(collect)
-            await publish(watch, "shopify", *webhook("orders_create", secret=b"forged-secret"))
+            await publish(watch, shop_source(run), *webhook("orders_create", secret=b"forged-secret"))
             await until(lambda: bool(dead) and bool(store.dead_letters()), "dead-lettered")
             tg.cancel_scope.cancel()
             assert order_of(kernel) is None and not kernel.is_running(f"order/{ORDER}")
@@ -206,7 +212,7 @@ async def test_a_bad_hmac_lands_on_the_dead_topic_and_in_the_table_redacted(
         [(topic, record)] = dead[:1]
         assert topic == "orderloom/v1/dead/bad_signature"
         [letter] = store.dead_letters()
-        assert letter.reason is IngestReason.BAD_SIGNATURE and letter.source == "shopify"
+        assert letter.reason is IngestReason.BAD_SIGNATURE and letter.source == shop_source(run)
         assert letter.as_dict() == record
         for text in (json.dumps(record), json.dumps(letter.as_dict())):
             for word in PERSONAL:
@@ -234,7 +240,7 @@ async def test_duplicates_and_reordering_give_the_state_of_one_ordered_delivery(
                     aiomqtt.Client(host, port, identifier=f"{run}-shop",
                                    protocol=aiomqtt.ProtocolVersion.V5) as shop:
                 for webhook_name in names:
-                    await publish(shop, "shopify", *webhook(webhook_name))
+                    await publish(shop, shop_source(run), *webhook(webhook_name))
                 # Every webhook's last event applied: the capture is in and the
                 # newest order snapshot (orders/updated) was seen.
                 await until(lambda: (o := order_of(kernel)) is not None and bool(o.captures)
@@ -380,7 +386,7 @@ async def test_a_webhook_whose_order_did_not_commit_is_redelivered_and_applied_o
     async with coordinator(store, run) as (kernel, _), \
             aiomqtt.Client(host, port, identifier=f"{run}-shop",
                            protocol=aiomqtt.ProtocolVersion.V5) as shop:
-        await publish(shop, "shopify", *webhook("orders_create"))
+        await publish(shop, shop_source(run), *webhook("orders_create"))
         await store.failed.wait()
         await until(lambda: any(d.reason == "handler_failed" and
                                 d.envelope.recipient == "intake" for d in kernel.dead_letters),
@@ -406,7 +412,7 @@ async def test_mosquitto_pub_with_user_properties_places_the_order(tmp_path: Pat
     body = tmp_path / "body.json"
     body.write_bytes(raw)
     command = ["mosquitto_pub", "-h", host, "-p", str(port), "-V", "5", "-q", "1",
-               "-t", ingest_topic("shopify"), "-f", str(body)]
+               "-t", ingest_topic(shop_source(run)), "-f", str(body)]
     for name, value in headers.items():
         command += ["-D", "publish", "user-property", name, value]
     with sqlite(tmp_path, "s") as store:
