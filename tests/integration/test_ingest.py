@@ -5,11 +5,8 @@ change nothing. On the shared Mosquitto (marked integration)."""
 
 from __future__ import annotations
 
-import base64
 import functools
 import datetime as dt
-import hashlib
-import hmac
 import json
 import random
 import shutil
@@ -59,17 +56,14 @@ from orderloom.runtime.ops import TokenAuth, Tokens
 from orderloom.runtime.sqlite import SqliteStore
 from orderloom.runtime.webhooks import ingest_auth_exempt, ingest_routes
 from tests import broker
+from tests.shopify import ORDER, PERSONAL, SECRET, SHOP
+from tests.shopify import fixture as shopify_fixture, headers as shopify_headers
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
-SECRET = b"hush-its-a-webhook-secret"
-SHOP = "acme-outdoor"
-ORDER = "shopify:acme-outdoor:5802390487128"
 # Just after the capture's processed_at: every fixture used is within 7 days.
 NOW = dt.datetime.fromisoformat("2024-05-02T14:03:00+02:00").timestamp()
 DEADLINE = 60.0  # real seconds: a hang guard, never a timing assertion
-PERSONAL = ("Greta", "Lindqvist", "greta.lindqvist@example.com", "Kastanienallee")
 TOKEN = "ops-token-0123456789abcdef"
 FLOW = ("orders_create", "orders_paid", "orders_updated", "order_transactions_authorization",
         "order_transactions_capture")
@@ -80,11 +74,8 @@ TOPICS = {"orders_create": "orders/create", "orders_paid": "orders/paid",
 
 
 def webhook(name: str, *, secret: bytes = SECRET) -> tuple[dict[str, str], bytes]:
-    raw = (FIXTURES / f"{name}.json").read_bytes()
-    sig = base64.b64encode(hmac.new(secret, raw, hashlib.sha256).digest()).decode()
-    return ({"X-Shopify-Topic": TOPICS[name], "X-Shopify-Hmac-Sha256": sig,
-             "X-Shopify-Webhook-Id": f"wh-{name}", "X-Shopify-Shop-Domain": f"{SHOP}.myshopify.com"},
-            raw)
+    raw = shopify_fixture(name)
+    return shopify_headers(raw, TOPICS[name], f"wh-{name}", secret=secret), raw
 
 
 def shop_source(run: str) -> str:
@@ -204,7 +195,8 @@ async def test_a_bad_hmac_lands_on_the_dead_topic_and_in_the_table_redacted(
                         dead.append((str(message.topic), record))
 
             tg.start_soon(collect)
-            await publish(watch, shop_source(run), *webhook("orders_create", secret=b"forged-secret"))
+            await publish(watch, shop_source(run),
+                          *webhook("orders_create", secret=b"forged-secret"))
             await until(lambda: bool(dead) and bool(store.dead_letters()), "dead-lettered")
             tg.cancel_scope.cancel()
             assert order_of(kernel) is None and not kernel.is_running(f"order/{ORDER}")

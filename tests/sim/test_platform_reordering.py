@@ -5,12 +5,8 @@ On the SimPy kernel, with the Shopify fixtures mapped by the adapter."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import itertools
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,10 +24,9 @@ from orderloom.actors.coordinator import spawn_coordinator
 from orderloom.runtime import MemoryStore
 from orderloom.simulation import SimKernel
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
-SECRET = b"hush-its-a-webhook-secret"
-SHOP = "acme-outdoor"
-ORDER = "shopify:acme-outdoor:5802390487128"
+from tests.shopify import ORDER, SECRET, SHOP
+from tests.shopify import fixture as shopify_fixture, headers as shopify_headers
+
 NOW = dt.datetime.fromisoformat("2024-05-02T14:03:00+02:00").timestamp()
 FLOW = {"orders_create": "orders/create", "orders_paid": "orders/paid",
         "orders_updated": "orders/updated",
@@ -41,11 +36,9 @@ RESEQUENCE = 60.0  # OrderSettings' default resequence_timeout (seconds)
 
 
 def ingested(name: str) -> Ingested:
-    raw = (FIXTURES / f"{name}.json").read_bytes()
-    sig = base64.b64encode(hmac.new(SECRET, raw, hashlib.sha256).digest()).decode()
-    headers = {"X-Shopify-Topic": FLOW[name], "X-Shopify-Hmac-Sha256": sig,
-               "X-Shopify-Webhook-Id": f"wh-{name}"}
-    got = ingest_shopify(FLOW[name], headers, raw, shop=SHOP, secret=SECRET)
+    raw = shopify_fixture(name)
+    got = ingest_shopify(FLOW[name], shopify_headers(raw, FLOW[name], f"wh-{name}"), raw,
+                         shop=SHOP, secret=SECRET)
     assert isinstance(got, Ingested), got
     return got
 

@@ -3,12 +3,8 @@ coordinator out; every bad-input class refused with a reason and a redacted reco
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,23 +32,21 @@ from orderloom.runtime import (
     RefusedPayload,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
-SECRET = b"hush-its-a-webhook-secret"
-SHOP = "acme-outdoor"
-ORDER = "shopify:acme-outdoor:5802390487128"
+from tests.shopify import ORDER, PERSONAL, SECRET, SHOP, sign
+from tests.shopify import fixture as shopify_fixture
+
 # orders_create.json's updated_at, plus a minute.
 NOW = dt.datetime.fromisoformat("2024-05-02T10:16:28+02:00").timestamp()
 CODEC = wire_codec()
 SEAM = IngestSeam(CODEC, {"shopify": ShopifySource(shop=SHOP, secret=SECRET),
                           "wms": EnvelopeSource()})
-PERSONAL = ("Greta", "Lindqvist", "greta.lindqvist@example.com", "Kastanienallee")
 
 
 def shopify(name: str = "orders_create", topic: str = "orders/create", *,
             secret: bytes = SECRET, webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
             ) -> tuple[dict[str, str], bytes]:
-    raw = (FIXTURES / f"{name}.json").read_bytes()
-    sig = base64.b64encode(hmac.new(secret, raw, hashlib.sha256).digest()).decode()
+    raw = shopify_fixture(name)
+    sig = sign(raw, secret)
     return ({"x-shopify-topic": topic, "X-Shopify-Hmac-Sha256": sig,
              "X-Shopify-Webhook-Id": webhook_id,
              "X-Shopify-Shop-Domain": f"{SHOP}.myshopify.com"}, raw)

@@ -4,8 +4,6 @@ staleness through the order model, refusals and their redacted dead letters."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -42,10 +40,9 @@ from orderloom.actors import (
 )
 from orderloom.runtime import IngestError, IngestReason
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
-SECRET = b"hush-its-a-webhook-secret"
-SHOP = "acme-outdoor"
-ORDER = "shopify:acme-outdoor:5802390487128"
+from tests.shopify import FIXTURES, ORDER, SECRET, SHOP, sign
+from tests.shopify import headers as shopify_headers
+
 PEGS, TENT = "13996578472024", "13996578504792"
 PERSONAL = ("Greta", "Lindqvist", "greta.lindqvist@example.com", "+49 30 1234567",
             "Kastanienallee", "10435", "Berlin", "203.0.113.41", "Jonas", "Nachbarn", "4242")
@@ -57,15 +54,10 @@ def _body(name: str, **changes: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
 
-def _sign(raw: bytes, secret: bytes = SECRET) -> str:
-    return base64.b64encode(hmac.new(secret, raw, hashlib.sha256).digest()).decode()
-
-
 def _headers(raw: bytes, topic: str, webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
              **extra: str) -> dict[str, str]:
-    return {"X-Shopify-Topic": topic, "X-Shopify-Hmac-Sha256": _sign(raw),
-            "X-Shopify-Shop-Domain": f"{SHOP}.myshopify.com",
-            "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-API-Version": "2024-04", **extra}
+    return {**shopify_headers(raw, topic, webhook_id), "X-Shopify-API-Version": "2024-04",
+            **extra}
 
 
 def _ingest(topic: str, name: str, webhook_id: str = "wh-1", **changes: Any) -> Ingested:
@@ -97,12 +89,12 @@ def _offer(state: OrderState | None, events: tuple[Any, ...]) -> tuple[OrderStat
 def test_a_correct_signature_verifies() -> None:
     """The base64 HMAC-SHA256 of the raw body under the secret is accepted."""
     raw = _body("orders_create")
-    assert verify_shopify_hmac(raw, _sign(raw), SECRET)
+    assert verify_shopify_hmac(raw, sign(raw), SECRET)
 
 
 @pytest.mark.parametrize("header", [
     None, "", "not base64!", base64.b64encode(b"short").decode(),
-    _sign(b"another body"), _sign(b"{}", b"another secret")])
+    sign(b"another body"), sign(b"{}", b"another secret")])
 def test_a_missing_malformed_or_wrong_signature_fails(header: str | None) -> None:
     """A missing, non-base64, wrongly sized or mismatching header does not verify."""
     assert not verify_shopify_hmac(_body("orders_create"), header, SECRET)
@@ -111,7 +103,7 @@ def test_a_missing_malformed_or_wrong_signature_fails(header: str | None) -> Non
 def test_an_empty_secret_is_a_configuration_error() -> None:
     """With no secret every body would be signable, so verification refuses to run."""
     with pytest.raises(ValueError):
-        verify_shopify_hmac(b"{}", _sign(b"{}"), b"")
+        verify_shopify_hmac(b"{}", sign(b"{}"), b"")
 
 
 def test_a_body_changed_after_signing_is_refused() -> None:
