@@ -126,34 +126,49 @@ class LatestByKey(Mapping[str, OrderKeyRecorded]):
     day made each screening copy a million entries).
     """
 
-    __slots__ = ("recent", "settled")
+    __slots__ = ("_recent", "_settled")
+    _settled: Mapping[str, OrderKeyRecorded]
+    _recent: Mapping[str, OrderKeyRecorded]
 
     _MIN_RECENT = 32  # below this, merging costs more than copying ``recent``
 
     def __init__(self, settled: Mapping[str, OrderKeyRecorded],
                  recent: Mapping[str, OrderKeyRecorded]) -> None:
-        self.settled = settled
-        self.recent = recent
+        object.__setattr__(self, "_settled", settled)
+        object.__setattr__(self, "_recent", recent)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"LatestByKey is immutable (cannot set {name!r})")
+
+    @property
+    def settled(self) -> Mapping[str, OrderKeyRecorded]:
+        """The merged part."""
+        return self._settled
+
+    @property
+    def recent(self) -> Mapping[str, OrderKeyRecorded]:
+        """The keys added since the last merge, over ``settled``."""
+        return self._recent
 
     def with_(self, event: OrderKeyRecorded, horizon: float) -> LatestByKey:
         """These orders and ``event``, the latest of its key from now on."""
-        recent = {**self.recent, event.key: event}
-        if len(recent) < self._MIN_RECENT or len(recent) ** 2 <= len(self.settled):
-            return LatestByKey(self.settled, recent)
+        recent = {**self._recent, event.key: event}
+        if len(recent) < self._MIN_RECENT or len(recent) ** 2 <= len(self._settled):
+            return LatestByKey(self._settled, recent)
         at = event.at
-        return LatestByKey({key: e for key, e in {**self.settled, **recent}.items()
+        return LatestByKey({key: e for key, e in {**self._settled, **recent}.items()
                             if at - e.at <= horizon}, {})
 
     def __getitem__(self, key: str) -> OrderKeyRecorded:
-        found = self.recent.get(key)
-        return found if found is not None else self.settled[key]
+        found = self._recent.get(key)
+        return found if found is not None else self._settled[key]
 
     def __iter__(self) -> Iterator[str]:
-        yield from self.recent
-        yield from (key for key in self.settled if key not in self.recent)
+        yield from self._recent
+        yield from (key for key in self._settled if key not in self._recent)
 
     def __len__(self) -> int:
-        return len(self.recent) + sum(1 for key in self.settled if key not in self.recent)
+        return len(self._recent) + sum(1 for key in self._settled if key not in self._recent)
 
     def __repr__(self) -> str:
         return f"LatestByKey({dict(self)!r})"
