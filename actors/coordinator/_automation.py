@@ -13,7 +13,9 @@ needs a view across orders lives here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import attrs
 
@@ -118,27 +120,39 @@ class LatestByKey(Mapping[str, OrderKeyRecorded]):
     ``settled``). Immutable: neither dictionary is changed once it is given
     here; :meth:`with_` makes a new value that shares ``settled``.
 
-    Adding an order copies only ``recent``; once that holds about the square
-    root of ``settled``'s size, the two merge into a new ``settled``,
-    dropping the orders more than ``horizon`` seconds older than the newest.
-    An order costs O(sqrt(W)) for W keys in the window instead of the O(W) of
-    copying one dictionary per order (a day's window at a million orders a
-    day made each screening copy a million entries).
+    Adding an order copies only ``recent``. The two merge into a new
+    ``settled``, dropping the orders more than ``horizon`` seconds older
+    than the newest, once ``recent`` holds about the square root of
+    ``settled``'s size, or once a ``horizon`` has passed since the last
+    merge (so the orders of a past burst do not outstay the window when
+    later traffic repeats a few keys). An order costs O(sqrt(W)) for W keys
+    in the window, instead of the O(W) of copying one dictionary per order
+    (a day's window at a million orders a day made each screening copy a
+    million entries), and the mapping holds at most two windows' keys.
+
+    Screening finds what a window dropping each order as it leaves would
+    find as long as the kernel's time does not go backwards (it does not in
+    a run; only a restart of ``serve`` with the wall clock set back could).
     """
 
-    __slots__ = ("_recent", "_settled")
+    __slots__ = ("_merged_at", "_recent", "_settled")
     _settled: Mapping[str, OrderKeyRecorded]
     _recent: Mapping[str, OrderKeyRecorded]
+    _merged_at: float
 
     _MIN_RECENT = 32  # below this, merging costs more than copying ``recent``
 
     def __init__(self, settled: Mapping[str, OrderKeyRecorded],
-                 recent: Mapping[str, OrderKeyRecorded]) -> None:
+                 recent: Mapping[str, OrderKeyRecorded], merged_at: float = -math.inf) -> None:
         object.__setattr__(self, "_settled", settled)
         object.__setattr__(self, "_recent", recent)
+        object.__setattr__(self, "_merged_at", merged_at)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"LatestByKey is immutable (cannot set {name!r})")
+
+    def __reduce__(self) -> tuple[type[LatestByKey], tuple[object, ...]]:
+        return LatestByKey, (self._settled, self._recent, self._merged_at)
 
     @property
     def settled(self) -> Mapping[str, OrderKeyRecorded]:
@@ -153,11 +167,18 @@ class LatestByKey(Mapping[str, OrderKeyRecorded]):
     def with_(self, event: OrderKeyRecorded, horizon: float) -> LatestByKey:
         """These orders and ``event``, the latest of its key from now on."""
         recent = {**self._recent, event.key: event}
-        if len(recent) < self._MIN_RECENT or len(recent) ** 2 <= len(self._settled):
-            return LatestByKey(self._settled, recent)
         at = event.at
+        if at - self._merged_at <= horizon and (
+                len(recent) < self._MIN_RECENT or len(recent) ** 2 <= len(self._settled)):
+            return LatestByKey(self._settled, recent, self._merged_at)
         return LatestByKey({key: e for key, e in {**self._settled, **recent}.items()
-                            if at - e.at <= horizon}, {})
+                            if at - e.at <= horizon}, {}, at)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The latest order of ``key``, or ``default`` (without raising on a miss,
+        the common case: most orders bring a new key)."""
+        found = self._recent.get(key)
+        return found if found is not None else self._settled.get(key, default)
 
     def __getitem__(self, key: str) -> OrderKeyRecorded:
         found = self._recent.get(key)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import copy
+import pickle
+
 import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
 from orderloom.actors import OrderSettings, journal_codec, load_builtin_policy
 from orderloom.actors.coordinator import Automation, DuplicateWindow, OrderKeyRecorded
+from orderloom.actors.coordinator._automation import LatestByKey
 
 # Enough keys that the window merges its two parts (at 32 recent keys) often.
 NAMES = [f"k{i}" for i in range(60)]
@@ -83,7 +87,8 @@ def test_it_holds_about_the_window_and_copies_little_per_order() -> None:
         state = actor.evolve(state, OrderKeyRecorded(order_id=f"o{n}", key=f"k{n}", at=float(n)))
         latest = state.latest
         assert len(latest) <= 1000 + 1 + 2 * 33  # the window, and what a merge has not dropped yet
-        largest_copy = max(largest_copy, len(getattr(latest, "recent")))
+        assert isinstance(latest, LatestByKey)
+        largest_copy = max(largest_copy, len(latest.recent))
     assert largest_copy <= 40  # about sqrt(1,000): what each order copies
 
 
@@ -108,3 +113,29 @@ def test_a_window_decoded_from_a_snapshot_goes_on_screening() -> None:
     for key in [f"k{i}" for i in range(7)]:
         assert screened(restored.latest, key, 600.0, 50.0) == \
             screened(state.latest, key, 600.0, 50.0)
+
+
+def test_a_past_burst_does_not_outstay_the_window_when_few_keys_follow() -> None:
+    """10,000 orders of distinct keys, then a long stream repeating 20 keys
+    (too few to fill ``recent``): a window's time after the burst, its orders
+    are gone; the window holds the 20 keys."""
+    actor, state = automation(100.0), DuplicateWindow()
+    for n in range(10_000):
+        state = actor.evolve(state, OrderKeyRecorded(order_id=f"b{n}", key=f"b{n}", at=0.0))
+    for n in range(2_000):
+        state = actor.evolve(state, OrderKeyRecorded(order_id=f"o{n}", key=f"k{n % 20}",
+                                                     at=1.0 + n * 0.5))
+    assert len(state.latest) <= 20 + 1
+
+
+def test_the_window_copies_and_pickles_as_its_value() -> None:
+    """Immutable, yet copy, deepcopy and pickle (a replication's results cross
+    processes) give an equal window that goes on screening alike."""
+    actor, state = automation(100.0), DuplicateWindow()
+    for n in range(100):
+        state = actor.evolve(state, OrderKeyRecorded(order_id=f"o{n}", key=f"k{n % 40}", at=n))
+    assert isinstance(state.latest, LatestByKey)
+    for twin in (copy.copy(state), copy.deepcopy(state), pickle.loads(pickle.dumps(state))):
+        assert twin == state and dict(twin.latest) == dict(state.latest)
+        event = OrderKeyRecorded(order_id="x", key="k3", at=150.0)
+        assert dict(actor.evolve(twin, event).latest) == dict(actor.evolve(state, event).latest)
