@@ -35,6 +35,15 @@ with all faults, telemetry and metrics on:
   printed per policy variant (``VARIANTS``: ``first_listed``, the sourcing
   the shipped policies use, and ``stock_aware``) with the variant as a
   suffix, and without a suffix for the first variant.
+- With ``--against PATH`` (another checkout of orderloom, e.g. ``git worktree
+  add /tmp/before <rev>``, with its own ``.venv`` or ``--against-python``):
+  each round first runs that checkout's peak-day slice, as shipped there, and
+  its ping-pong (``order_cost_round_<k>_against``), then this tree's rounds;
+  ``order_cost_bare_simpy_msgs_against`` is their median and
+  ``order_cost_vs_against_ratio`` the median over rounds of this tree's
+  ``first_listed`` cost over that round's cost there (below 1: cheaper here).
+  The same method on both revisions, in the same run: what "today's figure"
+  and a before/after comparison need.
 - ``baseline_scaled_orders_per_s``: the same for ``baseline`` grown to 20,000
   orders/day with its pickers, stock, customers and reviewers scaled alike
   (the same business, larger; nearly every order completes).
@@ -54,7 +63,7 @@ with all faults, telemetry and metrics on:
   each) on 1 worker over the same on 2 workers, measured in the same run.
 
 Usage: ``python bench/simulate.py [--full] [--million] [--hours H] [--rounds N]
-[--only-order-cost]`` (``--hours`` shortens every run, for a smoke test; the
+[--only-order-cost] [--against PATH [--against-python PYTHON]]`` (``--hours`` shortens every run, for a smoke test; the
 figures are then only indicative; ``--only-order-cost`` runs the yardstick and
 the order-cost rounds only, a few minutes, for before/after comparisons).
 """
@@ -68,6 +77,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,6 +104,24 @@ print(json.dumps({"orders": r.metrics.get("orders.placed", 0.0), "finished": fin
                   "wall": wall, "messages": r.messages,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """.replace("BENCH", repr(str(Path(__file__).resolve().parent)))
+
+
+# The peak-day slice in another checkout (``--against``), with that
+# checkout's interpreter and scenario file. Only what every revision has:
+# the scenario as shipped, run_replication, the metric ``orders.placed``.
+_AGAINST_CHILD = """
+import attrs, json, sys, time
+try:
+    from orderloom.simulation import load_scenario, run_replication
+except ImportError:  # revisions before the public names
+    from orderloom.simulation._scenario import load_scenario
+    from orderloom.simulation._runner import run_replication
+s = attrs.evolve(load_scenario(sys.argv[1]), horizon=float(sys.argv[2]) * 3600.0, warm_up=0.0)
+t = time.perf_counter()
+r = run_replication(s, 0)
+print(json.dumps({"orders": r.metrics.get("orders.placed", 0.0),
+                  "wall": time.perf_counter() - t}))
+"""
 
 
 _YARDSTICK = """
@@ -146,30 +174,62 @@ def child(scenario: str, hours: float, per_day: float = 0.0,
     return result
 
 
-def order_costs(rounds: int, hours: float, bare_rate: float) -> None:
+class Against(NamedTuple):
+    """Another checkout whose peak-day slice each round runs first (``--against``)."""
+
+    root: Path
+    python: Path
+
+
+def against_child(other: Against, hours: float) -> dict[str, float]:
+    """That checkout's peak-day slice (``hours`` long), in a fresh process of its interpreter."""
+    scenario = other.root / "scenarios" / "peak-day.yaml"
+    out = subprocess.run([str(other.python), "-c", _AGAINST_CHILD, str(scenario), str(hours)],
+                         cwd=other.root, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"--against {other.root}: its peak-day slice failed:\n{out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def order_costs(rounds: int, hours: float, bare_rate: float,
+                against: Against | None = None) -> None:
     """Print every round's order cost in bare SimPy messages, then the medians.
 
     A round runs, for each figure and each variant, a slice and then bare
     SimPy ping-pong sized (from ``bare_rate``) to last about as long; its
     figure is the slice's seconds per order over the ping-pong's seconds
-    per message.
+    per message. With ``against``, each round first does the same for that
+    checkout's peak-day slice.
     """
     costs: dict[tuple[str, str], list[float]] = {}
+    first = next(iter(VARIANTS))
+
+    def measured(run: dict[str, float], counted: str) -> float:
+        messages = max(10_000.0, run["wall"] * bare_rate)
+        bare = ping_pong(int(messages / _PAIRS))
+        return run["wall"] / run[counted] * bare
+
     for k in range(1, rounds + 1):
+        if against is not None:
+            cost = measured(against_child(against, min(_ORDER_COST[0][2], hours)), "orders")
+            costs.setdefault(("order_cost", "against"), []).append(cost)
+            print(f"order_cost_round_{k}_against={cost:.0f}", flush=True)
         for figure, scenario, slice_hours, per_day, counted in _ORDER_COST:
             for variant, policy in VARIANTS.items():
-                run = child(scenario, min(slice_hours, hours), per_day, policy)
-                messages = max(10_000.0, run["wall"] * bare_rate)
-                bare = ping_pong(int(messages / _PAIRS))
-                cost = run["wall"] / run[counted] * bare
+                cost = measured(child(scenario, min(slice_hours, hours), per_day, policy),
+                                counted)
                 costs.setdefault((figure, variant), []).append(cost)
                 print(f"{figure}_round_{k}_{variant}={cost:.0f}", flush=True)
-    first = next(iter(VARIANTS))
     for (figure, variant), values in costs.items():
         median = statistics.median(values)
         print(f"{figure}_bare_simpy_msgs_{variant}={median:.0f}")
         if variant == first:
             print(f"{figure}_bare_simpy_msgs={median:.0f}")
+    if against is not None:
+        ratios = [here / there for here, there in zip(costs[("order_cost", first)],
+                                                      costs[("order_cost", "against")])]
+        print(f"order_cost_vs_against_ratio={statistics.median(ratios):.2f}")
 
 
 def speedup(hours: float) -> float:
@@ -200,15 +260,33 @@ def main() -> None:
                         help="interleaved rounds of the order-cost figures (default: 5)")
     parser.add_argument("--only-order-cost", action="store_true",
                         help="measure only the yardstick and the order-cost rounds")
+    parser.add_argument("--against", type=Path, metavar="PATH",
+                        help="another orderloom checkout whose peak-day slice each "
+                             "order-cost round also runs (same method, same run)")
+    parser.add_argument("--against-python", type=Path, metavar="PYTHON",
+                        help="that checkout's interpreter (default: PATH/.venv/bin/python)")
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds: expected at least 1")
+    against = None
+    if args.against is not None:
+        root = args.against.resolve()
+        if not (root / "scenarios" / "peak-day.yaml").is_file():
+            parser.error(f"--against {args.against}: expected an orderloom checkout "
+                         "(no scenarios/peak-day.yaml there)")
+        python = args.against_python or root / ".venv" / "bin" / "python"
+        if not python.exists():
+            parser.error(f"--against-python: {python} does not exist (give that "
+                         "checkout's interpreter)")
+        against = Against(root=root, python=python)
+    elif args.against_python is not None:
+        parser.error("--against-python: expected --against too")
     hours = args.hours
 
     if args.only_order_cost:
         bare = yardstick()
         print(f"bare_simpy_msgs_per_s={bare:.0f}", flush=True)
-        order_costs(args.rounds, hours, bare)
+        order_costs(args.rounds, hours, bare, against)
         return
 
     before = yardstick()
@@ -222,7 +300,7 @@ def main() -> None:
     print(f"msgs_per_order={peak['messages'] / peak['orders']:.1f}")
     print(f"bare_simpy_msgs_per_s={bare:.0f}")
     print(f"peak_day_peak_rss_mb={peak['rss_mb']:.0f}", flush=True)
-    order_costs(args.rounds, hours, bare)
+    order_costs(args.rounds, hours, bare, against)
 
     scaled = child("baseline", hours, 20_000.0)
     scaled_rate = scaled["orders"] / scaled["wall"]

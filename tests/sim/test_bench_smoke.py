@@ -62,6 +62,45 @@ def test_simulation_bench_prints_every_figure() -> None:
     assert min(rounds) <= float(figures["order_cost_bare_simpy_msgs"]) <= max(rounds)
 
 
+@pytest.mark.slow
+def test_order_cost_against_another_checkout(tmp_path: Path) -> None:
+    """--against runs another checkout's peak-day slice in every round, by the
+    same method: here this very tree (through a link, as a worktree would be),
+    so the against figure and the ratio are printed from real runs."""
+    other = tmp_path / "before"
+    other.symlink_to(ROOT, target_is_directory=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "simulate.py"), "--only-order-cost",
+         "--hours", "1", "--rounds", "2", "--against", str(other),
+         "--against-python", sys.executable],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout
+    figures = dict(re.findall(r"^(\w+)=([\d.]+)$", out, flags=re.M))
+    rounds = [float(figures[f"order_cost_round_{k}_against"]) for k in (1, 2)]
+    assert min(rounds) <= float(figures["order_cost_bare_simpy_msgs_against"]) <= max(rounds)
+    assert float(figures["order_cost_vs_against_ratio"]) > 0
+    # Each round runs the other checkout first, then this tree's slices.
+    names = re.findall(r"^(order_cost_round_\d+_\w+)=", out, flags=re.M)
+    assert names[:3] == ["order_cost_round_1_against", "order_cost_round_1_first_listed",
+                         "order_cost_round_1_stock_aware"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--against", "/nonexistent/orderloom"], "expected an orderloom checkout"),
+    (["--against", str(ROOT), "--against-python", "/nonexistent/python"], "does not exist"),
+    (["--against-python", sys.executable], "expected --against too"),
+])
+def test_order_cost_against_refuses_bad_paths(args: list[str], expected: str) -> None:
+    """A wrong --against or --against-python is refused before anything runs, naming it."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "simulate.py"), "--only-order-cost", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2
+    assert expected in out.stderr
+    assert out.stdout == ""
+
+
 def test_crn_bench_prints_ratios() -> None:
     """bench/crn.py prints paired/unpaired CI width ratios; the cycle-time median is
     sharper paired even on a short run (the run is deterministic from its seed)."""
