@@ -4,7 +4,8 @@ Runs the ``bench/simulate.py`` order-cost slice (``peak-day``, its first 12
 simulated hours, one replication, journal on) in a fresh process under
 ``py-spy record`` (py-spy reads the process from outside, pausing it for
 each sample: its CPU time is its own; ``--nonblocking`` was tried and reads
-torn stacks, which put a quarter of the time in the wrong layers), keeps the samples taken inside
+torn stacks: about a fifth of the samples moved to other layers, the
+kernel's share nearly doubled), keeps the samples taken inside
 ``run_replication`` and gives each to a layer by the innermost frame of
 orderloom or SimPy code it holds whose module names a layer (``LAYERS``);
 a frame of no layer (a value class's ``__init__``, a helper of the state
@@ -15,14 +16,24 @@ Prints one ``name=value`` line per figure:
 
 - ``orders``, ``cpu_ms_per_order``: the slice's orders and its process CPU
   time per order (milliseconds; CPU, so another process's load moves it less
-  than wall time, but not nothing; the pauses for sampling add to it, about
-  a quarter at the default rate, so compare shares, not this, with runs
+  than wall time, but not nothing; the pauses for sampling add to it, by
+  15-30% at the default rate here, so compare shares, not this, with runs
   outside py-spy).
-- ``samples``: samples inside ``run_replication`` (at ``--rate`` per second;
-  a layer's share is good to about 1/sqrt(samples) of it).
+- ``samples``: samples inside ``run_replication`` (at ``--rate`` per second).
+  A share ``p`` has a standard error of sqrt(p (1 - p) / samples): at 7,500
+  samples about 0.5 points for a fifth, 0.2 for a twenty-fifth, so shares
+  a few tenths apart are not told apart.
 - ``layer_<name>_pct``: the layer's share of those samples, in percent.
 - ``layer_<name>_us_per_order``: that share of the CPU time per order, in
   microseconds.
+- ``layer_other_*``: samples with no frame of any layer; a large share
+  means a hot module missing from ``LAYERS``.
+
+A layer holds its own code's time, not what it causes elsewhere: the
+downstream systems' share is their views' code, while the messages sent to
+them, their telemetry and its fold count for the kernel, the order actor
+and the metrics (without downstream systems the slice costs about 13% less
+CPU per order, README).
 
 The layers: the order core's pure parts (``fold``: evolve and apply;
 ``decide``; ``policy``: react and sourcing; ``invariants``), the coordinator
@@ -31,7 +42,10 @@ views and telemetry; ``automation``; ``metrics``: the metrics fold), the
 runtime (``persistent_turn``: buffering, commit, release; ``store``: the
 MemoryStore; ``kernel``: the SimPy kernel, records and SimPy itself) and the
 simulated world (``downstream``: the downstream systems; ``world``: gateway,
-warehouses, teams, address service, storefront and their draws).
+warehouses, teams, address service, storefront and their draws) and the
+replication around them (``runner``: building the world and the garbage
+collection before the run; a few percent of a 2-hour slice, under one of
+the 12-hour one).
 
 Needs py-spy (``pip install py-spy``; not a dependency of orderloom).
 Usage: ``python bench/layers.py [--hours H] [--rate HZ]``.
@@ -81,6 +95,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("simulation/_kernel.py", "kernel"),
     ("runtime/_records.py", "kernel"),
     ("simpy/", "kernel"),
+    ("simulation/_runner.py", "runner"),
 )
 
 _CHILD = """
@@ -95,11 +110,15 @@ print(json.dumps({"orders": r.metrics.get("orders.placed", 0.0),
 
 
 def layer_of(frame: str) -> str | None:
-    """The layer of one py-spy frame (``function (file:line)``), None if none."""
+    """The layer of one py-spy frame (``function (file:line)``, or
+    ``function (file)`` when py-spy has no line), None if none."""
     start = frame.rfind(" (")
-    if start < 0:
+    if start < 0 or not frame.endswith(")"):
         return None
-    where = frame[start + 2:].rsplit(":", 1)[0]
+    where = frame[start + 2:-1]
+    path, colon, line = where.rpartition(":")
+    if colon and line.isdigit():
+        where = path
     for fragment, layer in LAYERS:
         if fragment.endswith("/") and f"/{fragment}" in f"/{where}":
             return layer
@@ -155,11 +174,19 @@ def main() -> None:
         if out.returncode != 0 or not raw.exists():
             sys.exit(f"py-spy record failed ({out.returncode}):\n{out.stderr[-2000:]}")
         counts = attribute(raw.read_text().splitlines())
-    # py-spy writes its own lines ("py-spy> ...") to the same stdout.
-    run = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    # py-spy writes its own lines ("py-spy> ...") to the same stdout, and
+    # exits 0 when the program it ran failed.
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        sys.exit(f"bench/layers.py: the peak-day slice failed under py-spy:\n"
+                 f"{out.stderr[-2000:]}")
+    run = json.loads(lines[-1])
     samples = sum(counts.values())
-    if not samples or not run["orders"]:
-        sys.exit("no samples inside run_replication (a run too short for the rate?)")
+    if not run["orders"]:
+        sys.exit(f"bench/layers.py: no order was placed in {args.hours} h of peak-day")
+    if not samples:
+        sys.exit(f"bench/layers.py: no sample inside run_replication at {args.rate} per "
+                 "second (raise --rate or --hours)")
     us_per_order = run["cpu"] / run["orders"] * 1e6
     print(f"orders={run['orders']:.0f}")
     print(f"cpu_ms_per_order={us_per_order / 1000:.2f}")

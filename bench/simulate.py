@@ -36,14 +36,18 @@ with all faults, telemetry and metrics on:
   the shipped policies use, and ``stock_aware``) with the variant as a
   suffix, and without a suffix for the first variant.
 - With ``--against PATH`` (another checkout of orderloom, e.g. ``git worktree
-  add /tmp/before <rev>``, with its own ``.venv`` or ``--against-python``):
-  each round first runs that checkout's peak-day slice, as shipped there, and
-  its ping-pong (``order_cost_round_<k>_against``), then this tree's rounds;
-  ``order_cost_bare_simpy_msgs_against`` is their median and
+  add /tmp/before <rev>``, with its own ``.venv`` or ``--against-python``, an
+  interpreter that imports orderloom from that checkout, which is checked):
+  each round also runs that checkout's peak-day slice, as shipped there, and
+  its ping-pong (``order_cost_round_<k>_against``), before this tree's slices
+  in odd rounds and after them in even ones, so neither side always runs
+  first; ``order_cost_bare_simpy_msgs_against`` is their median,
   ``order_cost_vs_against_ratio`` the median over rounds of this tree's
-  ``first_listed`` cost over that round's cost there (below 1: cheaper here).
-  The same method on both revisions, in the same run: what "today's figure"
-  and a before/after comparison need.
+  ``first_listed`` cost over that round's cost there (below 1: cheaper here),
+  and ``order_cost_vs_against_min_ratio`` / ``..._max_ratio`` the spread of
+  those per-round ratios (a wide spread: the load changed within rounds, run
+  more of them). The same method on both revisions, in the same run: what
+  "today's figure" and a before/after comparison need.
 - ``baseline_scaled_orders_per_s``: the same for ``baseline`` grown to 20,000
   orders/day with its pickers, stock, customers and reviewers scaled alike
   (the same business, larger; nearly every order completes).
@@ -63,15 +67,17 @@ with all faults, telemetry and metrics on:
   each) on 1 worker over the same on 2 workers, measured in the same run.
 
 Usage: ``python bench/simulate.py [--full] [--million] [--hours H] [--rounds N]
-[--only-order-cost] [--against PATH [--against-python PYTHON]]`` (``--hours`` shortens every run, for a smoke test; the
-figures are then only indicative; ``--only-order-cost`` runs the yardstick and
-the order-cost rounds only, a few minutes, for before/after comparisons).
+[--only-order-cost] [--against PATH [--against-python PYTHON]]`` (``--hours``
+shortens every run, for a smoke test; the figures are then only indicative;
+``--only-order-cost`` runs the yardstick and the order-cost rounds only, a few
+minutes, for before/after comparisons).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -184,12 +190,51 @@ class Against(NamedTuple):
 def against_child(other: Against, hours: float) -> dict[str, float]:
     """That checkout's peak-day slice (``hours`` long), in a fresh process of its interpreter."""
     scenario = other.root / "scenarios" / "peak-day.yaml"
-    out = subprocess.run([str(other.python), "-c", _AGAINST_CHILD, str(scenario), str(hours)],
-                         cwd=other.root, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"--against {other.root}: its peak-day slice failed:\n{out.stderr[-2000:]}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    try:
+        out = subprocess.run([str(other.python), "-c", _AGAINST_CHILD, str(scenario),
+                              str(hours)], cwd=other.root, capture_output=True, text=True)
+    except OSError as exc:
+        sys.exit(f"--against {other.root}: cannot run {other.python}: {exc}")
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        sys.exit(f"--against {other.root}: its peak-day slice failed "
+                 f"(exit {out.returncode}):\n{out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(lines[-1])
     return result
+
+
+def against_checkout(path: Path, python: Path | None) -> Against | str:
+    """The checkout ``--against`` names, or what is wrong with it: it must
+    hold ``scenarios/peak-day.yaml``, and its interpreter (``python``, else
+    ``PATH/.venv/bin/python``) must import orderloom from it, or the rounds
+    would measure some other code under its name."""
+    root = path.resolve()
+    if not (root / "scenarios" / "peak-day.yaml").is_file():
+        return (f"--against {path}: expected an orderloom checkout "
+                "(no scenarios/peak-day.yaml there)")
+    if python is None:
+        python = root / ".venv" / "bin" / "python"
+        flag = (f"--against {path}: no {python}; create that checkout's venv "
+                "or give --against-python")
+    else:
+        # Absolute, not resolved: a venv's python is a link out of the venv.
+        python = python.absolute()
+        flag = f"--against-python: {python} is not an executable file"
+    if not (python.is_file() and os.access(python, os.X_OK)):
+        return flag
+    try:
+        found = subprocess.run(
+            [str(python), "-c", "import orderloom.simulation as s; print(s.__file__)"],
+            cwd=root, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"--against-python: cannot run {python}: {exc}"
+    if found.returncode != 0:
+        return f"--against-python: {python} cannot import orderloom:\n{found.stderr[-1000:]}"
+    module = Path(found.stdout.strip()).resolve()
+    if not module.is_relative_to(root):
+        return (f"--against-python: {python} imports orderloom from {module.parent}, not from "
+                f"{root} (install that checkout into its own venv)")
+    return Against(root=root, python=python)
 
 
 def order_costs(rounds: int, hours: float, bare_rate: float,
@@ -210,17 +255,23 @@ def order_costs(rounds: int, hours: float, bare_rate: float,
         bare = ping_pong(int(messages / _PAIRS))
         return run["wall"] / run[counted] * bare
 
-    for k in range(1, rounds + 1):
+    def other(k: int) -> None:
         if against is not None:
             cost = measured(against_child(against, min(_ORDER_COST[0][2], hours)), "orders")
             costs.setdefault(("order_cost", "against"), []).append(cost)
             print(f"order_cost_round_{k}_against={cost:.0f}", flush=True)
+
+    for k in range(1, rounds + 1):
+        if k % 2:  # the other checkout first in odd rounds, last in even ones
+            other(k)
         for figure, scenario, slice_hours, per_day, counted in _ORDER_COST:
             for variant, policy in VARIANTS.items():
                 cost = measured(child(scenario, min(slice_hours, hours), per_day, policy),
                                 counted)
                 costs.setdefault((figure, variant), []).append(cost)
                 print(f"{figure}_round_{k}_{variant}={cost:.0f}", flush=True)
+        if not k % 2:
+            other(k)
     for (figure, variant), values in costs.items():
         median = statistics.median(values)
         print(f"{figure}_bare_simpy_msgs_{variant}={median:.0f}")
@@ -230,6 +281,8 @@ def order_costs(rounds: int, hours: float, bare_rate: float,
         ratios = [here / there for here, there in zip(costs[("order_cost", first)],
                                                       costs[("order_cost", "against")])]
         print(f"order_cost_vs_against_ratio={statistics.median(ratios):.2f}")
+        print(f"order_cost_vs_against_min_ratio={min(ratios):.2f}")
+        print(f"order_cost_vs_against_max_ratio={max(ratios):.2f}")
 
 
 def speedup(hours: float) -> float:
@@ -270,15 +323,10 @@ def main() -> None:
         parser.error("--rounds: expected at least 1")
     against = None
     if args.against is not None:
-        root = args.against.resolve()
-        if not (root / "scenarios" / "peak-day.yaml").is_file():
-            parser.error(f"--against {args.against}: expected an orderloom checkout "
-                         "(no scenarios/peak-day.yaml there)")
-        python = args.against_python or root / ".venv" / "bin" / "python"
-        if not python.exists():
-            parser.error(f"--against-python: {python} does not exist (give that "
-                         "checkout's interpreter)")
-        against = Against(root=root, python=python)
+        checked = against_checkout(args.against, args.against_python)
+        if isinstance(checked, str):
+            parser.error(checked)
+        against = checked
     elif args.against_python is not None:
         parser.error("--against-python: expected --against too")
     hours = args.hours
