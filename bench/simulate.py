@@ -39,9 +39,9 @@ with all faults, telemetry and metrics on:
   add /tmp/before <rev>``, with its own ``.venv`` or ``--against-python``, an
   interpreter that imports orderloom from that checkout, which is checked):
   each round also runs that checkout's peak-day slice, as shipped there, and
-  its ping-pong (``order_cost_round_<k>_against``), before this tree's slices
-  in odd rounds and after them in even ones, so neither side always runs
-  first; ``order_cost_bare_simpy_msgs_against`` is their median,
+  its ping-pong (``order_cost_round_<k>_against``), just before this tree's
+  first slice in odd rounds and just after it in even ones, so the pair a
+  ratio takes runs back to back and neither side always runs first; ``order_cost_bare_simpy_msgs_against`` is their median,
   ``order_cost_vs_against_ratio`` the median over rounds of this tree's
   ``first_listed`` cost over that round's cost there (below 1: cheaper here),
   and ``order_cost_vs_against_min_ratio`` / ``..._max_ratio`` the spread of
@@ -181,7 +181,7 @@ def child(scenario: str, hours: float, per_day: float = 0.0,
 
 
 class Against(NamedTuple):
-    """Another checkout whose peak-day slice each round runs first (``--against``)."""
+    """Another checkout whose peak-day slice each round also runs (``--against``)."""
 
     root: Path
     python: Path
@@ -244,8 +244,8 @@ def order_costs(rounds: int, hours: float, bare_rate: float,
     A round runs, for each figure and each variant, a slice and then bare
     SimPy ping-pong sized (from ``bare_rate``) to last about as long; its
     figure is the slice's seconds per order over the ping-pong's seconds
-    per message. With ``against``, each round first does the same for that
-    checkout's peak-day slice.
+    per message. With ``against``, each round does the same for that
+    checkout's peak-day slice, next to this tree's first one.
     """
     costs: dict[tuple[str, str], list[float]] = {}
     first = next(iter(VARIANTS))
@@ -262,7 +262,10 @@ def order_costs(rounds: int, hours: float, bare_rate: float,
             print(f"order_cost_round_{k}_against={cost:.0f}", flush=True)
 
     for k in range(1, rounds + 1):
-        if k % 2:  # the other checkout first in odd rounds, last in even ones
+        # The other checkout's slice runs just before this tree's first one in
+        # odd rounds and just after it in even ones: the pair the ratio takes
+        # runs back to back, and neither side always goes first.
+        if k % 2:
             other(k)
         for figure, scenario, slice_hours, per_day, counted in _ORDER_COST:
             for variant, policy in VARIANTS.items():
@@ -270,8 +273,8 @@ def order_costs(rounds: int, hours: float, bare_rate: float,
                                 counted)
                 costs.setdefault((figure, variant), []).append(cost)
                 print(f"{figure}_round_{k}_{variant}={cost:.0f}", flush=True)
-        if not k % 2:
-            other(k)
+                if not k % 2 and figure == _ORDER_COST[0][0] and variant == first:
+                    other(k)
     for (figure, variant), values in costs.items():
         median = statistics.median(values)
         print(f"{figure}_bare_simpy_msgs_{variant}={median:.0f}")
